@@ -1,0 +1,36 @@
+"""System checks that turn misconfiguration into clear messages with stable ids."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from .env import PROBLEMS
+
+
+@register()
+def check_environment(app_configs, **kwargs) -> list:
+    return [
+        Error(
+            f"{p.variable}={p.value!r} is not valid: {p.reason}.",
+            hint=f"Fix or unset {p.variable}; the documented default is used meanwhile.",
+            id="annotation_site.E001",
+        )
+        for p in PROBLEMS
+    ]
+
+
+@register()
+def check_data_dir(app_configs, **kwargs) -> list:
+    import os
+
+    if not os.access(settings.DATA_DIR, os.W_OK):
+        return [Error(f"DATA_DIR {settings.DATA_DIR} is not writable.", id="annotation_site.E002")]
+    return []
+
+
+@register(deploy=True)
+def check_debug_off(app_configs, **kwargs) -> list:
+    if settings.DEBUG:
+        return [Warning("DEBUG is on: tracebacks are shown to visitors.", id="annotation_site.W001")]
+    return []

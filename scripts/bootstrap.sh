@@ -1,0 +1,18 @@
+# Sourced by run.sh and test.sh: make sure .venv exists and holds requirements.txt.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "Python 3.11 or newer is needed (tried '$PYTHON'; set PYTHON=/path/to/python3.11)." >&2
+  exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating the virtual environment in .venv …"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  echo "[setup] installing dependencies (the first time takes a minute or two) …"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "$wanted" > "$stamp"
+fi

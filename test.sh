@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a private Redis and a private DATA_DIR (see tests/settings.py).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/bootstrap.sh
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+from . import catalogue, corpus  # noqa: F401  (registers the admin pages)

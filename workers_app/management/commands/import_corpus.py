@@ -1,0 +1,37 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from workers_app.importing.readers import count_rows_hint
+from workers_app.importing.service import ImportRejected, import_corpus
+from workers_app.management.cli import cli_actor
+
+
+class Command(BaseCommand):
+    help = "Import posts from an xlsx (all or named sheets), csv (UTF-8) or jsonl file. All rows or none."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--sheet", action="append", dest="sheets", metavar="NAME",
+                            help="read only this sheet (repeat for several); default: all sheets")
+        parser.add_argument("--id-column", help="column (or jsonl key) with the sample id; default: ID")
+        parser.add_argument("--text-column", help="column (or jsonl key) with the text; default: Text")
+        parser.add_argument("--skip-invalid", action="store_true",
+                            help="import the valid rows and list the skipped ones instead of refusing the file")
+
+    def handle(self, *args, path, sheets, id_column, text_column, skip_invalid, **options):
+        from pathlib import Path
+
+        total = count_rows_hint(Path(path), sheets)
+        with tqdm(total=total, unit="row", desc="reading", file=sys.stderr, disable=None) as bar:
+            try:
+                report = import_corpus(
+                    path, actor=cli_actor(), sheets=sheets, id_column=id_column, text_column=text_column,
+                    skip_invalid=skip_invalid, progress=bar.update,
+                )
+            except ImportRejected as exc:
+                raise CommandError(str(exc)) from None
+        for problem in report.skipped:
+            self.stderr.write(f"skipped: {problem}")
+        self.stdout.write(report.summary())

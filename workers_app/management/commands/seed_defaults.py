@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand
+
+from workers_app.catalogue_defaults import seed_defaults
+from workers_app.management.cli import cli_actor
+
+
+class Command(BaseCommand):
+    help = "Create the 6 default domains and 5 built-in annotators that are missing. Safe to run again."
+
+    def handle(self, *args, **options):
+        created = seed_defaults(actor=cli_actor())
+        if any(created.values()):
+            self.stdout.write(f"Created {created['domains']} domain(s) and {created['annotators']} annotator(s).")
+        else:
+            self.stdout.write("The catalogue is already there; nothing changed.")

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+PROMPT_SAMPLE_FIELD = "{text}"
+
+
+class Domain(models.Model):
+    """A clinical domain: what codes exist, how to ask for them and how to read the answer."""
+
+    class Kind(models.TextChoices):
+        ORDINAL = "ordinal", "one code, ordinal"
+        NOMINAL = "nominal", "one code, nominal"
+        CODE_SET = "code_set", "set of codes"
+        STRING_LIST = "string_list", "list of short strings"
+
+    slug = models.SlugField(unique=True, max_length=32)
+    title = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    codes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='List of {"code": ..., "description": ...}, in order (order matters for ordinal domains).',
+    )
+    prompt_template = models.TextField(help_text=f"Must contain {PROMPT_SAMPLE_FIELD} where the post goes.")
+    prompt_version = models.PositiveIntegerField(default=1, editable=False)
+    parse_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='e.g. {"none_code": "NONE"} or {"min_items": 1, "max_items": 10, "max_item_chars": 200}',
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def code_list(self) -> list[str]:
+        return [entry["code"] for entry in self.codes]
+
+    def clean(self) -> None:
+        if PROMPT_SAMPLE_FIELD not in self.prompt_template:
+            raise ValidationError({"prompt_template": f"The template must contain {PROMPT_SAMPLE_FIELD}."})
+        if self.kind != self.Kind.STRING_LIST and not self.codes:
+            raise ValidationError({"codes": "A coded domain needs at least one code."})
+        for index, entry in enumerate(self.codes):
+            if not isinstance(entry, dict) or not str(entry.get("code", "")).strip():
+                raise ValidationError({"codes": f"Entry {index + 1} needs a non-empty 'code'."})
+
+    def save(self, *args, **kwargs) -> None:
+        # Every change of wording gets a new version, so each stored outcome names the prompt it saw.
+        if self.pk is not None:
+            stored = Domain.objects.filter(pk=self.pk).values_list("prompt_template", flat=True).first()
+            if stored is not None and stored != self.prompt_template:
+                self.prompt_version += 1
+        super().save(*args, **kwargs)
+
+
+class Annotator(models.Model):
+    """One LLM annotator: a model behind one API key, with its own settings."""
+
+    class Backend(models.TextChoices):
+        BUILTIN = "builtin", "built-in baseline (offline, not a clinical model)"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible HTTP API"
+
+    number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
+    name = models.CharField(max_length=100)
+    backend = models.CharField(max_length=32, choices=Backend.choices, default=Backend.BUILTIN)
+    model = models.CharField(max_length=200, default="builtin-lexicon-v1")
+    base_url = models.URLField(blank=True, help_text="e.g. http://127.0.0.1:8080/v1")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="NAME of the environment variable holding the API key. The key itself is never stored.",
+    )
+    requests_per_minute = models.PositiveIntegerField(default=600, validators=[MinValueValidator(1)])
+    temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_tokens = models.PositiveIntegerField(default=512)
+    timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"annotator {self.number} ({self.name})"
+
+    def clean(self) -> None:
+        if self.backend == self.Backend.OPENAI_COMPATIBLE and not self.base_url:
+            raise ValidationError({"base_url": "An OpenAI-compatible annotator needs a base URL."})
+        if self.api_key_env and not self.api_key_env.replace("_", "").isalnum():
+            raise ValidationError({"api_key_env": "Give the variable's NAME (letters, digits, _), not the key."})

@@ -30,3 +30,46 @@ def write_xlsx(path: Path, sheets: dict[str, list[tuple]]) -> Path:
             sheet.append(row)
     book.save(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    """Each test starts with an empty (private) Redis."""
+    from workers_app.redis_client import get_redis
+
+    get_redis().flushdb()
+
+
+@pytest.fixture
+def fake_llm():
+    from tests.fake_llm import FakeLLM, start_fake_llm
+
+    fake = FakeLLM()
+    server = start_fake_llm(fake)
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def http_annotator(catalogue, fake_llm):
+    from workers_app.models import Annotator
+
+    annotator = Annotator.objects.get(number=1)
+    annotator.backend = Annotator.Backend.OPENAI_COMPATIBLE
+    annotator.base_url = fake_llm.url
+    annotator.model = "fake-model"
+    annotator.max_retries = 2
+    annotator.timeout_seconds = 1.0
+    annotator.save()
+    return annotator
+
+
+def make_samples(count: int, text: str = "I feel anxious before exams and cannot sleep.") -> list[int]:
+    from workers_app.models import Corpus, Sample
+
+    corpus = Corpus.objects.create(file_name="made.csv", sha256=f"made-{count}-{Corpus.objects.count()}",
+                                   imported_by="test")
+    Sample.objects.bulk_create(Sample(external_id=f"S-{corpus.pk}-{i}", text=text, corpus=corpus, source_row=i + 2)
+                               for i in range(count))
+    return list(Sample.objects.filter(corpus=corpus).values_list("pk", flat=True))

@@ -9,3 +9,20 @@ import os
 def cli_actor() -> str:
     """Who runs a command: the OS user, unless ACTOR names the staff member."""
     return os.environ.get("ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def add_scope_arguments(parser) -> None:
+    parser.add_argument("--annotator", type=int, metavar="N", help="only this annotator's workers")
+    parser.add_argument("--domain", metavar="NAME", help="only this domain's workers")
+
+
+def scoped(function, options: dict, **kwargs):
+    """Call an engine function for the chosen workers, turning an unknown name into a clean CLI error."""
+    from django.core.management.base import CommandError
+
+    from workers_app.engine.queues import UnknownWorker
+
+    try:
+        return function(annotator=options.get("annotator"), domain=options.get("domain"), **kwargs)
+    except UnknownWorker as exc:
+        raise CommandError(str(exc)) from None

@@ -1,4 +1,5 @@
 from .catalogue import Annotator, Domain
 from .corpus import Corpus, Sample
+from .outcomes import MalformedAttempt, Outcome
 
-__all__ = ["Annotator", "Corpus", "Domain", "Sample"]
+__all__ = ["Annotator", "Corpus", "Domain", "MalformedAttempt", "Outcome", "Sample"]

@@ -84,6 +84,14 @@ class Annotator(models.Model):
     timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
     max_retries = models.PositiveSmallIntegerField(default=3)
     enabled = models.BooleanField(default=True)
+    builtin_latency_ms = models.PositiveIntegerField(
+        default=0, help_text="built-in backend only: simulated answer time, for demos and benchmarks")
+    builtin_malformed_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="built-in backend only: share of deliberately malformed answers (0 to 1)")
+    # Set when the backend refused permanently (bad key, 401/403/400): its workers stop calling until cleared.
+    backend_error = models.TextField(blank=True, editable=False)
+    backend_error_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["number"]

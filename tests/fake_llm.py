@@ -1,0 +1,87 @@
+"""A real OpenAI-compatible HTTP server on loopback whose answers a test scripts, so the real client runs."""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str = "Final answer: <<LEVEL_1>>"
+    retry_after: float | None = None
+    delay: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class FakeLLM:
+    """Replies come from ``script`` in order, then ``default`` forever."""
+
+    default: Reply = field(default_factory=Reply)
+    script: collections.deque = field(default_factory=collections.deque)
+    requests: list[dict] = field(default_factory=list)
+    per_key_rpm: int | None = None  # like a real API: 429 beyond this many requests per rolling minute
+    arrivals: dict = field(default_factory=lambda: collections.defaultdict(collections.deque))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def next_reply(self, auth: str) -> Reply:
+        with self.lock:
+            now = time.monotonic()
+            if self.per_key_rpm is not None:
+                window = self.arrivals[auth]
+                while window and window[0] <= now - 60:
+                    window.popleft()
+                if len(window) >= self.per_key_rpm:
+                    return Reply(status=429, retry_after=window[0] + 60 - now, error="rate limit exceeded")
+                window.append(now)
+            return self.script.popleft() if self.script else self.default
+
+
+def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            auth = self.headers.get("Authorization", "")
+            with fake.lock:
+                fake.requests.append({"at": time.monotonic(), "auth": auth, "body": body, "path": self.path})
+            reply = fake.next_reply(auth)
+            if reply.delay:
+                time.sleep(reply.delay)
+            if reply.status == 200:
+                payload = {"model": body.get("model", "fake"), "choices": [{"message": {"content": reply.content}}],
+                           "usage": {"prompt_tokens": 100, "completion_tokens": 12}}
+            else:
+                payload = {"error": {"message": reply.error or f"scripted {reply.status}"}}
+            data = json.dumps(payload).encode()
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if reply.retry_after is not None:
+                self.send_header("Retry-After", f"{reply.retry_after:.0f}")
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out first, as scripted
+
+    return Handler
+
+
+def start_fake_llm(fake: FakeLLM) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -1,0 +1,114 @@
+"""The annotation step against a real HTTP server on loopback: retries, parsing, storing, errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import make_samples
+from tests.fake_llm import Reply
+from workers_app.engine.annotate import Result, RetryLater, annotate_sample
+from workers_app.engine.keys import WorkerKey
+from workers_app.models import Annotator, MalformedAttempt, Outcome
+
+pytestmark = pytest.mark.django_db
+
+URGENCY = WorkerKey(1, "urgency")
+
+
+def test_it_stores_a_parsed_answer_with_model_tokens_and_prompt_version(http_annotator, fake_llm):
+    fake_llm.default = Reply(content="Clear risk cues. <<LEVEL_3>>")
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, URGENCY, worker="w@test") is Result.STORED
+    outcome = Outcome.objects.get()
+    assert (outcome.status, outcome.labels, outcome.model) == ("ok", ["LEVEL_3"], "fake-model")
+    assert (outcome.prompt_tokens, outcome.completion_tokens, outcome.prompt_version) == (100, 12, 1)
+    assert outcome.raw_answer == "Clear risk cues. <<LEVEL_3>>" and outcome.attempts == 1
+    assert "I feel anxious before exams" in fake_llm.requests[0]["body"]["messages"][0]["content"]
+
+
+def test_it_does_not_call_the_model_again_for_a_stored_sample(http_annotator, fake_llm):
+    [sample] = make_samples(1)
+    annotate_sample(sample, URGENCY, worker="w")
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.ALREADY_STORED
+    assert len(fake_llm.requests) == 1 and Outcome.objects.count() == 1
+
+
+def test_it_honours_retry_after_and_retries_server_errors_without_counting_them_malformed(http_annotator, fake_llm):
+    fake_llm.script.extend([Reply(status=429, retry_after=1), Reply(status=503)])
+    [sample] = make_samples(1)
+    started = time.monotonic()
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.STORED
+    assert time.monotonic() - started >= 1.0
+    assert Outcome.objects.get().attempts == 3 and MalformedAttempt.objects.count() == 0
+
+
+def test_it_retries_a_timeout_as_a_transient_error(http_annotator, fake_llm):
+    fake_llm.script.append(Reply(delay=1.5))
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.STORED
+    assert Outcome.objects.get().attempts == 2
+
+
+def test_it_asks_to_be_requeued_when_transient_errors_outlast_the_retries(http_annotator, fake_llm):
+    fake_llm.default = Reply(status=500)
+    [sample] = make_samples(1)
+    with pytest.raises(RetryLater):
+        annotate_sample(sample, URGENCY, worker="w")
+    assert Outcome.objects.count() == 0 and len(fake_llm.requests) == 3
+
+
+def test_it_re_asks_after_a_malformed_answer_and_logs_every_malformed_attempt(http_annotator, fake_llm):
+    fake_llm.script.extend([Reply(content="<<INT-12>>"), Reply(content="I think LEVEL_2")])
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.STORED
+    assert list(MalformedAttempt.objects.order_by("attempt").values_list("attempt", "reason")) == [
+        (1, "unknown_code"), (2, "no_marker")]
+    assert Outcome.objects.get().attempts == 3
+
+
+def test_it_stores_a_malformed_outcome_with_reason_and_raw_answer_after_the_last_retry(http_annotator, fake_llm):
+    fake_llm.default = Reply(content="<<LEVEL_2 or LEVEL_4>>")
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.MALFORMED
+    outcome = Outcome.objects.get()
+    assert (outcome.status, outcome.reason, outcome.labels) == ("malformed", "ambiguous", [])
+    assert outcome.raw_answer == "<<LEVEL_2 or LEVEL_4>>" and outcome.attempts == 3
+    assert MalformedAttempt.objects.count() == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_a_permanent_error_stores_nothing_and_stops_the_annotator(http_annotator, fake_llm, status):
+    fake_llm.default = Reply(status=status, error="invalid api key")
+    first, second = make_samples(2)
+    assert annotate_sample(first, URGENCY, worker="w") is Result.BLOCKED
+    assert annotate_sample(second, URGENCY, worker="w") is Result.BLOCKED
+    assert Outcome.objects.count() == 0 and len(fake_llm.requests) == 1
+    assert Annotator.objects.get(number=1).backend_error == f"HTTP {status}: invalid api key"
+
+
+def test_a_missing_api_key_variable_is_named_and_nothing_is_sent(http_annotator, fake_llm, monkeypatch):
+    monkeypatch.delenv("FAKE_KEY_FOR_TESTS", raising=False)
+    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, URGENCY, worker="w") is Result.BLOCKED
+    assert "FAKE_KEY_FOR_TESTS" in Annotator.objects.get(number=1).backend_error
+    assert fake_llm.requests == []
+
+
+def test_the_api_key_is_sent_as_a_bearer_token_and_never_stored(http_annotator, fake_llm, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY_FOR_TESTS", "sk-test-secret")
+    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    [sample] = make_samples(1)
+    annotate_sample(sample, URGENCY, worker="w")
+    assert fake_llm.requests[0]["auth"] == "Bearer sk-test-secret"
+    assert "sk-test-secret" not in str(list(Outcome.objects.values()))
+    assert "sk-test-secret" not in str(list(Annotator.objects.values()))
+
+
+def test_the_builtin_annotator_answers_offline_in_every_domain(catalogue):
+    [sample] = make_samples(1, text="I keep having panic attacks before my university exams.")
+    for slug in ("urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal"):
+        assert annotate_sample(sample, WorkerKey(2, slug), worker="w") is Result.STORED
+    assert Outcome.objects.filter(status="ok").count() == 6

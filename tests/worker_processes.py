@@ -1,0 +1,65 @@
+"""Start real Celery worker processes against the test database, Redis and DATA_DIR."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings", "DATA_DIR": str(settings.DATA_DIR),
+            "REDIS_URL": settings.REDIS_URL, "DATABASE_URL": test_database_url(), **extra}
+
+
+class WorkerProcess:
+    def __init__(self, queue: str, *, threads: int = 4, **env: str):
+        self.node = f"{queue}@{socket.gethostname()}"
+        self.log = settings.DATA_DIR / f"{queue}.{time.monotonic_ns()}.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", queue, "-n", self.node,
+                 "-P", "threads", "-c", str(threads), "--without-mingle", "--without-gossip", "-l", "INFO"],
+                cwd=ROOT, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> WorkerProcess:
+        from annotation_site.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            if app.control.ping(destination=[self.node], timeout=0.3):
+                return self
+        raise TimeoutError(f"worker {self.node} not ready:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode

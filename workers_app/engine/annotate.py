@@ -1,0 +1,139 @@
+"""One (sample, annotator, domain): check the store, ask the backend, parse, store. Never twice."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from django.conf import settings
+from django.utils import timezone
+
+from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.redis_client import get_redis
+
+from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
+from .keys import WorkerKey
+from .parsing import ParseResult, parse_answer
+from .prompts import render_prompt
+from .ratelimit import RateLimiter
+from .store import forget_queued, log_malformed, mark_backend_error, store_outcome
+
+MAX_BACKOFF_S = 60.0
+WORKER_ACTOR = "system:worker"
+
+
+class Result(str, Enum):
+    STORED = "stored"
+    MALFORMED = "malformed"
+    ALREADY_STORED = "already_stored"
+    BLOCKED = "blocked"  # the annotator is disabled or its backend failed permanently
+    GONE = "gone"  # the sample was deleted (a reset) while its message waited
+
+
+class RetryLater(Exception):
+    """Transient failures outlasted the in-task retries: requeue the message after ``delay`` seconds."""
+
+    def __init__(self, cause: Exception, delay: float):
+        super().__init__(str(cause))
+        self.delay = delay
+
+
+def backoff_delay(failures: int, retry_after: float | None) -> float:
+    """Exponential back-off with jitter, never shorter than the server's Retry-After."""
+    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (failures - 1)) * random.uniform(0.5, 1.5)
+    return min(max(delay, retry_after or 0.0), 2 * MAX_BACKOFF_S)
+
+
+@dataclass
+class _Job:
+    key: WorkerKey
+    sample: Sample
+    annotator: Annotator
+    domain: Domain
+    worker: str
+
+    def request(self, attempt: int) -> BackendRequest:
+        return BackendRequest(render_prompt(self.domain, self.sample.text), self.sample.text, self.domain.slug,
+                              tuple(self.domain.code_list), attempt)
+
+    def parse(self, completion: Completion) -> ParseResult:
+        return parse_answer(completion.text, kind=self.domain.kind, codes=self.domain.code_list,
+                            rules=self.domain.parse_rules)
+
+
+def _already_stored(sample_id: int, key: WorkerKey) -> bool:
+    return Outcome.objects.filter(sample_id=sample_id, annotator__number=key.annotator,
+                                  domain__slug=key.domain).exists()
+
+
+def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str) -> Result:
+    if _already_stored(sample_id, key):  # a redelivery: the LLM call was paid for already
+        forget_queued(key, sample_id)
+        return Result.ALREADY_STORED
+    sample = Sample.objects.filter(pk=sample_id).first()
+    if sample is None:
+        forget_queued(key, sample_id)
+        return Result.GONE
+    annotator = Annotator.objects.get(number=key.annotator)
+    job = _Job(key, sample, annotator, Domain.objects.get(slug=key.domain), worker)
+    if annotator.backend_error or not annotator.enabled:
+        forget_queued(key, sample_id)
+        return Result.BLOCKED
+    try:
+        return _ask_until_answered(job)
+    except PermanentBackendError as exc:
+        mark_backend_error(annotator, str(exc), actor=WORKER_ACTOR)
+        forget_queued(key, sample_id)
+        return Result.BLOCKED
+
+
+def _ask_until_answered(job: _Job) -> Result:
+    backend = backend_for(job.annotator)
+    limiter = RateLimiter(get_redis(), job.annotator.number, job.annotator.requests_per_minute)
+    started_at = timezone.now()
+    # The threads pool enforces no time limit, so the task keeps its own: past it, the message is requeued.
+    deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT
+    transient = malformed = 0
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            limiter.acquire(deadline)
+        except TimeoutError as exc:
+            raise RetryLater(exc, 1.0) from exc
+        try:
+            completion = backend.complete(job.request(attempt))
+        except TransientBackendError as exc:
+            transient += 1
+            delay = backoff_delay(transient, exc.retry_after)
+            if transient > job.annotator.max_retries or time.monotonic() + delay > deadline:
+                raise RetryLater(exc, delay) from exc
+            time.sleep(delay)
+            continue
+        parsed = job.parse(completion)
+        if parsed.ok:
+            return _store(job, completion, parsed, attempt, started_at)
+        malformed += 1
+        log_malformed(sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
+                      reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
+                      model=completion.model, prompt_version=job.domain.prompt_version, worker=job.worker)
+        if malformed > job.annotator.max_retries:
+            return _store(job, completion, parsed, attempt, started_at)
+
+
+def _store(job: _Job, completion: Completion, parsed: ParseResult, attempts: int, started_at) -> Result:
+    status = Outcome.Status.OK if parsed.ok else Outcome.Status.MALFORMED
+    stored = store_outcome(
+        job.key, sample=job.sample, annotator=job.annotator, domain=job.domain, status=status,
+        labels=list(parsed.labels), reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
+        model=completion.model, prompt_version=job.domain.prompt_version, latency_ms=completion.latency_ms,
+        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+        parameters={"temperature": job.annotator.temperature, "max_tokens": job.annotator.max_tokens,
+                    "backend": job.annotator.backend},
+        attempts=attempts, worker=job.worker, started_at=started_at,
+    )
+    if not stored:
+        return Result.ALREADY_STORED
+    return Result.STORED if parsed.ok else Result.MALFORMED

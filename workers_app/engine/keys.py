@@ -1,0 +1,48 @@
+"""Names shared by the engine and the fleet: queues, workbook files and Redis keys of one worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+PREFIX = "annot"
+
+
+@dataclass(frozen=True)
+class WorkerKey:
+    """One (annotator, domain) pair: one queue, one workbook, one set of counters."""
+
+    annotator: int
+    domain: str
+
+    def __str__(self) -> str:
+        return f"annotator_{self.annotator}_{self.domain}"
+
+    @classmethod
+    def parse(cls, name: str) -> WorkerKey:
+        prefix, number, domain = name.split("_", 2)
+        if prefix != "annotator" or not number.isdigit() or not domain:
+            raise ValueError(f"not a worker name: {name!r} (expected annotator_<n>_<domain>)")
+        return cls(int(number), domain)
+
+    @property
+    def queue(self) -> str:
+        return str(self)
+
+    @property
+    def workbook(self) -> Path:
+        return settings.ANNOTATIONS_DIR / f"{self}.xlsx"
+
+    @property
+    def queued_key(self) -> str:
+        return f"{PREFIX}:queued:{self}"
+
+    @property
+    def progress_key(self) -> str:
+        return f"{PREFIX}:progress:{self}"
+
+
+def rate_limit_key(annotator_number: int) -> str:
+    return f"{PREFIX}:ratelimit:{annotator_number}"

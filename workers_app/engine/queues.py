@@ -1,0 +1,120 @@
+"""Which samples are waiting where: queue population and the Redis checkpoints rebuilt from the store.
+
+Redis keeps, per worker, the set of sample ids that have a message in its queue (so populating twice
+queues nothing new) and progress counters. Both are caches: ``sync_checkpoints`` rebuilds them from the
+database and the queue lists themselves, so a wiped Redis costs nothing but a sync.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+
+from django.db.models import Count
+
+from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.redis_client import get_redis
+
+from .keys import WorkerKey
+
+ENQUEUE_BATCH = 1000
+
+
+class UnknownWorker(ValueError):
+    """An annotator number, domain or worker name that the catalogue does not have."""
+
+
+def worker_keys(annotator: int | None = None, domain: str | None = None) -> list[WorkerKey]:
+    numbers = list(Annotator.objects.values_list("number", flat=True))
+    slugs = list(Domain.objects.values_list("slug", flat=True))
+    if annotator is not None and annotator not in numbers:
+        raise UnknownWorker(f"no annotator {annotator}; the annotators are {', '.join(map(str, numbers)) or 'none'}")
+    if domain is not None and domain not in slugs:
+        raise UnknownWorker(f"no domain '{domain}'; the domains are {', '.join(slugs) or 'none'}")
+    return [WorkerKey(n, s) for n in numbers for s in slugs
+            if (annotator is None or n == annotator) and (domain is None or s == domain)]
+
+
+def _outcome_filter(key: WorkerKey) -> dict:
+    return {"annotator__number": key.annotator, "domain__slug": key.domain}
+
+
+def samples_without_outcome(key: WorkerKey) -> list[int]:
+    done = Outcome.objects.filter(**_outcome_filter(key)).values("sample_id")
+    return list(Sample.objects.exclude(pk__in=done).order_by("pk").values_list("pk", flat=True))
+
+
+def populate_queues(annotator: int | None = None, domain: str | None = None) -> dict[str, int]:
+    """Queue exactly the samples that have no outcome and no message waiting; return how many per worker."""
+    return {str(key): _populate(key) for key in worker_keys(annotator, domain)}
+
+
+def _populate(key: WorkerKey) -> int:
+    from workers_app.tasks import annotate
+
+    client = get_redis()
+    pending = samples_without_outcome(key)
+    queued = 0
+    for start in range(0, len(pending), ENQUEUE_BATCH):
+        batch = pending[start : start + ENQUEUE_BATCH]
+        pipe = client.pipeline()
+        for sample_id in batch:
+            pipe.sadd(key.queued_key, sample_id)
+        # SADD answers 1 only to the caller that added the id: two populates at once queue it once.
+        claimed = [sid for sid, added in zip(batch, pipe.execute(), strict=True) if added]
+        with annotate.app.producer_or_acquire() as producer:
+            for sample_id in claimed:
+                annotate.apply_async(args=[sample_id, key.annotator, key.domain], queue=key.queue,
+                                     producer=producer)
+        queued += len(claimed)
+    return queued
+
+
+def _sample_ids_in_queue(raw_messages: Iterable[str]) -> set[str]:
+    ids = set()
+    for raw in raw_messages:
+        try:
+            message = json.loads(raw)
+            args = json.loads(base64.b64decode(message["body"]))[0]
+            ids.add(str(args[0]))
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue  # not one of our messages; it cannot stand for a sample
+    return ids
+
+
+def queue_length(key: WorkerKey) -> int:
+    return get_redis().llen(key.queue)
+
+
+def counts_from_store(keys: list[WorkerKey]) -> dict[WorkerKey, dict[str, int]]:
+    counts = {key: {"ok": 0, "malformed": 0} for key in keys}
+    rows = (Outcome.objects.values("annotator__number", "domain__slug", "status")
+            .annotate(n=Count("id")).order_by())
+    for row in rows:
+        key = WorkerKey(row["annotator__number"], row["domain__slug"])
+        if key in counts:
+            counts[key][row["status"]] = row["n"]
+    return counts
+
+
+def sync_checkpoints(annotator: int | None = None, domain: str | None = None) -> dict[str, dict[str, int]]:
+    """Rebuild the progress counters and the queued sets from the store and the real queue contents."""
+    keys = worker_keys(annotator, domain)
+    client = get_redis()
+    synced = {}
+    for key, counts in counts_from_store(keys).items():
+        waiting = _sample_ids_in_queue(client.lrange(key.queue, 0, -1))
+        pipe = client.pipeline()
+        pipe.delete(key.progress_key, key.queued_key)
+        pipe.hset(key.progress_key, mapping=counts)
+        if waiting:
+            pipe.sadd(key.queued_key, *waiting)
+        pipe.execute()
+        synced[str(key)] = {**counts, "queued": len(waiting)}
+    return synced
+
+
+def progress(key: WorkerKey) -> dict[str, int]:
+    values = get_redis().hgetall(key.progress_key)
+    return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}

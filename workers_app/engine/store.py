@@ -1,0 +1,48 @@
+"""Writes to the durable store, and the Redis caches that follow each write."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from admin_ops.audit import audited
+from workers_app.models import Annotator, MalformedAttempt, Outcome
+from workers_app.redis_client import get_redis
+
+from .keys import WorkerKey
+
+
+def store_outcome(key: WorkerKey, **fields) -> bool:
+    """Insert the outcome; False when a redelivered copy of the task stored it first."""
+    try:
+        with transaction.atomic():
+            Outcome.objects.create(**fields)
+    except IntegrityError:
+        return False
+    pipe = get_redis().pipeline()
+    pipe.hincrby(key.progress_key, fields["status"], 1)
+    pipe.srem(key.queued_key, fields["sample"].pk)
+    pipe.execute()
+    return True
+
+
+def forget_queued(key: WorkerKey, sample_id: int) -> None:
+    get_redis().srem(key.queued_key, sample_id)
+
+
+def log_malformed(**fields) -> None:
+    MalformedAttempt.objects.create(**fields)
+
+
+def mark_backend_error(annotator: Annotator, message: str, *, actor: str) -> bool:
+    """Record a permanent backend failure once, so the annotator's workers stop calling."""
+    with audited("backend_error", actor=actor, target=str(annotator), parameters={"message": message}) as entry:
+        changed = Annotator.objects.filter(pk=annotator.pk, backend_error="").update(
+            backend_error=message, backend_error_at=timezone.now())
+        entry.detail = {"recorded": bool(changed)}
+    return bool(changed)
+
+
+def clear_backend_error(annotator: Annotator, *, actor) -> None:
+    with audited("clear_backend_error", actor=actor, target=str(annotator)):
+        Annotator.objects.filter(pk=annotator.pk).update(backend_error="", backend_error_at=None)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from django.db import models
+
+from .catalogue import Annotator, Domain
+from .corpus import Sample
+
+
+class Outcome(models.Model):
+    """The stored result of one (sample, annotator, domain): the source of truth, written before the ack."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "ok"
+        MALFORMED = "malformed", "malformed"
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="outcomes")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="outcomes")
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="outcomes")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    labels = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+    reason_detail = models.TextField(blank=True)
+    raw_answer = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField()
+    parameters = models.JSONField(default=dict, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "annotator", "domain"], name="one_outcome_per_sample_and_worker")
+        ]
+        indexes = [models.Index(fields=["annotator", "domain", "id"], name="outcome_by_worker")]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}/{self.annotator_id}/{self.domain_id}: {self.status}"
+
+    @property
+    def label_text(self) -> str:
+        return ", ".join(self.labels) if self.status == self.Status.OK else ""
+
+
+class MalformedAttempt(models.Model):
+    """Every malformed answer, also those a retry later fixed: the raw material for prompt work."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="malformed_attempts")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="malformed_attempts")
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="malformed_attempts")
+    attempt = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=40)
+    reason_detail = models.TextField(blank=True)
+    raw_answer = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["annotator", "domain"], name="malformed_by_worker")]

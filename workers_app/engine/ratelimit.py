@@ -27,7 +27,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], window)
-  return 0
+  return -now
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tonumber(oldest[2]) + window - now
@@ -41,11 +41,16 @@ class RateLimiter:
         self.per_minute = per_minute
         self.window_ms = window_ms
         self.script = client.register_script(_ACQUIRE)
+        self.last_grant_ms = 0  # Redis time of the last slot taken
 
     def try_acquire(self) -> float:
         """Take one request slot now and return 0, or return how many seconds until one frees up."""
-        wait_ms = self.script(keys=[self.key], args=[self.per_minute, self.window_ms, uuid.uuid4().hex])
-        return int(wait_ms) / 1000
+        # The script answers -(grant time) for a slot taken, or the wait in ms.
+        answer = int(self.script(keys=[self.key], args=[self.per_minute, self.window_ms, uuid.uuid4().hex]))
+        if answer <= 0:
+            self.last_grant_ms = -answer
+            return 0.0
+        return answer / 1000
 
     def acquire(self, deadline: float | None = None) -> None:
         """Block until a slot is ours; TimeoutError if that would pass ``deadline`` (monotonic seconds)."""

@@ -299,7 +299,8 @@ def _crc_of_prefix(path: Path, length: int) -> int:
 
 @dataclass(frozen=True)
 class _State:
-    """Mirror of the sidecar. crc32/uncompressed_length describe the inflated sheet XML so far."""
+    """Mirror of the sidecar. journal_* describe the compressed file; crc32/uncompressed_length its inflated
+    XML (the sheet minus the prefix and tail added at publish). last_key is the caller's bookmark."""
 
     journal_length: int = 0
     journal_crc32: int = 0

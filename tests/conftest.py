@@ -40,6 +40,13 @@ def clean_redis():
     get_redis().flushdb()
 
 
+@pytest.fixture(autouse=True)
+def fresh_catalogue_cache():
+    from workers_app.engine.catalogue_cache import forget_cached_rows
+
+    forget_cached_rows()
+
+
 @pytest.fixture
 def fake_llm():
     from tests.fake_llm import FakeLLM, start_fake_llm

@@ -30,6 +30,8 @@ class FakeLLM:
     arrivals: dict = field(default_factory=lambda: collections.defaultdict(collections.deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    accepted_at: list[float] = field(default_factory=list)
 
     def next_reply(self, auth: str) -> Reply:
         with self.lock:
@@ -57,6 +59,10 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.requests.append({"at": time.monotonic(), "auth": auth, "body": body, "path": self.path})
             reply = fake.next_reply(auth)
+            with fake.lock:
+                fake.statuses[reply.status] += 1
+                if reply.status == 200:
+                    fake.accepted_at.append(time.monotonic())
             if reply.delay:
                 time.sleep(reply.delay)
             if reply.status == 200:
@@ -79,8 +85,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that are killed or time out mid-request are part of the scripts
+
+
 def start_fake_llm(fake: FakeLLM) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = _QuietServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     threading.Thread(target=server.serve_forever, daemon=True).start()

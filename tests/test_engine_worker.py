@@ -99,7 +99,7 @@ def test_populating_twice_queues_nothing_new(catalogue):
     make_samples(25)
     assert populate_queues(2, "urgency") == {str(KEY): 25}
     assert populate_queues(2, "urgency") == {str(KEY): 0}
-    assert get_redis().llen(KEY.queue) == 25
+    assert sync_checkpoints(2, "urgency")[str(KEY)]["queued"] == 25
 
 
 def test_a_wiped_redis_gives_the_same_numbers_after_a_sync(catalogue):
@@ -124,3 +124,24 @@ def test_a_formula_like_post_comes_out_of_the_workbook_as_text(catalogue):
     book = openpyxl.load_workbook(KEY.workbook)
     cell = book.active["B2"]
     assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x","y")', "s")
+
+
+def test_a_backend_outage_longer_than_the_retries_is_requeued_and_the_run_completes(http_annotator, fake_llm):
+    from tests.fake_llm import Reply
+
+    http_key = WorkerKey(1, "urgency")
+    Annotator.objects.filter(number=1).update(max_retries=1)
+    fake_llm.default = Reply(content="<<LEVEL_2>>")
+    fake_llm.script.extend([Reply(status=503)] * 12)
+    make_samples(10)
+    populate_queues(1, "urgency")
+    worker = WorkerProcess(http_key.queue).wait_ready()
+    try:
+        deadline = time.monotonic() + 60
+        while Outcome.objects.filter(annotator__number=1).count() < 10:
+            assert time.monotonic() < deadline, "the run did not complete after the outage"
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert "retry" in worker.log.read_text().lower()
+    assert Outcome.objects.filter(annotator__number=1, status="ok").values("sample_id").distinct().count() == 10

@@ -14,15 +14,22 @@ flusher = Flusher(settings.FLUSH_EVERY_ROWS, settings.FLUSH_EVERY_SECONDS)
 
 
 @shared_task(bind=True, name="workers_app.annotate", ignore_result=True)
-def annotate(self, sample_id: int, annotator_number: int, domain_slug: str) -> str:
+def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: str) -> None:
+    """Annotate each sample of the message; those hit by lasting transient errors come back later."""
     key = WorkerKey(annotator_number, domain_slug)
-    try:
-        result = annotate_sample(sample_id, key, worker=self.request.hostname or "")
-    except RetryLater as exc:
-        raise self.retry(exc=exc, countdown=exc.delay, max_retries=None) from exc
-    if result in (Result.STORED, Result.MALFORMED):
-        flusher.note_stored(key)
-    return result.value
+    later: list[int] = []
+    delay = 0.0
+    for sample_id in sample_ids:
+        try:
+            result = annotate_sample(sample_id, key, worker=self.request.hostname or "")
+        except RetryLater as exc:
+            later.append(sample_id)
+            delay = max(delay, exc.delay)
+            continue
+        if result in (Result.STORED, Result.MALFORMED):
+            flusher.note_stored(key)
+    if later:
+        raise self.retry(args=[later, annotator_number, domain_slug], countdown=delay, max_retries=None)
 
 
 def _served_keys(consumer) -> list[WorkerKey]:

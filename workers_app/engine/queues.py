@@ -19,6 +19,7 @@ from workers_app.redis_client import get_redis
 from .keys import WorkerKey
 
 ENQUEUE_BATCH = 1000
+BUILTIN_SAMPLES_PER_MESSAGE = 20
 
 
 class UnknownWorker(ValueError):
@@ -50,11 +51,19 @@ def populate_queues(annotator: int | None = None, domain: str | None = None) -> 
     return {str(key): _populate(key) for key in worker_keys(annotator, domain)}
 
 
+def samples_per_message(key: WorkerKey) -> int:
+    """One LLM call per message keeps a pause prompt; the free built-in baseline takes many at once,
+    since Celery's own cost per message is larger than the baseline's work."""
+    backend = Annotator.objects.filter(number=key.annotator).values_list("backend", flat=True).first()
+    return BUILTIN_SAMPLES_PER_MESSAGE if backend == Annotator.Backend.BUILTIN else 1
+
+
 def _populate(key: WorkerKey) -> int:
     from workers_app.tasks import annotate
 
     client = get_redis()
     pending = samples_without_outcome(key)
+    per_message = samples_per_message(key)
     queued = 0
     for start in range(0, len(pending), ENQUEUE_BATCH):
         batch = pending[start : start + ENQUEUE_BATCH]
@@ -64,9 +73,9 @@ def _populate(key: WorkerKey) -> int:
         # SADD answers 1 only to the caller that added the id: two populates at once queue it once.
         claimed = [sid for sid, added in zip(batch, pipe.execute(), strict=True) if added]
         with annotate.app.producer_or_acquire() as producer:
-            for sample_id in claimed:
-                annotate.apply_async(args=[sample_id, key.annotator, key.domain], queue=key.queue,
-                                     producer=producer)
+            for first in range(0, len(claimed), per_message):
+                annotate.apply_async(args=[claimed[first : first + per_message], key.annotator, key.domain],
+                                     queue=key.queue, producer=producer)
         queued += len(claimed)
     return queued
 
@@ -77,7 +86,7 @@ def _sample_ids_in_queue(raw_messages: Iterable[str]) -> set[str]:
         try:
             message = json.loads(raw)
             args = json.loads(base64.b64decode(message["body"]))[0]
-            ids.add(str(args[0]))
+            ids.update(str(sample_id) for sample_id in args[0])
         except (ValueError, KeyError, IndexError, TypeError):
             continue  # not one of our messages; it cannot stand for a sample
     return ids

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from admin_ops.audit import audited
@@ -15,11 +15,10 @@ from .keys import WorkerKey
 def store_outcome(key: WorkerKey, **fields) -> bool:
     """Insert the outcome; False when a redelivered copy of the task stored it first."""
     try:
-        with transaction.atomic():
-            Outcome.objects.create(**fields)
+        Outcome.objects.create(**fields)  # one INSERT in autocommit: atomic without a savepoint
     except IntegrityError:
         return False
-    pipe = get_redis().pipeline()
+    pipe = get_redis().pipeline(transaction=False)
     pipe.hincrby(key.progress_key, fields["status"], 1)
     pipe.srem(key.queued_key, fields["sample"].pk)
     pipe.execute()

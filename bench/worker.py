@@ -1,0 +1,83 @@
+"""bench/worker: one Celery worker on the 1,871 real posts with the built-in annotator at zero latency.
+
+Measures annotations per second end to end: queued -> stored -> in the workbook. For reference, the same
+work done in-process by a plain loop over annotate_sample (no broker, no worker) is measured in the same run.
+Run: .venv/bin/python bench/worker.py
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from _setup import ROOT, import_posts, isolated_django, worker_env
+
+isolated_django(FLUSH_EVERY_ROWS="500", FLUSH_EVERY_SECONDS="2")
+
+from workers_app.engine.annotate import annotate_sample  # noqa: E402
+from workers_app.engine.flush import flush_workbook  # noqa: E402
+from workers_app.engine.integrity import workbook_rows  # noqa: E402
+from workers_app.engine.keys import WorkerKey  # noqa: E402
+from workers_app.engine.queues import populate_queues  # noqa: E402
+from workers_app.models import Outcome, Sample  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+
+
+def stored(key: WorkerKey) -> int:
+    return Outcome.objects.filter(annotator__number=key.annotator, domain__slug=key.domain).count()
+
+
+def in_process(key: WorkerKey) -> float:
+    started = time.perf_counter()
+    for sample_id in Sample.objects.values_list("pk", flat=True):
+        annotate_sample(sample_id, key, worker="bench")
+    flush_workbook(key)
+    return time.perf_counter() - started
+
+
+def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
+    """Seconds from the first message queued to the last row in the workbook; and the queueing time."""
+    node = f"{key}@{socket.gethostname()}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", key.queue, "-n", node, "-P",
+         "threads", "-c", os.environ.get("BENCH_THREADS", "4"), "--without-mingle", "--without-gossip", "-l", "WARNING"],
+        cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from annotation_site.celery import app
+
+    while not app.control.ping(destination=[node], timeout=0.3):
+        time.sleep(0.1)
+    started = time.perf_counter()
+    populate_queues(key.annotator, key.domain)
+    queued = time.perf_counter() - started
+    while stored(key) < total or not key.workbook.exists() or workbook_rows(key.workbook) < total:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    worker.terminate()
+    worker.wait()
+    return elapsed, queued
+
+
+def main() -> None:
+    total = import_posts()
+    loop, celery, queueing = [], [], []
+    for run in range(RUNS):
+        loop.append(in_process(WorkerKey(1, ["urgency", "intensity", "modality"][run])))
+        elapsed, queued = through_worker(WorkerKey(2, ["urgency", "intensity", "modality"][run]), total)
+        celery.append(elapsed)
+        queueing.append(queued)
+    print(f"posts: {total}; {RUNS} runs each; built-in annotator, zero latency; SQLite; 4 worker threads")
+    print(f"celery worker, queued -> stored -> in workbook: median {statistics.median(celery):.2f} s "
+          f"= {total / statistics.median(celery):.0f} annotations/s (runs: {', '.join(f'{t:.2f}' for t in celery)})")
+    print(f"  of which queueing {total} messages: median {statistics.median(queueing):.2f} s")
+    print(f"reference, in-process loop without Celery: median {statistics.median(loop):.2f} s "
+          f"= {total / statistics.median(loop):.0f} annotations/s")
+    print("goal: >= 300 annotations/s")
+
+
+if __name__ == "__main__":
+    main()

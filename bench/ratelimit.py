@@ -17,9 +17,9 @@ from _setup import ROOT, import_posts, isolated_django, worker_env
 
 isolated_django()
 
-from tests.fake_llm import FakeLLM, Reply, start_fake_llm  # noqa: E402
-from workers_app.engine.queues import populate_queues  # noqa: E402
-from workers_app.models import Annotator, Domain  # noqa: E402
+from tests.fake_llm import FakeLLM, Reply, start_fake_llm
+from workers_app.engine.queues import populate_queues
+from workers_app.models import Annotator, Domain
 
 LIMIT = 300
 SECONDS = 60

@@ -18,12 +18,12 @@ from _setup import ROOT, import_posts, isolated_django, worker_env
 
 isolated_django(FLUSH_EVERY_ROWS="500", FLUSH_EVERY_SECONDS="2")
 
-from workers_app.engine.annotate import annotate_sample  # noqa: E402
-from workers_app.engine.flush import flush_workbook  # noqa: E402
-from workers_app.engine.integrity import workbook_rows  # noqa: E402
-from workers_app.engine.keys import WorkerKey  # noqa: E402
-from workers_app.engine.queues import populate_queues  # noqa: E402
-from workers_app.models import Outcome, Sample  # noqa: E402
+from workers_app.engine.annotate import annotate_sample
+from workers_app.engine.flush import flush_workbook
+from workers_app.engine.integrity import workbook_rows
+from workers_app.engine.keys import WorkerKey
+from workers_app.engine.queues import populate_queues
+from workers_app.models import Outcome, Sample
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
@@ -73,7 +73,7 @@ def main() -> None:
     print(f"posts: {total}; {RUNS} runs each; built-in annotator, zero latency; SQLite; 4 worker threads")
     print(f"celery worker, queued -> stored -> in workbook: median {statistics.median(celery):.2f} s "
           f"= {total / statistics.median(celery):.0f} annotations/s (runs: {', '.join(f'{t:.2f}' for t in celery)})")
-    print(f"  of which queueing {total} messages: median {statistics.median(queueing):.2f} s")
+    print(f"  of which queueing the {total} samples: median {statistics.median(queueing):.2f} s")
     print(f"reference, in-process loop without Celery: median {statistics.median(loop):.2f} s "
           f"= {total / statistics.median(loop):.0f} annotations/s")
     print("goal: >= 300 annotations/s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -156,3 +157,9 @@ FLUSH_EVERY_ROWS = env_int("FLUSH_EVERY_ROWS", 200, minimum=1)
 FLUSH_EVERY_SECONDS = env_int("FLUSH_EVERY_SECONDS", 10, minimum=1)
 WORKER_THREADS = env_int("WORKER_THREADS", 4, minimum=1, maximum=64)
 MAX_SAMPLE_CHARS = 100_000
+
+# Fleet: one agent per host starts and stops that host's workers.
+FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 10, minimum=1)
+FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
+FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)

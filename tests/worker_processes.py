@@ -63,3 +63,25 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
+
+
+class AgentProcess:
+    """A real fleet agent (the parent of real worker processes) on the test database."""
+
+    def __init__(self, **env: str):
+        self.log = settings.DATA_DIR / f"agent.{time.monotonic_ns()}.log"
+        settings_env = {"HEARTBEAT_SECONDS": "1", "FLEET_STOP_GRACE_SECONDS": "15", "FLUSH_EVERY_SECONDS": "1",
+                        **env}
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
+                                            env=worker_env(**settings_env), stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, timeout: float = 40) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -9,6 +11,7 @@ from django.conf import settings
 from .engine.annotate import Result, RetryLater, annotate_sample
 from .engine.flusher import Flusher
 from .engine.keys import WorkerKey
+from .fleet import worker_side
 
 flusher = Flusher(settings.FLUSH_EVERY_ROWS, settings.FLUSH_EVERY_SECONDS)
 
@@ -19,13 +22,17 @@ def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: st
     key = WorkerKey(annotator_number, domain_slug)
     later: list[int] = []
     delay = 0.0
+    thread = threading.get_ident()
     for sample_id in sample_ids:
+        worker_side.current_samples[thread] = sample_id
         try:
             result = annotate_sample(sample_id, key, worker=self.request.hostname or "")
         except RetryLater as exc:
             later.append(sample_id)
             delay = max(delay, exc.delay)
             continue
+        finally:
+            worker_side.current_samples.pop(thread, None)
         if result in (Result.STORED, Result.MALFORMED):
             flusher.note_stored(key)
     if later:
@@ -33,6 +40,9 @@ def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: st
 
 
 def _served_keys(consumer) -> list[WorkerKey]:
+    managed = worker_side.managed_key()
+    if managed is not None:
+        return [managed]
     keys = []
     for name in consumer.app.amqp.queues.consume_from:
         try:
@@ -43,8 +53,11 @@ def _served_keys(consumer) -> list[WorkerKey]:
 
 
 @worker_ready.connect
-def _start_flusher(sender, **kwargs) -> None:
+def _on_ready(sender, **kwargs) -> None:
     flusher.start(_served_keys(sender))
+    managed = worker_side.managed_key()
+    if managed is not None:
+        worker_side.on_ready(sender, managed)
 
 
 @worker_shutdown.connect

@@ -1,0 +1,235 @@
+"""The fleet agent: one per host, the parent of that host's worker processes.
+
+It forks each worker from itself after Django and Celery are imported (a start costs a fork, not a new
+interpreter), learns of every exit by reaping, and reconciles each Worker row's desired state with its
+children: start what should run, stop what should not, restart what is of an older generation. The
+desired state lives in the database, so nothing a staff member asked for is lost while the agent restarts;
+a Redis list only wakes it up early.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from workers_app.models import Worker
+from workers_app.redis_client import get_redis
+
+from .rows import ensure_worker_rows, key_of
+from .transitions import force_observed
+from .worker_side import ENV_NAME, idle_queue
+
+log = logging.getLogger(__name__)
+ACTOR = "system:agent"
+QUICK_FAILURE_SECONDS = 10
+MAX_QUICK_FAILURES = 5
+PR_SET_PDEATHSIG = 1
+
+
+def wake_key(host: str) -> str:
+    return f"annot:agent:{host}:wake"
+
+
+def wake_agent(host: str) -> None:
+    client = get_redis()
+    client.rpush(wake_key(host), 1)
+    client.expire(wake_key(host), 60)
+
+
+@dataclass
+class Child:
+    pid: int
+    generation: int
+    started: float
+    stop_sent: float | None = None
+    kill_after: float | None = None
+    restart: bool = False
+
+
+def _child_main(worker: Worker) -> int:
+    """Runs in the forked child: become a Celery worker consuming only its idle queue (see worker_side)."""
+    os.setpgrp()  # Ctrl-C in the terminal reaches the agent, which stops workers in order
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # die with the agent, never orphaned
+    except (OSError, AttributeError):
+        pass
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    logs = settings.DATA_DIR / "logs"
+    logs.mkdir(exist_ok=True)
+    out = os.open(logs / f"{worker.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.environ[ENV_NAME] = worker.name
+    from annotation_site.celery import app
+
+    try:
+        app.worker_main(["worker", "-n", worker.node_name, "-Q", idle_queue(key_of(worker)), "-P", "threads",
+                         "-c", str(settings.WORKER_THREADS), "--without-mingle", "--without-gossip", "-l", "INFO"])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+class Agent:
+    def __init__(self, host: str):
+        self.host = host
+        self.children: dict[int, Child] = {}  # by Worker pk
+        self.stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        ensure_worker_rows(self.host)
+        self._forget_previous_processes()
+        log.info("fleet agent for host %s is running", self.host)
+        while not self.stopping:
+            self._reap()
+            self._reconcile()
+            self._wait_for_news()
+        self._stop_all()
+
+    def _request_stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _wait_for_news(self) -> None:
+        try:
+            get_redis().blpop([wake_key(self.host)], timeout=0.5)
+        except Exception:  # noqa: BLE001  Redis away: keep reaping and reconciling from the database
+            time.sleep(0.5)
+
+    def _rows(self) -> list[Worker]:
+        close_old_connections()
+        return list(Worker.objects.filter(host=self.host).select_related("annotator", "domain"))
+
+    def _forget_previous_processes(self) -> None:
+        """A new agent has no children: rows saying otherwise describe processes of a previous agent."""
+        for worker in self._rows():
+            if worker.observed_state in (Worker.Observed.STARTING, Worker.Observed.RUNNING, Worker.Observed.PAUSED,
+                                         Worker.Observed.STOPPING, Worker.Observed.STALLED):
+                force_observed(worker, Worker.Observed.EXITED, reason="agent restarted", actor=ACTOR, pid=None)
+
+    # -- starting and stopping
+
+    def _spawn(self, worker: Worker) -> None:
+        connections.close_all()  # never share a database connection with a child
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _child_main(worker)
+            finally:
+                os._exit(code)
+        self.children[worker.pk] = Child(pid, worker.generation, time.monotonic())
+        force_observed(worker, Worker.Observed.STARTING, reason="process started", actor=ACTOR, pid=pid)
+
+    def _signal_stop(self, worker: Worker, child: Child, *, restart: bool = False) -> None:
+        force = worker.force_stop and not restart
+        grace = settings.FLEET_FORCE_GRACE_SECONDS if force else settings.FLEET_STOP_GRACE_SECONDS
+        self._send(child.pid, signal.SIGQUIT if force else signal.SIGTERM)
+        child.stop_sent = time.monotonic()
+        child.kill_after = child.stop_sent + grace
+        child.restart = restart
+        force_observed(worker, Worker.Observed.STOPPING, reason="restart" if restart else "stop", actor=ACTOR)
+
+    @staticmethod
+    def _send(pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # already gone; the reaper will hear of it
+
+    # -- the loop's two halves
+
+    def _reconcile(self) -> None:
+        now = time.monotonic()
+        for worker in self._rows():
+            child = self.children.get(worker.pk)
+            if child is not None:
+                self._reconcile_running(worker, child, now)
+            elif worker.desired_state != Worker.Desired.STOPPED and self._may_start(worker):
+                self._spawn(worker)
+
+    def _reconcile_running(self, worker: Worker, child: Child, now: float) -> None:
+        if child.stop_sent is not None:
+            if now >= child.kill_after:
+                self._send(child.pid, signal.SIGKILL)
+        elif worker.desired_state == Worker.Desired.STOPPED:
+            self._signal_stop(worker, child)
+        elif worker.generation > child.generation:
+            self._signal_stop(worker, child, restart=True)
+
+    def _may_start(self, worker: Worker) -> bool:
+        if worker.observed_state == Worker.Observed.FATAL:
+            return False  # until staff launch it again
+        if worker.observed_state == Worker.Observed.BACKOFF:
+            return self._backoff_over(worker)
+        return True
+
+    @staticmethod
+    def _backoff_over(worker: Worker) -> bool:
+        delay = min(60, 2 ** worker.quick_failures)
+        last = worker.events.order_by("-at").values_list("at", flat=True).first()
+        return last is None or (timezone.now() - last).total_seconds() >= delay
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for worker_pk, child in list(self.children.items()):
+                if child.pid == pid:
+                    del self.children[worker_pk]
+                    self._exited(Worker.objects.select_related("annotator", "domain").get(pk=worker_pk), child,
+                                 os.waitstatus_to_exitcode(status))
+
+    def _exited(self, worker: Worker, child: Child, code: int) -> None:
+        ran = time.monotonic() - child.started
+        if child.restart:
+            force_observed(worker, Worker.Observed.EXITED, reason="restarting", actor=ACTOR, pid=None,
+                           restarts=worker.restarts + 1)
+            return
+        if child.stop_sent is not None:
+            force_observed(worker, Worker.Observed.STOPPED, reason=f"stopped (exit {code})", actor=ACTOR, pid=None,
+                           force_stop=False)
+            return
+        reason = f"exited unexpectedly with {code} after {ran:.1f} s"
+        log.warning("%s %s", worker.name, reason)
+        if ran >= QUICK_FAILURE_SECONDS:
+            force_observed(worker, Worker.Observed.EXITED, reason=reason, actor=ACTOR, pid=None, quick_failures=0,
+                           restarts=worker.restarts + 1, last_error=reason)
+        elif worker.quick_failures + 1 >= MAX_QUICK_FAILURES:
+            force_observed(worker, Worker.Observed.FATAL, reason=f"{reason}; gave up after {MAX_QUICK_FAILURES} "
+                           "quick failures", actor=ACTOR, pid=None, quick_failures=worker.quick_failures + 1,
+                           last_error=reason)
+        else:
+            force_observed(worker, Worker.Observed.BACKOFF, reason=reason, actor=ACTOR, pid=None,
+                           quick_failures=worker.quick_failures + 1, restarts=worker.restarts + 1, last_error=reason)
+
+    def _stop_all(self) -> None:
+        log.info("stopping %d worker(s)", len(self.children))
+        rows = {w.pk: w for w in self._rows()}
+        for worker_pk, child in self.children.items():
+            if child.stop_sent is None:
+                self._signal_stop(rows[worker_pk], child)
+        while self.children:
+            self._reap()
+            now = time.monotonic()
+            for child in self.children.values():
+                if now >= child.kill_after:
+                    self._send(child.pid, signal.SIGKILL)
+            time.sleep(0.1)

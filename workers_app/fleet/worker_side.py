@@ -1,0 +1,89 @@
+"""What a managed worker process does for the fleet: apply its desired state at start, and beat.
+
+The agent starts each worker consuming only a private idle queue; on ready the worker reads its desired
+state from the database and starts consuming its annotation queue only if that state is ``running``. So a
+paused worker stays paused across restarts, and a pause sent while it was down is not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import psutil
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from workers_app.engine.keys import PREFIX, WorkerKey
+from workers_app.models import Worker
+from workers_app.redis_client import get_redis
+
+from .transitions import force_observed
+
+log = logging.getLogger(__name__)
+ENV_NAME = "FLEET_WORKER"
+ACTOR = "system:worker"
+HEARTBEAT_TTL = 300
+
+# Samples being annotated right now, by thread: the heartbeat reports them.
+current_samples: dict[int, int] = {}
+
+
+def managed_key() -> WorkerKey | None:
+    name = os.environ.get(ENV_NAME)
+    return WorkerKey.parse(name) if name else None
+
+
+def idle_queue(key: WorkerKey) -> str:
+    return f"{key}.idle"
+
+
+def heartbeat_key(key: WorkerKey) -> str:
+    return f"{PREFIX}:heartbeat:{key}"
+
+
+def is_consuming(consumer, key: WorkerKey) -> bool:
+    return consumer.task_consumer is not None and any(q.name == key.queue for q in consumer.task_consumer.queues)
+
+
+def on_ready(consumer, key: WorkerKey) -> None:
+    worker = Worker.objects.select_related("annotator", "domain").get(annotator__number=key.annotator,
+                                                                       domain__slug=key.domain)
+    process = psutil.Process()
+    running = worker.desired_state == Worker.Desired.RUNNING
+    if running:
+        consumer.add_task_queue(key.queue)
+    state = Worker.Observed.RUNNING if running else Worker.Observed.PAUSED
+    force_observed(worker, state, reason="ready", actor=ACTOR, pid=process.pid,
+                   pid_create_time=process.create_time(), started_at=timezone.now(), last_error="")
+    Heartbeat(consumer, key).start()
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, consumer, key: WorkerKey):
+        super().__init__(name="fleet-heartbeat", daemon=True)
+        self.consumer = consumer
+        self.key = key
+        self.process = psutil.Process()
+
+    def beat(self) -> None:
+        client = get_redis()
+        client.hset(heartbeat_key(self.key), mapping={
+            "at": time.time(), "pid": self.process.pid, "rss": self.process.memory_info().rss,
+            "consuming": int(is_consuming(self.consumer, self.key)),
+            "current": ",".join(map(str, current_samples.values())),
+        })
+        client.expire(heartbeat_key(self.key), HEARTBEAT_TTL)
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.beat()
+            except Exception:  # a missed beat is what health checks are for; keep beating
+                log.warning("heartbeat of %s failed", self.key, exc_info=True)
+            finally:
+                close_old_connections()
+            time.sleep(settings.HEARTBEAT_SECONDS)

@@ -1,0 +1,48 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from workers_app.engine.queues import UnknownWorker
+from workers_app.fleet.rows import select_workers
+from workers_app.fleet.services import OPERATIONS, run_bulk
+from workers_app.management.cli import cli_actor
+
+
+def worker_option(value: str) -> tuple[int, str]:
+    number, _, domain = value.partition(":")
+    if not number.isdigit() or not domain:
+        raise CommandError(f"--worker takes N:DOMAIN, e.g. 2:urgency (got '{value}')")
+    return int(number), domain
+
+
+class Command(BaseCommand):
+    help = "Launch, pause, resume, stop, restart, flush or show the status of workers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=list(OPERATIONS))
+        scope = parser.add_mutually_exclusive_group(required=True)
+        scope.add_argument("--all", action="store_true", help="every worker")
+        scope.add_argument("--annotator", type=int, metavar="N", help="the 6 workers of annotator N")
+        scope.add_argument("--domain", metavar="NAME", help="the 5 workers of one domain")
+        scope.add_argument("--worker", metavar="N:DOMAIN", help="one worker, e.g. 2:urgency")
+        parser.add_argument("--force", action="store_true", help="stop: cold shutdown, killed after a short grace")
+        parser.add_argument("--json", action="store_true", help="print the per-worker results as JSON")
+
+    def handle(self, *args, action, annotator, domain, worker, force, **options):
+        if force and action != "stop":
+            raise CommandError("--force applies to stop only")
+        if worker:
+            annotator, domain = worker_option(worker)
+        try:
+            workers = select_workers(annotator, domain)
+        except UnknownWorker as exc:
+            raise CommandError(str(exc)) from None
+        extra = {"force": True} if force else {}
+        results = run_bulk(OPERATIONS[action], workers, actor=cli_actor(), **extra)
+        if options["json"]:
+            self.stdout.write(json.dumps([r.as_dict() for r in results], indent=2))
+        else:
+            for r in results:
+                self.stdout.write(f"{r.worker:32} {'ok' if r.ok else 'FAILED':7} {r.state:9} {r.message}")
+        if not all(r.ok for r in results):
+            raise SystemExit(1)

@@ -7,6 +7,7 @@ and stops them all, cleanly, on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -76,7 +77,22 @@ def start_children(port: int) -> list[tuple[str, subprocess.Popen]]:
          "--threads", "4", "--access-logfile", "-", "--log-level", "warning"],
         cwd=BASE_DIR,
     )
-    return [("web server", web)]
+    agent = subprocess.Popen([python, "manage.py", "fleet_agent"], cwd=BASE_DIR)
+    return [("web server", web), ("fleet agent", agent)]
+
+
+def launch_fleet() -> None:
+    """Launch every worker through the same service staff use, so a new user sees work flowing."""
+    say("launching the 30 workers …")
+    result = subprocess.run([sys.executable, "manage.py", "workers", "launch", "--all", "--json"], cwd=BASE_DIR,
+                            capture_output=True, text=True, check=False)
+    try:
+        results = json.loads(result.stdout)
+    except ValueError:
+        say(f"could not launch the fleet: {result.stderr.strip()[-500:]}")
+        return
+    running = sum(1 for r in results if r["ok"])
+    say(f"{running} of {len(results)} workers running; watch them under Annotation → Workers")
 
 
 def stop_children(children: list[tuple[str, subprocess.Popen]], redis_service: RedisService) -> None:
@@ -120,6 +136,7 @@ def main() -> int:
         login = prepare_database()
         port = choose_port()
         children = start_children(port)
+        launch_fleet()
         say("")
         say(f"The console is at http://127.0.0.1:{port}/admin/")
         say(login)

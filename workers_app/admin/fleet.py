@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import time
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from workers_app.fleet.rows import ensure_worker_rows, key_of
+from workers_app.fleet.services import OPERATIONS, WorkerResult, run_bulk
+from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.models import Sample, Worker, WorkerEvent
+from workers_app.redis_client import get_redis
+
+STATE_COLOURS = {
+    "running": "#2e7d32", "paused": "#f9a825", "starting": "#0277bd", "stopping": "#6a1b9a",
+    "stopped": "#757575", "exited": "#ef6c00", "backoff": "#d84315", "fatal": "#b71c1c", "stalled": "#c62828",
+}
+CONFIRM = {"stop", "restart"}
+
+
+class WorkerEventInline(admin.TabularInline):
+    model = WorkerEvent
+    extra = 0
+    fields = ("at", "from_state", "to_state", "reason", "actor")
+    readonly_fields = fields
+    can_delete = False
+    max_num = 0
+    ordering = ("-at",)
+
+
+def _fleet_action(name: str, description: str):
+    def action(modeladmin: WorkerAdmin, request, queryset: QuerySet[Worker]):
+        if name in CONFIRM and request.POST.get("confirmed") != "yes":
+            return modeladmin.confirmation(request, queryset, name)
+        results = run_bulk(OPERATIONS[name], list(queryset.select_related("annotator", "domain")),
+                           actor=request.user)
+        modeladmin.report(request, name, results)
+        return None
+
+    action.__name__ = f"{name}_workers"
+    return admin.action(description=description, permissions=[name])(action)
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ("name_display", "state_badge", "desired_state", "heartbeat_age", "progress", "restarts",
+                    "host", "short_error")
+    list_filter = ("annotator", "domain", "observed_state", "desired_state", "host")
+    list_per_page = 50
+    inlines = [WorkerEventInline]
+    actions = [_fleet_action("launch", "Launch (sync, queue, run)"), _fleet_action("pause", "Pause"),
+               _fleet_action("resume", "Resume"), _fleet_action("stop", "Stop (graceful)…"),
+               _fleet_action("restart", "Restart…"), _fleet_action("flush", "Flush workbooks")]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("annotator", "domain")
+
+    def changelist_view(self, request, extra_context=None):
+        ensure_worker_rows()
+        # One pipelined read for every row's heartbeat and counters, not two round trips per row.
+        rows = list(Worker.objects.select_related("annotator", "domain"))
+        pipe = get_redis().pipeline(transaction=False)
+        for row in rows:
+            pipe.hget(heartbeat_key(key_of(row)), "at")
+            pipe.hgetall(key_of(row).progress_key)
+        answers = pipe.execute()
+        self._live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
+        self._total = Sample.objects.count()
+        return super().changelist_view(request, extra_context)
+
+    # -- columns
+
+    @admin.display(description="worker", ordering="annotator__number")
+    def name_display(self, obj: Worker) -> str:
+        return obj.name
+
+    @admin.display(description="state", ordering="observed_state")
+    def state_badge(self, obj: Worker) -> str:
+        colour = STATE_COLOURS.get(obj.observed_state, "#757575")
+        return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
+                           colour, obj.observed_state)
+
+    @admin.display(description="heartbeat")
+    def heartbeat_age(self, obj: Worker) -> str:
+        beat = getattr(self, "_live", {}).get(obj.pk, (None, {}))[0]
+        return "—" if beat is None else f"{time.time() - float(beat):.0f} s ago"
+
+    @admin.display(description="done / samples")
+    def progress(self, obj: Worker) -> str:
+        counts = getattr(self, "_live", {}).get(obj.pk, (None, {}))[1]
+        ok, bad = int(counts.get("ok", 0)), int(counts.get("malformed", 0))
+        note = f" ({bad} malformed)" if bad else ""
+        return f"{ok + bad} / {getattr(self, '_total', 0)}{note}"
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Worker) -> str:
+        return obj.last_error[:80]
+
+    # -- permissions: the fleet is driven by actions, never edited by hand
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def _may(self, request, name: str) -> bool:
+        return request.user.has_perm(f"workers_app.{name}_worker")
+
+    def has_launch_permission(self, request):
+        return self._may(request, "launch")
+
+    def has_pause_permission(self, request):
+        return self._may(request, "pause")
+
+    def has_resume_permission(self, request):
+        return self._may(request, "resume")
+
+    def has_stop_permission(self, request):
+        return self._may(request, "stop")
+
+    def has_restart_permission(self, request):
+        return self._may(request, "restart")
+
+    def has_flush_permission(self, request):
+        return self._may(request, "flush")
+
+    # -- helpers the actions use
+
+    def confirmation(self, request, queryset: QuerySet[Worker], name: str) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": f"{name.capitalize()} {queryset.count()} "
+                   "worker(s)?", "workers": queryset, "action": f"{name}_workers", "verb": name,
+                   "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        return TemplateResponse(request, "admin/workers_app/worker/confirm_action.html", context)
+
+    def report(self, request, name: str, results: list[WorkerResult]) -> None:
+        failed = [r for r in results if not r.ok]
+        for result in results:
+            self.message_user(request, f"{name} {result.worker}: {result.message} ({result.state})",
+                              messages.ERROR if not result.ok else messages.SUCCESS)
+        if failed:
+            self.message_user(request, f"{len(failed)} of {len(results)} worker(s) did not {name}.", messages.WARNING)

@@ -69,6 +69,14 @@ def _write(**fields: Any) -> AuditLog:
     return row
 
 
+def record(action: str, *, actor: Actor, target: str, ok: bool, parameters: dict | None = None,
+           detail: dict | None = None, duration_ms: int = 0, client_address: str | None = None) -> AuditLog:
+    """One audit row for work the caller has done (and whose transaction the row joins)."""
+    return _write(actor=actor_name(actor), action=action, target=str(target)[:255], parameters=parameters or {},
+                  result=AuditLog.Result.OK if ok else AuditLog.Result.FAILED, detail=detail or {},
+                  duration_ms=duration_ms, client_address=client_address)
+
+
 @contextmanager
 def audited(
     action: str,

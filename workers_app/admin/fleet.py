@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from workers_app.fleet.rows import ensure_worker_rows, key_of
-from workers_app.fleet.services import OPERATIONS, WorkerResult, run_bulk
+from workers_app.fleet.services import OPERATIONS, WorkerResult
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Sample, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
@@ -34,8 +34,7 @@ def _fleet_action(name: str, description: str):
     def action(modeladmin: WorkerAdmin, request, queryset: QuerySet[Worker]):
         if name in CONFIRM and request.POST.get("confirmed") != "yes":
             return modeladmin.confirmation(request, queryset, name)
-        results = run_bulk(OPERATIONS[name], list(queryset.select_related("annotator", "domain")),
-                           actor=request.user)
+        results = OPERATIONS[name](list(queryset.select_related("annotator", "domain")), actor=request.user)
         modeladmin.report(request, name, results)
         return None
 

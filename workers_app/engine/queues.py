@@ -48,7 +48,11 @@ def samples_without_outcome(key: WorkerKey) -> list[int]:
 
 def populate_queues(annotator: int | None = None, domain: str | None = None) -> dict[str, int]:
     """Queue exactly the samples that have no outcome and no message waiting; return how many per worker."""
-    return {str(key): _populate(key) for key in worker_keys(annotator, domain)}
+    return populate_keys(worker_keys(annotator, domain))
+
+
+def populate_keys(keys: list[WorkerKey]) -> dict[str, int]:
+    return {str(key): _populate(key) for key in keys}
 
 
 def samples_per_message(key: WorkerKey) -> int:
@@ -109,7 +113,10 @@ def counts_from_store(keys: list[WorkerKey]) -> dict[WorkerKey, dict[str, int]]:
 
 def sync_checkpoints(annotator: int | None = None, domain: str | None = None) -> dict[str, dict[str, int]]:
     """Rebuild the progress counters and the queued sets from the store and the real queue contents."""
-    keys = worker_keys(annotator, domain)
+    return sync_keys(worker_keys(annotator, domain))
+
+
+def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
     client = get_redis()
     synced = {}
     for key, counts in counts_from_store(keys).items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from admin_ops.audit import Actor
 
 from .rows import select_workers
-from .services import OPERATIONS, WorkerResult, queue_stats, run_bulk, worker_status
+from .services import OPERATIONS, WorkerResult, queue_stats, worker_status
 
 
 class UnknownCommand(ValueError):
@@ -23,7 +23,7 @@ class ControlAPI:
         if operation is None:
             raise UnknownCommand(f"unknown command '{command}'; the commands are {', '.join(OPERATIONS)}")
         workers = select_workers(annotator, domain)
-        return run_bulk(operation, workers, actor=self.actor, **options)
+        return operation(workers, actor=self.actor, **options)
 
     def global_status(self) -> list[dict]:
         return [worker_status(w) for w in select_workers()]

@@ -8,17 +8,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
-from admin_ops.audit import Actor, actor_name, audited
+from admin_ops.audit import Actor, actor_name, audited, record
 from annotation_site.celery import app
 from workers_app.engine.flush import flush_workbook
-from workers_app.engine.queues import populate_queues, progress, queue_length, sync_checkpoints
+from workers_app.engine.queues import populate_keys, progress, queue_length, sync_checkpoints, sync_keys
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
@@ -59,6 +59,31 @@ def _held(worker: Worker) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def _held_all(workers: list[Worker]) -> Iterator[None]:
+    """Every worker's lock, taken in name order so that two bulk operations cannot deadlock."""
+    with ExitStack() as stack:
+        for worker in sorted(workers, key=lambda w: w.name):
+            stack.enter_context(_held(worker))
+        yield
+
+
+def _broadcast(command: str, workers: list[Worker]) -> set[str]:
+    """One control message to the exact nodes of the live workers; the names of those that confirmed."""
+    live = [w.node_name for w in workers if w.observed_state in ALIVE]
+    if not live:
+        return set()
+    replies = app.control.broadcast(command, destination=live, reply=True, timeout=CONTROL_TIMEOUT, limit=len(live))
+    return {node for reply in replies or [] for node, answer in reply.items() if "ok" in answer}
+
+
+def _record_each(action: str, workers: list[Worker], actor: Actor, started: float, detail) -> None:
+    duration = int((time.monotonic() - started) * 1000)
+    for worker in workers:
+        record(f"{action}_worker", actor=actor, target=worker.name, ok=True, detail=detail(worker),
+               duration_ms=duration)
+
+
 def _operation(name: str, worker: Worker, actor: Actor, **parameters):
     return audited(f"{name}_worker", actor=actor, target=worker.name, parameters=parameters)
 
@@ -73,66 +98,96 @@ def _wait_for(worker: Worker, done: Callable[[Worker], bool], timeout: float) ->
     return False
 
 
-def _control(command: str, worker: Worker) -> bool:
-    """Send add/cancel_consumer to that exact node; True when it confirmed."""
-    method = getattr(app.control, command)
-    replies = method(key_of(worker).queue, destination=[worker.node_name], reply=True, timeout=CONTROL_TIMEOUT)
-    return any(worker.node_name in reply for reply in replies or [])
+def _set_desired(workers: list[Worker], desired: str, **fields) -> None:
+    Worker.objects.filter(pk__in=[w.pk for w in workers]).update(desired_state=desired, **fields)
+    for worker in workers:
+        worker.desired_state = desired
+    for host in {w.host for w in workers}:
+        transaction.on_commit(lambda host=host: wake_agent(host))
 
 
-def _set_desired(worker: Worker, desired: str, **fields) -> None:
-    Worker.objects.filter(pk=worker.pk).update(desired_state=desired, **fields)
-    worker.desired_state = desired
-    host = worker.host
-    transaction.on_commit(lambda: wake_agent(host))
+def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) -> list[WorkerResult]:
+    """Sync checkpoints, queue what has no outcome, and make them run (resuming the paused ones)."""
+    started = time.monotonic()
+    keys = [key_of(w) for w in workers]
+    with _held_all(workers):
+        sync_keys(keys)
+        queued = populate_keys(keys)
+        with transaction.atomic():
+            for worker in workers:
+                if worker.observed_state in (Worker.Observed.FATAL, Worker.Observed.BACKOFF):
+                    set_observed(worker, Worker.Observed.STOPPED, reason="launched by staff",
+                                 actor=actor_name(actor), quick_failures=0)
+            _set_desired(workers, Worker.Desired.RUNNING, force_stop=False)
+            _record_each("launch", workers, actor, started, lambda w: {"queued": queued[w.name]})
+        paused = [w for w in workers if w.observed_state == Worker.Observed.PAUSED]
+        _mark(_broadcast("fleet_resume", paused), paused, Worker.Observed.RUNNING, "launched", actor)
+    if wait:
+        _wait_for_all(workers, lambda w: w.observed_state == Worker.Observed.RUNNING, 60)
+    return [WorkerResult(w.name, not wait or w.observed_state == Worker.Observed.RUNNING, w.observed_state,
+                         f"queued {queued[w.name]}") for w in workers]
+
+
+def pause_workers(workers: list[Worker], *, actor: Actor) -> list[WorkerResult]:
+    """Stop consuming on each exact node (running tasks finish) and flush; they stay paused on restart."""
+    started = time.monotonic()
+    with _held_all(workers):
+        with transaction.atomic():
+            _set_desired(workers, Worker.Desired.PAUSED)
+        confirmed = _broadcast("fleet_pause", workers)
+        with transaction.atomic():
+            _mark(confirmed, workers, Worker.Observed.PAUSED, "paused", actor)
+            _record_each("pause", workers, actor, started, lambda w: {"confirmed": w.node_name in confirmed})
+    return [WorkerResult(w.name, True, w.observed_state, "paused" if w.node_name in confirmed
+                         else "not running: it will start paused") for w in workers]
+
+
+def resume_workers(workers: list[Worker], *, actor: Actor) -> list[WorkerResult]:
+    started = time.monotonic()
+    with _held_all(workers):
+        with transaction.atomic():
+            _set_desired(workers, Worker.Desired.RUNNING)
+        confirmed = _broadcast("fleet_resume", workers)
+        with transaction.atomic():
+            _mark(confirmed, workers, Worker.Observed.RUNNING, "resumed", actor)
+            _record_each("resume", workers, actor, started, lambda w: {"confirmed": w.node_name in confirmed})
+    return [WorkerResult(w.name, True, w.observed_state, "consuming" if w.node_name in confirmed
+                         else "not running: launch it to start it") for w in workers]
+
+
+def _mark(confirmed: set[str], workers: list[Worker], state: str, reason: str, actor: Actor) -> None:
+    for worker in workers:
+        if worker.node_name in confirmed:
+            set_observed(worker, state, reason=reason, actor=actor_name(actor))
+
+
+def _wait_for_all(workers: list[Worker], done: Callable[[Worker], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(workers)
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+        fresh = Worker.objects.in_bulk([w.pk for w in waiting])
+        for worker in waiting:
+            worker.observed_state = fresh[worker.pk].observed_state
+        waiting = [w for w in waiting if not done(w)]
 
 
 def launch_worker(worker: Worker, *, actor: Actor, wait: bool = True) -> WorkerResult:
-    """Sync its checkpoints, queue what has no outcome, and make it run (resuming it if it was paused)."""
-    key = key_of(worker)
-    with _held(worker), _operation("launch", worker, actor) as entry:
-        sync_checkpoints(key.annotator, key.domain)
-        queued = populate_queues(key.annotator, key.domain)[str(key)]
-        if worker.observed_state in (Worker.Observed.FATAL, Worker.Observed.BACKOFF):
-            set_observed(worker, Worker.Observed.STOPPED, reason="launched by staff", actor=actor_name(actor),
-                         quick_failures=0)
-        _set_desired(worker, Worker.Desired.RUNNING, force_stop=False)
-        entry.detail = {"queued": queued}
-    if worker.observed_state == Worker.Observed.PAUSED and _control("add_consumer", worker):
-        set_observed(worker, Worker.Observed.RUNNING, reason="launched", actor=actor_name(actor))
-    running = not wait or _wait_for(worker, lambda w: w.observed_state == Worker.Observed.RUNNING, 30)
-    return WorkerResult(worker.name, running, worker.observed_state, f"queued {queued}" if running else
-                        f"queued {queued}; not running yet ({worker.observed_state})")
+    return launch_workers([worker], actor=actor, wait=wait)[0]
 
 
 def pause_worker(worker: Worker, *, actor: Actor) -> WorkerResult:
-    """Stop consuming on that node (the running task finishes), flush its workbook; stays paused on restart."""
-    with _held(worker), _operation("pause", worker, actor) as entry:
-        _set_desired(worker, Worker.Desired.PAUSED)
-        confirmed = worker.observed_state in ALIVE and _control("cancel_consumer", worker)
-        flushed = flush_workbook(key_of(worker))
-        if confirmed:
-            set_observed(worker, Worker.Observed.PAUSED, reason="paused", actor=actor_name(actor))
-        entry.detail = {"confirmed": confirmed, "workbook_rows": flushed.rows}
-    message = "paused" if confirmed else "not running: it will start paused"
-    return WorkerResult(worker.name, True, worker.observed_state, message)
+    return pause_workers([worker], actor=actor)[0]
 
 
 def resume_worker(worker: Worker, *, actor: Actor) -> WorkerResult:
-    with _held(worker), _operation("resume", worker, actor) as entry:
-        _set_desired(worker, Worker.Desired.RUNNING)
-        confirmed = worker.observed_state in ALIVE and _control("add_consumer", worker)
-        if confirmed:
-            set_observed(worker, Worker.Observed.RUNNING, reason="resumed", actor=actor_name(actor))
-        entry.detail = {"confirmed": confirmed}
-    return WorkerResult(worker.name, True, worker.observed_state,
-                        "consuming" if confirmed else "not running: launch it to start it")
+    return resume_workers([worker], actor=actor)[0]
 
 
 def stop_worker(worker: Worker, *, actor: Actor, force: bool = False, wait: bool = True) -> WorkerResult:
     """Warm shutdown (the running task finishes and the workbook is flushed), or ``force``: cold, then kill."""
     with _held(worker), _operation("stop", worker, actor, force=force):
-        _set_desired(worker, Worker.Desired.STOPPED, force_stop=force)
+        _set_desired([worker], Worker.Desired.STOPPED, force_stop=force)
     grace = settings.FLEET_FORCE_GRACE_SECONDS if force else settings.FLEET_STOP_GRACE_SECONDS
     stopped = not wait or _wait_for(worker, lambda w: w.observed_state not in (*ALIVE, Worker.Observed.STOPPING),
                                     grace + 10)
@@ -150,7 +205,7 @@ def restart_worker(worker: Worker, *, actor: Actor, wait: bool = True) -> Worker
         with _operation("restart", worker, actor):
             sync_checkpoints(key.annotator, key.domain)
             if worker.desired_state == Worker.Desired.STOPPED:
-                _set_desired(worker, Worker.Desired.RUNNING)
+                _set_desired([worker], Worker.Desired.RUNNING)
             Worker.objects.filter(pk=worker.pk).update(generation=worker.generation + 1)
             transaction.on_commit(lambda: wake_agent(worker.host))
         back = not wait or _wait_for(worker, lambda w: bool(w.started_at and w.started_at > asked
@@ -214,14 +269,19 @@ def _in_own_connection(operation: Callable[..., WorkerResult], worker: Worker, k
 
 
 def run_bulk(operation: Callable[..., WorkerResult], workers: list[Worker], **kwargs) -> list[WorkerResult]:
-    """The same operation on many workers at once; one result per worker, in the order given."""
+    """The same per-worker operation on many workers at once; one result per worker, in the order given."""
     if len(workers) == 1:
         return [operation(workers[0], **kwargs)]
     with ThreadPoolExecutor(max_workers=min(32, len(workers))) as pool:
         return list(pool.map(lambda w: _in_own_connection(operation, w, kwargs), workers))
 
 
-OPERATIONS: dict[str, Callable[..., WorkerResult]] = {
-    "launch": launch_worker, "pause": pause_worker, "resume": resume_worker, "stop": stop_worker,
-    "restart": restart_worker, "flush": flush_worker, "status": status_result,
+def _each(operation: Callable[..., WorkerResult]) -> Callable[..., list[WorkerResult]]:
+    return lambda workers, **kwargs: run_bulk(operation, workers, **kwargs)
+
+
+# Every operation in its bulk form: workers in, one result per worker out.
+OPERATIONS: dict[str, Callable[..., list[WorkerResult]]] = {
+    "launch": launch_workers, "pause": pause_workers, "resume": resume_workers, "stop": _each(stop_worker),
+    "restart": _each(restart_worker), "flush": _each(flush_worker), "status": _each(status_result),
 }

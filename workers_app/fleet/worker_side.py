@@ -13,6 +13,7 @@ import threading
 import time
 
 import psutil
+from celery.worker.control import control_command
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
@@ -87,3 +88,32 @@ class Heartbeat(threading.Thread):
             finally:
                 close_old_connections()
             time.sleep(settings.HEARTBEAT_SECONDS)
+
+
+def _managed_or_refuse() -> WorkerKey:
+    key = managed_key()
+    if key is None:
+        raise RuntimeError("not a fleet-managed worker")
+    return key
+
+
+@control_command()
+def fleet_pause(state, **_) -> dict:
+    """Stop consuming this worker's annotation queue (the running task finishes), then flush its workbook.
+
+    One broadcast to the exact nodes pauses many workers at once: each knows its own queue, so the caller
+    needs no per-worker round trip.
+    """
+    from workers_app.tasks import flusher
+
+    key = _managed_or_refuse()
+    state.consumer.call_soon(state.consumer.cancel_task_queue, key.queue)
+    flusher.flush([key])
+    return {"ok": "paused"}
+
+
+@control_command()
+def fleet_resume(state, **_) -> dict:
+    key = _managed_or_refuse()
+    state.consumer.call_soon(state.consumer.add_task_queue, key.queue)
+    return {"ok": "consuming"}

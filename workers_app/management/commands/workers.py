@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
-from workers_app.fleet.services import OPERATIONS, run_bulk
+from workers_app.fleet.services import OPERATIONS
 from workers_app.management.cli import cli_actor
 
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         except UnknownWorker as exc:
             raise CommandError(str(exc)) from None
         extra = {"force": True} if force else {}
-        results = run_bulk(OPERATIONS[action], workers, actor=cli_actor(), **extra)
+        results = OPERATIONS[action](workers, actor=cli_actor(), **extra)
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in results], indent=2))
         else:

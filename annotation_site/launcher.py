@@ -78,7 +78,12 @@ def start_children(port: int) -> list[tuple[str, subprocess.Popen]]:
         cwd=BASE_DIR,
     )
     agent = subprocess.Popen([python, "manage.py", "fleet_agent"], cwd=BASE_DIR)
-    return [("web server", web), ("fleet agent", agent)]
+    # Beat sends the periodic health, metrics and integrity tasks; a small worker on the control queue runs them.
+    control = subprocess.Popen([python, "-m", "celery", "-A", "annotation_site", "worker", "-Q", "control", "-n",
+                                "control@%h", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip",
+                                "-l", "WARNING"], cwd=BASE_DIR)
+    beat = subprocess.Popen([python, "-m", "celery", "-A", "annotation_site", "beat", "-l", "WARNING"], cwd=BASE_DIR)
+    return [("web server", web), ("fleet agent", agent), ("control worker", control), ("beat", beat)]
 
 
 def launch_fleet() -> None:

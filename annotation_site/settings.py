@@ -163,3 +163,17 @@ FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 10, minimum=1)
 FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
 FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)
+
+# Health checks (a worker is healthy when all five pass) and alerts.
+HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)
+HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1)
+HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1)
+HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100) / 100
+HEALTH_ALERT_ERROR_RATE = env_int("HEALTH_ALERT_ERROR_RATE_PERCENT", 20, minimum=1, maximum=100) / 100
+HEALTH_MAX_RSS_MB = env_int("HEALTH_MAX_RSS_MB", 500, minimum=1)
+AUTO_RESTARTS_PER_HOUR = env_int("AUTO_RESTARTS_PER_HOUR", 3, minimum=0)
+WORKBOOK_ALERT_MB = env_int("WORKBOOK_ALERT_MB", 100, minimum=1)
+DISK_ALERT_FREE_MB = env_int("DISK_ALERT_FREE_MB", 1024, minimum=1)
+ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL", "")
+ALERT_EMAILS = env_list("ALERT_EMAILS", [])
+METRICS_KEEP_DAYS = env_int("METRICS_KEEP_DAYS", 30, minimum=1)

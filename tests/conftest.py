@@ -41,6 +41,16 @@ def clean_redis():
 
 
 @pytest.fixture(autouse=True)
+def clean_annotations_dir():
+    """Workbooks of one test must not meet the (flushed) database of the next."""
+    import shutil
+
+    from django.conf import settings
+
+    shutil.rmtree(settings.ANNOTATIONS_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
 def fresh_catalogue_cache():
     from workers_app.engine.catalogue_cache import forget_cached_rows
 
@@ -72,11 +82,12 @@ def http_annotator(catalogue, fake_llm):
     return annotator
 
 
-def make_samples(count: int, text: str = "I feel anxious before exams and cannot sleep.") -> list[int]:
+def make_samples(count: int, text: str = "I feel anxious before exams and cannot sleep.", *,
+                 vary: bool = False) -> list[int]:
     from workers_app.models import Corpus, Sample
 
     corpus = Corpus.objects.create(file_name="made.csv", sha256=f"made-{count}-{Corpus.objects.count()}",
                                    imported_by="test")
-    Sample.objects.bulk_create(Sample(external_id=f"S-{corpus.pk}-{i}", text=text, corpus=corpus, source_row=i + 2)
-                               for i in range(count))
+    Sample.objects.bulk_create(Sample(external_id=f"S-{corpus.pk}-{i}", text=f"{text} (#{i})" if vary else text,
+                                      corpus=corpus, source_row=i + 2) for i in range(count))
     return list(Sample.objects.filter(corpus=corpus).values_list("pk", flat=True))

@@ -100,7 +100,9 @@ ANNOTATOR_NAMES = ["Baseline A", "Baseline B", "Baseline C", "Baseline D", "Base
 
 def seed_defaults(*, actor: Actor) -> dict[str, int]:
     """Create what is missing; never change what exists (staff edits survive)."""
-    created = {"domains": 0, "annotators": 0}
+    from .monitoring.schedules import seed_schedules
+
+    created = {"domains": 0, "annotators": 0, "schedules": 0}
     with transaction.atomic():
         for position, spec in enumerate(DOMAINS):
             _, made = Domain.objects.get_or_create(
@@ -110,6 +112,7 @@ def seed_defaults(*, actor: Actor) -> dict[str, int]:
         for number, name in enumerate(ANNOTATOR_NAMES, start=1):
             _, made = Annotator.objects.get_or_create(number=number, defaults={"name": name})
             created["annotators"] += made
+        created["schedules"] = seed_schedules()
     if any(created.values()):
         with audited("seed_defaults", actor=actor, parameters={}) as entry:
             entry.detail = created

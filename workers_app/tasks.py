@@ -63,3 +63,34 @@ def _on_ready(sender, **kwargs) -> None:
 @worker_shutdown.connect
 def _final_flush(sender, **kwargs) -> None:
     flusher.stop()
+
+
+# Beat tasks (schedules live in the database: django-celery-beat, editable in the admin). Each is safe to
+# run twice at once.
+
+@shared_task(name="workers_app.health_sweep", ignore_result=True)
+def health_sweep_task() -> None:
+    from .monitoring.sweep import health_sweep
+
+    health_sweep()
+
+
+@shared_task(name="workers_app.snapshot_metrics", ignore_result=True)
+def snapshot_metrics_task() -> None:
+    from .monitoring.metrics import snapshot_metrics
+
+    snapshot_metrics()
+
+
+@shared_task(name="workers_app.prune_metrics")
+def prune_metrics_task() -> int:
+    from .monitoring.metrics import prune_metrics
+
+    return prune_metrics()
+
+
+@shared_task(name="workers_app.hourly_checks")
+def hourly_checks_task() -> dict:
+    from .monitoring.storage import hourly_checks
+
+    return hourly_checks()

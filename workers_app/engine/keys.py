@@ -43,6 +43,11 @@ class WorkerKey:
     def progress_key(self) -> str:
         return f"{PREFIX}:progress:{self}"
 
+    @property
+    def recent_key(self) -> str:
+        """The statuses of its last outcomes, newest first: the health check's error-rate window."""
+        return f"{PREFIX}:recent:{self}"
+
 
 def rate_limit_key(annotator_number: int) -> str:
     return f"{PREFIX}:ratelimit:{annotator_number}"

@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import Count
 
 from workers_app.models import Annotator, Domain, Outcome, Sample
@@ -121,9 +122,14 @@ def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
     synced = {}
     for key, counts in counts_from_store(keys).items():
         waiting = _sample_ids_in_queue(client.lrange(key.queue, 0, -1))
+        recent = list(Outcome.objects.filter(**_outcome_filter(key)).order_by("-id").values_list(
+            "status", "created_at")[: settings.HEALTH_ERROR_WINDOW])
         pipe = client.pipeline()
-        pipe.delete(key.progress_key, key.queued_key)
+        pipe.delete(key.progress_key, key.queued_key, key.recent_key)
         pipe.hset(key.progress_key, mapping=counts)
+        if recent:
+            pipe.hset(key.progress_key, "last_at", recent[0][1].timestamp())
+            pipe.rpush(key.recent_key, *(status for status, _ in recent))
         if waiting:
             pipe.sadd(key.queued_key, *waiting)
         pipe.execute()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -20,6 +23,9 @@ def store_outcome(key: WorkerKey, **fields) -> bool:
         return False
     pipe = get_redis().pipeline(transaction=False)
     pipe.hincrby(key.progress_key, fields["status"], 1)
+    pipe.hset(key.progress_key, "last_at", time.time())
+    pipe.lpush(key.recent_key, fields["status"])
+    pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
     pipe.srem(key.queued_key, fields["sample"].pk)
     pipe.execute()
     return True

@@ -685,3 +685,15 @@ _STYLES = (
     '<dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/>'
     "</styleSheet>"
 )
+
+
+def journaled_row_count(workbook: Path) -> int | None:
+    """Rows the journal beside ``workbook`` says it holds, from the small sidecar alone (None if unreadable).
+
+    Cheap enough for a health sweep every few seconds; ``WorkbookJournal`` itself verifies the journal.
+    """
+    sidecar = Path(workbook).parent / f".{Path(workbook).name}.journal.json"
+    try:
+        return int(json.loads(sidecar.read_text(encoding="utf-8"))["row_count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

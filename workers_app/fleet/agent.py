@@ -153,9 +153,11 @@ class Agent:
         force_observed(worker, Worker.Observed.STARTING, reason="process started", actor=ACTOR, pid=pid)
 
     def _signal_stop(self, worker: Worker, child: Child, *, restart: bool = False) -> None:
-        force = worker.force_stop and not restart
+        force = worker.force_stop
         grace = settings.FLEET_FORCE_GRACE_SECONDS if force else settings.FLEET_STOP_GRACE_SECONDS
-        self._send(child.pid, signal.SIGQUIT if force else signal.SIGTERM)
+        # A forced restart is for a stalled process, which may not even run its signal handlers.
+        sig = signal.SIGTERM if not force else signal.SIGKILL if restart else signal.SIGQUIT
+        self._send(child.pid, sig)
         child.stop_sent = time.monotonic()
         child.kill_after = child.stop_sent + grace
         child.restart = restart
@@ -219,7 +221,7 @@ class Agent:
         ran = time.monotonic() - child.started
         if child.restart:
             force_observed(worker, Worker.Observed.EXITED, reason="restarting", actor=ACTOR, pid=None,
-                           restarts=worker.restarts + 1)
+                           restarts=worker.restarts + 1, force_stop=False)
             return
         if child.stop_sent is not None:
             force_observed(worker, Worker.Observed.STOPPED, reason=f"stopped (exit {code})", actor=ACTOR, pid=None,

@@ -194,8 +194,11 @@ def stop_worker(worker: Worker, *, actor: Actor, force: bool = False, wait: bool
     return WorkerResult(worker.name, stopped, worker.observed_state, "stopped" if stopped else "still stopping")
 
 
-def restart_worker(worker: Worker, *, actor: Actor, wait: bool = True) -> WorkerResult:
-    """Stop and start again with a checkpoint sync; concurrent requests cause one restart."""
+def restart_worker(worker: Worker, *, actor: Actor, wait: bool = True, force: bool = False) -> WorkerResult:
+    """Stop and start again with a checkpoint sync; concurrent requests cause one restart.
+
+    ``force`` kills the old process at once: for a stalled one that no longer handles signals.
+    """
     asked = timezone.now()
     key = key_of(worker)
     with _held(worker):
@@ -206,7 +209,7 @@ def restart_worker(worker: Worker, *, actor: Actor, wait: bool = True) -> Worker
             sync_checkpoints(key.annotator, key.domain)
             if worker.desired_state == Worker.Desired.STOPPED:
                 _set_desired([worker], Worker.Desired.RUNNING)
-            Worker.objects.filter(pk=worker.pk).update(generation=worker.generation + 1)
+            Worker.objects.filter(pk=worker.pk).update(generation=worker.generation + 1, force_stop=force)
             transaction.on_commit(lambda: wake_agent(worker.host))
         back = not wait or _wait_for(worker, lambda w: bool(w.started_at and w.started_at > asked
                                                              and w.observed_state in ALIVE[1:]), 60)

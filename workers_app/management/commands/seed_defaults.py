@@ -5,11 +5,13 @@ from workers_app.management.cli import cli_actor
 
 
 class Command(BaseCommand):
-    help = "Create the 6 default domains and 5 built-in annotators that are missing. Safe to run again."
+    help = ("Create the default domains, built-in annotators and beat schedules that are missing. "
+            "Safe to run again.")
 
     def handle(self, *args, **options):
         created = seed_defaults(actor=cli_actor())
         if any(created.values()):
-            self.stdout.write(f"Created {created['domains']} domain(s) and {created['annotators']} annotator(s).")
+            self.stdout.write(f"Created {created['domains']} domain(s), {created['annotators']} annotator(s) and "
+                              f"{created['schedules']} beat schedule(s).")
         else:
             self.stdout.write("The catalogue is already there; nothing changed.")

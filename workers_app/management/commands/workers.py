@@ -6,6 +6,7 @@ from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import OPERATIONS
 from workers_app.management.cli import cli_actor
+from workers_app.monitoring.checks import evaluate
 
 
 def worker_option(value: str) -> tuple[int, str]:
@@ -19,8 +20,8 @@ class Command(BaseCommand):
     help = "Launch, pause, resume, stop, restart, flush or show the status of workers."
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=list(OPERATIONS))
-        scope = parser.add_mutually_exclusive_group(required=True)
+        parser.add_argument("action", choices=[*OPERATIONS, "health"])
+        scope = parser.add_mutually_exclusive_group()
         scope.add_argument("--all", action="store_true", help="every worker")
         scope.add_argument("--annotator", type=int, metavar="N", help="the 6 workers of annotator N")
         scope.add_argument("--domain", metavar="NAME", help="the 5 workers of one domain")
@@ -31,12 +32,17 @@ class Command(BaseCommand):
     def handle(self, *args, action, annotator, domain, worker, force, **options):
         if force and action != "stop":
             raise CommandError("--force applies to stop only")
+        if action != "health" and not (options["all"] or annotator or domain or worker):
+            raise CommandError("say which workers: --all, --annotator N, --domain NAME or --worker N:DOMAIN")
         if worker:
             annotator, domain = worker_option(worker)
         try:
             workers = select_workers(annotator, domain)
         except UnknownWorker as exc:
             raise CommandError(str(exc)) from None
+        if action == "health":
+            self._health(workers, as_json=options["json"])
+            return
         extra = {"force": True} if force else {}
         results = OPERATIONS[action](workers, actor=cli_actor(), **extra)
         if options["json"]:
@@ -45,4 +51,16 @@ class Command(BaseCommand):
             for r in results:
                 self.stdout.write(f"{r.worker:32} {'ok' if r.ok else 'FAILED':7} {r.state:9} {r.message}")
         if not all(r.ok for r in results):
+            raise SystemExit(1)
+
+    def _health(self, workers, *, as_json: bool) -> None:
+        reports = evaluate(workers)
+        if as_json:
+            self.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2))
+        else:
+            for r in reports:
+                failing = "; ".join(f"{c.name}: {c.reason}" for c in r.checks if not c.ok)
+                self.stdout.write(f"{r.worker.name:32} {'healthy' if r.healthy else 'UNHEALTHY':9} "
+                                  f"{r.worker.observed_state:9} {failing}")
+        if not all(r.healthy for r in reports):
             raise SystemExit(1)

@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from admin_ops.admin_audit import AuditedModelAdmin
+from workers_app.models import Alert, AlertChannel, WorkerMetric
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    list_display = ("opened_at", "kind", "key", "message", "resolved_at", "delivered")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("key", "message")
+
+    @admin.display(description="delivered", boolean=True)
+    def delivered(self, obj: Alert) -> bool | None:
+        return all(d.get("ok") for d in obj.deliveries) if obj.deliveries else None
+
+
+@admin.register(WorkerMetric)
+class WorkerMetricAdmin(ReadOnly):
+    list_display = ("at", "worker", "throughput", "malformed_rate", "latency_p50_ms", "latency_p95_ms",
+                    "queue_length", "rss")
+    list_filter = ("worker__annotator", "worker__domain")
+    list_select_related = ("worker__annotator", "worker__domain")
+    date_hierarchy = "at"
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(AuditedModelAdmin):
+    list_display = ("kind", "target", "enabled")

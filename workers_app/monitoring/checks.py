@@ -1,0 +1,153 @@
+"""The five health checks of a worker, evaluated from one snapshot of the whole fleet.
+
+The snapshot is read in one pipelined Redis round trip plus three database queries, whatever the fleet's
+size: a sweep over 30 workers must cost milliseconds, not a control round trip per worker.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+from workers_app.engine.integrity import SHEET
+from workers_app.engine.keys import WorkerKey
+from workers_app.excel.journal import journaled_row_count
+from workers_app.fleet.rows import key_of
+from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.models import Outcome, Worker
+from workers_app.redis_client import get_redis
+
+CHECKS = ("heartbeat", "progress", "error_rate", "memory", "workbook")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    reason: str
+
+
+@dataclass
+class WorkerHealth:
+    worker: Worker
+    checks: list[Check] = field(default_factory=list)
+    heartbeat_age: float | None = None
+    rss: int | None = None
+    queue: int = 0
+    error_rate: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def failing(self, name: str) -> bool:
+        return any(c.name == name and not c.ok for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"worker": self.worker.name, "healthy": self.healthy, "observed": self.worker.observed_state,
+                "heartbeat_age": self.heartbeat_age, "rss": self.rss, "queue": self.queue,
+                "error_rate": round(self.error_rate, 3), "checks": [asdict(c) for c in self.checks]}
+
+
+@dataclass
+class Live:
+    """What Redis says of one worker."""
+
+    beat_at: float | None
+    rss: int | None
+    queue: int
+    stored: int
+    last_stored: float | None
+    recent: list[str]
+
+
+def read_live(workers: list[Worker]) -> dict[int, Live]:
+    """Heartbeat, queue, counters and recent statuses of every worker, in one pipelined round trip."""
+    pipe = get_redis().pipeline(transaction=False)
+    for worker in workers:
+        key = key_of(worker)
+        pipe.hmget(heartbeat_key(key), "at", "rss")
+        pipe.llen(key.queue)
+        pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
+        pipe.lrange(key.recent_key, 0, -1)
+    answers = iter(pipe.execute())
+    live = {}
+    for worker in workers:
+        (at, rss), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
+        live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
+                               int(ok or 0) + int(bad or 0), float(last) if last else None, recent)
+    return live
+
+
+def _heartbeat(worker: Worker, live: Live, now: float) -> Check:
+    if worker.desired_state == Worker.Desired.STOPPED:
+        return Check("heartbeat", True, "stopped on purpose")
+    if live.beat_at is None:
+        return Check("heartbeat", False, "no heartbeat")
+    age = now - live.beat_at
+    ok = age <= settings.HEALTH_HEARTBEAT_MAX_AGE
+    return Check("heartbeat", ok, f"last beat {age:.0f} s ago" + ("" if ok else
+                 f" (limit {settings.HEALTH_HEARTBEAT_MAX_AGE} s)"))
+
+
+def _progress(worker: Worker, live: Live, now: float) -> Check:
+    if worker.desired_state != Worker.Desired.RUNNING or live.queue == 0:
+        return Check("progress", True, "nothing to do" if live.queue == 0 else "not meant to run")
+    since = worker.started_at.timestamp() if worker.started_at else now
+    if live.last_stored is not None:
+        since = max(since, live.last_stored)
+    idle = now - since
+    ok = idle <= settings.HEALTH_STUCK_SECONDS
+    return Check("progress", ok, f"{live.queue} queued, last outcome {idle:.0f} s ago" + ("" if ok else " (stuck)"))
+
+
+def _error_rate(recent: list[str]) -> Check:
+    total, bad = len(recent), sum(1 for status in recent if status != Outcome.Status.OK)
+    rate = bad / total if total else 0.0
+    ok = rate < settings.HEALTH_ERROR_RATE
+    return Check("error_rate", ok, f"{bad} of the last {total} outcomes malformed ({rate:.0%})")
+
+
+def _memory(live: Live) -> Check:
+    if live.rss is None:
+        return Check("memory", True, "no reading")
+    ok = live.rss < settings.HEALTH_MAX_RSS_MB * 2**20
+    return Check("memory", ok, f"RSS {live.rss / 2**20:.0f} MB" + ("" if ok else
+                 f" (limit {settings.HEALTH_MAX_RSS_MB} MB)"))
+
+
+def _workbook(key: WorkerKey, stored: int) -> Check:
+    """Opens (the zip directory) and holds the store's rows; the hourly integrity job checks every byte."""
+    if not key.workbook.exists():
+        return Check("workbook", stored == 0, "no workbook yet" if stored == 0 else f"missing; {stored} stored")
+    try:
+        with zipfile.ZipFile(key.workbook) as book:
+            book.getinfo(SHEET)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        return Check("workbook", False, f"unreadable: {exc.__class__.__name__}: {exc}")
+    rows = journaled_row_count(key.workbook)
+    if rows is None:
+        return Check("workbook", False, "its journal is missing or unreadable")
+    # A workbook trails the store by at most one flush interval; more than that is a mismatch.
+    ok = rows <= stored <= rows + settings.FLUSH_EVERY_ROWS
+    return Check("workbook", ok, f"{rows} rows, {stored} stored")
+
+
+def evaluate(workers: list[Worker], *, with_workbooks: bool = True) -> list[WorkerHealth]:
+    now = time.time()
+    live = read_live(workers)
+    reports = []
+    for worker in workers:
+        state = live[worker.pk]
+        error_rate = _error_rate(state.recent)
+        health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
+                              rss=state.rss, queue=state.queue,
+                              error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
+        health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
+        if with_workbooks:
+            health.checks.append(_workbook(key_of(worker), state.stored))
+        reports.append(health)
+    return reports

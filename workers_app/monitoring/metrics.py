@@ -1,0 +1,60 @@
+"""Per-minute metrics per worker, kept METRICS_KEEP_DAYS days."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.models import Outcome, Worker, WorkerMetric
+
+from .checks import read_live
+
+
+def _percentile(values: list[int], share: float) -> int | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return int(statistics.quantiles(values, n=100, method="inclusive")[int(share * 100) - 1])
+
+
+def snapshot_metrics() -> int:
+    """One row per worker for the minute just past; safe to run twice (a minute is recorded once)."""
+    minute = timezone.now().replace(second=0, microsecond=0)
+    ensure_worker_rows()
+    workers = list(Worker.objects.select_related("annotator", "domain"))
+    done = set(WorkerMetric.objects.filter(at=minute).values_list("worker_id", flat=True))
+    latencies: dict[tuple[int, int], list[int]] = defaultdict(list)
+    malformed: dict[tuple[int, int], int] = defaultdict(int)
+    for annotator, domain, status, latency in Outcome.objects.filter(
+            created_at__gte=minute - timedelta(minutes=1), created_at__lt=minute).values_list(
+            "annotator_id", "domain_id", "status", "latency_ms"):
+        latencies[(annotator, domain)].append(latency)
+        malformed[(annotator, domain)] += status != Outcome.Status.OK
+    live = read_live(workers)
+    rows = []
+    for worker in workers:
+        if worker.pk in done:
+            continue
+        pair = (worker.annotator_id, worker.domain_id)
+        count = len(latencies[pair])
+        rows.append(WorkerMetric(worker=worker, at=minute, throughput=count,
+                                 malformed_rate=malformed[pair] / count if count else 0.0,
+                                 latency_p50_ms=_percentile(sorted(latencies[pair]), 0.50),
+                                 latency_p95_ms=_percentile(sorted(latencies[pair]), 0.95),
+                                 queue_length=live[worker.pk].queue, rss=live[worker.pk].rss))
+    with transaction.atomic():
+        WorkerMetric.objects.bulk_create(rows)
+    return len(rows)
+
+
+def prune_metrics() -> int:
+    cutoff = timezone.now() - timedelta(days=settings.METRICS_KEEP_DAYS)
+    deleted, _ = WorkerMetric.objects.filter(at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,27 @@
+"""The default beat schedules, created once (staff may then edit them in the admin)."""
+
+from __future__ import annotations
+
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+DEFAULTS = [
+    ("health sweep", "workers_app.health_sweep", {"every": 30, "period": IntervalSchedule.SECONDS}),
+    ("metrics snapshot", "workers_app.snapshot_metrics", {"every": 1, "period": IntervalSchedule.MINUTES}),
+    ("integrity, disk and workbook sizes", "workers_app.hourly_checks", {"every": 1, "period": IntervalSchedule.HOURS}),
+    ("prune metrics", "workers_app.prune_metrics", {"crontab": {"minute": "17", "hour": "3"}}),
+]
+
+
+def seed_schedules() -> int:
+    created = 0
+    for name, task, when in DEFAULTS:
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        if "crontab" in when:
+            schedule, _ = CrontabSchedule.objects.get_or_create(**when["crontab"], timezone="UTC")
+            PeriodicTask.objects.create(name=name, task=task, crontab=schedule)
+        else:
+            schedule, _ = IntervalSchedule.objects.get_or_create(**when)
+            PeriodicTask.objects.create(name=name, task=task, interval=schedule)
+        created += 1
+    return created

@@ -1,0 +1,131 @@
+"""The health sweep beat runs every 30 s: evaluate every worker, restart the stalled and the stuck (at most
+AUTO_RESTARTS_PER_HOUR times per worker per rolling hour), mirror live numbers into the Worker rows, alert.
+
+Safe to run twice at once: a sweep holds a Redis lock and a second one returns at once. The restart count
+comes from WorkerEvent rows, so restarting beat or the monitor does not reset the throttle.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.fleet.services import restart_worker
+from workers_app.fleet.transitions import set_observed
+from workers_app.models import Annotator, Worker, WorkerEvent
+from workers_app.redis_client import get_redis
+
+from .alerts import Incident, sync_alerts
+from .checks import WorkerHealth, evaluate
+
+ACTOR = "system:monitor"
+AUTO_RESTART = "auto-restart"
+SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "integrity"}
+_PROCESS_UP = (Worker.Observed.RUNNING, Worker.Observed.PAUSED)
+
+
+@dataclass
+class SweepReport:
+    skipped: bool = False
+    seconds: float = 0.0
+    health: list[WorkerHealth] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    throttled: list[str] = field(default_factory=list)
+
+
+def auto_restarts_in_last_hour(worker: Worker) -> int:
+    since = timezone.now() - timedelta(hours=1)
+    return WorkerEvent.objects.filter(worker=worker, actor=ACTOR, reason__startswith=AUTO_RESTART,
+                                      at__gte=since).count()
+
+
+def _needs_restart(health: WorkerHealth) -> str:
+    worker = health.worker
+    if worker.observed_state not in _PROCESS_UP:
+        return ""  # starting, stopping, or already being restarted: not yet the process to judge
+    if health.failing("heartbeat"):
+        return "stalled: " + next(c.reason for c in health.checks if c.name == "heartbeat")
+    if health.failing("progress"):
+        return "stuck: " + next(c.reason for c in health.checks if c.name == "progress")
+    return ""
+
+
+def _restart_or_throttle(health: WorkerHealth, why: str, report: SweepReport) -> None:
+    worker = health.worker
+    if auto_restarts_in_last_hour(worker) >= settings.AUTO_RESTARTS_PER_HOUR:
+        if set_observed(worker, Worker.Observed.STALLED, reason=f"throttled: {why}", actor=ACTOR):
+            report.throttled.append(worker.name)
+        return
+    if set_observed(worker, Worker.Observed.STALLED, reason=f"{AUTO_RESTART}: {why}", actor=ACTOR):
+        restart_worker(worker, actor=ACTOR, wait=False, force=True)
+        report.restarted.append(worker.name)
+
+
+def _incidents(reports: list[WorkerHealth]) -> list[Incident]:
+    found = []
+    for health in reports:
+        worker = health.worker
+        stalled = worker.observed_state == Worker.Observed.STALLED
+        last = (worker.events.order_by("-at").values_list("reason", flat=True).first() or "") if stalled else ""
+        if stalled and last.startswith("throttled"):
+            found.append(Incident(f"throttled:{worker.name}", "throttled", f"{worker.name} {last}; not restarted "
+                                  f"({settings.AUTO_RESTARTS_PER_HOUR} automatic restarts in the last hour)", worker))
+        elif health.failing("heartbeat") and worker.desired_state != Worker.Desired.STOPPED:
+            reason = last or next(c.reason for c in health.checks if c.name == "heartbeat")
+            found.append(Incident(f"stalled:{worker.name}", "stalled", f"{worker.name}: {reason}", worker))
+        if health.failing("progress"):
+            found.append(Incident(f"stuck:{worker.name}", "stuck", f"{worker.name} finishes nothing with work "
+                                  "queued", worker))
+        if worker.observed_state == Worker.Observed.FATAL:
+            found.append(Incident(f"fatal:{worker.name}", "fatal", f"{worker.name} is fatal: {worker.last_error}",
+                                  worker))
+        if health.error_rate > settings.HEALTH_ALERT_ERROR_RATE:
+            found.append(Incident(f"error_rate:{worker.name}", "error_rate", f"{worker.name}: "
+                                  f"{health.error_rate:.0%} of its recent outcomes are malformed", worker))
+        if health.failing("workbook"):
+            reason = next(c.reason for c in health.checks if c.name == "workbook")
+            found.append(Incident(f"integrity:{worker.name}", "integrity", f"{worker.name} workbook: {reason}",
+                                  worker))
+    for number, error in Annotator.objects.exclude(backend_error="").values_list("number", "backend_error"):
+        found.append(Incident(f"backend:{number}", "backend", f"annotator {number} backend failed: {error}"))
+    return found
+
+
+_MIRROR = f"UPDATE {Worker._meta.db_table} SET last_heartbeat = %s, memory_rss = %s WHERE id = %s"
+
+
+def _mirror_live(reports: list[WorkerHealth]) -> None:
+    """Heartbeat time and memory into the Worker rows: one executemany, not an ORM CASE per row."""
+    now = time.time()
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [(None if h.heartbeat_age is None else adapt(datetime.fromtimestamp(now - h.heartbeat_age, tz=UTC)),
+             h.rss, h.worker.pk) for h in reports]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_MIRROR, rows)
+
+
+def health_sweep() -> SweepReport:
+    lock = get_redis().lock("annot:health-sweep", timeout=120, blocking=False)
+    if not lock.acquire():
+        return SweepReport(skipped=True)
+    started = time.perf_counter()
+    try:
+        ensure_worker_rows()
+        workers = list(Worker.objects.select_related("annotator", "domain"))
+        report = SweepReport(health=evaluate(workers))
+        _mirror_live(report.health)
+        for health in report.health:
+            why = _needs_restart(health)
+            if why:
+                _restart_or_throttle(health, why, report)
+        sync_alerts(_incidents(report.health), scope=SWEEP_KINDS)
+        report.seconds = time.perf_counter() - started
+        return report
+    finally:
+        lock.release()

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,10 @@ def audited(
     target: str = "",
     parameters: dict | None = None,
     client_address: str | None = None,
+    atomic: bool = True,
 ) -> Iterator[AuditEntry]:
+    """``atomic=False`` is for long work (archives, restores) that must not hold one database transaction
+    open, which on SQLite would stop every worker's writes; the row is then written when the work ends."""
     entry = AuditEntry()
     common = {
         "actor": actor_name(actor),
@@ -96,14 +99,14 @@ def audited(
     }
     started = time.monotonic()
     try:
-        with transaction.atomic():
+        # With atomic work the row commits with it; otherwise it is written once the work is done.
+        with transaction.atomic() if atomic else nullcontext():
             yield entry
-            _write(
-                **common,
-                result=AuditLog.Result.OK,
-                detail=entry.detail,
-                duration_ms=_elapsed_ms(started),
-            )
+            if atomic:
+                _write(**common, result=AuditLog.Result.OK, detail=entry.detail, duration_ms=_elapsed_ms(started))
+        if not atomic:
+            with transaction.atomic():
+                _write(**common, result=AuditLog.Result.OK, detail=entry.detail, duration_ms=_elapsed_ms(started))
     except Exception as exc:
         with transaction.atomic():
             _write(

@@ -140,3 +140,24 @@ def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
 def progress(key: WorkerKey) -> dict[str, int]:
     values = get_redis().hgetall(key.progress_key)
     return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}
+
+
+def purge_queue(key: WorkerKey) -> int:
+    """Drop every message of this worker's queue, waiting or delivered-but-unacknowledged; return how many."""
+    client = get_redis()
+    removed = client.llen(key.queue)
+    client.delete(key.queue)
+    # Kombu keeps unacknowledged messages in one hash for all queues: [payload, exchange, routing key].
+    stale = []
+    for tag, raw in client.hscan_iter("unacked"):
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if routing_key == key.queue:
+            stale.append(tag)
+    if stale:
+        client.hdel("unacked", *stale)
+        client.zrem("unacked_index", *stale)
+    client.delete(key.queued_key, key.progress_key, key.recent_key)
+    return removed + len(stale)

@@ -273,6 +273,8 @@ def _in_own_connection(operation: Callable[..., WorkerResult], worker: Worker, k
 
 def run_bulk(operation: Callable[..., WorkerResult], workers: list[Worker], **kwargs) -> list[WorkerResult]:
     """The same per-worker operation on many workers at once; one result per worker, in the order given."""
+    if not workers:
+        return []
     if len(workers) == 1:
         return [operation(workers[0], **kwargs)]
     with ThreadPoolExecutor(max_workers=min(32, len(workers))) as pool:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from .catalogue import Annotator, Domain
 from .corpus import Sample
@@ -30,7 +31,7 @@ class Outcome(models.Model):
     attempts = models.PositiveSmallIntegerField(default=1)
     worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -59,7 +60,7 @@ class MalformedAttempt(models.Model):
     model = models.CharField(max_length=200, blank=True)
     prompt_version = models.PositiveIntegerField()
     worker = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["annotator", "domain"], name="malformed_by_worker")]

@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from admin_ops.services.archive import ArchiveError, create_archive
+from workers_app.management.cli import cli_actor
+
+
+class Command(BaseCommand):
+    help = "Write DATA_DIR/archives/NAME.tar.gz: workbooks, outcomes, malform log, audit log, state, manifest."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+
+    def handle(self, *args, name, **options):
+        try:
+            archive = create_archive(name, actor=cli_actor())
+        except ArchiveError as exc:
+            raise CommandError(str(exc)) from None
+        counts = ", ".join(f"{n} {what}" for what, n in archive.counts.items())
+        self.stdout.write(f"wrote {archive.file_name} ({archive.size:,} bytes; {counts}); sha256 {archive.sha256}")

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from admin_ops.services.state import StateError, import_state
+from workers_app.management.cli import cli_actor
+
+
+class Command(BaseCommand):
+    help = "Validate a state export, show what would change, and apply it (all or nothing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--dry-run", action="store_true", help="only show the differences")
+
+    def handle(self, *args, path, dry_run, **options):
+        try:
+            plan = import_state(path, actor=cli_actor(), dry_run=dry_run)
+        except StateError as exc:
+            raise CommandError(str(exc)) from None
+        for change in plan.changes:
+            self.stdout.write(f"  {change}")
+        verb = "would change" if dry_run else "changed"
+        self.stdout.write(f"{len(plan.changes)} difference(s); {verb}." if plan.changes else "No differences.")

@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from admin_ops.services.archive import verify_archive
+
+
+class Command(BaseCommand):
+    help = "Recompute every member's SHA-256 against the archive's manifest and report each mismatch."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+
+    def handle(self, *args, path, **options):
+        result = verify_archive(path)
+        if not result.ok:
+            raise CommandError(f"{path} failed verification:\n" + "\n".join(f"  - {p}" for p in result.problems))
+        self.stdout.write(f"{path}: {len(result.manifest['members'])} members, every checksum matches")

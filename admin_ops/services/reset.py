@@ -1,0 +1,125 @@
+"""Reset a domain, an annotator, or everything: stop, purge, archive first, delete, leave stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from admin_ops.audit import Actor, audited
+from workers_app.engine.queues import purge_queue, queue_length
+from workers_app.fleet.rows import key_of, select_workers
+from workers_app.fleet.services import ALIVE, run_bulk, stop_worker
+from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.models import (
+    Alert,
+    Corpus,
+    MalformedAttempt,
+    Outcome,
+    Sample,
+    Worker,
+    WorkerEvent,
+    WorkerMetric,
+)
+from workers_app.redis_client import get_redis
+
+from .archive import create_archive
+
+
+class ResetRefused(ValueError):
+    pass
+
+
+@dataclass
+class ResetPreview:
+    """What a reset would delete: shown to staff before they confirm."""
+
+    scope: str
+    workers: list[str]
+    outcomes: int
+    malformed: int
+    workbooks: list[str]
+    queued_messages: int
+    samples: int = 0
+    archive: str = ""
+    purged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        extra = f", {self.samples} samples and their corpora" if self.samples else ""
+        return (f"{self.scope}: {len(self.workers)} worker(s), {self.outcomes} outcomes, {self.malformed} malformed "
+                f"attempts, {len(self.workbooks)} workbook(s), {self.queued_messages} queued message(s){extra}")
+
+
+def _scope(annotator: int | None, domain: str | None, factory: bool) -> str:
+    if factory:
+        if annotator is not None or domain is not None:
+            raise ResetRefused("a factory reset covers everything: give no --domain or --annotator with it")
+        return "everything"
+    if annotator is None and domain is None:
+        raise ResetRefused("say what to reset: --domain NAME, --annotator N (or both), or --factory")
+    return " ".join(part for part in (f"annotator {annotator}" if annotator else "",
+                                      f"domain {domain}" if domain else "") if part)
+
+
+def _outcome_filter(workers: list[Worker]) -> dict:
+    return {"annotator_id__in": {w.annotator_id for w in workers}, "domain_id__in": {w.domain_id for w in workers}}
+
+
+def preview_reset(*, annotator: int | None = None, domain: str | None = None, factory: bool = False) -> ResetPreview:
+    scope = _scope(annotator, domain, factory)
+    workers = select_workers(annotator, domain)
+    keys = [key_of(w) for w in workers]
+    return ResetPreview(
+        scope=scope, workers=[w.name for w in workers],
+        outcomes=Outcome.objects.filter(**_outcome_filter(workers)).count(),
+        malformed=MalformedAttempt.objects.filter(**_outcome_filter(workers)).count(),
+        workbooks=[k.workbook.name for k in keys if k.workbook.exists()],
+        queued_messages=sum(queue_length(k) for k in keys),
+        samples=Sample.objects.count() if factory else 0,
+    )
+
+
+def _delete_files(workers: list[Worker]) -> None:
+    for worker in workers:
+        workbook = key_of(worker).workbook
+        for path in (workbook, workbook.parent / f".{workbook.name}.journal",
+                     workbook.parent / f".{workbook.name}.journal.json"):
+            path.unlink(missing_ok=True)
+
+
+def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None = None, factory: bool = False,
+               backup: bool = True, keep_excel: bool = False) -> ResetPreview:
+    if factory and not isinstance(actor, str) and not actor.is_superuser:
+        raise PermissionDenied("a factory reset needs a superuser")
+    preview = preview_reset(annotator=annotator, domain=domain, factory=factory)
+    workers = select_workers(annotator, domain)
+    parameters = {"annotator": annotator, "domain": domain, "factory": factory, "backup": backup,
+                  "keep_excel": keep_excel}
+    with audited("reset_data", actor=actor, target=preview.scope, parameters=parameters, atomic=False) as entry:
+        if backup:
+            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+            preview.archive = create_archive(f"before-reset-{stamp}", actor=actor).name
+        run_bulk(stop_worker, [w for w in workers if w.observed_state in ALIVE or w.desired_state != "stopped"],
+                 actor=actor, force=True)
+        preview.purged = sum(purge_queue(key_of(w)) for w in workers)
+        get_redis().delete(*(heartbeat_key(key_of(w)) for w in workers))
+        with transaction.atomic():
+            Outcome.objects.filter(**_outcome_filter(workers)).delete()
+            MalformedAttempt.objects.filter(**_outcome_filter(workers)).delete()
+            Worker.objects.filter(pk__in=[w.pk for w in workers]).update(desired_state=Worker.Desired.STOPPED)
+            if factory:
+                for model in (WorkerMetric, Alert, WorkerEvent, Sample, Corpus):
+                    model.objects.all().delete()
+        if not keep_excel:
+            _delete_files(workers)
+        entry.detail = {"summary": preview.summary(), "archive": preview.archive, "purged": preview.purged}
+    return preview
+
+
+def project_name() -> str:
+    """What staff type to confirm a factory reset in the admin."""
+    return settings.PROJECT_NAME

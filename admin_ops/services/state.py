@@ -1,0 +1,163 @@
+"""Export and import of the console's state: catalogue, worker desired states, progress and a store summary.
+
+A versioned JSON document. Import validates the whole document first (schema and version), shows what would
+change, and changes nothing on any error. API keys are never in it: annotators carry the NAME of their key's
+environment variable only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from admin_ops.audit import Actor, audited
+from workers_app.engine.queues import counts_from_store, worker_keys
+from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.models import Annotator, Domain, Outcome, Sample, Worker
+
+FORMAT = "annotation-fleet-state"
+VERSION = 1
+DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
+                 "prompt_version": int, "parse_rules": dict, "position": int}
+ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "base_url": str, "api_key_env": str,
+                    "requests_per_minute": int, "temperature": (int, float), "max_tokens": int,
+                    "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
+                    "builtin_latency_ms": int, "builtin_malformed_rate": (int, float)}
+DESIRED = {choice for choice, _ in Worker.Desired.choices}
+
+
+class StateError(ValueError):
+    """The document is not a valid state export; nothing was changed."""
+
+
+def state_document() -> dict:
+    ensure_worker_rows()
+    counts = counts_from_store(worker_keys())
+    return {
+        "format": FORMAT, "version": VERSION, "exported_at": timezone.now().isoformat(),
+        "catalogue": {
+            "domains": [{f: getattr(d, f) for f in DOMAIN_FIELDS} for d in Domain.objects.order_by("position")],
+            "annotators": [{f: getattr(a, f) for f in ANNOTATOR_FIELDS} for a in Annotator.objects.order_by("number")],
+        },
+        "workers": [{"annotator": w.annotator.number, "domain": w.domain.slug, "desired_state": w.desired_state}
+                    for w in Worker.objects.select_related("annotator", "domain")],
+        "progress": {str(key): value for key, value in counts.items()},
+        "store": {"samples": Sample.objects.count(), "outcomes": Outcome.objects.count()},
+    }
+
+
+def export_state(path: str | Path, *, actor: Actor) -> dict:
+    document = state_document()
+    with audited("export_state", actor=actor, target=str(path)):
+        Path(path).write_text(json.dumps(document, indent=1, sort_keys=True))
+    return document
+
+
+def _check_fields(record: object, fields: dict, where: str, problems: list[str]) -> None:
+    if not isinstance(record, dict):
+        problems.append(f"{where}: expected an object")
+        return
+    for name, kind in fields.items():
+        if name not in record:
+            problems.append(f"{where}: missing field '{name}'")
+        elif not isinstance(record[name], kind) or (kind is int and isinstance(record[name], bool)):
+            problems.append(f"{where}.{name}: expected {getattr(kind, '__name__', 'a number')}")
+    for name in set(record) - set(fields):
+        problems.append(f"{where}: unknown field '{name}'")
+
+
+def validate(document: object) -> list[str]:
+    if not isinstance(document, dict):
+        return ["the document is not a JSON object"]
+    if document.get("format") != FORMAT:
+        return [f"format: expected '{FORMAT}', got {document.get('format')!r}"]
+    if document.get("version") != VERSION:
+        return [f"version: this console reads version {VERSION}, the file is version {document.get('version')!r}"]
+    problems: list[str] = []
+    catalogue = document.get("catalogue")
+    if not isinstance(catalogue, dict) or not isinstance(catalogue.get("domains"), list) \
+            or not isinstance(catalogue.get("annotators"), list):
+        return ["catalogue: expected an object with lists 'domains' and 'annotators'"]
+    for index, domain in enumerate(catalogue["domains"]):
+        _check_fields(domain, DOMAIN_FIELDS, f"catalogue.domains[{index}]", problems)
+    for index, annotator in enumerate(catalogue["annotators"]):
+        _check_fields(annotator, ANNOTATOR_FIELDS, f"catalogue.annotators[{index}]", problems)
+    workers = document.get("workers")
+    if not isinstance(workers, list):
+        return [*problems, "workers: expected a list"]
+    for index, worker in enumerate(workers):
+        _check_fields(worker, {"annotator": int, "domain": str, "desired_state": str}, f"workers[{index}]", problems)
+        if isinstance(worker, dict) and worker.get("desired_state") not in DESIRED:
+            problems.append(f"workers[{index}].desired_state: expected one of {sorted(DESIRED)}")
+    return problems
+
+
+@dataclass
+class ImportPlan:
+    changes: list[str] = field(default_factory=list)
+
+
+def _plan(document: dict) -> ImportPlan:
+    plan = ImportPlan()
+    for spec in document["catalogue"]["domains"]:
+        current = Domain.objects.filter(slug=spec["slug"]).values(*DOMAIN_FIELDS).first()
+        if current is None:
+            plan.changes.append(f"domain {spec['slug']}: new")
+        else:
+            plan.changes += [f"domain {spec['slug']}.{f}: {current[f]!r} -> {spec[f]!r}" for f in DOMAIN_FIELDS
+                             if f != "prompt_version" and current[f] != spec[f]]
+    for spec in document["catalogue"]["annotators"]:
+        current = Annotator.objects.filter(number=spec["number"]).values(*ANNOTATOR_FIELDS).first()
+        if current is None:
+            plan.changes.append(f"annotator {spec['number']}: new")
+        else:
+            plan.changes += [f"annotator {spec['number']}.{f}: {current[f]!r} -> {spec[f]!r}" for f in ANNOTATOR_FIELDS
+                             if current[f] != spec[f]]
+    for spec in document["workers"]:
+        current = Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).first()
+        if current is not None and current.desired_state != spec["desired_state"]:
+            plan.changes.append(f"worker annotator_{spec['annotator']}_{spec['domain']}: desired "
+                                f"{current.desired_state} -> {spec['desired_state']}")
+    return plan
+
+
+def _apply(document: dict) -> None:
+    for spec in document["catalogue"]["domains"]:
+        values = {f: v for f, v in spec.items() if f not in ("slug", "prompt_version")}
+        domain = Domain.objects.filter(slug=spec["slug"]).first() or Domain(slug=spec["slug"])
+        for name, value in values.items():
+            setattr(domain, name, value)
+        domain.save()
+    for spec in document["catalogue"]["annotators"]:
+        Annotator.objects.update_or_create(number=spec["number"], defaults={f: v for f, v in spec.items()
+                                                                             if f != "number"})
+    ensure_worker_rows()
+    for spec in document["workers"]:
+        Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).update(
+            desired_state=spec["desired_state"])
+
+
+def import_state(path: str | Path, *, actor: Actor, dry_run: bool = False) -> ImportPlan:
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StateError(f"{path}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(f"{path.name}: not JSON ({exc})") from None
+    problems = validate(document)
+    if problems:
+        raise StateError(f"{path.name} is not a valid state export; nothing was changed:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+    plan = _plan(document)
+    if dry_run:
+        return plan
+    with audited("import_state", actor=actor, target=path.name, parameters={"changes": len(plan.changes)}) as entry, \
+            transaction.atomic():
+        _apply(document)
+        entry.detail = {"changes": plan.changes[:200]}
+    return plan

@@ -1,6 +1,19 @@
 from django.contrib import admin
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from .models import AuditLog
+from .admin_operations import (
+    consolidate_view,
+    create_archive_view,
+    download_archive_view,
+    export_state_view,
+    import_state_view,
+    operations_view,
+    reset_view,
+    restore_archives,
+    verify_archives,
+)
+from .models import Archive, AuditLog
 
 
 @admin.register(AuditLog)
@@ -20,3 +33,54 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Archive)
+class ArchiveAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at", "created_by", "size", "counts", "verified_at", "verify_ok", "download")
+    change_list_template = "admin/admin_ops/archive/change_list.html"
+    actions = ["verify", "restore"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_verify_permission(self, request):
+        return request.user.has_perm("admin_ops.verify_archive")
+
+    def has_restore_permission(self, request):
+        return request.user.has_perm("admin_ops.restore_archive")
+
+    @admin.action(description="Verify checksums", permissions=["verify"])
+    def verify(self, request, queryset):
+        verify_archives(self, request, queryset)
+
+    @admin.action(description="Restore…", permissions=["restore"])
+    def restore(self, request, queryset):
+        return restore_archives(self, request, queryset)
+
+    @admin.display(description="file")
+    def download(self, obj: Archive) -> str:
+        url = reverse("admin:admin_ops_archive_download", args=[obj.pk])
+        return format_html('<a href="{}">download</a>', url)
+
+    def get_urls(self):
+        def view(function, name, route):
+            return path(route, self.admin_site.admin_view(lambda request, **kw: function(self, request, **kw)),
+                        name=name)
+
+        return [
+            view(operations_view, "admin_ops_operations", "operations/"),
+            view(reset_view, "admin_ops_reset", "operations/reset/"),
+            view(create_archive_view, "admin_ops_create_archive", "operations/archive/"),
+            view(export_state_view, "admin_ops_export_state", "operations/export-state/"),
+            view(import_state_view, "admin_ops_import_state", "operations/import-state/"),
+            view(consolidate_view, "admin_ops_consolidate", "operations/consolidate/"),
+            view(download_archive_view, "admin_ops_archive_download", "<int:pk>/download/"),
+            *super().get_urls(),
+        ]

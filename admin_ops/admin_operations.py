@@ -1,0 +1,180 @@
+"""The Operations page and archive actions: thin adapters over admin_ops.services, one permission each."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+
+from .admin_audit import client_address
+from .models import Archive
+from .services.archive import ArchiveError, create_archive, restore_archive, verify_and_record
+from .services.consolidate import consolidate
+from .services.reset import ResetRefused, preview_reset, reset_data
+from .services.restore import RestoreConflict
+from .services.state import StateError, import_state, state_document
+
+PERM = "admin_ops.{}"
+
+
+def require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(PERM.format(permission)):
+        raise PermissionDenied(f"you need the '{permission}' permission")
+
+
+class ResetForm(forms.Form):
+    annotator = forms.IntegerField(required=False, min_value=1)
+    domain = forms.CharField(required=False)
+    factory = forms.BooleanField(required=False, help_text="everything; superusers only")
+    keep_excel = forms.BooleanField(required=False)
+    no_backup = forms.BooleanField(required=False, help_text="do not archive first")
+    confirm_name = forms.CharField(required=False, help_text="factory reset: type the project name")
+
+
+class ArchiveForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class ImportStateForm(forms.Form):
+    file = forms.FileField()
+
+
+def _page(admin_site, request, template: str, **context) -> TemplateResponse:
+    return TemplateResponse(request, template, {**admin_site.each_context(request),
+                                                "opts": Archive._meta, **context})
+
+
+def operations_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    forms_ = {"reset_form": ResetForm(prefix="reset"), "archive_form": ArchiveForm(prefix="archive"),
+              "import_form": ImportStateForm(prefix="import")}
+    return _page(model_admin.admin_site, request, "admin/admin_ops/archive/operations.html",
+                 title="Operations on data", project_name=settings.PROJECT_NAME, **forms_)
+
+
+def reset_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    form = ResetForm(request.POST, prefix="reset")
+    if not form.is_valid():
+        messages.error(request, f"reset: {form.errors.as_text()}")
+        return redirect("admin:admin_ops_operations")
+    data = form.cleaned_data
+    require(request, "factory_reset" if data["factory"] else "reset_data")
+    scope = {"annotator": data["annotator"], "domain": data["domain"] or None, "factory": data["factory"]}
+    try:
+        preview = preview_reset(**scope)
+    except (ResetRefused, ValueError) as exc:
+        messages.error(request, f"reset refused: {exc}")
+        return redirect("admin:admin_ops_operations")
+    if request.POST.get("confirmed") != "yes":
+        return _page(model_admin.admin_site, request, "admin/admin_ops/archive/confirm_reset.html",
+                     title="Confirm the reset", preview=preview, post=request.POST, factory=data["factory"],
+                     project_name=settings.PROJECT_NAME)
+    if data["factory"] and data["confirm_name"] != settings.PROJECT_NAME:
+        messages.error(request, f"factory reset not done: type the project name '{settings.PROJECT_NAME}' exactly")
+        return redirect("admin:admin_ops_operations")
+    report = reset_data(actor=request.user, backup=not data["no_backup"], keep_excel=data["keep_excel"], **scope)
+    archived = f"; archived first as {report.archive}" if report.archive else "; no archive was made"
+    messages.success(request, f"Reset {report.summary()}{archived}. The workers are stopped.")
+    return redirect("admin:admin_ops_operations")
+
+
+def create_archive_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    require(request, "create_archive")
+    form = ArchiveForm(request.POST, prefix="archive")
+    try:
+        if not form.is_valid():
+            raise ArchiveError(form.errors.as_text())
+        archive = create_archive(form.cleaned_data["name"], actor=request.user)
+        messages.success(request, f"Archive {archive.name} written ({archive.size:,} bytes).")
+    except ArchiveError as exc:
+        messages.error(request, f"archive not written: {exc}")
+    return redirect("admin:admin_ops_archive_changelist")
+
+
+def export_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    require(request, "export_state")
+    from .audit import audited
+
+    with audited("export_state", actor=request.user, target="download", client_address=client_address(request)):
+        body = json.dumps(state_document(), indent=1, sort_keys=True)
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="annotation-fleet-state.json"'
+    return response
+
+
+def import_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    require(request, "import_state")
+    if request.POST.get("confirmed") == "yes":
+        text = request.session.pop("pending_state", None)
+        if text is None:
+            messages.error(request, "nothing to import: upload the file again")
+            return redirect("admin:admin_ops_operations")
+    else:
+        form = ImportStateForm(request.POST, request.FILES, prefix="import")
+        if not form.is_valid():
+            messages.error(request, f"import: {form.errors.as_text()}")
+            return redirect("admin:admin_ops_operations")
+        text = form.cleaned_data["file"].read().decode("utf-8", errors="replace")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "state.json"
+        path.write_text(text)
+        try:
+            dry = request.POST.get("confirmed") != "yes"
+            plan = import_state(path, actor=request.user, dry_run=dry)
+        except StateError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:admin_ops_operations")
+    if dry:
+        request.session["pending_state"] = text
+        return _page(model_admin.admin_site, request, "admin/admin_ops/archive/confirm_import.html",
+                     title="Import this state?", changes=plan.changes)
+    messages.success(request, f"State imported: {len(plan.changes)} change(s).")
+    return redirect("admin:admin_ops_operations")
+
+
+def consolidate_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    require(request, "consolidate")
+    report = consolidate(actor=request.user)
+    return FileResponse(report.path.open("rb"), as_attachment=True, filename=report.path.name)
+
+
+def download_archive_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "create_archive")
+    archive = Archive.objects.get(pk=pk)
+    return FileResponse((settings.ARCHIVES_DIR / archive.file_name).open("rb"), as_attachment=True,
+                        filename=archive.file_name)
+
+
+def verify_archives(model_admin, request, queryset) -> None:
+    for archive in queryset:
+        result = verify_and_record(archive, actor=request.user)
+        if result.ok:
+            model_admin.message_user(request, f"{archive.name}: every checksum matches", messages.SUCCESS)
+        else:
+            model_admin.message_user(request, f"{archive.name}: " + "; ".join(result.problems), messages.ERROR)
+
+
+def restore_archives(model_admin, request, queryset):
+    if queryset.count() != 1:
+        model_admin.message_user(request, "restore one archive at a time", messages.ERROR)
+        return None
+    archive = queryset.get()
+    path = settings.ARCHIVES_DIR / archive.file_name
+    try:
+        if request.POST.get("confirmed") != "yes":
+            plan = restore_archive(path, actor=request.user, dry_run=True)
+            return _page(model_admin.admin_site, request, "admin/admin_ops/archive/confirm_restore.html",
+                         title=f"Restore {archive.name}?", plan=plan, archive=archive,
+                         action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME)
+        plan = restore_archive(path, actor=request.user)
+        model_admin.message_user(request, f"Restored {plan.summary()}", messages.SUCCESS)
+    except (ArchiveError, RestoreConflict) as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+    return None

@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from admin_ops.services.consolidate import consolidate
+from workers_app.management.cli import cli_actor
+
+
+class Command(BaseCommand):
+    help = ("Write one workbook: a sheet per domain, Summary, Agreement (Krippendorff's alpha with 95 % bootstrap "
+            "intervals, kappa matrices) and Review; plus CSV and JSON-lines copies.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", nargs="?", help="default: DATA_DIR/consolidated/consolidated-<time>.xlsx")
+
+    def handle(self, *args, path, **options):
+        report = consolidate(path, actor=cli_actor())
+        self.stdout.write(f"wrote {report.path} (+ .csv, .jsonl); {report.review} sample(s) on the Review sheet")
+        for slug, alphas in report.agreement.items():
+            shown = ", ".join(f"{level} {value:.3f}" if value is not None else f"{level} undefined"
+                              for level, value in list(alphas.items())[:3])
+            self.stdout.write(f"  {slug:12} {shown or 'not applicable (free text)'}")

@@ -1,0 +1,261 @@
+"""One workbook of everything: a sheet per domain, Summary, Agreement and the clinical-safety Review list,
+plus CSV and JSON-lines copies of the consolidated table. Built from the store (the source of truth)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+
+from admin_ops.agreement import (
+    AlphaResult,
+    KappaMatrix,
+    krippendorff_alpha,
+    majority_label,
+    pairwise_kappa,
+    per_code_binary_alpha,
+)
+from admin_ops.audit import Actor, audited
+from workers_app.excel.journal import safe_cell_text
+from workers_app.models import Annotator, Domain, Outcome, Sample
+
+URGENT = "LEVEL_4"
+MISSING = None
+
+
+@dataclass
+class Table:
+    """Labels of one domain: labels[annotator][sample index], None when missing or malformed."""
+
+    domain: Domain
+    annotators: list[int]
+    samples: list[str]
+    labels: dict[int, list[object]]
+    statuses: dict[int, list[str]]
+
+
+@dataclass
+class ConsolidateReport:
+    path: Path
+    csv_path: Path
+    jsonl_path: Path
+    review: int = 0
+    agreement: dict[str, dict] = field(default_factory=dict)
+
+
+def _value(domain: Domain, labels: list[str]) -> object:
+    if domain.kind in (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL):
+        return labels[0] if labels else None
+    if domain.kind == Domain.Kind.CODE_SET:
+        return frozenset(labels)
+    return tuple(labels)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (frozenset, tuple)):
+        return "; ".join(sorted(value)) if isinstance(value, frozenset) else "; ".join(value)
+    return str(value)
+
+
+def load_tables() -> tuple[list[Table], list[dict]]:
+    samples = list(Sample.objects.order_by("id").values_list("external_id", flat=True))
+    where = {external_id: index for index, external_id in enumerate(samples)}
+    annotators = list(Annotator.objects.order_by("number").values_list("number", flat=True))
+    domains = list(Domain.objects.order_by("position"))
+    tables = {d.slug: Table(d, annotators, samples, {a: [MISSING] * len(samples) for a in annotators},
+                            {a: [""] * len(samples) for a in annotators}) for d in domains}
+    summary: dict[tuple[str, int], dict] = defaultdict(lambda: {"ok": 0, "malformed": 0, "refusals": 0,
+                                                                "latency": 0, "tokens": 0})
+    rows = Outcome.objects.values_list("sample__external_id", "annotator__number", "domain__slug", "status",
+                                       "labels", "reason", "latency_ms", "prompt_tokens", "completion_tokens")
+    for external_id, annotator, slug, status, labels, reason, latency, p_tokens, c_tokens in rows.iterator(5000):
+        table = tables[slug]
+        index = where[external_id]
+        table.statuses[annotator][index] = status
+        if status == Outcome.Status.OK:
+            table.labels[annotator][index] = _value(table.domain, labels)
+        entry = summary[(slug, annotator)]
+        entry[status] += 1
+        entry["refusals"] += reason == "refusal"
+        entry["latency"] += latency
+        entry["tokens"] += (p_tokens or 0) + (c_tokens or 0)
+    summary_rows = []
+    for (slug, annotator), entry in sorted(summary.items()):
+        done = entry["ok"] + entry["malformed"]
+        summary_rows.append({"domain": slug, "annotator": annotator, "ok": entry["ok"],
+                             "malformed": entry["malformed"], "malformed_rate": entry["malformed"] / done,
+                             "refusal_rate": entry["refusals"] / done, "mean_latency_ms": entry["latency"] / done,
+                             "tokens": entry["tokens"]})
+    return list(tables.values()), summary_rows
+
+
+def _matrix(table: Table) -> list[list[object]]:
+    return [table.labels[a] for a in table.annotators]
+
+
+def agreement(table: Table) -> dict:
+    """Alpha (with its 95 % bootstrap interval) and kappa for one domain; malformed labels are missing."""
+    kind, codes, names = table.domain.kind, table.domain.code_list, [f"annotator {a}" for a in table.annotators]
+    if kind == Domain.Kind.ORDINAL:
+        return {"alpha": [krippendorff_alpha(_matrix(table), level="ordinal", categories=codes)],
+                "kappa": pairwise_kappa(_matrix(table), names, categories=codes, weighted=True)}
+    if kind == Domain.Kind.NOMINAL:
+        return {"alpha": [krippendorff_alpha(_matrix(table), level="nominal", categories=codes)],
+                "kappa": pairwise_kappa(_matrix(table), names, categories=codes, weighted=False)}
+    if kind == Domain.Kind.CODE_SET:
+        per_code = per_code_binary_alpha(_matrix(table), codes)
+        return {"alpha": [krippendorff_alpha(_matrix(table), level="masi"), *per_code.values()], "kappa": None}
+    return {"alpha": [], "kappa": None}
+
+
+def review_rows(tables: list[Table]) -> list[list[object]]:
+    """Samples where any annotator said LEVEL_4, or urgency labels differ by two levels or more."""
+    urgency = next((t for t in tables if t.domain.slug == "urgency"), None)
+    if urgency is None:
+        return []
+    rank = {code: index for index, code in enumerate(urgency.domain.code_list)}
+    rows = []
+    for index, external_id in enumerate(urgency.samples):
+        given = [urgency.labels[a][index] for a in urgency.annotators]
+        ranks = [rank[g] for g in given if g in rank]
+        if URGENT in given or (ranks and max(ranks) - min(ranks) >= 2):
+            why = "LEVEL_4 given" if URGENT in given else f"labels {max(ranks) - min(ranks)} levels apart"
+            rows.append([external_id, why, *[_text(g) for g in given]])
+    return rows
+
+
+def _cell(sheet, value: object, bold: bool = False) -> WriteOnlyCell:
+    if isinstance(value, str):
+        cell = WriteOnlyCell(sheet, value=safe_cell_text(value))
+        cell.data_type = "s"  # text that starts with '=' stays text, never a formula
+    else:
+        cell = WriteOnlyCell(sheet, value=value)
+    if bold:
+        cell.font = Font(bold=True)
+    return cell
+
+
+def _append(sheet, values: list[object], bold: bool = False) -> None:
+    sheet.append([_cell(sheet, v, bold) for v in values])
+
+
+def _domain_rows(table: Table) -> list[list[object]]:
+    rows = []
+    for index, external_id in enumerate(table.samples):
+        given = [table.labels[a][index] for a in table.annotators]
+        majority, agreed = majority_label(given)
+        cells = [external_id]
+        for annotator in table.annotators:
+            cells += [_text(table.labels[annotator][index]), table.statuses[annotator][index] or "missing"]
+        rows.append([*cells, _text(majority), "yes" if agreed else "no"])
+    return rows
+
+
+def _alpha_row(slug: str, result: AlphaResult) -> list[object]:
+    return [slug, result.level, result.alpha, result.ci95.low, result.ci95.high, result.n_units]
+
+
+def _kappa_rows(slug: str, kappa: KappaMatrix) -> list[list[object]]:
+    rows = [[f"{slug}: Cohen's kappa ({kappa.weights} weights)", *kappa.annotators]]
+    rows += [[name, *values] for name, values in zip(kappa.annotators, kappa.values, strict=True)]
+    return rows
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(temp))
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats: dict, review: list) -> None:
+    book = Workbook(write_only=True)
+    for table in tables:
+        sheet = book.create_sheet(table.domain.slug[:31])
+        sheet.freeze_panes = "B2"
+        header = ["sample id"]
+        for annotator in table.annotators:
+            header += [f"annotator {annotator} label", f"annotator {annotator} status"]
+        _append(sheet, [*header, "majority label", "all agree"], bold=True)
+        for row in _domain_rows(table):
+            _append(sheet, row)
+    sheet = book.create_sheet("Summary")
+    _append(sheet, ["domain", "annotator", "ok", "malformed", "malformed rate", "refusal rate", "mean latency ms",
+                    "tokens"], bold=True)
+    for row in summary:
+        _append(sheet, list(row.values()))
+    sheet = book.create_sheet("Agreement")
+    _append(sheet, ["domain", "measure", "Krippendorff's alpha", "95 % CI low", "95 % CI high", "units"], bold=True)
+    for slug, found in stats.items():
+        for result in found["alpha"]:
+            _append(sheet, _alpha_row(slug, result))
+    for slug, found in stats.items():
+        if found["kappa"] is not None:
+            _append(sheet, [])
+            for row in _kappa_rows(slug, found["kappa"]):
+                _append(sheet, row)
+    sheet = book.create_sheet("Review")
+    names = [f"annotator {a} urgency" for a in (tables[0].annotators if tables else [])]
+    _append(sheet, ["sample id", "why a human must read it first", *names], bold=True)
+    for row in review:
+        _append(sheet, row)
+    book.save(path)
+
+
+def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
+    header = ["domain", "sample_id", *[f"annotator_{a}" for a in (tables[0].annotators if tables else [])],
+              "majority", "all_agree"]
+
+    def records():
+        for table in tables:
+            for index, external_id in enumerate(table.samples):
+                given = [table.labels[a][index] for a in table.annotators]
+                majority, agreed = majority_label(given)
+                yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed]
+
+    def write_csv(temp: Path) -> None:
+        with temp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(records())
+
+    def write_jsonl(temp: Path) -> None:
+        with temp.open("w", encoding="utf-8") as handle:
+            for record in records():
+                handle.write(json.dumps(dict(zip(header, record, strict=True)), ensure_ascii=False) + "\n")
+
+    _atomic_write(csv_path, write_csv)
+    _atomic_write(jsonl_path, write_jsonl)
+
+
+def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateReport:
+    folder = settings.DATA_DIR / "consolidated"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(path) if path else folder / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+    report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
+    with audited("consolidate", actor=actor, target=target.name, atomic=False) as entry:
+        tables, summary = load_tables()
+        stats = {t.domain.slug: agreement(t) for t in tables}
+        review = review_rows(tables)
+        _atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review))
+        _write_flat(report.csv_path, report.jsonl_path, tables)
+        report.review = len(review)
+        report.agreement = {slug: {r.level: r.alpha for r in found["alpha"]} for slug, found in stats.items()}
+        entry.detail = {"review": report.review, "alpha": report.agreement}
+    return report

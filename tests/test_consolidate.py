@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from admin_ops.services.consolidate import consolidate
+from tests.conftest import make_samples
+from workers_app.models import Annotator, Domain, Outcome, Sample
+
+pytestmark = pytest.mark.django_db
+
+
+def store(sample_id: int, annotator: int, slug: str, labels: list[str] | None) -> None:
+    Outcome.objects.create(sample_id=sample_id, annotator=Annotator.objects.get(number=annotator),
+                           domain=Domain.objects.get(slug=slug), status="ok" if labels is not None else "malformed",
+                           labels=labels or [], reason="" if labels is not None else "no_marker",
+                           prompt_version=1, started_at=timezone.now(), latency_ms=100, prompt_tokens=10,
+                           completion_tokens=2)
+
+
+@pytest.fixture
+def labelled(catalogue):
+    calm, urgent, split = make_samples(3, vary=True)
+    Sample.objects.filter(pk=calm).update(external_id="=HYPERLINK(\"x\")")
+    for annotator in range(1, 6):
+        store(calm, annotator, "urgency", ["LEVEL_1"])
+        store(urgent, annotator, "urgency", ["LEVEL_4"] if annotator == 1 else ["LEVEL_3"])
+        store(split, annotator, "urgency", ["LEVEL_0"] if annotator < 3 else None if annotator == 3 else ["LEVEL_2"])
+        store(calm, annotator, "adjunct", ["NONE"] if annotator != 5 else ["ADJ-4"])
+    return calm, urgent, split
+
+
+def test_the_consolidated_workbook_has_a_sheet_per_domain_and_the_research_sheets(labelled, tmp_path):
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    book = openpyxl.load_workbook(report.path)
+    assert book.sheetnames == ["urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal", "Summary",
+                               "Agreement", "Review"]
+    urgency = list(book["urgency"].iter_rows(values_only=True))
+    assert urgency[0][:3] == ("sample id", "annotator 1 label", "annotator 1 status")
+    assert urgency[1][0] == '=HYPERLINK("x")' and book["urgency"]["A2"].data_type == "s"
+    assert urgency[1][-2:] == ("LEVEL_1", "yes")
+
+
+def test_the_review_sheet_lists_level_4_and_labels_two_levels_apart(labelled, tmp_path):
+    calm, urgent, split = labelled
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    review = list(openpyxl.load_workbook(report.path)["Review"].iter_rows(values_only=True))[1:]
+    reasons = {row[0]: row[1] for row in review}
+    ids = dict(Sample.objects.values_list("pk", "external_id"))
+    assert reasons == {ids[urgent]: "LEVEL_4 given", ids[split]: "labels 2 levels apart"}
+
+
+def test_a_malformed_answer_is_missing_not_a_category(labelled, tmp_path):
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    split_row = list(openpyxl.load_workbook(report.path)["urgency"].iter_rows(values_only=True))[3]
+    assert split_row[5:7] == (None, "malformed")  # annotator 3: empty label, malformed status
+    summary = {(r[0], r[1]): r for r in openpyxl.load_workbook(report.path)["Summary"].iter_rows(values_only=True)}
+    assert summary[("urgency", 3)][3] == 1  # one malformed outcome counted for annotator 3
+
+
+def test_the_agreement_sheet_holds_alpha_with_an_interval_and_kappa(labelled, tmp_path):
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    rows = list(openpyxl.load_workbook(report.path)["Agreement"].iter_rows(values_only=True))
+    ordinal = next(r for r in rows if r[:2] == ("urgency", "ordinal"))
+    assert ordinal[2] is not None and ordinal[3] <= ordinal[2] <= ordinal[4]
+    assert any(r[0] == "urgency: Cohen's kappa (quadratic weights)" for r in rows)
+    assert any(r[:2] == ("adjunct", "masi") for r in rows)
+
+
+def test_csv_and_jsonl_copies_hold_one_row_per_sample_and_domain(labelled, tmp_path):
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    with report.csv_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 6 and rows[0]["domain"] == "urgency"
+    records = [json.loads(line) for line in report.jsonl_path.read_text().splitlines()]
+    assert len(records) == 18 and records[0]["all_agree"] is True
+
+
+def test_the_command_reports_the_review_count(labelled, tmp_path, capsys):
+    call_command("consolidate", str(tmp_path / "c.xlsx"))
+    assert "2 sample(s) on the Review sheet" in capsys.readouterr().out

@@ -47,7 +47,7 @@ def test_the_consolidated_workbook_has_a_sheet_per_domain_and_the_research_sheet
 
 
 def test_the_review_sheet_lists_level_4_and_labels_two_levels_apart(labelled, tmp_path):
-    calm, urgent, split = labelled
+    _, urgent, split = labelled
     report = consolidate(tmp_path / "all.xlsx", actor="test")
     review = list(openpyxl.load_workbook(report.path)["Review"].iter_rows(values_only=True))[1:]
     reasons = {row[0]: row[1] for row in review}

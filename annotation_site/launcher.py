@@ -7,6 +7,7 @@ and stops them all, cleanly, on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -100,6 +101,18 @@ def launch_fleet() -> None:
     say(f"{running} of {len(results)} workers running; watch them under Annotation → Workers")
 
 
+def start_local_llm() -> subprocess.Popen:
+    from .local_llm import ensure_installed, start_server
+
+    ensure_installed(say)
+    port = int(os.environ.get("LOCAL_LLM_PORT", "8081"))
+    say(f"starting the local model server (llama.cpp, Gemma 3 270M) on 127.0.0.1:{port} …")
+    return start_server(port, Path(os.environ["DATA_DIR"]) / "local-llm.log")
+
+
+RESTARTABLE = {"local model server": start_local_llm}
+
+
 def stop_children(children: list[tuple[str, subprocess.Popen]], redis_service: RedisService) -> None:
     for name, process in reversed(children):
         if process.poll() is None:
@@ -116,6 +129,10 @@ def stop_children(children: list[tuple[str, subprocess.Popen]], redis_service: R
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="run.sh", description="Set up and run the annotation fleet console.")
+    parser.add_argument("--local-llm", action="store_true",
+                        help="also run a local model server (llama.cpp + Gemma 3 270M; installed on first use)")
+    options = parser.parse_args()
     os.chdir(BASE_DIR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotation_site.settings")
     data_dir = Path(os.environ.get("DATA_DIR", BASE_DIR / "data")).resolve()
@@ -140,15 +157,22 @@ def main() -> int:
     try:
         login = prepare_database()
         port = choose_port()
-        children = start_children(port)
+        if options.local_llm or os.environ.get("LOCAL_LLM") == "1":
+            children.append(("local model server", start_local_llm()))
+        children += start_children(port)
         launch_fleet()
         say("")
         say(f"The console is at http://127.0.0.1:{port}/admin/")
         say(login)
         say("Press Ctrl-C to stop everything.")
         while not stopping:
-            for name, process in children:
-                if process.poll() is not None:
+            for index, (name, process) in enumerate(children):
+                if process.poll() is None:
+                    continue
+                if name in RESTARTABLE:
+                    say(f"the {name} exited with status {process.returncode}; restarting it")
+                    children[index] = (name, RESTARTABLE[name]())
+                else:
                     say(f"the {name} exited with status {process.returncode}; stopping")
                     stopping = True
             time.sleep(0.5)

@@ -26,6 +26,26 @@ def _template(task: str, answer_format: str) -> str:
     )
 
 
+def _shots(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"message": message, "answer": answer} for message, answer in pairs]
+
+
+# Invented examples for completion-mode (base) models; staff replace them with vetted ones.
+FEW_SHOT = {
+    "urgency": _shots(("I want tips to keep a calmer morning routine.", "<<LEVEL_0>>"),
+                      ("Exams are stressing me out and I sleep badly this month.", "<<LEVEL_1>>"),
+                      ("I have a plan to end my life tonight.", "<<LEVEL_4>>")),
+    "therapeutic": _shots(("My thoughts spiral into worst cases before every test.", "<<TA-1>>"),
+                          ("My parents and I fight about everything at home.", "<<TA-6>>")),
+    "intensity": _shots(("I would like a book about handling stress.", "<<INT-1>>"),
+                        ("Panic attacks stop me leaving the house most days.", "<<INT-4>>")),
+    "adjunct": _shots(("I only want to talk to someone now and then.", "<<NONE>>"),
+                      ("I drink every night to calm down and my grades are slipping.", "<<ADJ-3, ADJ-6>>")),
+    "modality": _shots(("I would rather talk online than in person.", "<<MOD-1, MOD-5>>"),
+                       ("My partner and I keep arguing.", "<<MOD-4>>")),
+    "redressal": _shots(("I cannot sleep and worry about my exams.", '<<["sleep problems", "exam stress"]>>')),
+}
+
 DOMAINS = [
     {
         "slug": "urgency", "title": "Urgency", "kind": Domain.Kind.ORDINAL,
@@ -106,7 +126,8 @@ def seed_defaults(*, actor: Actor) -> dict[str, int]:
     with transaction.atomic():
         for position, spec in enumerate(DOMAINS):
             _, made = Domain.objects.get_or_create(
-                slug=spec["slug"], defaults={**{k: v for k, v in spec.items() if k != "slug"}, "position": position}
+                slug=spec["slug"], defaults={**{k: v for k, v in spec.items() if k != "slug"}, "position": position,
+                                             "few_shot": FEW_SHOT.get(spec["slug"], [])}
             )
             created["domains"] += made
         for number, name in enumerate(ANNOTATOR_NAMES, start=1):

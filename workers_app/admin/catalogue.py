@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Avg, Count, F, Q, Sum
 
 from admin_ops.admin_audit import AuditedModelAdmin
+from workers_app.engine.store import clear_backend_error
+from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Domain
 
 
@@ -8,7 +11,8 @@ from workers_app.models import Annotator, Domain
 class DomainAdmin(AuditedModelAdmin):
     list_display = ("slug", "title", "kind", "code_count", "prompt_version")
     readonly_fields = ("prompt_version",)
-    fields = ("slug", "title", "kind", "codes", "parse_rules", "prompt_template", "prompt_version", "position")
+    fields = ("slug", "title", "kind", "codes", "parse_rules", "prompt_template", "few_shot", "prompt_version",
+              "position")
 
     @admin.display(description="codes")
     def code_count(self, obj: Domain) -> int:
@@ -17,15 +21,59 @@ class DomainAdmin(AuditedModelAdmin):
 
 @admin.register(Annotator)
 class AnnotatorAdmin(AuditedModelAdmin):
-    list_display = ("number", "name", "backend", "model", "requests_per_minute", "enabled")
+    """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed."""
+
+    list_display = ("number", "name", "backend", "request_mode", "model", "enabled", "calls", "tokens",
+                    "mean_latency", "malformed_rate", "backend_error")
     list_filter = ("backend", "enabled")
+    readonly_fields = ("backend_error", "backend_error_at")
+    actions = ["switch_to_local_gemma", "clear_error"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            n_outcomes=Count("outcomes"), n_calls=Sum("outcomes__attempts"),
+            n_tokens=Sum(F("outcomes__prompt_tokens") + F("outcomes__completion_tokens")),
+            latency=Avg("outcomes__latency_ms"), n_malformed=Count("outcomes", filter=Q(outcomes__status="malformed")))
+
+    @admin.display(description="calls", ordering="n_calls")
+    def calls(self, obj) -> int:
+        return obj.n_calls or 0
+
+    @admin.display(description="tokens", ordering="n_tokens")
+    def tokens(self, obj) -> int:
+        return obj.n_tokens or 0
+
+    @admin.display(description="mean latency", ordering="latency")
+    def mean_latency(self, obj) -> str:
+        return "—" if obj.latency is None else f"{obj.latency:.0f} ms"
+
+    @admin.display(description="malformed")
+    def malformed_rate(self, obj) -> str:
+        return "—" if not obj.n_outcomes else f"{obj.n_malformed / obj.n_outcomes:.1%}"
+
+    @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode)",
+                  permissions=["change"])
+    def switch_to_local_gemma(self, request, queryset):
+        for annotator in queryset:
+            use_local_gemma(annotator, actor=request.user)
+        self.message_user(request, f"{queryset.count()} annotator(s) now use the local model; start it with "
+                          "./run.sh --local-llm", messages.SUCCESS)
+
+    @admin.action(description="Clear the backend error (workers call the backend again)", permissions=["change"])
+    def clear_error(self, request, queryset):
+        for annotator in queryset:
+            clear_backend_error(annotator, actor=request.user)
+        self.message_user(request, f"cleared {queryset.count()} annotator(s); launch their workers to requeue",
+                          messages.SUCCESS)
     fieldsets = (
-        (None, {"fields": ("number", "name", "enabled", "backend", "model")}),
+        (None, {"fields": ("number", "name", "enabled", "backend", "request_mode", "model", "backend_error",
+                           "backend_error_at")}),
         ("HTTP backend", {
             "fields": ("base_url", "api_key_env"),
             "description": "The built-in backend is an offline keyword baseline for demos and benchmarks: "
                            "it is not a clinical model. Real annotation needs an OpenAI-compatible backend.",
         }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
-                               "max_retries")}),
+                               "max_retries", "max_input_chars")}),
+        ("Built-in backend", {"fields": ("builtin_latency_ms", "builtin_malformed_rate")}),
     )

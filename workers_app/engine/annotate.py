@@ -18,7 +18,7 @@ from .backends import BackendRequest, Completion, PermanentBackendError, Transie
 from .catalogue_cache import catalogue_rows, forget_cached_rows
 from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
-from .prompts import render_prompt
+from .prompts import cut_input, render_completion_prompt, render_prompt
 from .ratelimit import RateLimiter
 from .store import forget_queued, log_malformed, mark_backend_error, store_outcome
 
@@ -57,8 +57,10 @@ class _Job:
     worker: str
 
     def request(self, attempt: int) -> BackendRequest:
-        return BackendRequest(render_prompt(self.domain, self.sample.text), self.sample.text, self.domain.slug,
-                              tuple(self.domain.code_list), attempt)
+        text = cut_input(self.sample.text, self.annotator.max_input_chars)
+        completion = self.annotator.request_mode == Annotator.RequestMode.COMPLETION
+        prompt = render_completion_prompt(self.domain, text) if completion else render_prompt(self.domain, text)
+        return BackendRequest(prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt)
 
     def parse(self, completion: Completion) -> ParseResult:
         return parse_answer(completion.text, kind=self.domain.kind, codes=self.domain.code_list,

@@ -95,7 +95,8 @@ class OpenAICompatibleBackend:
     """Chat completions over HTTP: OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM, Gemini's compatible API."""
 
     def __init__(self, annotator: Annotator):
-        self.url = annotator.base_url.rstrip("/") + "/chat/completions"
+        self.completion = annotator.request_mode == Annotator.RequestMode.COMPLETION
+        self.url = annotator.base_url.rstrip("/") + ("/completions" if self.completion else "/chat/completions")
         self.model = annotator.model
         self.temperature = annotator.temperature
         self.max_tokens = annotator.max_tokens
@@ -108,9 +109,15 @@ class OpenAICompatibleBackend:
                     f"the environment variable {annotator.api_key_env} (API key of {annotator}) is not set")
             self.headers["Authorization"] = f"Bearer {key}"
 
+    def _payload(self, request: BackendRequest) -> dict:
+        payload = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.completion:
+            # A base model continues the few-shot pattern; the answer ends with its line.
+            return {**payload, "prompt": request.prompt, "stop": ["\n"]}
+        return {**payload, "messages": [{"role": "user", "content": request.prompt}]}
+
     def complete(self, request: BackendRequest) -> Completion:
-        payload = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                   "messages": [{"role": "user", "content": request.prompt}]}
+        payload = self._payload(request)
         started = time.monotonic()
         try:
             response = _http_client().post(self.url, json=payload, headers=self.headers, timeout=self.timeout)
@@ -122,7 +129,8 @@ class OpenAICompatibleBackend:
         self._raise_for_status(response)
         try:
             body = response.json()
-            text = body["choices"][0]["message"].get("content") or ""
+            choice = body["choices"][0]
+            text = (choice.get("text") if self.completion else choice["message"].get("content")) or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise TransientBackendError(f"unreadable response body: {response.text[:ERROR_BODY_CHARS]}") from exc
         usage = body.get("usage") or {}

@@ -31,6 +31,10 @@ class Domain(models.Model):
         blank=True,
         help_text='e.g. {"none_code": "NONE"} or {"min_items": 1, "max_items": 10, "max_item_chars": 200}',
     )
+    few_shot = models.JSONField(
+        default=list, blank=True,
+        help_text='Examples for completion-mode models: [{"message": "...", "answer": "<<LEVEL_2>>"}, ...]. '
+                  "Versioned with the prompt.")
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -51,12 +55,17 @@ class Domain(models.Model):
         for index, entry in enumerate(self.codes):
             if not isinstance(entry, dict) or not str(entry.get("code", "")).strip():
                 raise ValidationError({"codes": f"Entry {index + 1} needs a non-empty 'code'."})
+        for index, example in enumerate(self.few_shot):
+            if not isinstance(example, dict) or not example.get("message") or "<<" not in str(example.get("answer")):
+                raise ValidationError({"few_shot": f"Example {index + 1} needs a 'message' and an 'answer' with "
+                                                   "a <<...>> marker."})
 
     def save(self, *args, **kwargs) -> None:
         # Every change of wording gets a new version, so each stored outcome names the prompt it saw.
         if self.pk is not None:
-            stored = Domain.objects.filter(pk=self.pk).values_list("prompt_template", flat=True).first()
-            if stored is not None and stored != self.prompt_template:
+            stored = Domain.objects.filter(pk=self.pk).values("prompt_template", "few_shot").first()
+            if stored is not None and (stored["prompt_template"], stored["few_shot"]) != (self.prompt_template,
+                                                                                         self.few_shot):
                 self.prompt_version += 1
         super().save(*args, **kwargs)
 
@@ -70,7 +79,14 @@ class Annotator(models.Model):
 
     number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
     name = models.CharField(max_length=100)
+    class RequestMode(models.TextChoices):
+        CHAT = "chat", "chat (messages): instruction-tuned models"
+        COMPLETION = "completion", "completion (plain prompt with few-shot examples): base models"
+
     backend = models.CharField(max_length=32, choices=Backend.choices, default=Backend.BUILTIN)
+    request_mode = models.CharField(max_length=12, choices=RequestMode.choices, default=RequestMode.CHAT)
+    max_input_chars = models.PositiveIntegerField(
+        default=0, help_text="cut posts longer than this before sending (0: never); for small context windows")
     model = models.CharField(max_length=200, default="builtin-lexicon-v1")
     base_url = models.URLField(blank=True, help_text="e.g. http://127.0.0.1:8080/v1")
     api_key_env = models.CharField(

@@ -1,0 +1,138 @@
+"""bench/local_llm: one annotator x 6 domains (6 worker processes) on 100 real posts with the local model
+(llama.cpp + Gemma 3 270M), in completion mode and in chat mode: annotations per second, latency p50/p95,
+malformed rate, and how busy the server was: the share of wall time with at least one request in flight,
+measured by a recording proxy on loopback in front of the server.
+Run: .venv/bin/python bench/local_llm.py   (installs and compiles llama.cpp on first use: ~8 minutes)
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+from _setup import ROOT, import_posts, isolated_django, worker_env
+
+isolated_django()
+
+from annotation_site.local_llm import ensure_installed, start_server
+from annotation_site.redis_service import free_port
+from workers_app.engine.queues import populate_queues
+from workers_app.local_profile import use_local_gemma
+from workers_app.models import Annotator, Domain, Outcome
+
+POSTS = 100
+
+
+class Recorder:
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.intervals: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
+
+    def busy_share(self, start: float, end: float) -> float:
+        with self.lock:
+            spans = sorted((max(a, start), min(b, end)) for a, b in self.intervals if b > start and a < end)
+        busy, current_start, current_end = 0.0, None, None
+        for a, b in spans:
+            if current_end is None or a > current_end:
+                busy += (current_end - current_start) if current_end is not None else 0.0
+                current_start, current_end = a, b
+            else:
+                current_end = max(current_end, b)
+        busy += (current_end - current_start) if current_end is not None else 0.0
+        return busy / (end - start)
+
+
+def proxy(recorder: Recorder) -> int:
+    client = httpx.Client(timeout=120)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            started = time.monotonic()
+            try:
+                answer = client.post(recorder.upstream + self.path, content=body,
+                                     headers={"Content-Type": "application/json"})
+                status, data = answer.status_code, answer.content
+            except httpx.HTTPError:
+                status, data = 502, b'{"error": {"message": "upstream down"}}'
+            with recorder.lock:
+                recorder.intervals.append((started, time.monotonic()))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+def run(mode: str, proxy_port: int, recorder: Recorder) -> dict:
+    Outcome.objects.all().delete()
+    annotator = Annotator.objects.get(number=1)
+    use_local_gemma(annotator, actor="bench")
+    Annotator.objects.filter(number=1).update(base_url=f"http://127.0.0.1:{proxy_port}/v1", request_mode=mode,
+                                              max_retries=1, max_tokens=24 if mode == "completion" else 64)
+    from workers_app.redis_client import get_redis
+
+    get_redis().flushdb()
+    host = socket.gethostname()
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"annotator_1_{slug}", "-n",
+         f"annotator_1_{slug}@{host}", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip", "-l",
+         "ERROR"], cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for slug in Domain.objects.values_list("slug", flat=True)]
+    time.sleep(3)
+    total = POSTS * len(workers)
+    started = time.monotonic()
+    populate_queues(1)
+    while Outcome.objects.count() < total:
+        time.sleep(0.5)
+    ended = time.monotonic()
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait()
+    latencies = sorted(Outcome.objects.values_list("latency_ms", flat=True))
+    malformed = Outcome.objects.filter(status="malformed").count()
+    return {"rate": total / (ended - started), "p50": statistics.median(latencies),
+            "p95": latencies[int(0.95 * (len(latencies) - 1))], "malformed": malformed / total,
+            "busy": recorder.busy_share(started, ended), "seconds": ended - started}
+
+
+def main() -> None:
+    ensure_installed()
+    import_posts(POSTS)
+    port = free_port()
+    from django.conf import settings
+
+    server = start_server(port, settings.DATA_DIR / "llama.log")
+    recorder = Recorder(f"http://127.0.0.1:{port}")
+    proxy_port = proxy(recorder)
+    try:
+        results = {mode: run(mode, proxy_port, recorder) for mode in ("completion", "chat")}
+    finally:
+        server.kill()
+    print(f"one annotator x 6 domains (6 worker processes x 2 threads), {POSTS} real posts each, Gemma 3 270M on "
+          "llama.cpp (2 cores)")
+    for mode, r in results.items():
+        print(f"{mode:10}: {r['rate']:.2f} annotations/s ({r['seconds']:.0f} s), latency p50 {r['p50']:.0f} ms, "
+              f"p95 {r['p95']:.0f} ms, malformed {r['malformed']:.1%}, server busy {r['busy']:.0%} of the wall time")
+    print("target: the server is busy >= 90 % of the wall time while work is queued")
+
+
+if __name__ == "__main__":
+    main()

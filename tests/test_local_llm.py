@@ -1,0 +1,110 @@
+"""End to end against a real, independent OpenAI-compatible server: llama.cpp with Gemma 3 270M, offline.
+
+The packages are installed by ./test.sh (requirements-local-llm.txt), so this runs on CI; it is not skipped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import openpyxl
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from annotation_site.local_llm import start_server
+from annotation_site.redis_service import free_port
+from tests.conftest import SHARED_DATASETS
+from tests.worker_processes import WorkerProcess
+from workers_app.engine.queues import populate_queues
+from workers_app.local_profile import use_local_gemma
+from workers_app.models import Annotator, Outcome, Sample
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def twenty_posts(catalogue):
+    source = SHARED_DATASETS / "mh_posts_1871.xlsx"
+    call_command("import_corpus", str(source if source.exists() else settings.DEMO_CORPUS))
+    keep = Sample.objects.order_by("pk").values_list("pk", flat=True)[:20]
+    Sample.objects.exclude(pk__in=list(keep)).delete()
+
+
+@pytest.fixture
+def llama_server():
+    port = free_port()
+    process = start_server(port, settings.DATA_DIR / "llama.log")
+    yield port, process
+    process.kill()
+    process.wait()
+
+
+def local_annotator(port: int, **changes) -> Annotator:
+    annotator = Annotator.objects.get(number=1)
+    use_local_gemma(annotator, actor="test")
+    Annotator.objects.filter(number=1).update(base_url=f"http://127.0.0.1:{port}/v1", **changes)
+    return Annotator.objects.get(number=1)
+
+
+def wait_for_outcomes(count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while Outcome.objects.count() < count:
+        assert time.monotonic() < deadline, f"{Outcome.objects.count()} of {count} outcomes after {timeout} s"
+        time.sleep(0.5)
+
+
+def test_twenty_posts_in_two_domains_go_through_real_workers_in_completion_mode(twenty_posts, llama_server):
+    port, _ = llama_server
+    local_annotator(port)
+    workers = [WorkerProcess("annotator_1_urgency").wait_ready(), WorkerProcess("annotator_1_intensity").wait_ready()]
+    try:
+        populate_queues(1, "urgency")
+        populate_queues(1, "intensity")
+        wait_for_outcomes(40, timeout=300)
+    finally:
+        for worker in workers:
+            worker.stop()
+    outcomes = list(Outcome.objects.all())
+    assert all(o.status == "ok" or o.reason for o in outcomes)
+    assert all(o.latency_ms > 0 and o.prompt_tokens and o.completion_tokens for o in outcomes)
+    assert sum(o.status == "ok" for o in outcomes) >= 20  # the few-shot prompt makes most answers well-formed
+    for name in ("annotator_1_urgency", "annotator_1_intensity"):
+        book = openpyxl.load_workbook(settings.ANNOTATIONS_DIR / f"{name}.xlsx", read_only=True)
+        assert book.active.max_row == 21
+        book.close()
+
+
+def test_chat_mode_against_a_base_model_stores_malformed_outcomes_with_reasons(twenty_posts, llama_server):
+    port, _ = llama_server
+    local_annotator(port, request_mode="chat", max_retries=0, max_tokens=48)
+    Sample.objects.filter(pk__in=list(Sample.objects.values_list("pk", flat=True)[5:])).delete()
+    worker = WorkerProcess("annotator_1_urgency").wait_ready()
+    try:
+        populate_queues(1, "urgency")
+        wait_for_outcomes(5, timeout=180)
+    finally:
+        worker.stop()
+    assert all(o.status == "ok" or o.reason for o in Outcome.objects.all())
+
+
+def test_a_server_killed_mid_run_causes_retries_and_the_run_completes_after_it_restarts(twenty_posts, llama_server):
+    port, process = llama_server
+    local_annotator(port, max_retries=2)
+    worker = WorkerProcess("annotator_1_urgency").wait_ready()
+    try:
+        populate_queues(1, "urgency")
+        wait_for_outcomes(5, timeout=120)
+        process.kill()
+        process.wait()
+        time.sleep(3)
+        restarted = start_server(port, settings.DATA_DIR / "llama.log")
+        try:
+            wait_for_outcomes(20, timeout=300)
+        finally:
+            restarted.kill()
+            restarted.wait()
+    finally:
+        worker.stop()
+    assert Outcome.objects.count() == 20
+    assert "retry" in worker.log.read_text().lower() or Outcome.objects.filter(attempts__gt=1).exists()

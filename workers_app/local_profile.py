@@ -1,0 +1,27 @@
+"""The local-gemma annotator profile: point an annotator at the local llama.cpp server in completion mode."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from admin_ops.audit import Actor, audited
+from annotation_site.local_llm import MODEL_ALIAS
+
+from .models import Annotator
+
+LOCAL_GEMMA = {
+    "backend": Annotator.Backend.OPENAI_COMPATIBLE, "model": MODEL_ALIAS,
+    "request_mode": Annotator.RequestMode.COMPLETION,
+    "api_key_env": "", "temperature": 0.0, "max_tokens": 24, "timeout_seconds": 60.0, "max_input_chars": 2000,
+    "requests_per_minute": 600,
+}
+
+
+def use_local_gemma(annotator: Annotator, *, actor: Actor) -> None:
+    """Switch the annotator to the local model (its previous settings are in the audit row)."""
+    before = {name: getattr(annotator, name) for name in (*LOCAL_GEMMA, "base_url")}
+    with audited("use_local_gemma", actor=actor, target=str(annotator), parameters={"before": before}):
+        for name, value in {**LOCAL_GEMMA, "base_url": settings.LOCAL_LLM_URL}.items():
+            setattr(annotator, name, value)
+        annotator.backend_error = ""
+        annotator.save()

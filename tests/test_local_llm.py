@@ -20,7 +20,7 @@ from workers_app.engine.queues import populate_queues
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Outcome, Sample
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.local_llm]
 
 
 @pytest.fixture

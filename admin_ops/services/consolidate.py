@@ -42,6 +42,12 @@ class Table:
     samples: list[str]
     labels: dict[int, list[object]]
     statuses: dict[int, list[str]]
+    majority: list[tuple[object, bool]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """The majority label and agreement flag of every sample, computed once for all the outputs."""
+        columns = [self.labels[a] for a in self.annotators]
+        self.majority = [majority_label(given) for given in zip(*columns, strict=True)] if columns else []
 
 
 @dataclass
@@ -136,12 +142,19 @@ def review_rows(tables: list[Table]) -> list[list[object]]:
     return rows
 
 
-def _cell(sheet, value: object, bold: bool = False) -> WriteOnlyCell:
-    if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, value=safe_cell_text(value))
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(sheet, value: object, bold: bool = False) -> object:
+    """A plain value where that is safe (most cells: it is much faster); a typed text cell where openpyxl would
+    otherwise write a formula or the text needs cleaning."""
+    text = isinstance(value, str)
+    risky = text and (value.startswith(FORMULA_STARTS) or safe_cell_text(value) != value)
+    if not (bold or risky):
+        return value
+    cell = WriteOnlyCell(sheet, value=safe_cell_text(value) if text else value)
+    if text:
         cell.data_type = "s"  # text that starts with '=' stays text, never a formula
-    else:
-        cell = WriteOnlyCell(sheet, value=value)
     if bold:
         cell.font = Font(bold=True)
     return cell
@@ -154,8 +167,7 @@ def _append(sheet, values: list[object], bold: bool = False) -> None:
 def _domain_rows(table: Table) -> list[list[object]]:
     rows = []
     for index, external_id in enumerate(table.samples):
-        given = [table.labels[a][index] for a in table.annotators]
-        majority, agreed = majority_label(given)
+        majority, agreed = table.majority[index]
         cells = [external_id]
         for annotator in table.annotators:
             cells += [_text(table.labels[annotator][index]), table.statuses[annotator][index] or "missing"]
@@ -226,7 +238,7 @@ def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
         for table in tables:
             for index, external_id in enumerate(table.samples):
                 given = [table.labels[a][index] for a in table.annotators]
-                majority, agreed = majority_label(given)
+                majority, agreed = table.majority[index]
                 yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed]
 
     def write_csv(temp: Path) -> None:
@@ -251,6 +263,8 @@ def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateR
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
     with audited("consolidate", actor=actor, target=target.name, atomic=False) as entry:
         tables, summary = load_tables()
+        for table in tables:
+            table.settle()
         stats = {t.domain.slug: agreement(t) for t in tables}
         review = review_rows(tables)
         _atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review))

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from .admin_audit import ReadOnlyAdmin
 from .admin_operations import (
     consolidate_view,
     create_archive_view,
@@ -17,7 +18,7 @@ from .models import Archive, AuditLog
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
     """Read-only for everyone, superusers included: the log is append-only."""
 
     list_display = ("at", "actor", "action", "target", "result", "duration_ms", "client_address")
@@ -25,30 +26,12 @@ class AuditLogAdmin(admin.ModelAdmin):
     search_fields = ("action", "target", "actor")
     date_hierarchy = "at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Archive)
-class ArchiveAdmin(admin.ModelAdmin):
+class ArchiveAdmin(ReadOnlyAdmin):
     list_display = ("name", "created_at", "created_by", "size", "counts", "verified_at", "verify_ok", "download")
     change_list_template = "admin/admin_ops/archive/change_list.html"
     actions = ["verify", "restore"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_verify_permission(self, request):
         return request.user.has_perm("admin_ops.verify_archive")

@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from admin_ops.admin_audit import client_address
+from admin_ops.admin_audit import ReadOnlyAdmin, client_address
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
 
@@ -23,21 +23,12 @@ class ImportForm(forms.Form):
     skip_invalid = forms.BooleanField(required=False, help_text="import the valid rows and list the skipped ones")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Corpus)
 class CorpusAdmin(ReadOnlyAdmin):
     list_display = ("file_name", "row_count", "sheets", "imported_by", "imported_at")
     change_list_template = "admin/workers_app/corpus/change_list.html"
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # samples may have outcomes; removal is a reset, not a delete
+    # Nothing is deleted here either: samples may have outcomes; removal is a reset.
 
     def get_urls(self):
         return [path("import/", self.admin_site.admin_view(self.import_view), name="workers_app_corpus_import"),
@@ -86,9 +77,6 @@ class SampleAdmin(ReadOnlyAdmin):
     list_filter = ("corpus",)
     search_fields = ("external_id", "text")
     list_select_related = ("corpus",)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="text")
     def short_text(self, obj: Sample) -> str:

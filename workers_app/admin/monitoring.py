@@ -1,22 +1,11 @@
 from django.contrib import admin
 
-from admin_ops.admin_audit import AuditedModelAdmin
+from admin_ops.admin_audit import AuditedModelAdmin, ReadOnlyAdmin
 from workers_app.models import Alert, AlertChannel, WorkerMetric
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Alert)
-class AlertAdmin(ReadOnly):
+class AlertAdmin(ReadOnlyAdmin):
     list_display = ("opened_at", "kind", "key", "message", "resolved_at", "delivered")
     list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("key", "message")
@@ -27,7 +16,7 @@ class AlertAdmin(ReadOnly):
 
 
 @admin.register(WorkerMetric)
-class WorkerMetricAdmin(ReadOnly):
+class WorkerMetricAdmin(ReadOnlyAdmin):
     list_display = ("at", "worker", "throughput", "malformed_rate", "latency_p50_ms", "latency_p95_ms",
                     "queue_length", "rss")
     list_filter = ("worker__annotator", "worker__domain")

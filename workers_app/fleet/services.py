@@ -128,31 +128,30 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
                          f"queued {queued[w.name]}") for w in workers]
 
 
-def pause_workers(workers: list[Worker], *, actor: Actor) -> list[WorkerResult]:
-    """Stop consuming on each exact node (running tasks finish) and flush; they stay paused on restart."""
+def _switch(workers: list[Worker], *, actor: Actor, verb: str, desired: str, command: str, state: str,
+            done: str, not_running: str) -> list[WorkerResult]:
+    """Record the wish, tell the live nodes in one broadcast, record what they confirmed."""
     started = time.monotonic()
     with _held_all(workers):
         with transaction.atomic():
-            _set_desired(workers, Worker.Desired.PAUSED)
-        confirmed = _broadcast("fleet_pause", workers)
+            _set_desired(workers, desired)
+        confirmed = _broadcast(command, workers)
         with transaction.atomic():
-            _mark(confirmed, workers, Worker.Observed.PAUSED, "paused", actor)
-            _record_each("pause", workers, actor, started, lambda w: {"confirmed": w.node_name in confirmed})
-    return [WorkerResult(w.name, True, w.observed_state, "paused" if w.node_name in confirmed
-                         else "not running: it will start paused") for w in workers]
+            _mark(confirmed, workers, state, verb, actor)
+            _record_each(verb, workers, actor, started, lambda w: {"confirmed": w.node_name in confirmed})
+    return [WorkerResult(w.name, True, w.observed_state, done if w.node_name in confirmed else not_running)
+            for w in workers]
+
+
+def pause_workers(workers: list[Worker], *, actor: Actor) -> list[WorkerResult]:
+    """Stop consuming on each exact node (running tasks finish) and flush; they stay paused on restart."""
+    return _switch(workers, actor=actor, verb="pause", desired=Worker.Desired.PAUSED, command="fleet_pause",
+                   state=Worker.Observed.PAUSED, done="paused", not_running="not running: it will start paused")
 
 
 def resume_workers(workers: list[Worker], *, actor: Actor) -> list[WorkerResult]:
-    started = time.monotonic()
-    with _held_all(workers):
-        with transaction.atomic():
-            _set_desired(workers, Worker.Desired.RUNNING)
-        confirmed = _broadcast("fleet_resume", workers)
-        with transaction.atomic():
-            _mark(confirmed, workers, Worker.Observed.RUNNING, "resumed", actor)
-            _record_each("resume", workers, actor, started, lambda w: {"confirmed": w.node_name in confirmed})
-    return [WorkerResult(w.name, True, w.observed_state, "consuming" if w.node_name in confirmed
-                         else "not running: launch it to start it") for w in workers]
+    return _switch(workers, actor=actor, verb="resume", desired=Worker.Desired.RUNNING, command="fleet_resume",
+                   state=Worker.Observed.RUNNING, done="consuming", not_running="not running: launch it to start it")
 
 
 def _mark(confirmed: set[str], workers: list[Worker], state: str, reason: str, actor: Actor) -> None:

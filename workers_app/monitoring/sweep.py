@@ -1,4 +1,4 @@
-"""The health sweep beat runs every 30 s: evaluate every worker, restart the stalled and the stuck (at most
+"""The health sweep beat runs every few seconds: evaluate every worker, restart the stalled and the stuck (at most
 AUTO_RESTARTS_PER_HOUR times per worker per rolling hour), mirror live numbers into the Worker rows, alert.
 
 Safe to run twice at once: a sweep holds a Redis lock and a second one returns at once. The restart count

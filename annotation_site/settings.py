@@ -182,3 +182,4 @@ PROJECT_NAME = env_str("PROJECT_NAME", "annotation-fleet")
 # The optional local model server (./run.sh --local-llm) and the annotator profile that points at it.
 LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 8081, minimum=1, maximum=65535)
 LOCAL_LLM_URL = env_str("LOCAL_LLM_URL", f"http://127.0.0.1:{LOCAL_LLM_PORT}/v1")
+ARCHIVE_KEEP = env_int("ARCHIVE_KEEP", 7, minimum=1)

@@ -180,3 +180,14 @@ def test_the_reset_command_asks_for_confirmation(annotated, monkeypatch):
     with pytest.raises(CommandError, match="not confirmed; nothing was changed"):
         call_command("reset", "--domain", "urgency", "--no-backup")
     assert Outcome.objects.filter(domain__slug="urgency").exists()
+
+
+def test_the_daily_archive_keeps_only_the_newest_automatic_ones(catalogue):
+    from admin_ops.services.archive import scheduled_archive
+
+    manual = create_archive("kept-by-hand", actor="test")
+    first = scheduled_archive(keep=1)
+    Archive.objects.filter(pk=first.pk).update(created_at=first.created_at.replace(year=2000))
+    second = scheduled_archive(keep=1)
+    assert set(Archive.objects.values_list("name", flat=True)) == {manual.name, second.name}
+    assert not (settings.ARCHIVES_DIR / first.file_name).exists()

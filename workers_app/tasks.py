@@ -94,3 +94,10 @@ def hourly_checks_task() -> dict:
     from .monitoring.storage import hourly_checks
 
     return hourly_checks()
+
+
+@shared_task(name="admin_ops.scheduled_archive")
+def scheduled_archive_task() -> str:
+    from admin_ops.services.archive import scheduled_archive
+
+    return scheduled_archive(keep=settings.ARCHIVE_KEEP).name

@@ -223,3 +223,16 @@ def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) ->
         apply_restore(data, workbooks)
         entry.detail = {"summary": plan.summary()}
     return plan
+
+
+AUTO_PREFIX = "auto-"
+
+
+def scheduled_archive(*, keep: int) -> Archive:
+    """The daily beat job: write an archive, then delete the automatic ones beyond the newest ``keep``."""
+    archive = create_archive(f"{AUTO_PREFIX}{timezone.now():%Y%m%d-%H%M%S-%f}"[:-3], actor="system:beat")
+    for old in Archive.objects.filter(name__startswith=AUTO_PREFIX).order_by("-created_at", "-id")[keep:]:
+        with audited("prune_archive", actor="system:beat", target=old.name, parameters={"keep": keep}):
+            (settings.ARCHIVES_DIR / old.file_name).unlink(missing_ok=True)
+            old.delete()
+    return archive

@@ -11,6 +11,7 @@ DEFAULTS = [
     ("metrics snapshot", "workers_app.snapshot_metrics", {"every": 1, "period": IntervalSchedule.MINUTES}),
     ("integrity, disk and workbook sizes", "workers_app.hourly_checks", {"every": 1, "period": IntervalSchedule.HOURS}),
     ("prune metrics", "workers_app.prune_metrics", {"crontab": {"minute": "17", "hour": "3"}}),
+    ("daily archive (keeps ARCHIVE_KEEP)", "admin_ops.scheduled_archive", {"crontab": {"minute": "30", "hour": "2"}}),
 ]
 
 

@@ -112,3 +112,13 @@ def test_the_builtin_annotator_answers_offline_in_every_domain(catalogue):
     for slug in ("urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal"):
         assert annotate_sample(sample, WorkerKey(2, slug), worker="w") is Result.STORED
     assert Outcome.objects.filter(status="ok").count() == 6
+
+
+def test_an_api_error_that_echoes_the_key_is_stored_without_it(http_annotator, fake_llm, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY_FOR_TESTS", "sk-echoed-secret")
+    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    fake_llm.default = Reply(status=401, error="Incorrect API key provided: sk-echoed-secret")
+    [sample] = make_samples(1)
+    annotate_sample(sample, URGENCY, worker="w")
+    error = Annotator.objects.get(number=1).backend_error
+    assert "sk-echoed-secret" not in error and "[the API key]" in error

@@ -102,12 +102,14 @@ class OpenAICompatibleBackend:
         self.max_tokens = annotator.max_tokens
         self.timeout = annotator.timeout_seconds
         self.headers = {"Content-Type": "application/json"}
+        self.key = ""
         if annotator.api_key_env:
             key = os.environ.get(annotator.api_key_env)
             if not key:
                 raise PermanentBackendError(
                     f"the environment variable {annotator.api_key_env} (API key of {annotator}) is not set")
             self.headers["Authorization"] = f"Bearer {key}"
+            self.key = key
 
     def _payload(self, request: BackendRequest) -> dict:
         payload = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
@@ -137,12 +139,13 @@ class OpenAICompatibleBackend:
         return Completion(text, body.get("model") or self.model, latency,
                           usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
-    @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
+    def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code
         if status < 400:
             return
         message = f"HTTP {status}: {_api_message(response)}"
+        if self.key:
+            message = message.replace(self.key, "[the API key]")  # some APIs echo the key; it is never stored
         if status in (408, 409, 425, 429) or status >= 500:
             raise TransientBackendError(message, _retry_after(response))
         raise PermanentBackendError(message)

@@ -122,3 +122,19 @@ def test_an_api_error_that_echoes_the_key_is_stored_without_it(http_annotator, f
     annotate_sample(sample, URGENCY, worker="w")
     error = Annotator.objects.get(number=1).backend_error
     assert "sk-echoed-secret" not in error and "[the API key]" in error
+
+
+def test_every_malformed_attempt_is_exported_to_csv(catalogue, tmp_path):
+    import csv
+
+    from django.core.management import call_command
+
+    Annotator.objects.filter(number=2).update(builtin_malformed_rate=1.0, max_retries=1)
+    for sample in make_samples(3, vary=True):
+        annotate_sample(sample, WorkerKey(2, "urgency"), worker="w")
+    call_command("export_malformed", str(tmp_path / "malformed.csv"))
+    with (tmp_path / "malformed.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == MalformedAttempt.objects.count() == 6
+    assert {row["reason"] for row in rows} <= {"no_marker", "unknown_code", "ambiguous", "empty_marker"}
+    assert all(row["raw_answer"] for row in rows)

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from admin_ops.audit import Actor, actor_name, audited
 from admin_ops.models import Archive
+from annotation_site.files import file_sha256
 
 from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_lines, samples_lines
 from .state import state_document
@@ -61,14 +62,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, manifest: dict) -> None:
     manifest["members"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def create_archive(name: str, *, actor: Actor) -> Archive:
     if not NAME.match(name):
         raise ArchiveError(f"archive name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
@@ -101,7 +94,7 @@ def create_archive(name: str, *, actor: Actor) -> Archive:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        archive = Archive.objects.create(name=name, file_name=target.name, sha256=_file_sha256(target),
+        archive = Archive.objects.create(name=name, file_name=target.name, sha256=file_sha256(target),
                                          size=target.stat().st_size, counts=manifest["counts"],
                                          created_by=actor_name(actor))
         entry.detail = {"file": str(target), "counts": manifest["counts"], "size": archive.size}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from admin_ops.agreement import (
     per_code_binary_alpha,
 )
 from admin_ops.audit import Actor, audited
+from annotation_site.files import atomic_write
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Annotator, Domain, Outcome, Sample
 
@@ -185,17 +184,6 @@ def _kappa_rows(slug: str, kappa: KappaMatrix) -> list[list[object]]:
     return rows
 
 
-def _atomic_write(target: Path, write) -> None:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(temp))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats: dict, review: list) -> None:
     book = Workbook(write_only=True)
     for table in tables:
@@ -252,8 +240,8 @@ def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
             for record in records():
                 handle.write(json.dumps(dict(zip(header, record, strict=True)), ensure_ascii=False) + "\n")
 
-    _atomic_write(csv_path, write_csv)
-    _atomic_write(jsonl_path, write_jsonl)
+    atomic_write(csv_path, write_csv)
+    atomic_write(jsonl_path, write_jsonl)
 
 
 def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateReport:
@@ -267,7 +255,7 @@ def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateR
             table.settle()
         stats = {t.domain.slug: agreement(t) for t in tables}
         review = review_rows(tables)
-        _atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review))
+        atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review))
         _write_flat(report.csv_path, report.jsonl_path, tables)
         report.review = len(review)
         report.agreement = {slug: {r.level: r.alpha for r in found["alpha"]} for slug, found in stats.items()}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 
+from annotation_site.files import atomic_write
 from workers_app.engine.queues import sync_checkpoints
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Sample
 
@@ -95,12 +94,7 @@ def _keyed_rows(model, records: list[dict], fields: tuple[str, ...], dates: tupl
 
 def _write_workbook(name: str, data: bytes) -> None:
     settings.ANNOTATIONS_DIR.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=settings.ANNOTATIONS_DIR, prefix=f".{name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, settings.ANNOTATIONS_DIR / name)
+    atomic_write(settings.ANNOTATIONS_DIR / name, lambda temp: temp.write_bytes(data))
 
 
 def apply_restore(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> None:

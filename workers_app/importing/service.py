@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 
 from admin_ops.audit import Actor, actor_name, audited
+from annotation_site.files import file_sha256
 from workers_app.models import Corpus, Sample
 
 from .readers import Columns, FileRejected, Problem, Row, open_rows
@@ -45,14 +45,6 @@ class ImportReport:
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} invalid row(s)")
         return "; ".join(parts) + "."
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _selection(sheets: list[str] | None, columns: Columns) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 
 from django.contrib import admin, messages
@@ -49,6 +50,7 @@ class WorkerAdmin(admin.ModelAdmin):
     list_filter = ("annotator", "domain", "observed_state", "desired_state", "host")
     list_per_page = 50
     inlines = [WorkerEventInline]
+    _request = threading.local()
     actions = [_fleet_action("launch", "Launch (sync, queue, run)"), _fleet_action("pause", "Pause"),
                _fleet_action("resume", "Resume"), _fleet_action("stop", "Stop (graceful)…"),
                _fleet_action("restart", "Restart…"), _fleet_action("flush", "Flush workbooks")]
@@ -65,8 +67,9 @@ class WorkerAdmin(admin.ModelAdmin):
             pipe.hget(heartbeat_key(key_of(row)), "at")
             pipe.hgetall(key_of(row).progress_key)
         answers = pipe.execute()
-        self._live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
-        self._total = Sample.objects.count()
+        # The admin object serves every request thread; the readings belong to this request only.
+        self._request.live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
+        self._request.total = Sample.objects.count()
         return super().changelist_view(request, extra_context)
 
     # -- columns
@@ -83,15 +86,15 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="heartbeat")
     def heartbeat_age(self, obj: Worker) -> str:
-        beat = getattr(self, "_live", {}).get(obj.pk, (None, {}))[0]
+        beat = getattr(self._request, "live", {}).get(obj.pk, (None, {}))[0]
         return "—" if beat is None else f"{time.time() - float(beat):.0f} s ago"
 
     @admin.display(description="done / samples")
     def progress(self, obj: Worker) -> str:
-        counts = getattr(self, "_live", {}).get(obj.pk, (None, {}))[1]
+        counts = getattr(self._request, "live", {}).get(obj.pk, (None, {}))[1]
         ok, bad = int(counts.get("ok", 0)), int(counts.get("malformed", 0))
         note = f" ({bad} malformed)" if bad else ""
-        return f"{ok + bad} / {getattr(self, '_total', 0)}{note}"
+        return f"{ok + bad} / {getattr(self._request, 'total', 0)}{note}"
 
     @admin.display(description="last error")
     def short_error(self, obj: Worker) -> str:

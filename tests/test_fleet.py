@@ -139,3 +139,15 @@ def test_two_concurrent_restarts_of_one_worker_make_exactly_one_new_process(agen
     assert after.pid != first_pid and after.restarts == 1
     assert sorted(r.message for r in results) == ["restarted", "restarted by a concurrent request"]
     assert after.events.filter(to_state="starting").count() == 2  # the first launch and one restart
+
+
+def test_a_second_agent_for_the_same_host_refuses_to_run(catalogue):
+    first = AgentProcess(FLEET_AGENT_LOCK_SECONDS="3")
+    try:
+        time.sleep(3)
+        second = AgentProcess(FLEET_AGENT_LOCK_SECONDS="3")
+        assert second.process.wait(timeout=30) == 3
+        assert "another fleet agent is running" in second.log.read_text()
+        assert first.process.poll() is None
+    finally:
+        first.stop()

@@ -104,13 +104,27 @@ class Agent:
         self.stopping = False
         preload()
 
-    def run(self) -> None:
+    def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+        # One agent per host: a second one would start every worker twice. A killed agent's lock expires.
+        lock = get_redis().lock(f"annot:agent:{self.host}", timeout=settings.FLEET_AGENT_LOCK_SECONDS,
+                                blocking_timeout=settings.FLEET_AGENT_LOCK_SECONDS + 5)
+        if not lock.acquire():
+            log.error("another fleet agent is running for host %s (same Redis); this one exits", self.host)
+            return 3
+        try:
+            self._run_holding(lock)
+        finally:
+            lock.release()
+        return 0
+
+    def _run_holding(self, lock) -> None:
         ensure_worker_rows(self.host)
         self._forget_previous_processes()
         log.info("fleet agent for host %s is running", self.host)
         while not self.stopping:
+            lock.reacquire()
             self._reap()
             self._reconcile()
             self._wait_for_news()

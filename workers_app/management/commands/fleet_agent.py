@@ -14,4 +14,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, **options):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
-        Agent(host).run()
+        code = Agent(host).run()
+        if code:
+            raise SystemExit(code)

@@ -74,17 +74,22 @@ class Annotator(models.Model):
     """One LLM annotator: a model behind one API key, with its own settings."""
 
     class Backend(models.TextChoices):
-        BUILTIN = "builtin", "built-in baseline (offline, not a clinical model)"
-        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible HTTP API"
+        BUILTIN = "builtin", "built-in baseline"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
 
     number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
     name = models.CharField(max_length=100)
     class RequestMode(models.TextChoices):
-        CHAT = "chat", "chat (messages): instruction-tuned models"
-        COMPLETION = "completion", "completion (plain prompt with few-shot examples): base models"
+        CHAT = "chat", "chat"
+        COMPLETION = "completion", "completion"
 
-    backend = models.CharField(max_length=32, choices=Backend.choices, default=Backend.BUILTIN)
-    request_mode = models.CharField(max_length=12, choices=RequestMode.choices, default=RequestMode.CHAT)
+    backend = models.CharField(
+        max_length=32, choices=Backend.choices, default=Backend.BUILTIN,
+        help_text="built-in: an offline keyword baseline for demos and benchmarks, not a clinical model")
+    request_mode = models.CharField(
+        max_length=12, choices=RequestMode.choices, default=RequestMode.CHAT,
+        help_text="HTTP backend: chat (messages) for instruction-tuned models; completion (a few-shot prompt) "
+                  "for base models such as the local Gemma 3 270M")
     max_input_chars = models.PositiveIntegerField(
         default=0, help_text="cut posts longer than this before sending (0: never); for small context windows")
     model = models.CharField(max_length=200, default="builtin-lexicon-v1")

@@ -101,22 +101,23 @@ class ImportPlan:
     changes: list[str] = field(default_factory=list)
 
 
+def _catalogue_changes(label: str, model, key: str, fields: dict, specs: list[dict], skip: tuple = ()) -> list[str]:
+    changes = []
+    for spec in specs:
+        current = model.objects.filter(**{key: spec[key]}).values(*fields).first()
+        if current is None:
+            changes.append(f"{label} {spec[key]}: new")
+        else:
+            changes += [f"{label} {spec[key]}.{f}: {current[f]!r} -> {spec[f]!r}" for f in fields
+                        if f not in skip and current[f] != spec[f]]
+    return changes
+
+
 def _plan(document: dict) -> ImportPlan:
-    plan = ImportPlan()
-    for spec in document["catalogue"]["domains"]:
-        current = Domain.objects.filter(slug=spec["slug"]).values(*DOMAIN_FIELDS).first()
-        if current is None:
-            plan.changes.append(f"domain {spec['slug']}: new")
-        else:
-            plan.changes += [f"domain {spec['slug']}.{f}: {current[f]!r} -> {spec[f]!r}" for f in DOMAIN_FIELDS
-                             if f != "prompt_version" and current[f] != spec[f]]
-    for spec in document["catalogue"]["annotators"]:
-        current = Annotator.objects.filter(number=spec["number"]).values(*ANNOTATOR_FIELDS).first()
-        if current is None:
-            plan.changes.append(f"annotator {spec['number']}: new")
-        else:
-            plan.changes += [f"annotator {spec['number']}.{f}: {current[f]!r} -> {spec[f]!r}" for f in ANNOTATOR_FIELDS
-                             if current[f] != spec[f]]
+    catalogue = document["catalogue"]
+    plan = ImportPlan(
+        _catalogue_changes("domain", Domain, "slug", DOMAIN_FIELDS, catalogue["domains"], skip=("prompt_version",))
+        + _catalogue_changes("annotator", Annotator, "number", ANNOTATOR_FIELDS, catalogue["annotators"]))
     for spec in document["workers"]:
         current = Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).first()
         if current is not None and current.desired_state != spec["desired_state"]:

@@ -20,15 +20,11 @@ Single writer per workbook is assumed (one annotation worker owns one file).
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
 import hashlib
 import json
 import logging
-import math
 import os
 import re
-import struct
 import tempfile
 import time
 import zlib
@@ -36,23 +32,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["EXCEL_CELL_LIMIT", "Column", "WorkbookJournal", "safe_cell_text"]
+# copy_prefix, Member and check_zip32 keep their private names here because tests/test_excel_journal.py reaches
+# them through this module: it patches _copy_prefix to make a publish fail midway.
+from .cells import EXCEL_CELL_LIMIT, cell, column_letter, safe_cell_text, text_cell, xml_attr, xml_text
+from .deflate import crc_concat, deflate_final, deflate_piece
+from .fileio import copy_prefix as _copy_prefix
+from .fileio import crc_of_prefix, fsync_dir, pwrite_all, write_all
+from .zipparts import Member as _Member
+from .zipparts import central_directory, dos_timestamp, local_header, small_member
+from .zipparts import check_zip32 as _check_zip32
+
+__all__ = ["EXCEL_CELL_LIMIT", "Column", "WorkbookJournal", "journaled_row_count", "safe_cell_text"]
 
 log = logging.getLogger(__name__)
 
-EXCEL_CELL_LIMIT = 32767
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLUMNS = 16_384
-DEFLATE_LEVEL = 6
-# Excel keeps 15 significant digits; larger integers (ids, hashes) would be rounded silently.
-_EXACT_INT_LIMIT = 10**15
-_ZIP32_MAX = 0xFFFFFFFF  # values at or above this need ZIP64, which we do not write
 _JOURNAL_FORMAT = 1
-_COPY_CHUNK = 1 << 20
 
-_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-# Excel decodes _xHHHH_ inside cell text (ST_Xstring); escaping the underscore keeps such text literal.
-_OOXML_ESCAPE_LOOKALIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 _SHEET_TITLE_FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
 _TEMP_NAME_TAIL = r"[A-Za-z0-9_]{8}\.tmp"  # tempfile.mkstemp's 8 random characters
 
@@ -70,231 +67,6 @@ _STYLE_HIGHLIGHT = 2
 class Column:
     title: str
     width: float
-
-
-# --------------------------------------------------------------------------- cell text
-
-
-def safe_cell_text(value: str) -> str:
-    """Make text storable in an xlsx cell: XML-legal and within Excel's per-cell limit."""
-    text = _XML_ILLEGAL.sub("\ufffd", value)
-    # Every code point takes at most two UTF-16 units, so short text needs no exact count.
-    if len(text) <= EXCEL_CELL_LIMIT // 2 or _utf16_units(text) <= EXCEL_CELL_LIMIT:
-        return text
-    marker = f" …[cut: {len(text):,} characters in all; the full text is in the database]"
-    budget = EXCEL_CELL_LIMIT - _utf16_units(marker)
-    units = text.encode("utf-16-le")[: 2 * budget]
-    if 0xD800 <= int.from_bytes(units[-2:], "little") <= 0xDBFF:
-        units = units[:-2]  # never keep half of a surrogate pair
-    return units.decode("utf-16-le") + marker
-
-
-def _utf16_units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _xml_text(text: str) -> str:
-    """Escape for element content; a raw CR would be normalised to LF by every XML parser."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    return _OOXML_ESCAPE_LOOKALIKE.sub("_x005F_", text)
-
-
-def _xml_attr(text: str) -> str:
-    return _xml_text(text).replace('"', "&quot;")
-
-
-def _column_letter(index: int) -> str:
-    """1 -> A, 27 -> AA."""
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def _text_cell(ref: str, text: str, style: str) -> str:
-    body = _xml_text(safe_cell_text(text))
-    return f'<c r="{ref}"{style} t="inlineStr"><is><t xml:space="preserve">{body}</t></is></c>'
-
-
-def _cell(ref: str, value: object, style: str) -> str:
-    """One <c> element; inline strings only, so text can never turn into a formula."""
-    if value is None or (isinstance(value, str) and not value):
-        return f'<c r="{ref}"{style}/>' if style else ""
-    if isinstance(value, bool):
-        return f'<c r="{ref}"{style} t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, int) and abs(value) < _EXACT_INT_LIMIT:
-        return f'<c r="{ref}"{style}><v>{int(value)}</v></c>'
-    if isinstance(value, float) and math.isfinite(value):
-        return f'<c r="{ref}"{style}><v>{float(value)!r}</v></c>'
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        # ISO text needs no number format and cannot be misread as a serial day number.
-        return _text_cell(ref, value.isoformat(), style)
-    return _text_cell(ref, value if isinstance(value, str) else str(value), style)
-
-
-# --------------------------------------------------------------------------- deflate pieces
-
-
-def _deflate_piece(data: bytes) -> bytes:
-    """A byte-aligned, non-final DEFLATE piece that can be followed by any other piece."""
-    compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
-
-
-def _deflate_final(data: bytes) -> bytes:
-    compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
-
-
-def _crc_times(a: int, b: int) -> int:
-    """a * b modulo the CRC-32 polynomial, in zlib's reflected bit order (bit 31 is x**0)."""
-    product = 0
-    for bit in range(31, -1, -1):
-        if a >> bit & 1:
-            product ^= b
-        b = b >> 1 ^ (0xEDB88320 if b & 1 else 0)  # b *= x
-    return product
-
-
-def _crc_concat(crc_a: int, crc_b: int, length_b: int) -> int:
-    """CRC-32 of A+B from crc(A), crc(B) and len(B), so the journal never has to be inflated again."""
-    shift = 1 << 31  # x**0
-    square = 1 << 23  # x**8: moving past one byte
-    while length_b:
-        if length_b & 1:
-            shift = _crc_times(shift, square)
-        square = _crc_times(square, square)
-        length_b >>= 1
-    return _crc_times(shift, crc_a) ^ crc_b
-
-
-# --------------------------------------------------------------------------- zip container
-
-
-@dataclass(frozen=True)
-class _Member:
-    name: bytes
-    crc32: int
-    compressed_size: int
-    size: int
-
-
-_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
-_CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
-_END_RECORD = struct.Struct("<IHHHHIIH")
-_ZIP_VERSION = 20  # 2.0: deflate, no ZIP64
-_METHOD_DEFLATE = 8
-
-
-def _dos_timestamp(moment: float) -> tuple[int, int]:
-    t = time.localtime(moment)
-    date = (max(t.tm_year, 1980) - 1980) << 9 | t.tm_mon << 5 | t.tm_mday
-    clock = t.tm_hour << 11 | t.tm_min << 5 | t.tm_sec // 2
-    return clock, date
-
-
-def _local_header(member: _Member, stamp: tuple[int, int]) -> bytes:
-    fixed = _LOCAL_HEADER.pack(
-        0x04034B50, _ZIP_VERSION, 0, _METHOD_DEFLATE, *stamp,
-        member.crc32, member.compressed_size, member.size, len(member.name), 0,
-    )
-    return fixed + member.name
-
-
-def _central_header(member: _Member, stamp: tuple[int, int], offset: int) -> bytes:
-    fixed = _CENTRAL_HEADER.pack(
-        0x02014B50, _ZIP_VERSION, _ZIP_VERSION, 0, _METHOD_DEFLATE, *stamp,
-        member.crc32, member.compressed_size, member.size, len(member.name), 0, 0, 0, 0, 0, offset,
-    )
-    return fixed + member.name
-
-
-def _check_zip32(members: Sequence[_Member]) -> None:
-    """Refuse before writing anything: a silently wrapped 32-bit size would make a corrupt file."""
-    total = 0
-    for member in members:
-        if member.size >= _ZIP32_MAX or member.compressed_size >= _ZIP32_MAX:
-            raise OverflowError(f"{member.name.decode()} is too large for a zip without ZIP64 (4 GiB limit)")
-        total += _LOCAL_HEADER.size + len(member.name) + member.compressed_size
-    if total >= _ZIP32_MAX:
-        raise OverflowError("workbook would exceed 4 GiB, which needs ZIP64; this writer does not support it")
-
-
-def _small_member(name: str, xml: str) -> tuple[_Member, bytes]:
-    data = xml.encode("utf-8")
-    packed = _deflate_final(data)
-    return _Member(name.encode("ascii"), zlib.crc32(data), len(packed), len(data)), packed
-
-
-# --------------------------------------------------------------------------- file helpers
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
-def _copy_prefix(src_fd: int, dst_fd: int, count: int) -> None:
-    """Append the first `count` bytes of src to dst, in the kernel when it can."""
-    done = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    while done < count and copy_range is not None:
-        try:
-            copied = copy_range(src_fd, dst_fd, count - done, done)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-                raise
-            break
-        if copied == 0:
-            raise OSError(errno.EIO, "journal is shorter than its sidecar says")
-        done += copied
-    while done < count:
-        data = os.pread(src_fd, min(_COPY_CHUNK, count - done), done)
-        if not data:
-            raise OSError(errno.EIO, "journal is shorter than its sidecar says")
-        _write_all(dst_fd, data)
-        done += len(data)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink itself durable, not only the file contents."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _crc_of_prefix(path: Path, length: int) -> int:
-    crc = 0
-    with open(path, "rb") as handle:
-        while length:
-            data = handle.read(min(_COPY_CHUNK, length))
-            if not data:
-                raise OSError(errno.EIO, "journal ended early")
-            crc = zlib.crc32(data, crc)
-            length -= len(data)
-    return crc
-
-
-# --------------------------------------------------------------------------- journal
 
 
 @dataclass(frozen=True)
@@ -324,7 +96,7 @@ class WorkbookJournal:
         self._folder = self.path.parent
         self.journal_path = self._folder / f".{self.path.name}.journal"
         self.sidecar_path = self._folder / f".{self.path.name}.journal.json"
-        self._letters = [_column_letter(i) for i in range(1, len(self.columns) + 1)]
+        self._letters = [column_letter(i) for i in range(1, len(self.columns) + 1)]
         self._last_column = self._letters[-1]
         self._head = self._head_xml().encode("utf-8")
         self._head_digest = hashlib.sha256(self._head).hexdigest()
@@ -362,7 +134,7 @@ class WorkbookJournal:
         new_state = replace(state, last_key=last_key)
         if added:
             data = "".join(parts).encode("utf-8")
-            piece = _deflate_piece(data)
+            piece = deflate_piece(data)
             self._write_journal(state.journal_length, piece)
             new_state = replace(
                 new_state,
@@ -383,16 +155,16 @@ class WorkbookJournal:
         last_row = state.row_count + 1
         # The prefix carries <dimension>, which precedes the journaled part and changes with every row.
         prefix = self._prefix_xml(last_row).encode("utf-8")
-        packed_prefix = _deflate_piece(prefix)
+        packed_prefix = deflate_piece(prefix)
         tail = self._tail_xml(last_row).encode("utf-8")
-        packed_tail = _deflate_final(tail)
+        packed_tail = deflate_final(tail)
         sheet = _Member(
             _SHEET_MEMBER.encode("ascii"),
-            zlib.crc32(tail, _crc_concat(zlib.crc32(prefix), state.crc32, state.uncompressed_length)),
+            zlib.crc32(tail, crc_concat(zlib.crc32(prefix), state.crc32, state.uncompressed_length)),
             len(packed_prefix) + state.journal_length + len(packed_tail),
             len(prefix) + state.uncompressed_length + len(tail),
         )
-        small = [_small_member(name, xml) for name, xml in self._package_parts(last_row)]
+        small = [small_member(name, xml) for name, xml in self._package_parts(last_row)]
         _check_zip32([member for member, _ in small] + [sheet])
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._folder)
         try:
@@ -404,17 +176,17 @@ class WorkbookJournal:
                 os.close(fd)
             os.replace(temp_name, self.path)
         except BaseException:
-            _unlink(Path(temp_name))
+            Path(temp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(self._folder)
+        fsync_dir(self._folder)
 
     def reset(self) -> None:
         """Forget everything; the caller rebuilds from its store."""
         # Sidecar first: a journal without a sidecar is discarded on open, never trusted.
         for path in (self.sidecar_path, self.journal_path, self.path):
-            _unlink(path)
+            path.unlink(missing_ok=True)
         self._remove_stale_temps()
-        _fsync_dir(self._folder)
+        fsync_dir(self._folder)
         self._state = _State()
 
     # ---- opening and repair
@@ -442,7 +214,7 @@ class WorkbookJournal:
                 handle.truncate(state.journal_length)
                 os.fsync(handle.fileno())
         # Cheap (one read of the compressed bytes) and catches a journal that is not what we wrote.
-        if _crc_of_prefix(self.journal_path, state.journal_length) != state.journal_crc32:
+        if crc_of_prefix(self.journal_path, state.journal_length) != state.journal_crc32:
             self._discard("journal checksum does not match its sidecar")
             return _State()
         return state
@@ -468,23 +240,23 @@ class WorkbookJournal:
 
     def _discard(self, reason: str) -> None:
         log.warning("%s: discarding journal (%s); the caller must rebuild it", self.journal_path, reason)
-        _unlink(self.sidecar_path)
-        _unlink(self.journal_path)
-        _fsync_dir(self._folder)
+        self.sidecar_path.unlink(missing_ok=True)
+        self.journal_path.unlink(missing_ok=True)
+        fsync_dir(self._folder)
 
     def _remove_stale_temps(self) -> None:
         """Temp files of a publish or sidecar write killed midway; they never carry the workbook's name."""
         pattern = re.compile(re.escape(f".{self.path.name}.") + _TEMP_NAME_TAIL)
         for entry in os.scandir(self._folder):
             if pattern.fullmatch(entry.name):
-                _unlink(Path(entry.path))
+                Path(entry.path).unlink(missing_ok=True)
 
     # ---- durable writes
 
     def _ensure_started(self) -> None:
         if self._state.journal_length:
             return
-        piece = _deflate_piece(self._head)
+        piece = deflate_piece(self._head)
         self._write_journal(0, piece)
         state = _State(len(piece), zlib.crc32(piece), zlib.crc32(self._head), len(self._head), 0, 0)
         self._write_sidecar(state)
@@ -493,14 +265,14 @@ class WorkbookJournal:
     def _write_journal(self, offset: int, piece: bytes) -> None:
         fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _pwrite_all(fd, piece, offset)
+            pwrite_all(fd, piece, offset)
             # Drops leftovers of an earlier failed write so the file length matches the sidecar-to-be.
             os.ftruncate(fd, offset + len(piece))
             os.fsync(fd)
         finally:
             os.close(fd)
         if offset == 0:
-            _fsync_dir(self._folder)
+            fsync_dir(self._folder)
 
     def _write_sidecar(self, state: _State) -> None:
         payload = {"format": _JOURNAL_FORMAT, "head_sha256": self._head_digest}
@@ -509,43 +281,39 @@ class WorkbookJournal:
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._folder)
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temp_name, self.sidecar_path)
         except BaseException:
-            _unlink(Path(temp_name))
+            Path(temp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(self._folder)
+        fsync_dir(self._folder)
 
     def _write_zip(
         self, fd: int, small: list[tuple[_Member, bytes]], sheet: _Member, packed_prefix: bytes, packed_tail: bytes
     ) -> None:
-        stamp = _dos_timestamp(time.time())
+        stamp = dos_timestamp(time.time())
         offsets: list[int] = []
         position = 0
         for member, packed in small:
-            header = _local_header(member, stamp)
-            _write_all(fd, header + packed)
+            header = local_header(member, stamp)
+            write_all(fd, header + packed)
             offsets.append(position)
             position += len(header) + len(packed)
-        header = _local_header(sheet, stamp)
-        _write_all(fd, header + packed_prefix)
+        header = local_header(sheet, stamp)
+        write_all(fd, header + packed_prefix)
         journal_fd = os.open(self.journal_path, os.O_RDONLY)
         try:
             _copy_prefix(journal_fd, fd, self._state.journal_length)
         finally:
             os.close(journal_fd)
-        _write_all(fd, packed_tail)
+        write_all(fd, packed_tail)
         offsets.append(position)
         position += len(header) + sheet.compressed_size
         members = [member for member, _ in small] + [sheet]
-        directory = b"".join(_central_header(m, stamp, off) for m, off in zip(members, offsets, strict=True))
-        if position + len(directory) >= _ZIP32_MAX:
-            raise OverflowError("zip central directory lies beyond 4 GiB; ZIP64 is not supported")
-        end = _END_RECORD.pack(0x06054B50, 0, 0, len(members), len(members), len(directory), position, 0)
-        _write_all(fd, directory + end)
+        write_all(fd, central_directory(members, offsets, stamp, position))
 
     def _workbook_mode(self) -> int:
         """mkstemp makes 0600 files; keep the permissions readers of the old workbook relied on."""
@@ -562,7 +330,7 @@ class WorkbookJournal:
         if len(values) > len(self.columns):
             raise ValueError(f"row {number} has {len(values)} values for {len(self.columns)} columns")
         style = f' s="{_STYLE_HIGHLIGHT}"' if highlight else ""
-        cells = [_cell(f"{letter}{number}", value, style) for letter, value in zip(self._letters, values)]
+        cells = [cell(f"{letter}{number}", value, style) for letter, value in zip(self._letters, values)]
         if highlight:
             # Empty trailing cells still get the fill, so the whole row reads as flagged.
             cells += [f'<c r="{letter}{number}"{style}/>' for letter in self._letters[len(values):]]
@@ -576,7 +344,7 @@ class WorkbookJournal:
         )
         header_style = f' s="{_STYLE_HEADER}"'
         header = "".join(
-            _text_cell(f"{letter}1", column.title, header_style) for letter, column in zip(self._letters, self.columns)
+            text_cell(f"{letter}1", column.title, header_style) for letter, column in zip(self._letters, self.columns)
         )
         return (
             '<sheetViews><sheetView workbookViewId="0">'
@@ -609,9 +377,9 @@ class WorkbookJournal:
         workbook = (
             f'{_XML_DECL}<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
             "<workbookPr/><bookViews><workbookView activeTab=\"0\"/></bookViews>"
-            f'<sheets><sheet name="{_xml_attr(self.sheet_title)}" sheetId="1" r:id="rId1"/></sheets>'
+            f'<sheets><sheet name="{xml_attr(self.sheet_title)}" sheetId="1" r:id="rId1"/></sheets>'
             '<definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'
-            f"{_xml_text(filter_range)}</definedName></definedNames>"
+            f"{xml_text(filter_range)}</definedName></definedNames>"
             '<calcPr calcId="191029"/></workbook>'
         )
         return [

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .admin_audit import ReadOnlyAdmin
+from audit.admin_helpers import ReadOnlyAdmin
+
 from .admin_operations import (
     consolidate_view,
     create_archive_view,
@@ -14,17 +15,7 @@ from .admin_operations import (
     restore_archives,
     verify_archives,
 )
-from .models import Archive, AuditLog
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
-    """Read-only for everyone, superusers included: the log is append-only."""
-
-    list_display = ("at", "actor", "action", "target", "result", "duration_ms", "client_address")
-    list_filter = ("result", "action", "actor")
-    search_fields = ("action", "target", "actor")
-    date_hierarchy = "at"
+from .models import Archive
 
 
 @admin.register(Archive)

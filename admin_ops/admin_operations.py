@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -14,13 +10,14 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from .admin_audit import client_address
+from audit.admin_helpers import client_address
+
 from .models import Archive
-from .services.archive import ArchiveError, create_archive, restore_archive, verify_and_record
+from .services.archive import ArchiveError, create_archive, verify_and_record
 from .services.consolidate import consolidate
 from .services.reset import ResetRefused, preview_reset, reset_data
-from .services.restore import RestoreConflict
-from .services.state import StateError, import_state, state_document
+from .services.restore import RestoreConflict, restore_archive
+from .services.state import StateError, export_state, import_state
 
 PERM = "admin_ops.{}"
 
@@ -100,10 +97,7 @@ def create_archive_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> 
 
 def export_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     require(request, "export_state")
-    from .audit import audited
-
-    with audited("export_state", actor=request.user, target="download", client_address=client_address(request)):
-        body = json.dumps(state_document(), indent=1, sort_keys=True)
+    body = export_state(actor=request.user, target="download", client_address=client_address(request))
     response = HttpResponse(body, content_type="application/json")
     response["Content-Disposition"] = 'attachment; filename="annotation-fleet-state.json"'
     return response
@@ -122,15 +116,12 @@ def import_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Ht
             messages.error(request, f"import: {form.errors.as_text()}")
             return redirect("admin:admin_ops_operations")
         text = form.cleaned_data["file"].read().decode("utf-8", errors="replace")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "state.json"
-        path.write_text(text)
-        try:
-            dry = request.POST.get("confirmed") != "yes"
-            plan = import_state(path, actor=request.user, dry_run=dry)
-        except StateError as exc:
-            messages.error(request, str(exc))
-            return redirect("admin:admin_ops_operations")
+    dry = request.POST.get("confirmed") != "yes"
+    try:
+        plan = import_state(text, source="the uploaded file", actor=request.user, dry_run=dry)
+    except StateError as exc:
+        messages.error(request, str(exc))
+        return redirect("admin:admin_ops_operations")
     if dry:
         request.session["pending_state"] = text
         return _page(model_admin.admin_site, request, "admin/admin_ops/archive/confirm_import.html",

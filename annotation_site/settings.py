@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_celery_beat",
     "annotation_site",
+    "audit",
     "admin_ops",
     "workers_app",
 ]

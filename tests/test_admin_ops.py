@@ -14,10 +14,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from admin_ops.models import Archive
-from admin_ops.services.archive import ArchiveError, create_archive, restore_archive, verify_archive
+from admin_ops.services.archive import ArchiveError, create_archive, verify_archive
 from admin_ops.services.reset import ResetRefused, reset_data
+from admin_ops.services.restore import restore_archive
 from admin_ops.services.snapshot import outcomes_lines
 from admin_ops.services.state import StateError, export_state, import_state
+from audit.actions import Action
+from audit.models import AuditLog
 from tests.conftest import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
@@ -144,14 +147,15 @@ def test_a_state_export_round_trips_and_never_holds_a_key(catalogue, tmp_path, m
     monkeypatch.setenv("SECRET_KEY_OF_ANNOTATOR", "sk-very-secret")
     Annotator.objects.filter(number=1).update(api_key_env="SECRET_KEY_OF_ANNOTATOR")
     path = tmp_path / "state.json"
-    export_state(path, actor="test")
-    assert "sk-very-secret" not in path.read_text() and "SECRET_KEY_OF_ANNOTATOR" in path.read_text()
+    text = export_state(actor="test", target=str(path), destination=path)
+    assert text == path.read_text()
+    assert "sk-very-secret" not in text and "SECRET_KEY_OF_ANNOTATOR" in text
     Annotator.objects.filter(number=2).update(model="changed-model")
     Worker.objects.filter(annotator__number=1, domain__slug="urgency").update(desired_state="paused")
-    plan = import_state(path, actor="test", dry_run=True)
+    plan = import_state(text, source="state.json", actor="test", dry_run=True)
     assert "annotator 2.model: 'changed-model' -> 'builtin-lexicon-v1'" in plan.changes
     assert Annotator.objects.get(number=2).model == "changed-model"
-    import_state(path, actor="test")
+    import_state(text, source="state.json", actor="test")
     assert Annotator.objects.get(number=2).model == "builtin-lexicon-v1"
     assert Worker.objects.get(annotator__number=1, domain__slug="urgency").desired_state == "stopped"
 
@@ -163,16 +167,25 @@ def test_a_state_export_round_trips_and_never_holds_a_key(catalogue, tmp_path, m
     (lambda d: d["workers"][0].update(desired_state="dancing"), "workers[0].desired_state: expected one of"),
     (lambda d: d["catalogue"]["domains"][0].pop("codes"), "domains[0]: missing field 'codes'"),
 ])
-def test_an_invalid_state_file_changes_nothing_and_says_why(catalogue, tmp_path, change, message):
-    path = tmp_path / "state.json"
-    document = export_state(path, actor="test")
+def test_an_invalid_state_file_changes_nothing_and_says_why(catalogue, change, message):
+    document = json.loads(export_state(actor="test", target="memory"))
     document["catalogue"]["annotators"][1]["model"] = "would-change"
     change(document)
-    path.write_text(json.dumps(document))
     with pytest.raises(StateError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        import_state(path, actor="test")
+        import_state(json.dumps(document), source="state.json", actor="test")
     assert Annotator.objects.get(number=2).model == "builtin-lexicon-v1"
     assert Domain.objects.count() == 6
+    assert AuditLog.objects.filter(action=Action.IMPORT_STATE).count() == 0
+
+
+def test_the_state_commands_write_and_read_a_file(catalogue, tmp_path):
+    path = tmp_path / "state.json"
+    call_command("export_state", str(path))
+    Annotator.objects.filter(number=2).update(model="changed-model")
+    call_command("import_state", str(path))
+    assert Annotator.objects.get(number=2).model == "builtin-lexicon-v1"
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("import_state", str(tmp_path / "missing.json"))
 
 
 def test_the_reset_command_asks_for_confirmation(annotated, monkeypatch):

@@ -8,8 +8,9 @@ import json
 import pytest
 from django.contrib.auth.models import Permission
 
-from admin_ops.models import Archive, AuditLog
+from admin_ops.models import Archive
 from admin_ops.services.archive import create_archive
+from audit.models import AuditLog
 from tests.conftest import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.conf import settings
 
-from admin_ops.audit import audited
-from admin_ops.models import AppendOnlyError, AuditLog
+from audit.models import AppendOnlyError, AuditLog
+from audit.services import audited
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +49,33 @@ def test_the_admin_shows_the_log_read_only_even_to_superusers(client, django_use
         pass
     client.force_login(admin_user)
     row = AuditLog.objects.get()
-    assert client.get("/admin/admin_ops/auditlog/").status_code == 200
-    assert client.get("/admin/admin_ops/auditlog/add/").status_code == 403
-    assert client.post(f"/admin/admin_ops/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/audit/auditlog/").status_code == 200
+    assert client.get("/admin/audit/auditlog/add/").status_code == 403
+    assert client.post(f"/admin/audit/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditLog.objects.count() == 1
+
+
+def test_a_bulk_action_writes_one_row_per_target_with_its_own_detail():
+    with audited("launch_worker", actor="alice", targets=["w1", "w2"]) as entry:
+        entry.detail = {"shared": True}
+        entry.target_detail = {"w2": {"queued": 5}}
+    rows = {row.target: row for row in AuditLog.objects.all()}
+    assert set(rows) == {"w1", "w2"} and {row.result for row in rows.values()} == {"ok"}
+    assert rows["w1"].detail == {"shared": True} and rows["w2"].detail == {"shared": True, "queued": 5}
+
+
+def test_a_bulk_action_that_fails_leaves_a_failed_row_for_every_target():
+    with pytest.raises(RuntimeError), audited("pause_worker", actor="alice", targets=["w1", "w2"]):
+        raise RuntimeError("redis away")
+    assert sorted(AuditLog.objects.values_list("target", "result", "detail__error")) == [
+        ("w1", "failed", "redis away"), ("w2", "failed", "redis away")]
+
+
+def test_work_that_fails_after_its_commit_keeps_the_ok_row_and_adds_a_failed_one(django_user_model):
+    with pytest.raises(RuntimeError), audited("launch_worker", actor="alice", target="w1", atomic=False) as entry:
+        with entry.commit():
+            django_user_model.objects.create(username="kept")
+        raise RuntimeError("broadcast failed")
+    assert django_user_model.objects.filter(username="kept").exists()
+    rows = list(AuditLog.objects.order_by("id").values_list("result", "detail"))
+    assert rows == [("ok", {}), ("failed", {"error": "broadcast failed", "committed_before_the_error": True})]

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from admin_ops.models import AuditLog
+from audit.models import AuditLog
 from workers_app.fleet.api import ControlAPI, UnknownCommand
 from workers_app.models import Worker
 

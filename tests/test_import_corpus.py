@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from admin_ops.models import AuditLog
+from audit.models import AuditLog
 from tests.conftest import SHARED_DATASETS, write_xlsx
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample

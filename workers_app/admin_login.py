@@ -7,7 +7,9 @@ import secrets
 
 from django.contrib.auth import get_user_model
 
-from admin_ops.audit import Actor, audited
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 
 
 def ensure_admin(*, actor: Actor) -> str:
@@ -20,7 +22,7 @@ def ensure_admin(*, actor: Actor) -> str:
         return (f"Log in as '{username}' with the password shown on the first run "
                 "(forgot it? run again with ADMIN_PASSWORD=... to set a new one).")
     password = given or secrets.token_urlsafe(12)
-    with audited("ensure_admin", actor=actor, target=username,
+    with audited(Action.ENSURE_ADMIN, actor=actor, target=username,
                  parameters={"password_from_env": bool(given)}) as entry:
         if user is None:
             User.objects.create_superuser(username=username, email="", password=password)

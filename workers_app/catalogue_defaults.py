@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from admin_ops.audit import Actor, audited
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 
+from .beat_schedules import seed_schedules
 from .models import Annotator, Domain
 
 _ANSWER_RULE = (
@@ -120,8 +123,6 @@ ANNOTATOR_NAMES = ["Baseline A", "Baseline B", "Baseline C", "Baseline D", "Base
 
 def seed_defaults(*, actor: Actor) -> dict[str, int]:
     """Create what is missing; never change what exists (staff edits survive)."""
-    from .monitoring.schedules import seed_schedules
-
     created = {"domains": 0, "annotators": 0, "schedules": 0}
     with transaction.atomic():
         for position, spec in enumerate(DOMAINS):
@@ -135,6 +136,6 @@ def seed_defaults(*, actor: Actor) -> dict[str, int]:
             created["annotators"] += made
         created["schedules"] = seed_schedules()
     if any(created.values()):
-        with audited("seed_defaults", actor=actor, parameters={}) as entry:
+        with audited(Action.SEED_DEFAULTS, actor=actor, parameters={}) as entry:
             entry.detail = created
     return created

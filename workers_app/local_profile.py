@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from admin_ops.audit import Actor, audited
 from annotation_site.local_llm import MODEL_ALIAS
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 
 from .models import Annotator
 
@@ -20,7 +22,7 @@ LOCAL_GEMMA = {
 def use_local_gemma(annotator: Annotator, *, actor: Actor) -> None:
     """Switch the annotator to the local model (its previous settings are in the audit row)."""
     before = {name: getattr(annotator, name) for name in (*LOCAL_GEMMA, "base_url")}
-    with audited("use_local_gemma", actor=actor, target=str(annotator), parameters={"before": before}):
+    with audited(Action.USE_LOCAL_GEMMA, actor=actor, target=str(annotator), parameters={"before": before}):
         for name, value in {**LOCAL_GEMMA, "base_url": settings.LOCAL_LLM_URL}.items():
             setattr(annotator, name, value)
         annotator.backend_error = ""

@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +21,14 @@ import django
 from django.conf import settings
 from django.utils import timezone
 
-from admin_ops.audit import Actor, actor_name, audited
 from admin_ops.models import Archive
-from annotation_site.files import file_sha256
+from annotation_site.files import atomic_write, file_sha256
+from audit.actions import Action
+from audit.actors import Actor, actor_name
+from audit.services import audited
 
+from ..selectors import state_document
 from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_lines, samples_lines
-from .state import state_document
 
 FORMAT = "annotation-fleet-archive"
 VERSION = 1
@@ -53,13 +53,29 @@ class Verification:
         return not self.problems
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes, manifest: dict) -> None:
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = int(timezone.now().timestamp())
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
+
+
+def _add_checked(tar: tarfile.TarFile, name: str, data: bytes, manifest: dict) -> None:
+    _add(tar, name, data)
     manifest["members"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _write_tar(temp: Path, manifest: dict) -> None:
+    with tarfile.open(temp, mode="w:gz") as tar:
+        for member, lines in DATA_MEMBERS.items():
+            data = "".join(lines()).encode()
+            manifest["counts"][member.split("/")[1].split(".")[0]] = data.count(b"\n")
+            _add_checked(tar, member, data, manifest)
+        _add_checked(tar, "state.json", json.dumps(state_document(), indent=1, sort_keys=True).encode(), manifest)
+        for workbook in sorted(settings.ANNOTATIONS_DIR.glob("annotator_*.xlsx")):
+            _add_checked(tar, f"workbooks/{workbook.name}", workbook.read_bytes(), manifest)
+        _add(tar, "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def create_archive(name: str, *, actor: Actor) -> Archive:
@@ -70,30 +86,10 @@ def create_archive(name: str, *, actor: Actor) -> Archive:
         raise ArchiveError(f"an archive named {name!r} exists already")
     settings.ARCHIVES_DIR.mkdir(parents=True, exist_ok=True)
     target = settings.ARCHIVES_DIR / f"{name}.tar.gz"
-    with audited("create_archive", actor=actor, target=name, parameters={"name": name}, atomic=False) as entry:
+    with audited(Action.CREATE_ARCHIVE, actor=actor, target=name, parameters={"name": name}, atomic=False) as entry:
         manifest = {"format": FORMAT, "version": VERSION, "created_at": timezone.now().isoformat(),
                     "created_by": actor_name(actor), "django": django.get_version(), "members": {}, "counts": {}}
-        fd, temp = tempfile.mkstemp(dir=settings.ARCHIVES_DIR, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                for member, lines in DATA_MEMBERS.items():
-                    data = "".join(lines()).encode()
-                    manifest["counts"][member.split("/")[1].split(".")[0]] = data.count(b"\n")
-                    _add(tar, member, data, manifest)
-                _add(tar, "state.json", json.dumps(state_document(), indent=1, sort_keys=True).encode(), manifest)
-                for workbook in sorted(settings.ANNOTATIONS_DIR.glob("annotator_*.xlsx")):
-                    _add(tar, f"workbooks/{workbook.name}", workbook.read_bytes(), manifest)
-                manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-                info = tarfile.TarInfo("manifest.json")
-                info.size = len(manifest_bytes)
-                info.mtime = int(timezone.now().timestamp())
-                tar.addfile(info, io.BytesIO(manifest_bytes))
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, lambda temp: _write_tar(temp, manifest))
         archive = Archive.objects.create(name=name, file_name=target.name, sha256=file_sha256(target),
                                          size=target.stat().st_size, counts=manifest["counts"],
                                          created_by=actor_name(actor))
@@ -163,59 +159,17 @@ def verify_archive(path: str | Path) -> Verification:
 
 
 def verify_and_record(archive: Archive, *, actor: Actor) -> Verification:
-    with audited("verify_archive", actor=actor, target=archive.name) as entry:
+    with audited(Action.VERIFY_ARCHIVE, actor=actor, target=archive.name) as entry:
         result = verify_archive(settings.ARCHIVES_DIR / archive.file_name)
         Archive.objects.filter(pk=archive.pk).update(verified_at=timezone.now(), verify_ok=result.ok)
         entry.detail = {"ok": result.ok, "problems": result.problems}
     return result
 
 
-WORKBOOK_MEMBER = re.compile(r"^workbooks/(annotator_\d+_[a-z0-9_-]+\.xlsx)$")
-
-
-@dataclass
-class RestorePlan:
-    archive: str
-    corpora: int = 0
-    samples: int = 0
-    outcomes: int = 0
-    malformed: int = 0
-    workbooks: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (f"{self.archive}: {self.corpora} corpora, {self.samples} samples, {self.outcomes} outcomes, "
-                f"{self.malformed} malformed attempts and {len(self.workbooks)} workbook(s) to restore")
-
-
-def _members(path: Path) -> dict[str, bytes]:
+def read_members(path: Path) -> dict[str, bytes]:
+    """Every file member's bytes, read in memory: nothing is ever extracted by its path."""
     with _open(path) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-
-
-def _records(data: bytes) -> list[dict]:
-    return [json.loads(line) for line in data.decode().splitlines() if line]
-
-
-def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) -> RestorePlan:
-    """Verify, then bring back what the store and the workbooks lack. Nothing is extracted by path: members
-    are read in memory and workbooks are written under their own checked names only."""
-    path = Path(path)
-    verification = verify_archive(path)
-    if not verification.ok:
-        raise ArchiveError(f"{path.name} failed verification; nothing was restored:\n"
-                           + "\n".join(f"  - {p}" for p in verification.problems))
-    members = _members(path)
-    data = {name.split("/")[1].split(".")[0]: _records(members[name]) for name in DATA_MEMBERS}
-    workbooks = {m.group(1): members[name] for name in members if (m := WORKBOOK_MEMBER.match(name))}
-    from .restore import apply_restore, plan_restore
-
-    plan = plan_restore(path.name, data, workbooks)
-    if dry_run:
-        return plan
-    with audited("restore_archive", actor=actor, target=path.name, atomic=False) as entry:
-        apply_restore(data, workbooks)
-        entry.detail = {"summary": plan.summary()}
-    return plan
 
 
 AUTO_PREFIX = "auto-"
@@ -225,7 +179,7 @@ def scheduled_archive(*, keep: int) -> Archive:
     """The daily beat job: write an archive, then delete the automatic ones beyond the newest ``keep``."""
     archive = create_archive(f"{AUTO_PREFIX}{timezone.now():%Y%m%d-%H%M%S-%f}"[:-3], actor="system:beat")
     for old in Archive.objects.filter(name__startswith=AUTO_PREFIX).order_by("-created_at", "-id")[keep:]:
-        with audited("prune_archive", actor="system:beat", target=old.name, parameters={"keep": keep}):
+        with audited(Action.PRUNE_ARCHIVE, actor="system:beat", target=old.name, parameters={"keep": keep}):
             (settings.ARCHIVES_DIR / old.file_name).unlink(missing_ok=True)
             old.delete()
     return archive

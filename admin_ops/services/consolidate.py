@@ -23,8 +23,10 @@ from admin_ops.agreement import (
     pairwise_kappa,
     per_code_binary_alpha,
 )
-from admin_ops.audit import Actor, audited
 from annotation_site.files import atomic_write
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Annotator, Domain, Outcome, Sample
 
@@ -249,7 +251,7 @@ def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateR
     folder.mkdir(parents=True, exist_ok=True)
     target = Path(path) if path else folder / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
-    with audited("consolidate", actor=actor, target=target.name, atomic=False) as entry:
+    with audited(Action.CONSOLIDATE, actor=actor, target=target.name, atomic=False) as entry:
         tables, summary = load_tables()
         for table in tables:
             table.settle()

@@ -9,11 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from admin_ops.audit import Actor, audited
-from workers_app.engine.queues import purge_queue, queue_length
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
+from workers_app.engine.queues import queue_length
 from workers_app.fleet.rows import key_of, select_workers
-from workers_app.fleet.services import ALIVE, run_bulk, stop_worker
-from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.fleet.services import retire_worker, run_bulk
 from workers_app.models import (
     Alert,
     Corpus,
@@ -24,7 +25,6 @@ from workers_app.models import (
     WorkerEvent,
     WorkerMetric,
 )
-from workers_app.redis_client import get_redis
 
 from .archive import create_archive
 
@@ -83,14 +83,6 @@ def preview_reset(*, annotator: int | None = None, domain: str | None = None, fa
     )
 
 
-def _delete_files(workers: list[Worker]) -> None:
-    for worker in workers:
-        workbook = key_of(worker).workbook
-        for path in (workbook, workbook.parent / f".{workbook.name}.journal",
-                     workbook.parent / f".{workbook.name}.journal.json"):
-            path.unlink(missing_ok=True)
-
-
 def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None = None, factory: bool = False,
                backup: bool = True, keep_excel: bool = False) -> ResetPreview:
     if factory and not isinstance(actor, str) and not actor.is_superuser:
@@ -99,23 +91,21 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
     workers = select_workers(annotator, domain)
     parameters = {"annotator": annotator, "domain": domain, "factory": factory, "backup": backup,
                   "keep_excel": keep_excel}
-    with audited("reset_data", actor=actor, target=preview.scope, parameters=parameters, atomic=False) as entry:
+    with audited(Action.RESET_DATA, actor=actor, target=preview.scope, parameters=parameters, atomic=False) as entry:
         if backup:
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
             preview.archive = create_archive(f"before-reset-{stamp}", actor=actor).name
-        run_bulk(stop_worker, [w for w in workers if w.observed_state in ALIVE or w.desired_state != "stopped"],
-                 actor=actor, force=True)
-        preview.purged = sum(purge_queue(key_of(w)) for w in workers)
-        get_redis().delete(*(heartbeat_key(key_of(w)) for w in workers))
+        retired = run_bulk(retire_worker, workers, actor=actor, keep_workbook=keep_excel)
+        refused = [f"{r.worker}: {r.message}" for r in retired if not r.ok]
+        if refused:
+            raise ResetRefused("these workers could not be retired, so no outcome was deleted: " + "; ".join(refused))
+        preview.purged = sum(r.detail["purged"] for r in retired)
         with transaction.atomic():
             Outcome.objects.filter(**_outcome_filter(workers)).delete()
             MalformedAttempt.objects.filter(**_outcome_filter(workers)).delete()
-            Worker.objects.filter(pk__in=[w.pk for w in workers]).update(desired_state=Worker.Desired.STOPPED)
             if factory:
                 for model in (WorkerMetric, Alert, WorkerEvent, Sample, Corpus):
                     model.objects.all().delete()
-        if not keep_excel:
-            _delete_files(workers)
         entry.detail = {"summary": preview.summary(), "archive": preview.archive, "purged": preview.purged}
     return preview
 

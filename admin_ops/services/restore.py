@@ -1,19 +1,44 @@
-"""Bring archived records back into the store by their natural keys; write archived workbooks atomically."""
+"""Restore an archive: verify it, then bring its records back into the store by their natural keys and write
+its workbooks atomically. Nothing is extracted by path: members are read in memory and workbooks are written
+under their own checked names only."""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from annotation_site.files import atomic_write
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 from workers_app.engine.queues import sync_checkpoints
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Sample
 
+from .archive import DATA_MEMBERS, ArchiveError, read_members, verify_archive
 from .snapshot import MALFORMED_FIELDS, OUTCOME_FIELDS
 
 BATCH = 2000
+WORKBOOK_MEMBER = re.compile(r"^workbooks/(annotator_\d+_[a-z0-9_-]+\.xlsx)$")
+
+
+@dataclass
+class RestorePlan:
+    archive: str
+    corpora: int = 0
+    samples: int = 0
+    outcomes: int = 0
+    malformed: int = 0
+    workbooks: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.archive}: {self.corpora} corpora, {self.samples} samples, {self.outcomes} outcomes, "
+                f"{self.malformed} malformed attempts and {len(self.workbooks)} workbook(s) to restore")
 
 
 class RestoreConflict(ValueError):
@@ -34,9 +59,7 @@ def _workbook_differs(name: str, data: bytes) -> bool:
     return not target.exists() or target.read_bytes() != data
 
 
-def plan_restore(archive: str, data: dict[str, list[dict]], workbooks: dict[str, bytes]):
-    from .archive import RestorePlan
-
+def _plan(archive: str, data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> RestorePlan:
     corpora = set(Corpus.objects.values_list("sha256", "selection"))
     samples = dict(Sample.objects.values_list("external_id", "text"))
     for record in data["samples"]:
@@ -97,7 +120,7 @@ def _write_workbook(name: str, data: bytes) -> None:
     atomic_write(settings.ANNOTATIONS_DIR / name, lambda temp: temp.write_bytes(data))
 
 
-def apply_restore(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> None:
+def _apply(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> None:
     with transaction.atomic():
         _restore_samples(data)
         Outcome.objects.bulk_create(_keyed_rows(Outcome, data["outcomes"], OUTCOME_FIELDS,
@@ -110,3 +133,26 @@ def apply_restore(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> N
         if _workbook_differs(name, content):
             _write_workbook(name, content)
     sync_checkpoints()
+
+
+def _records(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines() if line]
+
+
+def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) -> RestorePlan:
+    """Verify, then bring back what the store and the workbooks lack."""
+    path = Path(path)
+    verification = verify_archive(path)
+    if not verification.ok:
+        raise ArchiveError(f"{path.name} failed verification; nothing was restored:\n"
+                           + "\n".join(f"  - {p}" for p in verification.problems))
+    members = read_members(path)
+    data = {name.split("/")[1].split(".")[0]: _records(members[name]) for name in DATA_MEMBERS}
+    workbooks = {m.group(1): members[name] for name in members if (m := WORKBOOK_MEMBER.match(name))}
+    plan = _plan(path.name, data, workbooks)
+    if dry_run:
+        return plan
+    with audited(Action.RESTORE_ARCHIVE, actor=actor, target=path.name, atomic=False) as entry:
+        _apply(data, workbooks)
+        entry.detail = {"summary": plan.summary()}
+    return plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from admin_ops.models import AuditLog
+from audit.models import AuditLog
 from workers_app.models import Corpus, MalformedAttempt, Outcome, Sample
 
 OUTCOME_FIELDS = ("status", "labels", "reason", "reason_detail", "raw_answer", "model", "prompt_version",

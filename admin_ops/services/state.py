@@ -11,22 +11,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
-from django.utils import timezone
-
-from admin_ops.audit import Actor, audited
-from workers_app.engine.queues import counts_from_store, worker_keys
+from annotation_site.files import atomic_write
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Annotator, Domain, Outcome, Sample, Worker
+from workers_app.models import Annotator, Domain, Worker
 
-FORMAT = "annotation-fleet-state"
-VERSION = 1
-DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
-                 "prompt_version": int, "parse_rules": dict, "position": int}
-ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "base_url": str, "api_key_env": str,
-                    "requests_per_minute": int, "temperature": (int, float), "max_tokens": int,
-                    "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
-                    "builtin_latency_ms": int, "builtin_malformed_rate": (int, float)}
+from ..selectors import ANNOTATOR_FIELDS, DOMAIN_FIELDS, FORMAT, VERSION, state_document
+
 DESIRED = {choice for choice, _ in Worker.Desired.choices}
 
 
@@ -34,27 +27,14 @@ class StateError(ValueError):
     """The document is not a valid state export; nothing was changed."""
 
 
-def state_document() -> dict:
-    ensure_worker_rows()
-    counts = counts_from_store(worker_keys())
-    return {
-        "format": FORMAT, "version": VERSION, "exported_at": timezone.now().isoformat(),
-        "catalogue": {
-            "domains": [{f: getattr(d, f) for f in DOMAIN_FIELDS} for d in Domain.objects.order_by("position")],
-            "annotators": [{f: getattr(a, f) for f in ANNOTATOR_FIELDS} for a in Annotator.objects.order_by("number")],
-        },
-        "workers": [{"annotator": w.annotator.number, "domain": w.domain.slug, "desired_state": w.desired_state}
-                    for w in Worker.objects.select_related("annotator", "domain")],
-        "progress": {str(key): value for key, value in counts.items()},
-        "store": {"samples": Sample.objects.count(), "outcomes": Outcome.objects.count()},
-    }
-
-
-def export_state(path: str | Path, *, actor: Actor) -> dict:
-    document = state_document()
-    with audited("export_state", actor=actor, target=str(path)):
-        Path(path).write_text(json.dumps(document, indent=1, sort_keys=True))
-    return document
+def export_state(*, actor: Actor, target: str, destination: Path | None = None,
+                 client_address: str | None = None) -> str:
+    """The state document as JSON text, written atomically to ``destination`` when one is given."""
+    with audited(Action.EXPORT_STATE, actor=actor, target=target, client_address=client_address):
+        text = json.dumps(state_document(), indent=1, sort_keys=True)
+        if destination is not None:
+            atomic_write(destination, lambda temp: temp.write_text(text))
+    return text
 
 
 def _check_fields(record: object, fields: dict, where: str, problems: list[str]) -> None:
@@ -142,23 +122,21 @@ def _apply(document: dict) -> None:
             desired_state=spec["desired_state"])
 
 
-def import_state(path: str | Path, *, actor: Actor, dry_run: bool = False) -> ImportPlan:
-    path = Path(path)
+def import_state(text: str, *, source: str, actor: Actor, dry_run: bool = False) -> ImportPlan:
+    """Validate the document ``text`` (named ``source`` in messages), then apply it all or not at all."""
     try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StateError(f"{path}: no such file") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StateError(f"{path.name}: not JSON ({exc})") from None
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StateError(f"{source}: not JSON ({exc})") from None
     problems = validate(document)
     if problems:
-        raise StateError(f"{path.name} is not a valid state export; nothing was changed:\n"
+        raise StateError(f"{source} is not a valid state export; nothing was changed:\n"
                          + "\n".join(f"  - {p}" for p in problems))
     plan = _plan(document)
     if dry_run:
         return plan
-    with audited("import_state", actor=actor, target=path.name, parameters={"changes": len(plan.changes)}) as entry, \
-            transaction.atomic():
+    with audited(Action.IMPORT_STATE, actor=actor, target=source, parameters={"changes": len(plan.changes)}) \
+            as entry:
         _apply(document)
         entry.detail = {"changes": plan.changes[:200]}
     return plan

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.db.models import Avg, Count, F, Q, Sum
 
-from admin_ops.admin_audit import AuditedModelAdmin
+from audit.admin_helpers import AuditedModelAdmin
 from workers_app.engine.store import clear_backend_error
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Domain

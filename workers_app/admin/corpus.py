@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from admin_ops.admin_audit import ReadOnlyAdmin, client_address
+from audit.admin_helpers import ReadOnlyAdmin, client_address
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
 

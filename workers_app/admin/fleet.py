@@ -8,8 +8,9 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from workers_app.fleet.results import WorkerResult
 from workers_app.fleet.rows import ensure_worker_rows, key_of
-from workers_app.fleet.services import OPERATIONS, WorkerResult
+from workers_app.fleet.services import OPERATIONS
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Sample, Worker, WorkerEvent
 from workers_app.redis_client import get_redis

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from admin_ops.admin_audit import AuditedModelAdmin, ReadOnlyAdmin
+from audit.admin_helpers import AuditedModelAdmin, ReadOnlyAdmin
 from workers_app.models import Alert, AlertChannel, WorkerMetric
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -16,6 +17,7 @@ from workers_app.redis_client import get_redis
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
 from .catalogue_cache import catalogue_rows, forget_cached_rows
+from .flusher import process_flusher
 from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
 from .prompts import cut_input, render_completion_prompt, render_prompt
@@ -24,6 +26,9 @@ from .store import forget_queued, log_malformed, mark_backend_error, store_outco
 
 MAX_BACKOFF_S = 60.0
 WORKER_ACTOR = "system:worker"
+
+# Samples being annotated right now, by thread: a worker's heartbeat reports them.
+current_samples: dict[int, int] = {}
 
 
 class Result(str, Enum):
@@ -104,6 +109,27 @@ def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str) -> Result:
         forget_cached_rows()  # this process's other threads stop calling at once
         forget_queued(key, sample_id)
         return Result.BLOCKED
+
+
+def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str) -> tuple[list[int], float]:
+    """Annotate the samples of one message; return those to retry later (lasting transient errors) and after
+    how many seconds."""
+    later: list[int] = []
+    delay = 0.0
+    thread = threading.get_ident()
+    for sample_id in sample_ids:
+        current_samples[thread] = sample_id
+        try:
+            result = annotate_sample(sample_id, key, worker=worker)
+        except RetryLater as exc:
+            later.append(sample_id)
+            delay = max(delay, exc.delay)
+            continue
+        finally:
+            current_samples.pop(thread, None)
+        if result in (Result.STORED, Result.MALFORMED):
+            process_flusher().note_stored(key)
+    return later, delay
 
 
 def _limiter_for(annotator: Annotator) -> RateLimiter | None:

@@ -59,11 +59,21 @@ def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
         yield batch
 
 
+def _journal(key: WorkerKey) -> WorkbookJournal:
+    return WorkbookJournal(key.workbook, COLUMNS, sheet_title=str(key)[:31])
+
+
+def delete_workbook(key: WorkerKey) -> None:
+    """Remove the workbook and its journal; the next flush rebuilds it from the store."""
+    with workbook_lock(key):
+        _journal(key).reset()
+
+
 def flush_workbook(key: WorkerKey, *, republish: bool = False) -> FlushResult:
     """Append the rows the workbook lacks; ``republish`` rewrites the file even when none are new."""
     outcomes = Outcome.objects.filter(annotator__number=key.annotator, domain__slug=key.domain)
     with workbook_lock(key):
-        journal = WorkbookJournal(key.workbook, COLUMNS, sheet_title=str(key)[:31])
+        journal = _journal(key)
         # Ids are handed out before commit: a row committed late can sit below the last id written.
         # The count tells, and the journal is rebuilt from the store then (never the case on SQLite).
         rebuilt = journal.row_count != outcomes.filter(id__lte=journal.last_key).count()

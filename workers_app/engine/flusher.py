@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 from collections import Counter
+from functools import cache
 
+from django.conf import settings
 from django.db import close_old_connections
 
 from .flush import flush_workbook
@@ -71,3 +73,9 @@ class Flusher:
             self.wake.wait(timeout=1.0)
             self.wake.clear()
             self.flush(self._due())
+
+
+@cache
+def process_flusher() -> Flusher:
+    """The one flusher of this worker process, shared by its task threads, its hooks and its control commands."""
+    return Flusher(settings.FLUSH_EVERY_ROWS, settings.FLUSH_EVERY_SECONDS)

@@ -14,11 +14,14 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db.models import Count
 
+from annotation_site.celery import app
 from workers_app.models import Annotator, Domain, Outcome, Sample
 from workers_app.redis_client import get_redis
 
 from .keys import WorkerKey
 
+# The task that workers_app.tasks defines; sent by name, since the engine sits below the tasks module.
+ANNOTATE_TASK = "workers_app.annotate"
 ENQUEUE_BATCH = 1000
 BUILTIN_SAMPLES_PER_MESSAGE = 20
 
@@ -64,8 +67,6 @@ def samples_per_message(key: WorkerKey) -> int:
 
 
 def _populate(key: WorkerKey) -> int:
-    from workers_app.tasks import annotate
-
     client = get_redis()
     pending = samples_without_outcome(key)
     per_message = samples_per_message(key)
@@ -77,10 +78,10 @@ def _populate(key: WorkerKey) -> int:
             pipe.sadd(key.queued_key, sample_id)
         # SADD answers 1 only to the caller that added the id: two populates at once queue it once.
         claimed = [sid for sid, added in zip(batch, pipe.execute(), strict=True) if added]
-        with annotate.app.producer_or_acquire() as producer:
+        with app.producer_or_acquire() as producer:
             for first in range(0, len(claimed), per_message):
-                annotate.apply_async(args=[claimed[first : first + per_message], key.annotator, key.domain],
-                                     queue=key.queue, producer=producer)
+                app.send_task(ANNOTATE_TASK, args=[claimed[first : first + per_message], key.annotator, key.domain],
+                              queue=key.queue, producer=producer, ignore_result=True)
         queued += len(claimed)
     return queued
 

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
-from admin_ops.audit import audited
+from audit.actions import Action
+from audit.services import audited
 from workers_app.models import Annotator, MalformedAttempt, Outcome
 from workers_app.redis_client import get_redis
 
@@ -41,7 +42,7 @@ def log_malformed(**fields) -> None:
 
 def mark_backend_error(annotator: Annotator, message: str, *, actor: str) -> bool:
     """Record a permanent backend failure once, so the annotator's workers stop calling."""
-    with audited("backend_error", actor=actor, target=str(annotator), parameters={"message": message}) as entry:
+    with audited(Action.BACKEND_ERROR, actor=actor, target=str(annotator), parameters={"message": message}) as entry:
         changed = Annotator.objects.filter(pk=annotator.pk, backend_error="").update(
             backend_error=message, backend_error_at=timezone.now())
         entry.detail = {"recorded": bool(changed)}
@@ -49,5 +50,5 @@ def mark_backend_error(annotator: Annotator, message: str, *, actor: str) -> boo
 
 
 def clear_backend_error(annotator: Annotator, *, actor) -> None:
-    with audited("clear_backend_error", actor=actor, target=str(annotator)):
+    with audited(Action.CLEAR_BACKEND_ERROR, actor=actor, target=str(annotator)):
         Annotator.objects.filter(pk=annotator.pk).update(backend_error="", backend_error_at=None)

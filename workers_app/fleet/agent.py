@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from annotation_site.celery import app
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
@@ -71,8 +72,6 @@ def _child_main(worker: Worker) -> int:
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.environ[ENV_NAME] = worker.name
-    from annotation_site.celery import app
-
     # Built directly rather than through Celery's command line, which imports every sub-command first.
     process = app.Worker(hostname=worker.node_name, queues=[idle_queue(key_of(worker))], pool_cls="threads",
                          concurrency=settings.WORKER_THREADS, loglevel="INFO", without_mingle=True,
@@ -88,10 +87,7 @@ def preload() -> None:
     import celery.worker.consumer  # noqa: F401
     import kombu.transport.redis  # noqa: F401
 
-    import workers_app.tasks  # noqa: F401
-    from annotation_site.celery import app
-
-    app.loader.import_default_modules()
+    app.loader.import_default_modules()  # every app's tasks module, found by autodiscovery
     # Objects made so far are never collected: the collector then does not write to (and so copy) the
     # pages each child shares with this parent.
     gc.freeze()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from admin_ops.audit import Actor
+from audit.actors import Actor
 
+from .results import WorkerResult
 from .rows import select_workers
-from .services import OPERATIONS, WorkerResult, queue_stats, worker_status
+from .selectors import queue_stats, worker_status
+from .services import OPERATIONS
 
 
 class UnknownCommand(ValueError):

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from workers_app.engine.annotate import current_samples
+from workers_app.engine.flusher import process_flusher
 from workers_app.engine.keys import PREFIX, WorkerKey
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
@@ -28,9 +30,6 @@ log = logging.getLogger(__name__)
 ENV_NAME = "FLEET_WORKER"
 ACTOR = "system:worker"
 HEARTBEAT_TTL = 300
-
-# Samples being annotated right now, by thread: the heartbeat reports them.
-current_samples: dict[int, int] = {}
 
 
 def managed_key() -> WorkerKey | None:
@@ -50,7 +49,33 @@ def is_consuming(consumer, key: WorkerKey) -> bool:
     return consumer.task_consumer is not None and any(q.name == key.queue for q in consumer.task_consumer.queues)
 
 
-def on_ready(consumer, key: WorkerKey) -> None:
+def _served_keys(consumer) -> list[WorkerKey]:
+    managed = managed_key()
+    if managed is not None:
+        return [managed]
+    keys = []
+    for name in consumer.app.amqp.queues.consume_from:
+        try:
+            keys.append(WorkerKey.parse(name))
+        except ValueError:
+            continue  # a control queue, not an annotation queue
+    return keys
+
+
+def on_worker_ready(consumer) -> None:
+    """Any worker process: flush what a crash left unwritten, then start flushing; a managed one also applies
+    its desired state and starts beating."""
+    process_flusher().start(_served_keys(consumer))
+    managed = managed_key()
+    if managed is not None:
+        _apply_desired_state(consumer, managed)
+
+
+def on_worker_shutdown() -> None:
+    process_flusher().stop()
+
+
+def _apply_desired_state(consumer, key: WorkerKey) -> None:
     worker = Worker.objects.select_related("annotator", "domain").get(annotator__number=key.annotator,
                                                                        domain__slug=key.domain)
     process = psutil.Process()
@@ -58,8 +83,8 @@ def on_ready(consumer, key: WorkerKey) -> None:
     if running:
         consumer.add_task_queue(key.queue)
     state = Worker.Observed.RUNNING if running else Worker.Observed.PAUSED
-    force_observed(worker, state, reason="ready", actor=ACTOR, pid=process.pid,
-                   pid_create_time=process.create_time(), started_at=timezone.now(), last_error="")
+    force_observed(worker, state, reason="ready", actor=ACTOR, pid=process.pid, started_at=timezone.now(),
+                   last_error="")
     Heartbeat(consumer, key).start()
 
 
@@ -104,11 +129,9 @@ def fleet_pause(state, **_) -> dict:
     One broadcast to the exact nodes pauses many workers at once: each knows its own queue, so the caller
     needs no per-worker round trip.
     """
-    from workers_app.tasks import flusher
-
     key = _managed_or_refuse()
     state.consumer.call_soon(state.consumer.cancel_task_queue, key.queue)
-    flusher.flush([key])
+    process_flusher().flush([key])
     return {"ok": "paused"}
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from admin_ops.audit import Actor, actor_name, audited
 from annotation_site.files import file_sha256
+from audit.actions import Action
+from audit.actors import Actor, actor_name
+from audit.services import audited
 from workers_app.models import Corpus, Sample
 
 from .readers import Columns, FileRejected, Problem, Row, open_rows
@@ -125,7 +127,7 @@ def import_corpus(
     name = display_name or path.name
     parameters = {"file": name, "sheets": sheets, "id_column": id_column, "text_column": text_column,
                   "skip_invalid": skip_invalid}
-    with audited("import_corpus", actor=actor, target=name, parameters=parameters,
+    with audited(Action.IMPORT_CORPUS, actor=actor, target=name, parameters=parameters,
                  client_address=client_address) as entry:
         rows: list[Row] = []
         try:

@@ -1,14 +1,10 @@
-"""What every management command shares."""
+"""What the workers_app management commands share."""
 
 from __future__ import annotations
 
-import getpass
-import os
+from django.core.management.base import CommandError
 
-
-def cli_actor() -> str:
-    """Who runs a command: the OS user, unless ACTOR names the staff member."""
-    return os.environ.get("ACTOR") or f"cli:{getpass.getuser()}"
+from workers_app.engine.queues import UnknownWorker
 
 
 def add_scope_arguments(parser) -> None:
@@ -18,10 +14,6 @@ def add_scope_arguments(parser) -> None:
 
 def scoped(function, options: dict, **kwargs):
     """Call an engine function for the chosen workers, turning an unknown name into a clean CLI error."""
-    from django.core.management.base import CommandError
-
-    from workers_app.engine.queues import UnknownWorker
-
     try:
         return function(annotator=options.get("annotator"), domain=options.get("domain"), **kwargs)
     except UnknownWorker as exc:

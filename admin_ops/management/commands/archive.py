@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from admin_ops.services.archive import ArchiveError, create_archive
-from workers_app.management.cli import cli_actor
+from audit.actors import cli_actor
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from admin_ops.services.consolidate import consolidate
-from workers_app.management.cli import cli_actor
+from audit.actors import cli_actor
 
 
 class Command(BaseCommand):

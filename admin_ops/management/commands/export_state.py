@@ -1,7 +1,10 @@
-from django.core.management.base import BaseCommand
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
 
 from admin_ops.services.state import export_state
-from workers_app.management.cli import cli_actor
+from audit.actors import cli_actor
 
 
 class Command(BaseCommand):
@@ -11,7 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("path")
 
     def handle(self, *args, path, **options):
-        document = export_state(path, actor=cli_actor())
+        destination = Path(path)
+        if not destination.parent.is_dir():
+            raise CommandError(f"{path}: the folder {destination.parent} does not exist")
+        document = json.loads(export_state(actor=cli_actor(), target=path, destination=destination))
         self.stdout.write(f"wrote {path}: {len(document['workers'])} workers, "
                           f"{len(document['catalogue']['domains'])} domains, "
                           f"{len(document['catalogue']['annotators'])} annotators")

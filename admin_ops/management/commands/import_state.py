@@ -1,7 +1,9 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from admin_ops.services.state import StateError, import_state
-from workers_app.management.cli import cli_actor
+from audit.actors import cli_actor
 
 
 class Command(BaseCommand):
@@ -13,7 +15,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, path, dry_run, **options):
         try:
-            plan = import_state(path, actor=cli_actor(), dry_run=dry_run)
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CommandError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+        try:
+            plan = import_state(text, source=Path(path).name, actor=cli_actor(), dry_run=dry_run)
         except StateError as exc:
             raise CommandError(str(exc)) from None
         for change in plan.changes:

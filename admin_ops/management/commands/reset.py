@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from admin_ops.services.reset import ResetRefused, preview_reset, reset_data
+from audit.actors import cli_actor
 from workers_app.engine.queues import UnknownWorker
-from workers_app.management.cli import cli_actor
 
 
 class Command(BaseCommand):

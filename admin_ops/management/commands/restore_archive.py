@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from admin_ops.services.archive import ArchiveError, restore_archive
-from admin_ops.services.restore import RestoreConflict
-from workers_app.management.cli import cli_actor
+from admin_ops.services.archive import ArchiveError
+from admin_ops.services.restore import RestoreConflict, restore_archive
+from audit.actors import cli_actor
 
 
 class Command(BaseCommand):

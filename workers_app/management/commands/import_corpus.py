@@ -3,9 +3,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from audit.actors import cli_actor
 from workers_app.importing.readers import count_rows_hint
 from workers_app.importing.service import ImportRejected, import_corpus
-from workers_app.management.cli import cli_actor
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from audit.actors import cli_actor
 from workers_app.catalogue_defaults import seed_defaults
-from workers_app.management.cli import cli_actor
 
 
 class Command(BaseCommand):

@@ -2,10 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import cli_actor
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import OPERATIONS
-from workers_app.management.cli import cli_actor
 from workers_app.monitoring.checks import evaluate
 
 

@@ -1,11 +1,12 @@
-"""Admin helpers shared by every app: audited saves and the client address of a request."""
+"""Admin helpers every app shares: audited saves, read-only pages, and the client address of a request."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .audit import audited
+from .actions import Action
+from .services import audited
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -15,17 +16,17 @@ def client_address(request: HttpRequest) -> str | None:
 class AuditedModelAdmin(admin.ModelAdmin):
     """Every add, change and delete made in the admin becomes an audit row, in the same transaction."""
 
-    def _audited(self, request: HttpRequest, verb: str, obj, parameters: dict):
-        name = f"{verb}_{self.model._meta.model_name}"
-        return audited(name, actor=request.user, target=str(obj), parameters=parameters,
-                       client_address=client_address(request))
+    def _audited(self, request: HttpRequest, action: Action, obj, parameters: dict):
+        return audited(action, actor=request.user, target=f"{self.model._meta.model_name} {obj}",
+                       parameters=parameters, client_address=client_address(request))
 
     def save_model(self, request, obj, form, change):
-        with self._audited(request, "change" if change else "add", obj, {"fields": form.changed_data}):
+        action = Action.ADMIN_CHANGE if change else Action.ADMIN_ADD
+        with self._audited(request, action, obj, {"fields": form.changed_data}):
             super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
-        with self._audited(request, "delete", obj, {}):
+        with self._audited(request, Action.ADMIN_DELETE, obj, {}):
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):

@@ -1,0 +1,36 @@
+"""Every action name the audit log knows: one list, so filters and queries never guess at spelling."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Action(models.TextChoices):
+    # catalogue, corpus and accounts
+    SEED_DEFAULTS = "seed_defaults"
+    IMPORT_CORPUS = "import_corpus"
+    ENSURE_ADMIN = "ensure_admin"
+    USE_LOCAL_GEMMA = "use_local_gemma"
+    BACKEND_ERROR = "backend_error"
+    CLEAR_BACKEND_ERROR = "clear_backend_error"
+    # the fleet
+    LAUNCH_WORKER = "launch_worker"
+    PAUSE_WORKER = "pause_worker"
+    RESUME_WORKER = "resume_worker"
+    STOP_WORKER = "stop_worker"
+    RESTART_WORKER = "restart_worker"
+    FLUSH_WORKER = "flush_worker"
+    RETIRE_WORKER = "retire_worker"
+    # operations on data
+    RESET_DATA = "reset_data"
+    CONSOLIDATE = "consolidate"
+    EXPORT_STATE = "export_state"
+    IMPORT_STATE = "import_state"
+    CREATE_ARCHIVE = "create_archive"
+    VERIFY_ARCHIVE = "verify_archive"
+    RESTORE_ARCHIVE = "restore_archive"
+    PRUNE_ARCHIVE = "prune_archive"
+    # edits made in the Django admin
+    ADMIN_ADD = "admin_add"
+    ADMIN_CHANGE = "admin_change"
+    ADMIN_DELETE = "admin_delete"

@@ -1,0 +1,53 @@
+"""The audit log: one row per operator or system action, append-only."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete an audit row."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("the audit log is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("the audit log is append-only")
+
+
+class AuditLog(models.Model):
+    """One operator (or system) action, written in the same transaction as the action."""
+
+    class Result(models.TextChoices):
+        OK = "ok", "succeeded"
+        FAILED = "failed", "failed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="username, or system:<component>")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=255, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    result = models.CharField(max_length=10, choices=Result.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.result}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("the audit log is append-only")

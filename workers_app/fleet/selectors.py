@@ -1,0 +1,50 @@
+"""Reads of the fleet that pages, commands and the API share: nothing here changes state."""
+
+from __future__ import annotations
+
+import time
+
+from workers_app.engine.queues import progress, queue_length
+from workers_app.models import Worker
+from workers_app.redis_client import get_redis
+
+from .results import WorkerResult
+from .rows import key_of
+from .worker_side import heartbeat_key
+
+
+def worker_status(worker: Worker) -> dict:
+    key = key_of(worker)
+    beat = get_redis().hgetall(heartbeat_key(key))
+    counts = progress(key)
+    return {
+        "worker": worker.name, "node": worker.node_name, "desired": worker.desired_state,
+        "observed": worker.observed_state, "pid": worker.pid, "restarts": worker.restarts,
+        "heartbeat_age": round(time.time() - float(beat["at"]), 1) if beat else None,
+        "consuming": bool(int(beat.get("consuming", 0))) if beat else False,
+        "rss_mb": round(int(beat["rss"]) / 2**20, 1) if beat else None,
+        "ok": counts["ok"], "malformed": counts["malformed"], "queue": queue_length(key),
+        "last_error": worker.last_error,
+    }
+
+
+def status_results(workers: list[Worker]) -> list[WorkerResult]:
+    """The status of each worker in the shape of an operation's results, for commands and the ControlAPI."""
+    results = []
+    for worker in workers:
+        status = worker_status(worker)
+        results.append(WorkerResult(worker.name, True, worker.observed_state,
+                                    f"ok {status['ok']}, malformed {status['malformed']}, queue {status['queue']}"))
+    return results
+
+
+def queue_stats(workers: list[Worker]) -> dict[str, dict[str, int]]:
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    for worker in workers:
+        key = key_of(worker)
+        pipe.llen(key.queue)
+        pipe.scard(key.queued_key)
+    answers = pipe.execute()
+    return {w.name: {"messages": answers[2 * i], "samples_queued": answers[2 * i + 1]}
+            for i, w in enumerate(workers)}

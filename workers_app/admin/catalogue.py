@@ -1,10 +1,13 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Avg, Count, F, Q, Sum
 
 from audit.admin_helpers import AuditedModelAdmin
+from workers_app.engine.api_keys import clear_api_key, set_api_key
 from workers_app.engine.store import clear_backend_error
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Domain
+from workers_app.models.key_rules import key_value_problem
 
 
 @admin.register(Domain)
@@ -19,15 +22,49 @@ class DomainAdmin(AuditedModelAdmin):
         return len(obj.codes)
 
 
+class AnnotatorForm(forms.ModelForm):
+    """The API key is write-only: typed in, stored encrypted, never rendered back."""
+
+    api_key = forms.CharField(
+        required=False, label="API key", widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: stored encrypted, never shown again, never exported. Leave empty to keep the "
+                  "stored key; a new key reaches running workers within seconds.")
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
+    class Meta:
+        model = Annotator
+        fields = "__all__"
+
+    def clean_api_key(self) -> str:
+        key = self.cleaned_data["api_key"].strip()
+        problem = key and key_value_problem(key)
+        if problem:
+            raise forms.ValidationError(problem)
+        return key
+
+
 @admin.register(Annotator)
 class AnnotatorAdmin(AuditedModelAdmin):
     """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed."""
 
+    form = AnnotatorForm
+
     list_display = ("number", "name", "backend", "request_mode", "model", "enabled", "calls", "tokens",
                     "mean_latency", "malformed_rate", "backend_error")
     list_filter = ("backend", "enabled")
-    readonly_fields = ("backend_error", "backend_error_at")
+    readonly_fields = ("backend_error", "backend_error_at", "stored_key")
     actions = ["switch_to_local_gemma", "clear_error"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("api_key"):
+            set_api_key(obj, form.cleaned_data["api_key"], actor=request.user)
+        elif form.cleaned_data.get("clear_api_key"):
+            clear_api_key(obj, actor=request.user)
+
+    @admin.display(description="stored API key")
+    def stored_key(self, obj: Annotator) -> str:
+        return f"yes, set {obj.api_key_set_at:%Y-%m-%d %H:%M} UTC" if obj.api_key_encrypted else "none"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -69,7 +106,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
         (None, {"fields": ("number", "name", "enabled", "backend", "request_mode", "model", "backend_error",
                            "backend_error_at")}),
         ("HTTP backend", {
-            "fields": ("base_url", "api_key_env"),
+            "fields": ("base_url", "stored_key", "api_key", "clear_api_key", "api_key_env"),
             "description": "The built-in backend is an offline keyword baseline for demos and benchmarks: "
                            "it is not a clinical model. Real annotation needs an OpenAI-compatible backend.",
         }),

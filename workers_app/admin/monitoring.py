@@ -26,4 +26,4 @@ class WorkerMetricAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(AuditedModelAdmin):
-    list_display = ("kind", "target", "enabled")
+    list_display = ("kind", "shown_target", "enabled")

@@ -1,10 +1,42 @@
 from __future__ import annotations
 
+import math
+import re
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from annotation_site.outbound import OutboundRefused, check_url
+
+from .key_rules import env_name_problem, looks_like_a_key
+
 PROMPT_SAMPLE_FIELD = "{text}"
+CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+MAX_CODES = 100
+MAX_FEW_SHOT = 20
+# Which parse_rules keys each kind of domain reads (engine/parsing.py), with the range each value may take.
+PARSE_RULES = {
+    "code_set": {"none_code": None},
+    "string_list": {"min_items": (0, 100), "max_items": (1, 100), "max_item_chars": (1, 10_000)},
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("Enter a finite number.")
+
+
+def no_control_characters(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("Control characters are not allowed here.")
+
+
+def not_a_key(value: str) -> None:
+    if looks_like_a_key(value):
+        raise ValidationError("This looks like an API key: paste keys into the write-only API key field only.")
 
 
 class Domain(models.Model):
@@ -17,7 +49,7 @@ class Domain(models.Model):
         STRING_LIST = "string_list", "list of short strings"
 
     slug = models.SlugField(unique=True, max_length=32)
-    title = models.CharField(max_length=100)
+    title = models.CharField(max_length=100, validators=[no_control_characters])
     kind = models.CharField(max_length=16, choices=Kind.choices)
     codes = models.JSONField(
         default=list,
@@ -48,17 +80,69 @@ class Domain(models.Model):
         return [entry["code"] for entry in self.codes]
 
     def clean(self) -> None:
-        if PROMPT_SAMPLE_FIELD not in self.prompt_template:
-            raise ValidationError({"prompt_template": f"The template must contain {PROMPT_SAMPLE_FIELD}."})
+        problems = {}
+        for name, check in (("prompt_template", self._prompt_problem), ("codes", self._codes_problem),
+                            ("parse_rules", self._parse_rules_problem), ("few_shot", self._few_shot_problem)):
+            problem = check()
+            if problem:
+                problems[name] = problem
+        if problems:
+            raise ValidationError(problems)
+
+    def _prompt_problem(self) -> str | None:
+        if not isinstance(self.prompt_template, str) or PROMPT_SAMPLE_FIELD not in self.prompt_template:
+            return f"The template must contain {PROMPT_SAMPLE_FIELD}."
+        return None
+
+    def _codes_problem(self) -> str | None:
+        if not isinstance(self.codes, list):
+            return 'Give a list of {"code": ..., "description": ...} objects.'
         if self.kind != self.Kind.STRING_LIST and not self.codes:
-            raise ValidationError({"codes": "A coded domain needs at least one code."})
-        for index, entry in enumerate(self.codes):
-            if not isinstance(entry, dict) or not str(entry.get("code", "")).strip():
-                raise ValidationError({"codes": f"Entry {index + 1} needs a non-empty 'code'."})
-        for index, example in enumerate(self.few_shot):
-            if not isinstance(example, dict) or not example.get("message") or "<<" not in str(example.get("answer")):
-                raise ValidationError({"few_shot": f"Example {index + 1} needs a 'message' and an 'answer' with "
-                                                   "a <<...>> marker."})
+            return "A coded domain needs at least one code."
+        if len(self.codes) > MAX_CODES:
+            return f"At most {MAX_CODES} codes."
+        seen = set()
+        for index, entry in enumerate(self.codes, start=1):
+            if not isinstance(entry, dict) or set(entry) - {"code", "description"}:
+                return f'Entry {index}: an object with "code" and an optional "description", nothing else.'
+            code, description = entry.get("code"), entry.get("description", "")
+            if not isinstance(code, str) or not CODE.match(code):
+                return (f"Entry {index}: the code must be 1-32 letters, digits, '_', '.' or '-', starting with a "
+                        f"letter or digit (got {code!r:.40}).")
+            if not isinstance(description, str) or len(description) > 500:
+                return f"Entry {index}: the description must be text of at most 500 characters."
+            if code in seen:
+                return f"Entry {index}: the code {code} appears twice."
+            seen.add(code)
+        return None
+
+    def _parse_rules_problem(self) -> str | None:
+        rules = self.parse_rules
+        if not isinstance(rules, dict):
+            return "Give an object, e.g. {} or {\"none_code\": \"NONE\"}."
+        allowed = PARSE_RULES.get(self.kind, {})
+        for name, value in rules.items():
+            if name not in allowed:
+                return (f"'{name}' is not a rule of a {self.kind} domain; its rules are "
+                        f"{', '.join(allowed) or 'none'}.")
+            bounds = allowed[name]
+            if bounds is None:
+                if not isinstance(value, str) or not CODE.match(value):
+                    return f"'{name}' must be a code such as NONE."
+            elif isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+                return f"'{name}' must be a whole number from {bounds[0]} to {bounds[1]}."
+        if rules.get("min_items", 1) > rules.get("max_items", 10):
+            return "min_items must not exceed max_items."
+        return None
+
+    def _few_shot_problem(self) -> str | None:
+        if not isinstance(self.few_shot, list) or len(self.few_shot) > MAX_FEW_SHOT:
+            return f"Give a list of at most {MAX_FEW_SHOT} examples."
+        for index, example in enumerate(self.few_shot, start=1):
+            if not isinstance(example, dict) or not isinstance(example.get("message"), str) \
+                    or not example["message"] or "<<" not in str(example.get("answer")):
+                return f"Example {index} needs a 'message' and an 'answer' with a <<...>> marker."
+        return None
 
     def save(self, *args, **kwargs) -> None:
         # Every change of wording gets a new version, so each stored outcome names the prompt it saw.
@@ -77,8 +161,8 @@ class Annotator(models.Model):
         BUILTIN = "builtin", "built-in baseline"
         OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
 
-    number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
-    name = models.CharField(max_length=100)
+    number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1), MaxValueValidator(99)])
+    name = models.CharField(max_length=100, validators=[no_control_characters, not_a_key])
     class RequestMode(models.TextChoices):
         CHAT = "chat", "chat"
         COMPLETION = "completion", "completion"
@@ -91,24 +175,32 @@ class Annotator(models.Model):
         help_text="HTTP backend: chat (messages) for instruction-tuned models; completion (a few-shot prompt) "
                   "for base models such as the local Gemma 3 270M")
     max_input_chars = models.PositiveIntegerField(
-        default=0, help_text="cut posts longer than this before sending (0: never); for small context windows")
-    model = models.CharField(max_length=200, default="builtin-lexicon-v1")
+        default=0, validators=[MaxValueValidator(settings.MAX_SAMPLE_CHARS)], help_text="cut posts longer than this before sending (0: never); for small context windows")
+    model = models.CharField(max_length=200, default="builtin-lexicon-v1",
+                             validators=[no_control_characters, not_a_key])
     base_url = models.URLField(blank=True, help_text="e.g. http://127.0.0.1:8080/v1")
     api_key_env = models.CharField(
         max_length=100,
         blank=True,
-        help_text="NAME of the environment variable holding the API key. The key itself is never stored.",
+        help_text="Or: the NAME of an environment variable starting with LLM_KEY_ that holds the key.",
     )
-    requests_per_minute = models.PositiveIntegerField(default=600, validators=[MinValueValidator(1)])
-    temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
-    max_tokens = models.PositiveIntegerField(default=512)
-    timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
-    max_retries = models.PositiveSmallIntegerField(default=3)
+    # The key staff entered, encrypted at rest (annotation_site/secret_box.py); never displayed or exported.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    requests_per_minute = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(1), MaxValueValidator(100_000)])
+    temperature = models.FloatField(
+        default=0.0, validators=[finite, MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1), MaxValueValidator(32_768)])
+    timeout_seconds = models.FloatField(
+        default=60.0, validators=[finite, MinValueValidator(0.1), MaxValueValidator(600.0)],
+        help_text="the whole call, answer included, must finish within this")
+    max_retries = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(10)])
     enabled = models.BooleanField(default=True)
     builtin_latency_ms = models.PositiveIntegerField(
-        default=0, help_text="built-in backend only: simulated answer time, for demos and benchmarks")
+        default=0, validators=[MaxValueValidator(60_000)], help_text="built-in backend only: simulated answer time, for demos and benchmarks")
     builtin_malformed_rate = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        default=0.0, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="built-in backend only: share of deliberately malformed answers (0 to 1)")
     # Set when the backend refused permanently (bad key, 401/403/400): its workers stop calling until cleared.
     backend_error = models.TextField(blank=True, editable=False)
@@ -121,7 +213,17 @@ class Annotator(models.Model):
         return f"annotator {self.number} ({self.name})"
 
     def clean(self) -> None:
+        problems = {}
         if self.backend == self.Backend.OPENAI_COMPATIBLE and not self.base_url:
-            raise ValidationError({"base_url": "An OpenAI-compatible annotator needs a base URL."})
-        if self.api_key_env and not self.api_key_env.replace("_", "").isalnum():
-            raise ValidationError({"api_key_env": "Give the variable's NAME (letters, digits, _), not the key."})
+            problems["base_url"] = "An OpenAI-compatible annotator needs a base URL."
+        if self.base_url:
+            try:
+                check_url(self.base_url)
+            except OutboundRefused as exc:
+                problems["base_url"] = str(exc)
+        if self.api_key_env:
+            problem = env_name_problem(self.api_key_env)
+            if problem:
+                problems["api_key_env"] = problem
+        if problems:
+            raise ValidationError(problems)

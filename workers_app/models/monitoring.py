@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
+
+from annotation_site.outbound import OutboundRefused, check_url
 
 from .fleet import Worker
 
@@ -17,7 +23,25 @@ class AlertChannel(models.Model):
     enabled = models.BooleanField(default=True)
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.target}"
+        return f"{self.kind}: {self.shown_target}"
+
+    @property
+    def shown_target(self) -> str:
+        """A webhook URL often carries its token in the path or query: show scheme and host only."""
+        if self.kind == self.Kind.EMAIL:
+            return self.target
+        parts = urlsplit(self.target)
+        return f"{parts.scheme}://{parts.hostname}/…" if parts.hostname else "(not a URL)"
+
+    def clean(self) -> None:
+        try:
+            if self.kind == self.Kind.EMAIL:
+                validate_email(self.target)
+            else:
+                check_url(self.target)
+        except (ValidationError, OutboundRefused) as exc:
+            message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            raise ValidationError({"target": message}) from None
 
 
 class Alert(models.Model):

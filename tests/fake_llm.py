@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,10 +15,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Reply:
     status: int = 200
-    content: str = "Final answer: <<LEVEL_1>>"
+    content: object = "Final answer: <<LEVEL_1>>"  # any JSON value: a misbehaving server sends null or a number
     retry_after: float | None = None
     delay: float = 0.0
     error: str = ""
+    # Misbehaviour, for the hostile tests:
+    body: bytes | None = None  # sent as it is instead of the JSON answer
+    headers: dict = field(default_factory=dict)
+    content_length: int | None = None  # a lying Content-Length (the connection closes after the body)
+    drip: float = 0.0  # seconds between single bytes of the body
+    drip_head: bool = False  # drip the status line and headers too
+    http10: bool = False  # HTTP/1.0 without Content-Length: the body ends when the connection closes
+    reset_after: int | None = None  # send this many bytes of the body, then reset the connection
 
 
 @dataclass
@@ -70,17 +80,40 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                            "usage": {"prompt_tokens": 100, "completion_tokens": 12}}
             else:
                 payload = {"error": {"message": reply.error or f"scripted {reply.status}"}}
-            data = json.dumps(payload).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if reply.retry_after is not None:
-                self.send_header("Retry-After", f"{reply.retry_after:.0f}")
-            self.end_headers()
+            data = reply.body if reply.body is not None else json.dumps(payload).encode()
             try:
-                self.wfile.write(data)
+                self._send(reply, data)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client timed out first, as scripted
+                pass  # the client timed out or gave up first, as scripted
+
+        def _send(self, reply: Reply, data: bytes) -> None:
+            headers = {"Content-Type": "application/json", **reply.headers}
+            if not reply.http10:
+                headers["Content-Length"] = str(len(data) if reply.content_length is None else reply.content_length)
+            if reply.retry_after is not None:
+                headers["Retry-After"] = f"{reply.retry_after:.0f}"
+            version = "HTTP/1.0" if reply.http10 else "HTTP/1.1"
+            phrase = self.responses.get(reply.status, ("Scripted",))[0]
+            head = (f"{version} {reply.status} {phrase}\r\n"
+                    + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n").encode()
+            self.close_connection = reply.http10 or reply.content_length is not None
+            self._write(head, drip=reply.drip if reply.drip_head else 0.0)
+            if reply.reset_after is not None:
+                self.wfile.write(data[:reply.reset_after])
+                # SO_LINGER 0: close() sends a reset instead of an orderly end
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+                return
+            self._write(data, drip=reply.drip)
+
+        def _write(self, data: bytes, *, drip: float) -> None:
+            if not drip:
+                self.wfile.write(data)  # not joined with the head: a test may measure the memory of a call
+                return
+            for index in range(len(data)):
+                self.wfile.write(data[index:index + 1])
+                time.sleep(drip)
 
     return Handler
 

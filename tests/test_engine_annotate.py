@@ -89,17 +89,17 @@ def test_a_permanent_error_stores_nothing_and_stops_the_annotator(http_annotator
 
 
 def test_a_missing_api_key_variable_is_named_and_nothing_is_sent(http_annotator, fake_llm, monkeypatch):
-    monkeypatch.delenv("FAKE_KEY_FOR_TESTS", raising=False)
-    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    monkeypatch.delenv("LLM_KEY_FAKE_FOR_TESTS", raising=False)
+    Annotator.objects.filter(number=1).update(api_key_env="LLM_KEY_FAKE_FOR_TESTS")
     [sample] = make_samples(1)
     assert annotate_sample(sample, URGENCY, worker="w") is Result.BLOCKED
-    assert "FAKE_KEY_FOR_TESTS" in Annotator.objects.get(number=1).backend_error
+    assert "LLM_KEY_FAKE_FOR_TESTS" in Annotator.objects.get(number=1).backend_error
     assert fake_llm.requests == []
 
 
 def test_the_api_key_is_sent_as_a_bearer_token_and_never_stored(http_annotator, fake_llm, monkeypatch):
-    monkeypatch.setenv("FAKE_KEY_FOR_TESTS", "sk-test-secret")
-    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    monkeypatch.setenv("LLM_KEY_FAKE_FOR_TESTS", "sk-test-secret")
+    Annotator.objects.filter(number=1).update(api_key_env="LLM_KEY_FAKE_FOR_TESTS")
     [sample] = make_samples(1)
     annotate_sample(sample, URGENCY, worker="w")
     assert fake_llm.requests[0]["auth"] == "Bearer sk-test-secret"
@@ -115,8 +115,8 @@ def test_the_builtin_annotator_answers_offline_in_every_domain(catalogue):
 
 
 def test_an_api_error_that_echoes_the_key_is_stored_without_it(http_annotator, fake_llm, monkeypatch):
-    monkeypatch.setenv("FAKE_KEY_FOR_TESTS", "sk-echoed-secret")
-    Annotator.objects.filter(number=1).update(api_key_env="FAKE_KEY_FOR_TESTS")
+    monkeypatch.setenv("LLM_KEY_FAKE_FOR_TESTS", "sk-echoed-secret")
+    Annotator.objects.filter(number=1).update(api_key_env="LLM_KEY_FAKE_FOR_TESTS")
     fake_llm.default = Reply(status=401, error="Incorrect API key provided: sk-echoed-secret")
     [sample] = make_samples(1)
     annotate_sample(sample, URGENCY, worker="w")

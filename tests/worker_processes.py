@@ -25,8 +25,10 @@ def test_database_url() -> str:
 
 
 def worker_env(**extra: str) -> dict[str, str]:
+    """The product's own settings, on the test database, Redis and DATA_DIR; the fake servers live on loopback."""
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings", "DATA_DIR": str(settings.DATA_DIR),
-            "REDIS_URL": settings.REDIS_URL, "DATABASE_URL": test_database_url(), **extra}
+            "REDIS_URL": settings.REDIS_URL, "DATABASE_URL": test_database_url(),
+            "OUTBOUND_ALLOW": ",".join(settings.OUTBOUND_ALLOW), **extra}
 
 
 class WorkerProcess:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import os
+import json
 import time
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
 import httpx
+from django.conf import settings
 
+from annotation_site.outbound import OutboundRefused, policy_client, time_limit
 from workers_app.models import Annotator
 
+from .api_keys import ApiKeyUnavailable, api_key_for
 from .builtin import BUILTIN_MODEL, builtin_answer
 
 ERROR_BODY_CHARS = 300
+READ_CHUNK = 64 * 1024
+MODEL_CHARS = 200  # Outcome.model
+MAX_TOKEN_COUNT = 2**31 - 1  # the largest value a PositiveIntegerField holds on every database
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Completion:
 
 
 class TransientBackendError(Exception):
-    """Worth retrying: 429, 5xx, a timeout or a broken connection."""
+    """Worth retrying: 429, 5xx, a timeout, a broken connection or an unreadable answer."""
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
@@ -71,28 +79,83 @@ class BuiltinBackend:
 @cache
 def _http_client() -> httpx.Client:
     # One pooled client per process, shared by the worker's threads (httpx.Client is thread-safe).
-    return httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+    return policy_client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes  # at most LLM_MAX_RESPONSE_BYTES
+    complete: bool  # False: the body was longer and reading stopped at the cap
+
+
+def _decoded_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body in pieces of at most READ_CHUNK bytes. Inflated here, not by httpx: httpx inflates a whole received
+    piece at once, and 64 KB of gzip can hold 64 MB of zeros."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        yield from response.iter_raw(READ_CHUNK)
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise TransientBackendError(f"unreadable answer: content-encoding {encoding[:40]!r}, which was not asked for")
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # reads a gzip or a zlib header
+    for compressed in response.iter_raw(READ_CHUNK):
+        pending = compressed
+        while pending:
+            yield inflater.decompress(pending, READ_CHUNK)
+            pending = inflater.unconsumed_tail
+    yield inflater.flush()
+
+
+def _read_capped(response: httpx.Response, deadline: float, cap: int) -> tuple[bytes, bool]:
+    """Up to ``cap`` bytes of the body and whether that is all of it: reading stops past the cap, so a worker
+    never holds more than the cap and one piece."""
+    body = bytearray()
+    for chunk in _decoded_chunks(response):
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[:cap]), False
+        if time.monotonic() > deadline:  # a fast, endless stream: every read is quick, the answer never ends
+            raise httpx.ReadTimeout("the time limit passed while the body was still arriving")
+    return bytes(body), True
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date; the caller's own back-off applies
 
 
-def _api_message(response: httpx.Response) -> str:
+def _api_message(body: bytes) -> str:
     try:
-        error = response.json().get("error")
+        error = json.loads(body).get("error")
         message = error.get("message") if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         message = None
-    return str(message or response.text)[:ERROR_BODY_CHARS]
+    return str(message or body.decode("utf-8", "replace"))
+
+
+def _storable(text: str) -> str:
+    """``text`` as every database stores it: PostgreSQL refuses NUL characters, and no driver encodes a lone
+    surrogate (JSON may spell one as \\ud800)."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _token_count(usage: object, name: str) -> int | None:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
 
 
 class OpenAICompatibleBackend:
-    """Chat completions over HTTP: OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM, Gemini's compatible API."""
+    """Chat completions over HTTP: OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM, Gemini's compatible API.
+
+    Whatever the server sends, a call ends within the annotator's timeout, holds at most LLM_MAX_RESPONSE_BYTES of
+    answer, and every message it leaves for staff is cut and never contains the API key."""
 
     def __init__(self, annotator: Annotator):
         self.completion = annotator.request_mode == Annotator.RequestMode.COMPLETION
@@ -101,15 +164,14 @@ class OpenAICompatibleBackend:
         self.temperature = annotator.temperature
         self.max_tokens = annotator.max_tokens
         self.timeout = annotator.timeout_seconds
-        self.headers = {"Content-Type": "application/json"}
-        self.key = ""
-        if annotator.api_key_env:
-            key = os.environ.get(annotator.api_key_env)
-            if not key:
-                raise PermanentBackendError(
-                    f"the environment variable {annotator.api_key_env} (API key of {annotator}) is not set")
-            self.headers["Authorization"] = f"Bearer {key}"
-            self.key = key
+        # Only encodings this backend inflates itself, within the cap.
+        self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
+        try:
+            self.key = api_key_for(annotator)
+        except ApiKeyUnavailable as exc:
+            raise PermanentBackendError(str(exc)) from None
+        if self.key:
+            self.headers["Authorization"] = f"Bearer {self.key}"
 
     def _payload(self, request: BackendRequest) -> dict:
         payload = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
@@ -119,36 +181,88 @@ class OpenAICompatibleBackend:
         return {**payload, "messages": [{"role": "user", "content": request.prompt}]}
 
     def complete(self, request: BackendRequest) -> Completion:
-        payload = self._payload(request)
         started = time.monotonic()
-        try:
-            response = _http_client().post(self.url, json=payload, headers=self.headers, timeout=self.timeout)
-        except httpx.TimeoutException as exc:
-            raise TransientBackendError(f"timed out after {self.timeout} s ({exc.__class__.__name__})") from exc
-        except httpx.TransportError as exc:
-            raise TransientBackendError(f"connection failed: {exc}") from exc
+        reply = self._post(self._payload(request))
         latency = int((time.monotonic() - started) * 1000)
-        self._raise_for_status(response)
-        try:
-            body = response.json()
-            choice = body["choices"][0]
-            text = (choice.get("text") if self.completion else choice["message"].get("content")) or ""
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise TransientBackendError(f"unreadable response body: {response.text[:ERROR_BODY_CHARS]}") from exc
-        usage = body.get("usage") or {}
-        return Completion(text, body.get("model") or self.model, latency,
-                          usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._raise_for_status(reply)
+        if not reply.complete:
+            raise TransientBackendError(f"response larger than {settings.LLM_MAX_RESPONSE_BYTES} bytes; cut")
+        document = self._document(reply.body)
+        usage = document.get("usage")
+        model = document.get("model")
+        return Completion(self._clean(self._answer_text(document, reply.body)),
+                          self._clean(model)[:MODEL_CHARS] if isinstance(model, str) and model else self.model,
+                          latency, _token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        status = response.status_code
-        if status < 400:
+    def _post(self, payload: dict) -> _Reply:
+        try:
+            with time_limit(self.timeout) as deadline, _http_client().stream(
+                    "POST", self.url, json=payload, headers=self.headers, timeout=self.timeout) as response:
+                body, complete = _read_capped(response, deadline, settings.LLM_MAX_RESPONSE_BYTES)
+                return _Reply(response.status_code, response.headers, body, complete)
+        except OutboundRefused as exc:
+            raise PermanentBackendError(f"the outbound policy refuses {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise TransientBackendError(f"no complete answer within {self.timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise TransientBackendError(self._shown(f"connection failed: {exc}")) from exc
+        except zlib.error as exc:
+            raise TransientBackendError(f"unreadable answer: the compressed body is corrupt ({exc})") from exc
+
+    def _raise_for_status(self, reply: _Reply) -> None:
+        status = reply.status
+        if status < 300:
             return
-        message = f"HTTP {status}: {_api_message(response)}"
-        if self.key:
-            message = message.replace(self.key, "[the API key]")  # some APIs echo the key; it is never stored
+        if status < 400:
+            location = reply.headers.get("location", "(no Location header)")
+            raise PermanentBackendError(self._shown(
+                f"HTTP {status}: redirects are not followed; set the base URL to the final address ({location})"))
+        message = self._shown(f"HTTP {status}: {_api_message(reply.body)}")
         if status in (408, 409, 425, 429) or status >= 500:
-            raise TransientBackendError(message, _retry_after(response))
+            raise TransientBackendError(message, _retry_after(reply.headers))
         raise PermanentBackendError(message)
+
+    def _document(self, body: bytes) -> dict:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise self._unreadable(f"not JSON: {exc}", body) from None
+        if not isinstance(document, dict):
+            raise self._unreadable(f"the JSON is {type(document).__name__}, not an object", body)
+        return document
+
+    def _answer_text(self, document: dict, body: bytes) -> str:
+        choices = document.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise self._unreadable("no choices", body)
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise self._unreadable("choices[0] is not an object", body)
+        if self.completion:
+            field, text = "choices[0].text", choice.get("text")
+        else:
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise self._unreadable("choices[0].message is missing or not an object", body)
+            field, text = "choices[0].message.content", message.get("content")
+        if text is None:
+            return ""  # the model said nothing (a refusal, or every token spent thinking): an empty, malformed answer
+        if not isinstance(text, str):
+            raise self._unreadable(f"{field} is {type(text).__name__}, not text", body)
+        return text
+
+    def _unreadable(self, problem: str, body: bytes) -> TransientBackendError:
+        return TransientBackendError(self._shown(f"unreadable answer ({problem}): {body.decode('utf-8', 'replace')}"))
+
+    def _clean(self, text: str) -> str:
+        """``text`` from the server without the API key (some servers echo it), storable."""
+        if self.key:
+            text = text.replace(self.key, "[the API key]")
+        return _storable(text)
+
+    def _shown(self, message: str) -> str:
+        """A message for staff: no API key (removed before cutting, so no part of it stays), one line, cut."""
+        return " ".join(self._clean(message).split())[:ERROR_BODY_CHARS]
 
 
 _BACKENDS = {Annotator.Backend.BUILTIN: BuiltinBackend, Annotator.Backend.OPENAI_COMPATIBLE: OpenAICompatibleBackend}

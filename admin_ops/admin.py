@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from audit.admin_helpers import ReadOnlyAdmin
 
@@ -44,17 +45,21 @@ class ArchiveAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">download</a>', url)
 
     def get_urls(self):
-        def view(function, name, route):
-            return path(route, self.admin_site.admin_view(lambda request, **kw: function(self, request, **kw)),
+        def view(function, name, route, *, changes_state: bool = False):
+            def bound(request, **kw):
+                return function(self, request, **kw)
+
+            # What changes state answers POST only (405 otherwise); admin_view adds the login and CSRF checks.
+            return path(route, self.admin_site.admin_view(require_POST(bound) if changes_state else bound),
                         name=name)
 
         return [
             view(operations_view, "admin_ops_operations", "operations/"),
-            view(reset_view, "admin_ops_reset", "operations/reset/"),
-            view(create_archive_view, "admin_ops_create_archive", "operations/archive/"),
+            view(reset_view, "admin_ops_reset", "operations/reset/", changes_state=True),
+            view(create_archive_view, "admin_ops_create_archive", "operations/archive/", changes_state=True),
             view(export_state_view, "admin_ops_export_state", "operations/export-state/"),
-            view(import_state_view, "admin_ops_import_state", "operations/import-state/"),
-            view(consolidate_view, "admin_ops_consolidate", "operations/consolidate/"),
+            view(import_state_view, "admin_ops_import_state", "operations/import-state/", changes_state=True),
+            view(consolidate_view, "admin_ops_consolidate", "operations/consolidate/", changes_state=True),
             view(download_archive_view, "admin_ops_archive_download", "<int:pk>/download/"),
             *super().get_urls(),
         ]

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
 from audit.admin_helpers import client_address
@@ -17,7 +17,7 @@ from .services.archive import ArchiveError, create_archive, verify_and_record
 from .services.consolidate import consolidate
 from .services.reset import ResetRefused, preview_reset, reset_data
 from .services.restore import RestoreConflict, restore_archive
-from .services.state import StateError, export_state, import_state
+from .services.state import StateError, export_state, import_state, read_document
 
 PERM = "admin_ops.{}"
 
@@ -44,9 +44,9 @@ class ImportStateForm(forms.Form):
     file = forms.FileField()
 
 
-def _page(admin_site, request, template: str, **context) -> TemplateResponse:
+def _page(admin_site, request, template: str, status: int = 200, **context) -> TemplateResponse:
     return TemplateResponse(request, template, {**admin_site.each_context(request),
-                                                "opts": Archive._meta, **context})
+                                                "opts": Archive._meta, **context}, status=status)
 
 
 def operations_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
@@ -58,11 +58,13 @@ def operations_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Http
 
 def reset_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     form = ResetForm(request.POST, prefix="reset")
-    if not form.is_valid():
+    valid = form.is_valid()
+    # The permission first, so that a user without it learns nothing from the form's errors.
+    require(request, "factory_reset" if form.cleaned_data.get("factory") else "reset_data")
+    if not valid:
         messages.error(request, f"reset: {form.errors.as_text()}")
         return redirect("admin:admin_ops_operations")
     data = form.cleaned_data
-    require(request, "factory_reset" if data["factory"] else "reset_data")
     scope = {"annotator": data["annotator"], "domain": data["domain"] or None, "factory": data["factory"]}
     try:
         preview = preview_reset(**scope)
@@ -103,21 +105,24 @@ def export_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Ht
     return response
 
 
-def import_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
-    require(request, "import_state")
+def _state_text(request: HttpRequest) -> str:
+    """The document to import: the upload (checked and shown first), or the one kept while staff confirm it."""
     if request.POST.get("confirmed") == "yes":
         text = request.session.pop("pending_state", None)
         if text is None:
-            messages.error(request, "nothing to import: upload the file again")
-            return redirect("admin:admin_ops_operations")
-    else:
-        form = ImportStateForm(request.POST, request.FILES, prefix="import")
-        if not form.is_valid():
-            messages.error(request, f"import: {form.errors.as_text()}")
-            return redirect("admin:admin_ops_operations")
-        text = form.cleaned_data["file"].read().decode("utf-8", errors="replace")
+            raise StateError("nothing to import: upload the file again")
+        return text
+    form = ImportStateForm(request.POST, request.FILES, prefix="import")
+    if not form.is_valid():
+        raise StateError(f"import: {form.errors.as_text()}")
+    return read_document(form.cleaned_data["file"], source="the uploaded file")
+
+
+def import_state_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    require(request, "import_state")
     dry = request.POST.get("confirmed") != "yes"
     try:
+        text = _state_text(request)
         plan = import_state(text, source="the uploaded file", actor=request.user, dry_run=dry)
     except StateError as exc:
         messages.error(request, str(exc))
@@ -138,9 +143,13 @@ def consolidate_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Htt
 
 def download_archive_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "create_archive")
-    archive = Archive.objects.get(pk=pk)
-    return FileResponse((settings.ARCHIVES_DIR / archive.file_name).open("rb"), as_attachment=True,
-                        filename=archive.file_name)
+    archive = get_object_or_404(Archive, pk=pk)
+    try:
+        handle = (settings.ARCHIVES_DIR / archive.file_name).open("rb")
+    except FileNotFoundError:
+        return _page(model_admin.admin_site, request, "admin/admin_ops/archive/missing_file.html",
+                     title=f"The file of {archive.name} is missing", archive=archive, status=404)
+    return FileResponse(handle, as_attachment=True, filename=archive.file_name)
 
 
 def verify_archives(model_admin, request, queryset) -> None:

@@ -144,12 +144,12 @@ def test_a_reset_without_scope_or_a_factory_reset_by_a_non_superuser_is_refused(
 
 
 def test_a_state_export_round_trips_and_never_holds_a_key(catalogue, tmp_path, monkeypatch):
-    monkeypatch.setenv("SECRET_KEY_OF_ANNOTATOR", "sk-very-secret")
-    Annotator.objects.filter(number=1).update(api_key_env="SECRET_KEY_OF_ANNOTATOR")
+    monkeypatch.setenv("LLM_KEY_ANNOTATOR_ONE", "sk-very-secret")
+    Annotator.objects.filter(number=1).update(api_key_env="LLM_KEY_ANNOTATOR_ONE")
     path = tmp_path / "state.json"
     text = export_state(actor="test", target=str(path), destination=path)
     assert text == path.read_text()
-    assert "sk-very-secret" not in text and "SECRET_KEY_OF_ANNOTATOR" in text
+    assert "sk-very-secret" not in text and "LLM_KEY_ANNOTATOR_ONE" in text
     Annotator.objects.filter(number=2).update(model="changed-model")
     Worker.objects.filter(annotator__number=1, domain__slug="urgency").update(desired_state="paused")
     plan = import_state(text, source="state.json", actor="test", dry_run=True)
@@ -163,7 +163,8 @@ def test_a_state_export_round_trips_and_never_holds_a_key(catalogue, tmp_path, m
 @pytest.mark.parametrize(("change", "message"), [
     (lambda d: d.update(version=2), "this console reads version 1, the file is version 2"),
     (lambda d: d.update(format="other"), "format: expected 'annotation-fleet-state'"),
-    (lambda d: d["catalogue"]["annotators"][0].update(max_tokens="many"), "annotators[0].max_tokens: expected int"),
+    (lambda d: d["catalogue"]["annotators"][0].update(max_tokens="many"),
+     "annotators[0].max_tokens: expected a whole number, got text"),
     (lambda d: d["workers"][0].update(desired_state="dancing"), "workers[0].desired_state: expected one of"),
     (lambda d: d["catalogue"]["domains"][0].pop("codes"), "domains[0]: missing field 'codes'"),
 ])
@@ -175,7 +176,25 @@ def test_an_invalid_state_file_changes_nothing_and_says_why(catalogue, change, m
         import_state(json.dumps(document), source="state.json", actor="test")
     assert Annotator.objects.get(number=2).model == "builtin-lexicon-v1"
     assert Domain.objects.count() == 6
-    assert AuditLog.objects.filter(action=Action.IMPORT_STATE).count() == 0
+    assert list(AuditLog.objects.filter(action=Action.IMPORT_STATE).values_list("result", flat=True)) == ["failed"]
+
+
+def test_an_import_adds_a_new_domain_and_annotator_and_keeps_what_the_document_does_not_hold(catalogue):
+    Annotator.objects.filter(number=1).update(request_mode="completion")
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["catalogue"]["annotators"].append({**document["catalogue"]["annotators"][0], "number": 6,
+                                                "name": "sixth"})
+    document["catalogue"]["domains"].append({**document["catalogue"]["domains"][0], "slug": "sleep",
+                                             "title": "Sleep", "position": 7})
+    document["workers"].append({"annotator": 6, "domain": "sleep", "desired_state": "paused"})
+
+    plan = import_state(json.dumps(document), source="state.json", actor="test")
+
+    assert {"annotator 6: new", "domain sleep: new"} <= set(plan.changes)
+    assert Annotator.objects.get(number=6).name == "sixth" and Domain.objects.get(slug="sleep").title == "Sleep"
+    assert Annotator.objects.get(number=1).request_mode == "completion"
+    assert Worker.objects.get(annotator__number=6, domain__slug="sleep").desired_state == "paused"
+    assert Worker.objects.count() == 42
 
 
 def test_the_state_commands_write_and_read_a_file(catalogue, tmp_path):

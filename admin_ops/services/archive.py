@@ -14,6 +14,9 @@ import io
 import json
 import re
 import tarfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +35,16 @@ from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_line
 
 FORMAT = "annotation-fleet-archive"
 VERSION = 1
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 DATA_MEMBERS = {"data/corpora.jsonl": corpora_lines, "data/samples.jsonl": samples_lines,
                 "data/outcomes.jsonl": outcomes_lines, "data/malformed.jsonl": malformed_lines,
                 "data/audit.jsonl": audit_lines}
+MANIFEST = "manifest.json"
+REQUIRED_MEMBERS = (*DATA_MEMBERS, "state.json")
+WORKBOOK_MEMBER = re.compile(r"workbooks/annotator_[0-9]+_[A-Za-z0-9_-]+\.xlsx")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+CHUNK = 1024 * 1024
 
 
 class ArchiveError(Exception):
@@ -74,12 +83,13 @@ def _write_tar(temp: Path, manifest: dict) -> None:
             _add_checked(tar, member, data, manifest)
         _add_checked(tar, "state.json", json.dumps(state_document(), indent=1, sort_keys=True).encode(), manifest)
         for workbook in sorted(settings.ANNOTATIONS_DIR.glob("annotator_*.xlsx")):
-            _add_checked(tar, f"workbooks/{workbook.name}", workbook.read_bytes(), manifest)
-        _add(tar, "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+            if WORKBOOK_MEMBER.fullmatch(f"workbooks/{workbook.name}"):  # a stray copy would fail verification
+                _add_checked(tar, f"workbooks/{workbook.name}", workbook.read_bytes(), manifest)
+        _add(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def create_archive(name: str, *, actor: Actor) -> Archive:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ArchiveError(f"archive name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
                            "letter or digit")
     if Archive.objects.filter(name=name).exists():
@@ -111,50 +121,125 @@ def _unsafe(member: tarfile.TarInfo) -> str:
         tarfile.data_filter(member, str(settings.ARCHIVES_DIR))  # the standard library's own verdict too
     except tarfile.FilterError as exc:
         return str(exc)
+    if member.isfile() and not _known_member(name):
+        return "not a member of an archive of this console"
+    if member.size > settings.ARCHIVE_MAX_MEMBER_BYTES:
+        return (f"{member.size:,} bytes, more than the limit of {settings.ARCHIVE_MAX_MEMBER_BYTES:,} "
+                "(ARCHIVE_MAX_MEMBER_MB)")
     return ""
 
 
-def _open(path: Path) -> tarfile.TarFile:
-    if not path.exists():
-        raise ArchiveError(f"{path}: no such file")
+def _known_member(name: str) -> bool:
+    return name in (MANIFEST, *REQUIRED_MEMBERS) or bool(WORKBOOK_MEMBER.fullmatch(name))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[tarfile.TarFile]:
+    """The archive opened for reading; whatever makes it unreadable on the way becomes one ArchiveError."""
+    if not path.is_file():
+        raise ArchiveError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
     try:
-        return tarfile.open(path, mode="r:gz")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError(f"{path.name}: not a readable tar.gz archive ({exc})") from exc
+        with tarfile.open(path, mode="r:gz") as tar:
+            yield tar
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"{path.name}: not a readable tar.gz archive, or a damaged or truncated one ({exc})") \
+            from exc
+
+
+def _member_problems(members: list[tarfile.TarInfo]) -> list[str]:
+    problems, seen = [], set()
+    for member in members:
+        why = _unsafe(member) or ("appears twice" if member.name in seen else "")
+        if why:
+            problems.append(f"{member.name}: refused ({why})")
+        seen.add(member.name)
+    return problems
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _bad_facts(facts: object) -> bool:
+    return not (isinstance(facts, dict) and set(facts) == {"sha256", "size"} and isinstance(facts["sha256"], str)
+                and SHA256.fullmatch(facts["sha256"]) and _is_size(facts["size"]))
+
+
+def _manifest_problems(manifest: object) -> list[str]:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION \
+            or isinstance(manifest.get("version"), bool):
+        return [f"{MANIFEST}: not a version {VERSION} {FORMAT} manifest"]
+    problems = []
+    if not isinstance(manifest.get("created_at"), str):
+        problems.append(f"{MANIFEST}: created_at: expected text")
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict) or not all(_is_size(n) for n in counts.values()):
+        problems.append(f"{MANIFEST}: counts: expected an object of whole numbers")
+    members = manifest.get("members")
+    if not isinstance(members, dict):
+        return [*problems, f"{MANIFEST}: members: expected an object of member name -> {{sha256, size}}"]
+    problems += [f"{MANIFEST}: members: {name!r:.120}: expected {{sha256: 64 hex digits, size: a whole number}}"
+                 for name, facts in members.items() if _bad_facts(facts)]
+    problems += [f"{MANIFEST}: members: {name} is not listed" for name in REQUIRED_MEMBERS if name not in members]
+    return problems
+
+
+def _read_manifest(tar: tarfile.TarFile, files: dict[str, tarfile.TarInfo]) -> tuple[dict, list[str]]:
+    if MANIFEST not in files:
+        return {}, [f"{MANIFEST}: missing"]
+    if files[MANIFEST].size > MANIFEST_MAX_BYTES:
+        return {}, [f"{MANIFEST}: refused ({files[MANIFEST].size:,} bytes, more than {MANIFEST_MAX_BYTES:,})"]
+    try:
+        manifest = json.loads(tar.extractfile(files[MANIFEST]).read())
+    except RecursionError:
+        return {}, [f"{MANIFEST}: not JSON (nested too deeply)"]
+    except ValueError as exc:
+        return {}, [f"{MANIFEST}: not JSON ({exc})"]
+    return manifest, _manifest_problems(manifest)
+
+
+def _member_sha256(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    digest = hashlib.sha256()
+    handle = tar.extractfile(member)
+    for chunk in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_problems(tar: tarfile.TarFile, files: dict[str, tarfile.TarInfo], expected: dict) -> list[str]:
+    problems = []
+    for name, facts in sorted(expected.items()):
+        if name not in files:
+            problems.append(f"{name}: missing from the archive")
+        elif files[name].size != facts["size"] or _member_sha256(tar, files[name]) != facts["sha256"].lower():
+            problems.append(f"{name}: checksum mismatch")
+    problems += [f"{name}: not in the manifest" for name in sorted(set(files) - set(expected) - {MANIFEST})]
+    return problems
+
+
+def _verified(tar: tarfile.TarFile) -> tuple[dict, list[str]]:
+    members = tar.getmembers()
+    problems = _member_problems(members)
+    if problems:
+        return {}, problems
+    files = {m.name: m for m in members if m.isfile()}
+    manifest, problems = _read_manifest(tar, files)
+    if problems:
+        return {}, problems
+    return manifest, _checksum_problems(tar, files, manifest["members"])
 
 
 def verify_archive(path: str | Path) -> Verification:
-    """Recompute every member's checksum against the manifest; report each mismatch by member name."""
+    """Check every member's name, type and size, the manifest's schema, then every checksum, streaming each member
+    through SHA-256; report each problem by member name."""
     result = Verification(Path(path))
     try:
-        with _open(result.path) as tar:
-            members = tar.getmembers()
-            for member in members:
-                why = _unsafe(member)
-                if why:
-                    result.problems.append(f"{member.name}: refused ({why})")
-            if result.problems:
-                return result
-            names = {m.name: m for m in members if m.isfile()}
-            if "manifest.json" not in names:
-                result.problems.append("manifest.json: missing")
-                return result
-            result.manifest = json.loads(tar.extractfile(names["manifest.json"]).read())
-            if result.manifest.get("format") != FORMAT or result.manifest.get("version") != VERSION:
-                result.problems.append(f"manifest.json: not a version {VERSION} {FORMAT}")
-                return result
-            expected = result.manifest.get("members", {})
-            for name, facts in sorted(expected.items()):
-                if name not in names:
-                    result.problems.append(f"{name}: missing from the archive")
-                    continue
-                data = tar.extractfile(names[name]).read()
-                if len(data) != facts["size"] or hashlib.sha256(data).hexdigest() != facts["sha256"]:
-                    result.problems.append(f"{name}: checksum mismatch")
-            for name in sorted(set(names) - set(expected) - {"manifest.json"}):
-                result.problems.append(f"{name}: not in the manifest")
-    except (ArchiveError, tarfile.TarError, OSError, EOFError, ValueError, KeyError) as exc:
-        result.problems.append(str(exc))
+        with _reading(result.path) as tar:
+            result.manifest, result.problems = _verified(tar)
+    except ArchiveError as exc:
+        result.problems = [str(exc)]
+    if result.problems:
+        result.manifest = {}
     return result
 
 
@@ -166,10 +251,19 @@ def verify_and_record(archive: Archive, *, actor: Actor) -> Verification:
     return result
 
 
-def read_members(path: Path) -> dict[str, bytes]:
-    """Every file member's bytes, read in memory: nothing is ever extracted by its path."""
-    with _open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+def read_members(path: Path, expected: dict[str, dict]) -> dict[str, bytes]:
+    """The bytes of every member a verified manifest lists, read in memory (nothing is ever extracted by its path)
+    and checked again, so that a file replaced after its verification is refused too."""
+    found = {}
+    with _reading(path) as tar:
+        for member in tar.getmembers():
+            facts = expected.get(member.name)
+            if member.isfile() and facts is not None and member.size == facts["size"]:
+                found[member.name] = tar.extractfile(member).read()
+    for name, facts in sorted(expected.items()):
+        if name not in found or hashlib.sha256(found[name]).hexdigest() != facts["sha256"].lower():
+            raise ArchiveError(f"{name}: changed since the archive was verified; nothing was restored")
+    return found
 
 
 AUTO_PREFIX = "auto-"

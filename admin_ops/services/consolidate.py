@@ -30,6 +30,8 @@ from audit.services import audited
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Annotator, Domain, Outcome, Sample
 
+from .csv_safe import FORMULA_STARTS, csv_row
+
 URGENT = "LEVEL_4"
 MISSING = None
 
@@ -143,9 +145,6 @@ def review_rows(tables: list[Table]) -> list[list[object]]:
     return rows
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _cell(sheet, value: object, bold: bool = False) -> object:
     """A plain value where that is safe (most cells: it is much faster); a typed text cell where openpyxl would
     otherwise write a formula or the text needs cleaning."""
@@ -235,7 +234,7 @@ def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
         with temp.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
-            writer.writerows(records())
+            writer.writerows(csv_row(record) for record in records())
 
     def write_jsonl(temp: Path) -> None:
         with temp.open("w", encoding="utf-8") as handle:

@@ -1,15 +1,20 @@
 """Export and import of the console's state: catalogue, worker desired states, progress and a store summary.
 
-A versioned JSON document. Import validates the whole document first (schema and version), shows what would
-change, and changes nothing on any error. API keys are never in it: annotators carry the NAME of their key's
-environment variable only.
+A versioned JSON document. Import validates the whole document first (schema, version, every value by the
+models' own rules, references between its parts), shows what would change, and changes nothing on any error.
+API keys are never in it: annotators carry the NAME of their key's environment variable only.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 
 from annotation_site.files import atomic_write
 from audit.actions import Action
@@ -21,6 +26,12 @@ from workers_app.models import Annotator, Domain, Worker
 from ..selectors import ANNOTATOR_FIELDS, DOMAIN_FIELDS, FORMAT, VERSION, state_document
 
 DESIRED = {choice for choice, _ in Worker.Desired.choices}
+WORKER_FIELDS = {"annotator": int, "domain": str, "desired_state": str}
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# Deeper than any real export; it keeps the models' checks and the database's JSON encoder off recursion limits.
+MAX_DEPTH = 32
+MAX_PROBLEMS_SHOWN = 50
+KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object"}
 
 
 class StateError(ValueError):
@@ -37,43 +48,204 @@ def export_state(*, actor: Actor, target: str, destination: Path | None = None,
     return text
 
 
-def _check_fields(record: object, fields: dict, where: str, problems: list[str]) -> None:
+def read_document(handle: BinaryIO, *, source: str) -> str:
+    """The text of an uploaded or named state file, read no further than the size limit allows."""
+    data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise StateError(f"{source}: larger than the limit of {MAX_DOCUMENT_BYTES:,} bytes for a state document")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{source}: not UTF-8 text (byte {exc.start}); is it a state export?") from None
+
+
+class _NotFinite:
+    """A NaN, Infinity or overflowing number in the document: json.loads lets them through, JSON does not."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _finite_float(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def _parse(text: str, source: str) -> object:
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", errors="replace")) > MAX_DOCUMENT_BYTES:
+        raise StateError(f"{source}: larger than the limit of {MAX_DOCUMENT_BYTES:,} bytes for a state document")
+    try:
+        return json.loads(text, parse_constant=_NotFinite, parse_float=_finite_float)
+    except RecursionError:
+        raise StateError(f"{source}: not JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise StateError(f"{source}: not JSON ({exc})") from None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, str, list, dict)):
+        return KIND_NAMES[type(value)]
+    return "a number" if isinstance(value, (int, float)) else "not a JSON value"
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, dict) and any("\x00" in key for key in value)
+
+
+def _structure_problems(document: object) -> list[str]:
+    """Numbers JSON does not allow, NUL characters (PostgreSQL stores none, not even in a lookup) and nesting
+    deeper than MAX_DEPTH, each named by where it is."""
+    problems = []
+    pending: list[tuple[str, object, int]] = [("", document, 0)]
+    while pending:
+        where, value, depth = pending.pop()
+        if isinstance(value, _NotFinite):
+            problems.append(f"{where}: {value.text:.40} is not a number JSON allows; give a finite number")
+        elif _holds_nul(value):
+            problems.append(f"{where or 'the document'}: a NUL character (\\u0000) is not allowed")
+        elif depth > MAX_DEPTH:
+            problems.append(f"{where}: nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(value, dict):
+            pending += [(f"{where}.{key}" if where else str(key), item, depth + 1) for key, item in value.items()]
+        elif isinstance(value, list):
+            pending += [(f"{where}[{index}]", item, depth + 1) for index, item in enumerate(value)]
+    return sorted(problems)
+
+
+def _fits(value: object, kind: type | tuple) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind)
+
+
+def _shape_problems(record: object, fields: dict, where: str) -> list[str]:
     if not isinstance(record, dict):
-        problems.append(f"{where}: expected an object")
-        return
+        return [f"{where}: expected an object, got {_json_kind(record)}"]
+    problems = []
     for name, kind in fields.items():
         if name not in record:
             problems.append(f"{where}: missing field '{name}'")
-        elif not isinstance(record[name], kind) or (kind is int and isinstance(record[name], bool)):
-            problems.append(f"{where}.{name}: expected {getattr(kind, '__name__', 'a number')}")
-    for name in set(record) - set(fields):
-        problems.append(f"{where}: unknown field '{name}'")
+        elif not _fits(record[name], kind):
+            problems.append(f"{where}.{name}: expected {KIND_NAMES.get(kind, 'a number')}, "
+                            f"got {_json_kind(record[name])}")
+    problems += [f"{where}: unknown field '{name:.60}'" for name in sorted(set(record) - set(fields))]
+    return problems
 
 
-def validate(document: object) -> list[str]:
+def _repeats(values: list, where: str, what: str) -> list[str]:
+    first: dict = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in first:
+            problems.append(f"{where}[{index}]: {what} {value!r:.80} is given twice (also {where}[{first[value]}])")
+        first.setdefault(value, index)
+    return problems
+
+
+def _built(model: type[models.Model], key: str, spec: dict, skip: tuple = ()) -> models.Model:
+    """The row as the import would leave it: the stored one with the document's values, or a new one."""
+    instance = model.objects.filter(**{key: spec[key]}).first() or model(**{key: spec[key]})
+    for name, value in spec.items():
+        if name not in skip:
+            setattr(instance, name, value)
+    return instance
+
+
+def _model_problems(instance: models.Model, where: str) -> list[str]:
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        return [f"{where}{'' if name == NON_FIELD_ERRORS else '.' + name}: {message}"
+                for name, messages in exc.message_dict.items() for message in messages]
+    return []
+
+
+@dataclass
+class _Checked:
+    """A document that passed every check, with the catalogue rows it would save."""
+
+    document: dict
+    domains: list[Domain]
+    annotators: list[Annotator]
+
+
+def _catalogue_rows(specs: list, where: str, model: type[models.Model], key: str, fields: dict,
+                    skip: tuple = ()) -> tuple[list, list[str]]:
+    rows, problems = [], []
+    for index, spec in enumerate(specs):
+        shape = _shape_problems(spec, fields, f"{where}[{index}]")
+        if shape:
+            problems += shape
+            continue
+        row = _built(model, key, spec, skip)
+        problems += _model_problems(row, f"{where}[{index}]")
+        rows.append(row)
+    if not problems:
+        problems = _repeats([spec[key] for spec in specs], where, key)
+    return rows, problems
+
+
+def _worker_problems(workers: list, numbers: set[int], slugs: set[str]) -> list[str]:
+    problems = []
+    for index, worker in enumerate(workers):
+        where = f"workers[{index}]"
+        shape = _shape_problems(worker, WORKER_FIELDS, where)
+        if shape:
+            problems += shape
+            continue
+        if worker["desired_state"] not in DESIRED:
+            problems.append(f"{where}.desired_state: expected one of {sorted(DESIRED)}")
+        if worker["annotator"] not in numbers:
+            problems.append(f"{where}.annotator: no annotator {worker['annotator']} in the document or the console")
+        if worker["domain"] not in slugs:
+            problems.append(f"{where}.domain: no domain {worker['domain']!r:.80} in the document or the console")
+    if not problems:
+        problems += _repeats([(w["annotator"], w["domain"]) for w in workers], "workers", "the worker")
+    return problems
+
+
+def _check(document: object) -> tuple[_Checked | None, list[str]]:
+    """The document ready to apply, or every problem found, each naming where it is."""
     if not isinstance(document, dict):
-        return ["the document is not a JSON object"]
+        return None, ["the document is not a JSON object"]
     if document.get("format") != FORMAT:
-        return [f"format: expected '{FORMAT}', got {document.get('format')!r}"]
-    if document.get("version") != VERSION:
-        return [f"version: this console reads version {VERSION}, the file is version {document.get('version')!r}"]
-    problems: list[str] = []
+        return None, [f"format: expected '{FORMAT}', got {document.get('format')!r:.80}"]
+    if document.get("version") != VERSION or isinstance(document.get("version"), bool):
+        found = document.get("version")
+        return None, [f"version: this console reads version {VERSION}, the file is version {found!r:.80}"]
+    problems = _structure_problems(document)
+    if problems:
+        return None, problems
     catalogue = document.get("catalogue")
     if not isinstance(catalogue, dict) or not isinstance(catalogue.get("domains"), list) \
             or not isinstance(catalogue.get("annotators"), list):
-        return ["catalogue: expected an object with lists 'domains' and 'annotators'"]
-    for index, domain in enumerate(catalogue["domains"]):
-        _check_fields(domain, DOMAIN_FIELDS, f"catalogue.domains[{index}]", problems)
-    for index, annotator in enumerate(catalogue["annotators"]):
-        _check_fields(annotator, ANNOTATOR_FIELDS, f"catalogue.annotators[{index}]", problems)
-    workers = document.get("workers")
-    if not isinstance(workers, list):
-        return [*problems, "workers: expected a list"]
-    for index, worker in enumerate(workers):
-        _check_fields(worker, {"annotator": int, "domain": str, "desired_state": str}, f"workers[{index}]", problems)
-        if isinstance(worker, dict) and worker.get("desired_state") not in DESIRED:
-            problems.append(f"workers[{index}].desired_state: expected one of {sorted(DESIRED)}")
-    return problems
+        return None, ["catalogue: expected an object with lists 'domains' and 'annotators'"]
+    if not isinstance(document.get("workers"), list):
+        return None, ["workers: expected a list"]
+    domains, domain_problems = _catalogue_rows(catalogue["domains"], "catalogue.domains", Domain, "slug",
+                                               DOMAIN_FIELDS, skip=("prompt_version",))
+    annotators, annotator_problems = _catalogue_rows(catalogue["annotators"], "catalogue.annotators", Annotator,
+                                                     "number", ANNOTATOR_FIELDS)
+    if domain_problems or annotator_problems:
+        return None, domain_problems + annotator_problems
+    numbers = {a.number for a in annotators} | set(Annotator.objects.values_list("number", flat=True))
+    slugs = {d.slug for d in domains} | set(Domain.objects.values_list("slug", flat=True))
+    problems = _worker_problems(document["workers"], numbers, slugs)
+    return (None if problems else _Checked(document, domains, annotators)), problems
+
+
+def _checked(text: str, source: str) -> _Checked:
+    checked, problems = _check(_parse(text, source))
+    if problems:
+        shown = [f"  - {p}" for p in problems[:MAX_PROBLEMS_SHOWN]]
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            shown.append(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+        raise StateError(f"{source} is not a valid state export; nothing was changed:\n" + "\n".join(shown))
+    return checked
 
 
 @dataclass
@@ -106,37 +278,23 @@ def _plan(document: dict) -> ImportPlan:
     return plan
 
 
-def _apply(document: dict) -> None:
-    for spec in document["catalogue"]["domains"]:
-        values = {f: v for f, v in spec.items() if f not in ("slug", "prompt_version")}
-        domain = Domain.objects.filter(slug=spec["slug"]).first() or Domain(slug=spec["slug"])
-        for name, value in values.items():
-            setattr(domain, name, value)
-        domain.save()
-    for spec in document["catalogue"]["annotators"]:
-        Annotator.objects.update_or_create(number=spec["number"], defaults={f: v for f, v in spec.items()
-                                                                             if f != "number"})
+def _apply(checked: _Checked) -> None:
+    for row in [*checked.domains, *checked.annotators]:
+        row.save()
     ensure_worker_rows()
-    for spec in document["workers"]:
+    for spec in checked.document["workers"]:
         Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).update(
             desired_state=spec["desired_state"])
 
 
 def import_state(text: str, *, source: str, actor: Actor, dry_run: bool = False) -> ImportPlan:
-    """Validate the document ``text`` (named ``source`` in messages), then apply it all or not at all."""
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise StateError(f"{source}: not JSON ({exc})") from None
-    problems = validate(document)
-    if problems:
-        raise StateError(f"{source} is not a valid state export; nothing was changed:\n"
-                         + "\n".join(f"  - {p}" for p in problems))
-    plan = _plan(document)
+    """Validate the document ``text`` (named ``source`` in messages), then apply it all or not at all. A refused
+    import (not a dry run) leaves a failed audit row naming every problem."""
     if dry_run:
-        return plan
-    with audited(Action.IMPORT_STATE, actor=actor, target=source, parameters={"changes": len(plan.changes)}) \
-            as entry:
-        _apply(document)
+        return _plan(_checked(text, source).document)
+    with audited(Action.IMPORT_STATE, actor=actor, target=source, parameters={"characters": len(text)}) as entry:
+        checked = _checked(text, source)
+        plan = _plan(checked.document)
+        _apply(checked)
         entry.detail = {"changes": plan.changes[:200]}
     return plan

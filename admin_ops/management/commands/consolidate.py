@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from admin_ops.services.consolidate import consolidate
 from audit.actors import cli_actor
+from workers_app.management.cli import output_file
 
 
 class Command(BaseCommand):
@@ -9,7 +10,9 @@ class Command(BaseCommand):
             "intervals, kappa matrices) and Review; plus CSV and JSON-lines copies.")
 
     def add_arguments(self, parser):
-        parser.add_argument("path", nargs="?", help="default: DATA_DIR/consolidated/consolidated-<time>.xlsx")
+        # .xlsx: the CSV and JSON-lines copies take the same name with their own suffix beside it.
+        parser.add_argument("path", nargs="?", type=output_file(".xlsx"),
+                            help="default: DATA_DIR/consolidated/consolidated-<time>.xlsx")
 
     def handle(self, *args, path, **options):
         report = consolidate(path, actor=cli_actor())

@@ -3,13 +3,14 @@ from django.core.management.base import BaseCommand, CommandError
 from admin_ops.services.archive import ArchiveError
 from admin_ops.services.restore import RestoreConflict, restore_archive
 from audit.actors import cli_actor
+from workers_app.management.cli import input_file
 
 
 class Command(BaseCommand):
     help = "Verify an archive, then restore what the store and the workbooks lack (--dry-run: only say what)."
 
     def add_arguments(self, parser):
-        parser.add_argument("path")
+        parser.add_argument("path", type=input_file)
         parser.add_argument("--dry-run", action="store_true")
 
     def handle(self, *args, path, dry_run, **options):

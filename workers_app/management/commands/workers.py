@@ -6,14 +6,8 @@ from audit.actors import cli_actor
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import OPERATIONS
+from workers_app.management.cli import annotator_number, worker_option
 from workers_app.monitoring.checks import evaluate
-
-
-def worker_option(value: str) -> tuple[int, str]:
-    number, _, domain = value.partition(":")
-    if not number.isdigit() or not domain:
-        raise CommandError(f"--worker takes N:DOMAIN, e.g. 2:urgency (got '{value}')")
-    return int(number), domain
 
 
 class Command(BaseCommand):
@@ -23,9 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=[*OPERATIONS, "health"])
         scope = parser.add_mutually_exclusive_group()
         scope.add_argument("--all", action="store_true", help="every worker")
-        scope.add_argument("--annotator", type=int, metavar="N", help="the 6 workers of annotator N")
+        scope.add_argument("--annotator", type=annotator_number, metavar="N", help="the 6 workers of annotator N")
         scope.add_argument("--domain", metavar="NAME", help="the 5 workers of one domain")
-        scope.add_argument("--worker", metavar="N:DOMAIN", help="one worker, e.g. 2:urgency")
+        scope.add_argument("--worker", type=worker_option, metavar="N:DOMAIN", help="one worker, e.g. 2:urgency")
         parser.add_argument("--force", action="store_true", help="stop: cold shutdown, killed after a short grace")
         parser.add_argument("--json", action="store_true", help="print the per-worker results as JSON")
 
@@ -35,7 +29,7 @@ class Command(BaseCommand):
         if action != "health" and not (options["all"] or annotator or domain or worker):
             raise CommandError("say which workers: --all, --annotator N, --domain NAME or --worker N:DOMAIN")
         if worker:
-            annotator, domain = worker_option(worker)
+            annotator, domain = worker
         try:
             workers = select_workers(annotator, domain)
         except UnknownWorker as exc:

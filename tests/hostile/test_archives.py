@@ -1,0 +1,284 @@
+"""Hostile archives: each is refused with the member (and line) and the reason, a restore of it changes nothing,
+and the attempted restore leaves a failed audit row saying why."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from admin_ops.services.archive import ArchiveError, create_archive, verify_archive
+from admin_ops.services.restore import RestoreConflict, restore_archive
+from audit.actions import Action
+from audit.models import AuditLog
+from tests.conftest import make_samples
+from tests.hostile.conftest import assert_failed_audit
+from workers_app.engine.annotate import annotate_sample
+from workers_app.engine.flush import flush_workbook
+from workers_app.engine.keys import WorkerKey
+from workers_app.models import Corpus, MalformedAttempt, Outcome, Sample
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OUTCOMES = "data/outcomes.jsonl"
+
+
+@pytest.fixture
+def base(catalogue) -> dict[str, bytes]:
+    """The members of an honest archive (manifest aside) of 8 outcomes and a workbook the store no longer has, so
+    that a restore accepted by mistake would change something."""
+    for sample in make_samples(4, vary=True):
+        for key in (WorkerKey(1, "urgency"), WorkerKey(2, "urgency")):
+            annotate_sample(sample, key, worker="w")
+    flush_workbook(WorkerKey(1, "urgency"))
+    archive = create_archive("honest", actor="test")
+    with tarfile.open(settings.ARCHIVES_DIR / archive.file_name) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    for model in (Outcome, MalformedAttempt, Sample, Corpus):
+        model.objects.all().delete()
+    shutil.rmtree(settings.ANNOTATIONS_DIR)
+    assert members[OUTCOMES].count(b"\n") == 8
+    return {name: data for name, data in members.items() if name != "manifest.json"}
+
+
+def manifest_of(members: dict[str, bytes]) -> dict:
+    return {"format": "annotation-fleet-archive", "version": 1, "created_at": "2026-01-01T00:00:00+00:00",
+            "created_by": "test", "counts": {"outcomes": 8},
+            "members": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                        for name, data in members.items()}}
+
+
+def special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info
+
+
+def pack(path: Path, members: dict[str, bytes], *, manifest: dict | bytes | None = None,
+         extra: tuple[tarfile.TarInfo, ...] = (), mode: str = "w:gz") -> None:
+    """An archive of ``members``, its manifest (the correct one unless given) and ``extra`` entries."""
+    manifest = manifest_of(members) if manifest is None else manifest
+    files = {**members, "manifest.json": manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()}
+    with tarfile.open(path, mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+
+
+def with_manifest(change: Callable[[dict], None]):
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        manifest = manifest_of(members)
+        change(manifest)
+        pack(path, members, manifest=manifest)
+    return make
+
+
+def with_line(member: str, number: int, change: Callable[[dict], str | None]):
+    """The archive with line ``number`` of ``member`` changed (``change`` edits the record or returns the new
+    line), its checksums made to match."""
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        lines = members[member].decode().split("\n")
+        record = json.loads(lines[number - 1])
+        replaced = change(record)
+        lines[number - 1] = replaced if isinstance(replaced, str) else json.dumps(record)
+        pack(path, {**members, member: "\n".join(lines).encode()})
+    return make
+
+
+def truncated(path: Path, members: dict[str, bytes]) -> None:
+    pack(path, members)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def extra_entry(info: tarfile.TarInfo):
+    return lambda path, members: pack(path, members, extra=(info,))
+
+
+def extra_file(name: str):
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        pack(path, {**members, name: b"surprise"}, manifest=manifest_of(members))
+    return make
+
+
+def dropped(name: str, *, from_manifest: bool):
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        kept = {n: d for n, d in members.items() if n != name}
+        pack(path, kept, manifest=manifest_of(kept if from_manifest else members))
+    return make
+
+
+def twice(name: str):
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        pack(path, members)
+        with tarfile.open(path) as tar:
+            entries = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+        with tarfile.open(path, "w:gz") as tar:
+            for info, data in [*entries, *[e for e in entries if e[0].name == name]]:
+                tar.addfile(info, io.BytesIO(data))
+    return make
+
+
+def added(name: str):
+    """The archive with one more member, listed in its manifest."""
+    return lambda path, members: pack(path, {**members, name: b"PK not really a workbook"})
+
+
+def copied_line(member: str, source: int, target: int):
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        lines = members[member].decode().split("\n")
+        lines[target - 1] = lines[source - 1]
+        pack(path, {**members, member: "\n".join(lines).encode()})
+    return make
+
+
+def set_field(name: str, value: object):
+    return lambda record: record.update({name: value})
+
+
+def without(name: str):
+    def change(record: dict) -> None:
+        del record[name]
+    return change
+
+
+CASES = {
+    "a tar that is not gzip": (lambda path, members: pack(path, members, mode="w"), "not a gzip file"),
+    "a truncated gzip": (truncated, "hostile.tar.gz: not a readable tar.gz archive, or a damaged or truncated one"),
+    "a manifest whose members is a list": (with_manifest(lambda m: m.update(members=list(m["members"]))),
+                                           "manifest.json: members: expected an object of member name"),
+    "an empty manifest object": (with_manifest(lambda m: m.clear()),
+                                 "manifest.json: not a version 1 annotation-fleet-archive manifest"),
+    "an empty manifest file": (lambda path, members: pack(path, members, manifest=b""), "manifest.json: not JSON"),
+    "a manifest without its member list": (with_manifest(lambda m: m.pop("members")),
+                                           "manifest.json: members: expected an object"),
+    "a checksum that is not 64 hex digits": (
+        with_manifest(lambda m: m["members"]["state.json"].update(sha256="../../etc/passwd")),
+        "manifest.json: members: 'state.json': expected {sha256: 64 hex digits, size: a whole number}"),
+    "a negative size": (with_manifest(lambda m: m["members"]["state.json"].update(size=-1)),
+                        "manifest.json: members: 'state.json': expected {sha256"),
+    "counts that are not numbers": (with_manifest(lambda m: m.update(counts={"outcomes": "many"})),
+                                    "manifest.json: counts: expected an object of whole numbers"),
+    "created_at that is not text": (with_manifest(lambda m: m.update(created_at=20260101)),
+                                    "manifest.json: created_at: expected text"),
+    "a manifest naming a member the archive lacks": (dropped("workbooks/annotator_1_urgency.xlsx",
+                                                             from_manifest=False),
+                                                     "workbooks/annotator_1_urgency.xlsx: missing from the archive"),
+    "an archive without its outcomes": (dropped(OUTCOMES, from_manifest=True),
+                                        "manifest.json: members: data/outcomes.jsonl is not listed"),
+    "an extra member": (extra_file("workbooks/annotator_2_urgency.xlsx"),
+                        "workbooks/annotator_2_urgency.xlsx: not in the manifest"),
+    "a member of no archive": (extra_file("run-me.sh"),
+                               "run-me.sh: refused (not a member of an archive of this console)"),
+    "a member given twice": (twice("state.json"), "state.json: refused (appears twice)"),
+    "a hard link": (extra_entry(special("workbooks/annotator_3_urgency.xlsx", tarfile.LNKTYPE, "state.json")),
+                    "workbooks/annotator_3_urgency.xlsx: refused (link)"),
+    "a symbolic link": (extra_entry(special("data/passwd", tarfile.SYMTYPE, "/etc/passwd")),
+                        "data/passwd: refused (link)"),
+    "a device": (extra_entry(special("data/zero", tarfile.CHRTYPE)), "data/zero: refused (device or special file)"),
+    "an absolute path": (extra_file("/etc/cron.d/evil"), "/etc/cron.d/evil: refused (absolute path)"),
+    "a path with ..": (extra_file("workbooks/../../evil.xlsx"), "workbooks/../../evil.xlsx: refused (path with '..')"),
+    "a line without a field": (with_line(OUTCOMES, 7, without("status")),
+                               "data/outcomes.jsonl line 7: missing field 'status'"),
+    "a line that is not JSON": (with_line(OUTCOMES, 2, lambda record: "{not json"),
+                                "data/outcomes.jsonl line 2: not JSON"),
+    "a line that is a list": (with_line(OUTCOMES, 3, lambda record: "[1, 2]"),
+                              "data/outcomes.jsonl line 3: expected a JSON object"),
+    "a line with NaN": (with_line(OUTCOMES, 1, lambda record: json.dumps({**record, "latency_ms": float("nan")})),
+                        "data/outcomes.jsonl line 1: not JSON (NaN is not a number JSON allows)"),
+    "a status the store does not know": (with_line(OUTCOMES, 4, set_field("status", "hacked")),
+                                         "data/outcomes.jsonl line 4: status: Value 'hacked' is not a valid choice."),
+    "a time that is not a time": (with_line(OUTCOMES, 5, set_field("created_at", "yesterday")),
+                                  "data/outcomes.jsonl line 5: created_at:"),
+    "a negative latency": (with_line(OUTCOMES, 6, set_field("latency_ms", -5)),
+                           "data/outcomes.jsonl line 6: latency_ms: Ensure this value is greater than or equal to 0."),
+    "an annotator number given as text": (with_line(OUTCOMES, 8, set_field("annotator", "1")),
+                                          "data/outcomes.jsonl line 8: annotator: expected a whole number"),
+    "a sample of a corpus nobody has": (with_line("data/samples.jsonl", 2, set_field("corpus", ["f" * 64, "x"])),
+                                        "data/samples.jsonl line 2: corpus ['" + "f" * 64 + "', 'x'] is neither in "
+                                        "data/corpora.jsonl nor in the store"),
+    "an outcome of an unknown annotator": (with_line(OUTCOMES, 1, set_field("annotator", 9)),
+                                           ("data/outcomes.jsonl line 1: annotator 9 or domain 'urgency' is not in "
+                                            "the catalogue")),
+    "an outcome given twice": (copied_line(OUTCOMES, 1, 2), "data/outcomes.jsonl line 2: repeats line 1"),
+    "a workbook of a worker the catalogue lacks": (added("workbooks/annotator_9_urgency.xlsx"),
+                                                   ("workbooks of workers the catalogue does not have: "
+                                                    "annotator_9_urgency.xlsx")),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_it_refuses_a_hostile_archive(base, unchanged, tmp_path, case):
+    make, message = CASES[case]
+    path = tmp_path / "hostile.tar.gz"
+    make(path, base)
+
+    with pytest.raises((ArchiveError, RestoreConflict)) as refused:
+        restore_archive(path, actor="test")
+
+    assert message in str(refused.value) and "nothing was restored" in str(refused.value)
+    unchanged()
+    assert_failed_audit(Action.RESTORE_ARCHIVE, mentioning=message)
+
+
+def test_it_refuses_a_member_over_the_size_limit_before_reading_it(base, settings, unchanged, tmp_path):
+    path = tmp_path / "big.tar.gz"
+    pack(path, base)
+    settings.ARCHIVE_MAX_MEMBER_BYTES = 1000
+    size = len(base[OUTCOMES])
+
+    assert f"{OUTCOMES}: refused ({size:,} bytes, more than the limit of 1,000 (ARCHIVE_MAX_MEMBER_MB))" \
+        in verify_archive(path).problems
+    with pytest.raises(ArchiveError, match="more than the limit of 1,000"):
+        restore_archive(path, actor="test")
+    unchanged()
+    assert_failed_audit(Action.RESTORE_ARCHIVE, mentioning="more than the limit of 1,000")
+
+
+def test_it_refuses_to_restore_a_folder(base, unchanged, tmp_path):
+    with pytest.raises(ArchiveError, match=f"{tmp_path}: not a file"):
+        restore_archive(tmp_path, actor="test")
+
+    unchanged()
+    assert_failed_audit(Action.RESTORE_ARCHIVE, mentioning="not a file")
+
+
+def test_verification_names_the_problem_without_restoring(base, unchanged, tmp_path):
+    path = tmp_path / "hostile.tar.gz"
+    with_manifest(lambda m: m.update(members=list(m["members"])))(path, base)
+
+    assert verify_archive(path).problems == [
+        "manifest.json: members: expected an object of member name -> {sha256, size}"]
+    assert verify_archive(path).manifest == {}
+    unchanged()
+
+
+def test_a_refused_dry_run_writes_no_audit_row(base, unchanged, tmp_path):
+    path = tmp_path / "hostile.tar.gz"
+    with_line(OUTCOMES, 7, without("status"))(path, base)
+
+    with pytest.raises(ArchiveError, match="data/outcomes.jsonl line 7: missing field 'status'"):
+        restore_archive(path, actor="test", dry_run=True)
+
+    unchanged()
+    assert not AuditLog.objects.filter(action=Action.RESTORE_ARCHIVE).exists()
+
+
+def test_the_honest_archive_of_these_tests_restores(base, tmp_path):
+    """The hostile cases above differ from this one archive only in what they name."""
+    path = tmp_path / "honest.tar.gz"
+    pack(path, base)
+
+    plan = restore_archive(path, actor="test")
+
+    assert (plan.outcomes, plan.workbooks) == (8, ["annotator_1_urgency.xlsx"])
+    assert Outcome.objects.count() == 8 and WorkerKey(1, "urgency").workbook.exists()

@@ -1,0 +1,193 @@
+"""Hostile state documents: every one is refused with the place and the reason, changes nothing, and an attempted
+import leaves a failed audit row naming the problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from admin_ops.services.state import StateError, export_state, import_state
+from audit.actions import Action
+from audit.models import AuditLog
+from tests.hostile.conftest import assert_failed_audit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Marks a value that json.dumps cannot write (1e400): the text is put in after dumping.
+RAW = "@@raw@@"
+
+
+def annotator(index: int, **values):
+    return lambda d: d["catalogue"]["annotators"][index].update(values)
+
+
+def domain(index: int, **values):
+    return lambda d: d["catalogue"]["domains"][index].update(values)
+
+
+def nested(depth: int) -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def repeat_first(part: str):
+    """The second annotator (or domain) takes the number (or slug) of the first."""
+    key = {"annotators": "number", "domains": "slug"}[part]
+    return lambda d: d["catalogue"][part][1].update({key: d["catalogue"][part][0][key]})
+
+
+CASES = {
+    "an unknown backend": (annotator(0, backend="evil"),
+                           "catalogue.annotators[0].backend: Value 'evil' is not a valid choice."),
+    "codes that are numbers": (domain(0, codes=[1, 2]), "catalogue.domains[0].codes: Entry 1: an object with"),
+    "a slug that climbs out of a folder": (domain(0, slug="../../pwn"), "catalogue.domains[0].slug: Enter a valid"),
+    "annotator number 0": (annotator(0, number=0),
+                           "catalogue.annotators[0].number: Ensure this value is greater than or equal to 1."),
+    "zero requests per minute": (annotator(1, requests_per_minute=0),
+                                 ("catalogue.annotators[1].requests_per_minute: Ensure this value is greater than "
+                                  "or equal to 1.")),
+    "a negative timeout": (annotator(2, timeout_seconds=-1),
+                           ("catalogue.annotators[2].timeout_seconds: Ensure this value is greater than or equal to "
+                            "0.1.")),
+    "a prompt without {text}": (domain(1, prompt_template="Label this post."),
+                                "catalogue.domains[1].prompt_template: The template must contain {text}."),
+    "10**30 tokens": (annotator(0, max_tokens=10**30),
+                      "catalogue.annotators[0].max_tokens: Ensure this value is less than or equal to 32768."),
+    "NaN": (annotator(0, temperature=float("nan")),
+            "catalogue.annotators[0].temperature: NaN is not a number JSON allows"),
+    "Infinity": (annotator(3, timeout_seconds=float("inf")),
+                 "catalogue.annotators[3].timeout_seconds: Infinity is not a number JSON allows"),
+    "a float that overflows to infinity": (annotator(0, builtin_malformed_rate=RAW),
+                                           ("catalogue.annotators[0].builtin_malformed_rate: 1e400 is not a number "
+                                            "JSON allows")),
+    "a boolean for a whole number": (annotator(0, max_retries=True),
+                                     ("catalogue.annotators[0].max_retries: expected a whole number, got true or "
+                                      "false")),
+    "a boolean for a float": (annotator(0, temperature=False),
+                              "catalogue.annotators[0].temperature: expected a number, got true or false"),
+    "text for a float": (annotator(0, temperature="hot"),
+                         "catalogue.annotators[0].temperature: expected a number, got text"),
+    "an object for text": (annotator(4, model={"$gt": ""}),
+                           "catalogue.annotators[4].model: expected text, got an object"),
+    "a list for the parse rules": (domain(0, parse_rules=["none_code"]),
+                                   "catalogue.domains[0].parse_rules: expected an object, got a list"),
+    "parse rules of another kind": (domain(0, parse_rules={"max_items": 5}),
+                                    ("catalogue.domains[0].parse_rules: 'max_items' is not a rule of a ordinal "
+                                     "domain")),
+    "an over-long model name": (annotator(0, model="m" * 5000),
+                                ("catalogue.annotators[0].model: Ensure this value has at most 200 characters "
+                                 "(it has 5000).")),
+    "a base URL of the cloud metadata service": (
+        annotator(0, backend="openai_compatible", base_url="http://169.254.169.254/latest/meta-data/"),
+        ("catalogue.annotators[0].base_url: http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a "
+         "link-local address")),
+    "SECRET_KEY as the key's variable": (annotator(0, api_key_env="SECRET_KEY"),
+                                         ("catalogue.annotators[0].api_key_env: give the NAME of an environment "
+                                          "variable that starts with LLM_KEY_")),
+    "an API key pasted as the model": (annotator(0, model="sk-proj-abcdefghijklmnop1234567890"),
+                                       "catalogue.annotators[0].model: This looks like an API key"),
+    "a control character in a title": (domain(2, title="Urgency\x1b[2J"),
+                                       "catalogue.domains[2].title: Control characters are not allowed here."),
+    "an unknown domain kind": (domain(0, kind="evil"), "catalogue.domains[0].kind: Value 'evil' is not a valid"),
+    "a negative position": (domain(0, position=-1),
+                            "catalogue.domains[0].position: Ensure this value is greater than or equal to 0."),
+    "a key smuggled in as an extra field": (annotator(0, api_key="sk-live-0000"),
+                                            "catalogue.annotators[0]: unknown field 'api_key'"),
+    "a worker of an unknown annotator": (lambda d: d["workers"][0].update(annotator=42),
+                                         "workers[0].annotator: no annotator 42 in the document or the console"),
+    "a worker of an unknown domain": (lambda d: d["workers"][3].update(domain="nope"),
+                                      "workers[3].domain: no domain 'nope' in the document or the console"),
+    "a text worker number": (lambda d: d["workers"][0].update(annotator="1"),
+                             "workers[0].annotator: expected a whole number, got text"),
+    "two annotators with one number": (repeat_first("annotators"),
+                                       ("catalogue.annotators[1]: number 1 is given twice (also "
+                                        "catalogue.annotators[0])")),
+    "two domains with one slug": (repeat_first("domains"),
+                                  "catalogue.domains[1]: slug 'urgency' is given twice (also catalogue.domains[0])"),
+    "two rows for one worker": (lambda d: d["workers"].append(dict(d["workers"][0])),
+                                "workers[30]: the worker (1, 'urgency') is given twice (also workers[0])"),
+    "nesting deeper than any export": (domain(0, parse_rules=nested(40)), "nested more than 32 levels deep"),
+    "an annotator number of 10**30": (annotator(0, number=10**30),
+                                      "catalogue.annotators[0].number: Ensure this value is less than or equal to 99."),
+    "a NUL character in a slug": (domain(0, slug="urgency\x00"), "catalogue.domains[0].slug: a NUL character"),
+    "a version given as true": (lambda d: d.update(version=True), "version: this console reads version 1"),
+    "a list instead of the catalogue": (lambda d: d.update(catalogue=[]),
+                                        "catalogue: expected an object with lists 'domains' and 'annotators'"),
+}
+
+
+@pytest.fixture
+def document(catalogue) -> dict:
+    # The export creates the worker rows, so it runs before the fingerprint is taken.
+    found = json.loads(export_state(actor="test", target="memory"))
+    assert [w for w in found["workers"] if (w["annotator"], w["domain"]) == (1, "urgency")] == [found["workers"][0]]
+    return found
+
+
+def hostile_text(document: dict, change) -> str:
+    change(document)
+    return json.dumps(document).replace(f'"{RAW}"', "1e400")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_it_refuses_a_hostile_state_document(document, unchanged, case):
+    change, message = CASES[case]
+
+    with pytest.raises(StateError) as refused:
+        import_state(hostile_text(document, change), source="hostile.json", actor="test")
+
+    assert message in str(refused.value) and "nothing was changed" in str(refused.value)
+    unchanged()
+    assert_failed_audit(Action.IMPORT_STATE, mentioning=message)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("{" * 3, "hostile.json: not JSON", id="broken JSON"),
+    pytest.param("[" * 100_000 + "]" * 100_000, "hostile.json: not JSON (nested too deeply)", id="100000 levels"),
+    pytest.param('["annotation-fleet-state"]', "the document is not a JSON object", id="a list"),
+])
+def test_it_refuses_text_that_is_not_a_state_document(catalogue, unchanged, text, message):
+    with pytest.raises(StateError) as refused:
+        import_state(text, source="hostile.json", actor="test")
+
+    assert message in str(refused.value)
+    unchanged()
+    assert_failed_audit(Action.IMPORT_STATE, mentioning=message)
+
+
+def test_it_refuses_a_6_mb_document_before_parsing_it(document, unchanged):
+    document["padding"] = "x" * (6 * 1024 * 1024)
+
+    with pytest.raises(StateError, match="hostile.json: larger than the limit of 5,242,880 bytes"):
+        import_state(json.dumps(document), source="hostile.json", actor="test")
+
+    unchanged()
+    assert_failed_audit(Action.IMPORT_STATE, mentioning="larger than the limit of 5,242,880 bytes")
+
+
+def test_it_names_every_problem_of_a_document_at_once(document, unchanged):
+    annotator(1, requests_per_minute=0)(document)
+    annotator(2, timeout_seconds=-1)(document)
+    domain(1, prompt_template="no field")(document)
+
+    with pytest.raises(StateError) as refused:
+        import_state(json.dumps(document), source="hostile.json", actor="test")
+
+    assert [line for line in str(refused.value).splitlines() if line.startswith("  - ")] == [
+        "  - catalogue.domains[1].prompt_template: The template must contain {text}.",
+        "  - catalogue.annotators[1].requests_per_minute: Ensure this value is greater than or equal to 1.",
+        "  - catalogue.annotators[2].timeout_seconds: Ensure this value is greater than or equal to 0.1.",
+    ]
+    unchanged()
+
+
+def test_a_refused_dry_run_writes_no_audit_row(document, unchanged):
+    with pytest.raises(StateError, match=r"catalogue.annotators\[0\].backend"):
+        import_state(hostile_text(document, annotator(0, backend="evil")), source="hostile.json", actor="test",
+                     dry_run=True)
+
+    unchanged()
+    assert not AuditLog.objects.filter(action=Action.IMPORT_STATE).exists()

@@ -71,20 +71,35 @@ def prepare_database() -> str:
     return login
 
 
-def start_children(port: int) -> list[tuple[str, subprocess.Popen]]:
-    python = sys.executable
-    web = subprocess.Popen(
-        [python, "-m", "gunicorn", "annotation_site.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "--access-logfile", "-", "--log-level", "warning"],
-        cwd=BASE_DIR,
-    )
-    agent = subprocess.Popen([python, "manage.py", "fleet_agent"], cwd=BASE_DIR)
+def admin_login_hint() -> str:
+    from workers_app.admin_login import admin_login_hint
+
+    return admin_login_hint()
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    # Its own process group: a stop reaches the whole tree (gunicorn's workers, a worker's threads), and
+    # Ctrl-C in the terminal reaches only this launcher, which stops everything in order.
+    return subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)
+
+
+def start_web(port: int) -> subprocess.Popen:
+    return _start([sys.executable, "-m", "gunicorn", "annotation_site.wsgi", "--bind", f"127.0.0.1:{port}",
+                   "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning"])
+
+
+def start_agent() -> subprocess.Popen:
+    return _start([sys.executable, "manage.py", "fleet_agent"])
+
+
+def start_control_worker() -> subprocess.Popen:
     # Beat sends the periodic health, metrics and integrity tasks; a small worker on the control queue runs them.
-    control = subprocess.Popen([python, "-m", "celery", "-A", "annotation_site", "worker", "-Q", "control", "-n",
-                                "control@%h", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip",
-                                "-l", "WARNING"], cwd=BASE_DIR)
-    beat = subprocess.Popen([python, "-m", "celery", "-A", "annotation_site", "beat", "-l", "WARNING"], cwd=BASE_DIR)
-    return [("web server", web), ("fleet agent", agent), ("control worker", control), ("beat", beat)]
+    return _start([sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", "control", "-n",
+                   "control@%h", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip", "-l", "WARNING"])
+
+
+def start_beat() -> subprocess.Popen:
+    return _start([sys.executable, "-m", "celery", "-A", "annotation_site", "beat", "-l", "WARNING"])
 
 
 def launch_fleet() -> None:
@@ -110,22 +125,54 @@ def start_local_llm() -> subprocess.Popen:
     return start_server(port, Path(os.environ["DATA_DIR"]) / "local-llm.log")
 
 
-RESTARTABLE = {"local model server": start_local_llm}
+STOP_GRACE_SECONDS = 30
 
 
-def stop_children(children: list[tuple[str, subprocess.Popen]], redis_service: RedisService) -> None:
-    for name, process in reversed(children):
+def stop_children(children: dict[str, subprocess.Popen], redis_service: RedisService) -> None:
+    """SIGTERM to each child's process group, newest first; SIGKILL to the groups still there after the grace."""
+    for name, process in reversed(children.items()):
         if process.poll() is None:
             say(f"stopping the {name} …")
-            process.terminate()
-    for _, process in children:
+            _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for name, process in children.items():
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            say(f"the {name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
+        _signal_group(process, signal.SIGKILL)  # whatever of its tree is left, e.g. an orphaned gunicorn worker
+        process.wait()
     if redis_service.private:
         say("stopping the private Redis …")
         redis_service.stop()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+# Exits that a restart cannot mend.
+FINAL_EXITS = {("fleet agent", 3): "another fleet agent runs for this host (a second ./run.sh on the same data?)"}
+
+
+class ChildCannotRun(RuntimeError):
+    pass
+
+
+def watch(children: dict[str, subprocess.Popen], starters: dict, should_stop) -> None:
+    """Restart any child that exits (the agent after a crash, the model server), until asked to stop."""
+    while not should_stop():
+        for name, process in list(children.items()):
+            if process.poll() is None or should_stop():
+                continue
+            if (name, process.returncode) in FINAL_EXITS:
+                raise ChildCannotRun(f"the {name} exited: {FINAL_EXITS[name, process.returncode]}")
+            say(f"the {name} exited with status {process.returncode}; restarting it")
+            children[name] = starters[name]()
+        time.sleep(0.5)
 
 
 def main() -> int:
@@ -153,32 +200,29 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    children: list[tuple[str, subprocess.Popen]] = []
+    children: dict[str, subprocess.Popen] = {}
     try:
-        login = prepare_database()
+        say(prepare_database())
         port = choose_port()
+        starters = {"web server": lambda: start_web(port), "fleet agent": start_agent,
+                    "control worker": start_control_worker, "beat": start_beat}
         if options.local_llm or os.environ.get("LOCAL_LLM") == "1":
-            children.append(("local model server", start_local_llm()))
-        children += start_children(port)
+            starters = {"local model server": start_local_llm, **starters}
+        for name, start in starters.items():
+            children[name] = start()
         launch_fleet()
         say("")
         say(f"The console is at http://127.0.0.1:{port}/admin/")
-        say(login)
+        say(admin_login_hint())
         say("Press Ctrl-C to stop everything.")
-        while not stopping:
-            for index, (name, process) in enumerate(children):
-                if process.poll() is None:
-                    continue
-                if name in RESTARTABLE:
-                    say(f"the {name} exited with status {process.returncode}; restarting it")
-                    children[index] = (name, RESTARTABLE[name]())
-                else:
-                    say(f"the {name} exited with status {process.returncode}; stopping")
-                    stopping = True
-            time.sleep(0.5)
+        watch(children, starters, lambda: stopping)
+    except Exception as exc:  # noqa: BLE001  one clear line, not a traceback: the logs have the detail
+        say(f"error: {exc}" if isinstance(exc, ChildCannotRun) else f"error: {exc.__class__.__name__}: {exc}")
+        say(f"details: the output above and {data_dir / 'logs'}; stopping everything")
+        return 1
     finally:
         stop_children(children, redis_service)
-    say("stopped.")
+        say("stopped.")
     return 0
 
 

@@ -4,6 +4,7 @@ model, used in completion mode). Imports no Django, so the launcher can use it b
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -43,10 +44,12 @@ def model_path() -> Path:
 def start_server(port: int, log: Path) -> subprocess.Popen:
     """Start the server on loopback and return once it answers /v1/models."""
     handle = log.open("a")
+    # llama_cpp.server reads its settings from the environment too: the console's own PORT and HOST must not reach it.
+    environment = {name: value for name, value in os.environ.items() if name not in ("PORT", "HOST")}
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--host", "127.0.0.1", "--port",
          str(port), "--n_ctx", "4096", "--model_alias", MODEL_ALIAS],
-        stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

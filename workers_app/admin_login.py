@@ -1,26 +1,35 @@
-"""The first staff login: created once, with a password from ADMIN_PASSWORD or generated and shown once."""
+"""The first staff login: created once, with a password from ADMIN_PASSWORD or generated, shown at once and kept in
+DATA_DIR/admin_password (mode 600) so that a run that fails later never loses it."""
 
 from __future__ import annotations
 
 import os
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 
 
+def _username() -> str:
+    return os.environ.get("ADMIN_USERNAME", "admin")
+
+
+def _password_file():
+    return settings.DATA_DIR / "admin_password"
+
+
 def ensure_admin(*, actor: Actor) -> str:
     """Create the superuser if missing (or reset its password from ADMIN_PASSWORD); say how to log in."""
-    username = os.environ.get("ADMIN_USERNAME", "admin")
-    given = os.environ.get("ADMIN_PASSWORD")
+    username, given = _username(), os.environ.get("ADMIN_PASSWORD")
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user is not None and not given:
-        return (f"Log in as '{username}' with the password shown on the first run "
-                "(forgot it? run again with ADMIN_PASSWORD=... to set a new one).")
+        return admin_login_hint()
     password = given or secrets.token_urlsafe(12)
     with audited(Action.ENSURE_ADMIN, actor=actor, target=username,
                  parameters={"password_from_env": bool(given)}) as entry:
@@ -31,5 +40,15 @@ def ensure_admin(*, actor: Actor) -> str:
             user.set_password(password)
             user.save(update_fields=["password"])
             entry.detail = {"password_reset": True}
-    shown = "(from ADMIN_PASSWORD)" if given else f"password: {password}   <- shown once; keep it"
-    return f"Log in as '{username}'  {shown}"
+    if given:
+        _password_file().unlink(missing_ok=True)
+        return f"Log in as '{username}' (password from ADMIN_PASSWORD)"
+    atomic_write(_password_file(), lambda temp: temp.write_text(password + "\n"))  # mkstemp files are mode 600
+    return f"Log in as '{username}', password: {password}   (kept in {_password_file()} until you delete it)"
+
+
+def admin_login_hint() -> str:
+    if _password_file().exists():
+        return f"Log in as '{_username()}' with the password in {_password_file()} (mode 600)"
+    return (f"Log in as '{_username()}' with your password (forgot it? run again with ADMIN_PASSWORD=... to set a "
+            "new one)")

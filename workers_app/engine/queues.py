@@ -143,20 +143,42 @@ def progress(key: WorkerKey) -> dict[str, int]:
     return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}
 
 
-def purge_queue(key: WorkerKey) -> int:
-    """Drop every message of this worker's queue, waiting or delivered-but-unacknowledged; return how many."""
-    client = get_redis()
-    removed = client.llen(key.queue)
-    client.delete(key.queue)
-    # Kombu keeps unacknowledged messages in one hash for all queues: [payload, exchange, routing key].
-    stale = []
-    for tag, raw in client.hscan_iter("unacked"):
+def _unacked_tags(key: WorkerKey) -> list[str]:
+    """Delivery tags of this queue's messages that a consumer took and has not acknowledged.
+
+    Kombu keeps them in one hash for all queues: tag -> [payload, exchange, routing key]."""
+    tags = []
+    for tag, raw in get_redis().hscan_iter("unacked"):
         try:
             routing_key = json.loads(raw)[2]
         except (ValueError, IndexError, TypeError):
             continue
         if routing_key == key.queue:
-            stale.append(tag)
+            tags.append(tag)
+    return tags
+
+
+def requeue_unacked(key: WorkerKey) -> int:
+    """Put back at the head of the queue what its consumer held when it died; return how many messages.
+
+    Each queue has exactly one consumer, so once that process is gone its unacknowledged messages can come back at
+    once rather than after the broker's visibility timeout; a late second delivery finds the store and does nothing.
+    """
+    tags = _unacked_tags(key)
+    if tags:
+        with app.connection_for_write() as connection:
+            qos = connection.default_channel.qos
+            for tag in tags:
+                qos.restore_by_tag(tag)
+    return len(tags)
+
+
+def purge_queue(key: WorkerKey) -> int:
+    """Drop every message of this worker's queue, waiting or delivered-but-unacknowledged; return how many."""
+    client = get_redis()
+    removed = client.llen(key.queue)
+    client.delete(key.queue)
+    stale = _unacked_tags(key)
     if stale:
         client.hdel("unacked", *stale)
         client.zrem("unacked_index", *stale)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from audit.actions import Action
 from audit.services import audited
@@ -15,6 +19,8 @@ from workers_app.redis_client import get_redis
 
 from .keys import WorkerKey
 
+log = logging.getLogger(__name__)
+
 
 def store_outcome(key: WorkerKey, **fields) -> bool:
     """Insert the outcome; False when a redelivered copy of the task stored it first."""
@@ -22,18 +28,30 @@ def store_outcome(key: WorkerKey, **fields) -> bool:
         Outcome.objects.create(**fields)  # one INSERT in autocommit: atomic without a savepoint
     except IntegrityError:
         return False
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.hincrby(key.progress_key, fields["status"], 1)
-    pipe.hset(key.progress_key, "last_at", time.time())
-    pipe.lpush(key.recent_key, fields["status"])
-    pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
-    pipe.srem(key.queued_key, fields["sample"].pk)
-    pipe.execute()
+    with _cache_update(key):
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.hincrby(key.progress_key, fields["status"], 1)
+        pipe.hset(key.progress_key, "last_at", time.time())
+        pipe.lpush(key.recent_key, fields["status"])
+        pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
+        pipe.srem(key.queued_key, fields["sample"].pk)
+        pipe.execute()
     return True
 
 
 def forget_queued(key: WorkerKey, sample_id: int) -> None:
-    get_redis().srem(key.queued_key, sample_id)
+    with _cache_update(key):
+        get_redis().srem(key.queued_key, sample_id)
+
+
+@contextmanager
+def _cache_update(key: WorkerKey) -> Iterator[None]:
+    """Redis only caches what the store holds: an outage must not fail the task after its outcome is stored (the
+    rest of the message would be dropped with it). A sync rebuilds the counters from the store."""
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("%s: Redis counters not updated (%s); a checkpoint sync rebuilds them", key, exc)
 
 
 def log_malformed(**fields) -> None:

@@ -20,19 +20,24 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.db.models import Max
 from django.utils import timezone
+from redis.exceptions import LockNotOwnedError, RedisError
+from setproctitle import setproctitle
 
 from annotation_site.celery import app
-from workers_app.models import Worker
+from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
+from workers_app.models import Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
 from .rows import ensure_worker_rows, key_of
-from .transitions import force_observed
-from .worker_side import ENV_NAME, idle_queue
+from .transitions import force_observed, set_observed
+from .worker_side import ENV_NAME, heartbeat_key, idle_queue
 
 log = logging.getLogger(__name__)
 ACTOR = "system:agent"
 QUICK_FAILURE_SECONDS = 10
+DRIFT_CHECK_SECONDS = 2.0
 MAX_QUICK_FAILURES = 5
 PR_SET_PDEATHSIG = 1
 
@@ -98,6 +103,8 @@ class Agent:
         self.host = host
         self.children: dict[int, Child] = {}  # by Worker pk
         self.stopping = False
+        self.lost_lock = False
+        self.next_drift_check = 0.0
         preload()
 
     def run(self) -> int:
@@ -112,19 +119,52 @@ class Agent:
         try:
             self._run_holding(lock)
         finally:
-            lock.release()
-        return 0
+            try:
+                lock.release()
+            except (LockNotOwnedError, RedisError):
+                pass  # Redis lost it or is away: it expires by itself
+        return 3 if self.lost_lock else 0
 
     def _run_holding(self, lock) -> None:
+        # Forked workers would show this command line too; Celery retitles each as "[celeryd: <node>…]".
+        setproctitle(f"annotation fleet agent {self.host}")
         ensure_worker_rows(self.host)
         self._forget_previous_processes()
         log.info("fleet agent for host %s is running", self.host)
         while not self.stopping:
-            lock.reacquire()
+            self._keep(lock)
             self._reap()
             self._reconcile()
+            self._correct_drift()
             self._wait_for_news()
         self._stop_all()
+
+    def _keep(self, lock) -> None:
+        """Renew the host lock. Redis restarted empty or wiped takes the lock with it: take it again and rebuild
+        what Redis held from the store. While Redis is away, reaping and reconciling go on from the database."""
+        try:
+            lock.reacquire()
+        except LockNotOwnedError:
+            log.warning("the host lock of %s vanished (Redis restarted empty or wiped): taking it again", self.host)
+            if not lock.acquire(blocking=False):
+                log.error("another fleet agent took host %s meanwhile; this one stops its workers and exits",
+                          self.host)
+                self.lost_lock = self.stopping = True
+                return
+            self._rebuild_redis()
+        except RedisError as exc:
+            log.warning("Redis unreachable (%s); carrying on from the database", exc)
+
+    def _rebuild_redis(self) -> None:
+        """Counters and queued sets from the store; the queues of the workers meant to run refilled."""
+        rows = self._rows()
+        try:
+            sync_keys([key_of(w) for w in rows])
+            queued = populate_keys([key_of(w) for w in rows if w.desired_state == Worker.Desired.RUNNING])
+        except RedisError as exc:
+            log.warning("rebuilding Redis failed (%s); the next renewal tries again", exc)
+            return
+        log.info("Redis rebuilt from the store; requeued %d sample(s)", sum(queued.values()))
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
@@ -200,6 +240,44 @@ class Agent:
         elif worker.generation > child.generation:
             self._signal_stop(worker, child, restart=True)
 
+    def _correct_drift(self) -> None:
+        """What each worker says in its heartbeat against what staff want: a worker told to stop consuming behind
+        the product's back (`celery control cancel_consumer`, Flower), or one that lost its consumer in a Redis
+        reconnect, is set right and the correction is a WorkerEvent."""
+        now = time.monotonic()
+        if now < self.next_drift_check:
+            return
+        self.next_drift_check = now + DRIFT_CHECK_SECONDS
+        rows = [w for w in self._rows() if w.pk in self.children and self.children[w.pk].stop_sent is None
+                and w.observed_state in (Worker.Observed.RUNNING, Worker.Observed.PAUSED)]
+        try:
+            pipe = get_redis().pipeline(transaction=False)
+            for worker in rows:
+                pipe.hmget(heartbeat_key(key_of(worker)), "consuming", "at")
+            beats = pipe.execute()
+        except RedisError:
+            return  # no heartbeats to judge by while Redis is away
+        # Only a heartbeat taken after the worker's last change of state can contradict that state.
+        changed = dict(WorkerEvent.objects.filter(worker__in=rows).values_list("worker").annotate(last=Max("at")))
+        for worker, (consuming, at) in zip(rows, beats, strict=True):
+            since = changed.get(worker.pk) or worker.started_at
+            fresh = at is not None and since is not None and float(at) > since.timestamp() + 1
+            wanted = worker.desired_state == Worker.Desired.RUNNING
+            if fresh and consuming is not None and bool(int(consuming)) != wanted:
+                self._set_right(worker, wanted)
+
+    @staticmethod
+    def _set_right(worker: Worker, consume: bool) -> None:
+        command, state = ("fleet_resume", Worker.Observed.RUNNING) if consume else ("fleet_pause",
+                                                                                   Worker.Observed.PAUSED)
+        app.control.broadcast(command, destination=[worker.node_name], reply=False)
+        reason = (f"drift: desired {worker.desired_state} but {'not ' if consume else ''}consuming -> corrected")
+        log.warning("%s %s", worker.name, reason)
+        if worker.observed_state != state:
+            set_observed(worker, state, reason=reason, actor=ACTOR)
+        else:  # no change of state, so no transition event: record the correction itself
+            worker.events.create(from_state=state, to_state=state, reason=reason, actor=ACTOR)
+
     def _may_start(self, worker: Worker) -> bool:
         if worker.observed_state == Worker.Observed.FATAL:
             return False  # until staff launch it again
@@ -228,6 +306,7 @@ class Agent:
                                  os.waitstatus_to_exitcode(status))
 
     def _exited(self, worker: Worker, child: Child, code: int) -> None:
+        self._requeue_held(worker)
         ran = time.monotonic() - child.started
         if child.restart:
             force_observed(worker, Worker.Observed.EXITED, reason="restarting", actor=ACTOR, pid=None,
@@ -249,6 +328,16 @@ class Agent:
         else:
             force_observed(worker, Worker.Observed.BACKOFF, reason=reason, actor=ACTOR, pid=None,
                            quick_failures=worker.quick_failures + 1, restarts=worker.restarts + 1, last_error=reason)
+
+    @staticmethod
+    def _requeue_held(worker: Worker) -> None:
+        try:
+            count = requeue_unacked(key_of(worker))
+        except RedisError as exc:
+            log.warning("%s: could not requeue what it held (%s); the broker returns it later", worker.name, exc)
+            return
+        if count:
+            log.info("%s: requeued %d message(s) it held when it exited", worker.name, count)
 
     def _stop_all(self) -> None:
         log.info("stopping %d worker(s)", len(self.children))

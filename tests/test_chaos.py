@@ -1,0 +1,52 @@
+"""A short chaos run: workers SIGKILLed every few seconds, Redis away and back empty once, wiped once. Every
+(sample, worker) is stored exactly once and every workbook holds each sample once. (bench/chaos.py is the full run
+on the 1,871 real posts.)"""
+
+from __future__ import annotations
+
+import time
+
+import openpyxl
+import pytest
+from django.conf import settings
+from django.db.models import Count
+
+from tests.chaos import Chaos
+from tests.conftest import make_samples
+from tests.test_fleet import agent, wait_until  # noqa: F401  (agent is a fixture)
+from workers_app.engine.flush import flush_workbook
+from workers_app.fleet.rows import key_of, select_workers
+from workers_app.fleet.services import launch_workers
+from workers_app.models import Annotator, Outcome, Sample, Worker
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+SAMPLES = 300
+
+
+def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_once(agent):  # noqa: F811
+    # 0.2 s a sample, 20 samples a message, 4 threads: about 15 s of work per worker, so every fault lands mid-run.
+    Annotator.objects.update(builtin_latency_ms=200)
+    rows = [w for w in select_workers() if w.annotator.number <= 2 and w.domain.slug in ("urgency", "intensity",
+                                                                                          "modality")]
+    make_samples(SAMPLES, vary=True)
+    assert all(r.ok for r in launch_workers(rows, actor="test"))
+    chaos = Chaos(settings.REDIS_URL, lambda: list(Worker.objects.filter(pk__in=[r.pk for r in rows])
+                                                   .values_list("pid", flat=True)),
+                  kill_every=3, outage_at=3, outage_seconds=2, wipe_at=8)
+    chaos.start()
+    try:
+        wait_until(lambda: Outcome.objects.count() == SAMPLES * len(rows), timeout=150,
+                   what=f"{SAMPLES * len(rows)} outcomes under chaos")
+    finally:
+        chaos.stop.set()
+        chaos.join()
+    assert chaos.kills >= 3 and len(chaos.events) == 2, (chaos.kills, chaos.events)  # all during the run
+    counts = Outcome.objects.values("sample_id", "annotator_id", "domain_id").annotate(n=Count("id"))
+    assert len(counts) == SAMPLES * len(rows) and {c["n"] for c in counts} == {1}
+    wanted = set(Sample.objects.values_list("external_id", flat=True))
+    time.sleep(1)  # a restarted worker's start-up flush may still be writing
+    for row in rows:
+        flush_workbook(key_of(row))
+        sheet = openpyxl.load_workbook(key_of(row).workbook, read_only=True).active
+        ids = [values[0] for values in sheet.iter_rows(min_row=2, values_only=True)]
+        assert len(ids) == SAMPLES and set(ids) == wanted, row.name

@@ -1,0 +1,84 @@
+"""The fleet rides out what real operations throw at it: a killed worker, a wiped Redis. Real agent, real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from django.db.models import Count
+
+from annotation_site.celery import app
+from tests.conftest import make_samples
+from tests.test_fleet import agent, stored, wait_until, worker  # noqa: F401  (agent is a fixture)
+from workers_app.engine.queues import populate_queues
+from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
+from workers_app.models import Outcome, Worker
+from workers_app.redis_client import get_redis
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _each_once(number: int, total: int) -> None:
+    counts = Outcome.objects.filter(annotator__number=number).values("sample_id").annotate(n=Count("id"))
+    assert len(counts) == total and {c["n"] for c in counts} == {1}
+
+
+def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_again(agent):  # noqa: F811
+    row = worker(4, "urgency")
+    launch_worker(row, actor="test")
+    make_samples(300)
+    populate_queues(4, "urgency")
+    wait_until(lambda: stored(4, "urgency") >= 60, what="work to start")
+    os.kill(Worker.objects.get(pk=row.pk).pid, signal.SIGKILL)
+    # Without the requeue the held messages would wait for the broker's visibility timeout (over 15 minutes).
+    wait_until(lambda: stored(4, "urgency") == 300, timeout=60, what="all 300 outcomes after the kill")
+    _each_once(4, 300)
+    assert "requeued" in agent.log.read_text()
+
+
+def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(agent):  # noqa: F811
+    row = worker(2, "intensity")
+    launch_worker(row, actor="test")
+    make_samples(300)
+    populate_queues(2, "intensity")
+    wait_until(lambda: stored(2, "intensity") >= 60, what="work to start")
+    get_redis().flushdb()
+    wait_until(lambda: stored(2, "intensity") == 300, timeout=90, what="all 300 outcomes after the wipe")
+    _each_once(2, 300)
+    assert agent.process.poll() is None, "the agent must survive the wipe"
+    assert "taking it again" in agent.log.read_text()
+
+
+def test_ps_names_each_worker_and_the_agent(agent):  # noqa: F811
+    row = worker(1, "modality")
+    launch_worker(row, actor="test")
+    row.refresh_from_db()
+    assert f"[celeryd: {row.node_name}" in " ".join(psutil.Process(row.pid).cmdline())
+    assert " ".join(psutil.Process(agent.process.pid).cmdline()).startswith("annotation fleet agent ")
+
+
+def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_seconds(agent):  # noqa: F811
+    row = worker(5, "adjunct")
+    launch_worker(row, actor="test")
+    row.refresh_from_db()
+    app.control.cancel_consumer(row.name, destination=[row.node_name], reply=True, timeout=2)
+    make_samples(100)
+    populate_queues(5, "adjunct")
+    wait_until(lambda: stored(5, "adjunct") == 100, timeout=10 + 5, what="the drift corrected and the queue drained")
+    assert row.events.filter(reason__startswith="drift: desired running but not consuming").exists()
+
+
+def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(agent):  # noqa: F811
+    row = worker(3, "modality")
+    launch_worker(row, actor="test")
+    for _ in range(3):
+        pause_worker(row, actor="test")
+        time.sleep(1.5)
+        resume_worker(row, actor="test")
+        time.sleep(1.5)
+    time.sleep(3)
+    assert not row.events.filter(reason__startswith="drift").exists()
+    assert Worker.objects.get(pk=row.pk).observed_state == "running"

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
 from .env import PROBLEMS, Problem, env_bool, env_int, env_list, env_str
+from .files import atomic_write
+
+# Everything this product writes under DATA_DIR (database, workbooks, archives, logs, keys) is for its own user.
+os.umask(0o077)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Posts, keys and the audit log live here: other users of the machine get no way in, whatever older files' modes.
+DATA_DIR.chmod(0o700)
 ANNOTATIONS_DIR = DATA_DIR / "annotations"
 ARCHIVES_DIR = DATA_DIR / "archives"
 AUDIT_LOG_FILE = DATA_DIR / "admin_audit.log"
@@ -21,15 +29,19 @@ DEMO_CORPUS = BASE_DIR / "data" / "demo" / "demo_posts.csv"
 
 
 def _secret_key() -> str:
-    """Use SECRET_KEY, else one generated once and kept (mode 600) in DATA_DIR."""
+    """Use SECRET_KEY, else one generated once and kept (mode 600, written atomically) in DATA_DIR."""
     given = env_str("SECRET_KEY", "")
     if given:
         return given
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+        atomic_write(path, lambda temp: temp.write_text(secrets.token_urlsafe(50)))  # mkstemp files are 0600
+    key = path.read_text().strip()
+    if len(key) < 32:
+        PROBLEMS.append(Problem("SECRET_KEY", str(path), "the secret key file is empty or too short; delete it to "
+                                "have a new one made (logged-in sessions end)"))
+        return secrets.token_urlsafe(50)  # this process only: `check` and every start report the problem
+    return key
 
 
 SECRET_KEY = _secret_key()
@@ -76,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "django_celery_beat",
+    "axes",
     "annotation_site",
     "audit",
     "admin_ops",
@@ -89,9 +102,22 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditRefusals",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): 5 wrong passwords for one username from one address lock it for 15 minutes.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "annotation_site.urls"
 WSGI_APPLICATION = "annotation_site.wsgi.application"
@@ -161,7 +187,7 @@ MAX_SAMPLE_CHARS = 100_000
 
 # Fleet: one agent per host starts and stops that host's workers.
 FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
-HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 10, minimum=1)
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 5, minimum=1)
 FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
 FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)
 
@@ -185,3 +211,14 @@ LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 8081, minimum=1, maximum=65535)
 LOCAL_LLM_URL = env_str("LOCAL_LLM_URL", f"http://127.0.0.1:{LOCAL_LLM_PORT}/v1")
 ARCHIVE_KEEP = env_int("ARCHIVE_KEEP", 7, minimum=1)
 FLEET_AGENT_LOCK_SECONDS = env_int("FLEET_AGENT_LOCK_SECONDS", 30, minimum=1)
+
+# Security (README, "Security"). Private, loopback and link-local addresses are refused for every URL staff can
+# set, except those named here (hosts, IPs or CIDR networks; env only) and the local model server.
+OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [])
+LLM_MAX_RESPONSE_BYTES = env_int("LLM_MAX_RESPONSE_BYTES", 256 * 1024, minimum=1024)
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 100, minimum=1) * 1024 * 1024
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000, minimum=1)
+ARCHIVE_MAX_MEMBER_BYTES = env_int("ARCHIVE_MAX_MEMBER_MB", 1024, minimum=1) * 1024 * 1024
+# Encrypts API keys stored in the database: comma-separated Fernet keys, the first encrypts; unset: a key kept in
+# DATA_DIR/field_encryption_key (mode 600), made on first use.
+FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [])

@@ -8,11 +8,15 @@ from django.db import models
 class Action(models.TextChoices):
     # catalogue, corpus and accounts
     SEED_DEFAULTS = "seed_defaults"
+    SEED_ROLES = "seed_roles"
     IMPORT_CORPUS = "import_corpus"
     ENSURE_ADMIN = "ensure_admin"
     USE_LOCAL_GEMMA = "use_local_gemma"
     BACKEND_ERROR = "backend_error"
     CLEAR_BACKEND_ERROR = "clear_backend_error"
+    SET_API_KEY = "set_api_key"
+    CLEAR_API_KEY = "clear_api_key"
+    REENCRYPT_API_KEYS = "reencrypt_api_keys"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"
@@ -34,3 +38,13 @@ class Action(models.TextChoices):
     ADMIN_ADD = "admin_add"
     ADMIN_CHANGE = "admin_change"
     ADMIN_DELETE = "admin_delete"
+    # accounts, permissions and schedules
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    USER_CHANGE = "user_change"
+    GROUP_CHANGE = "group_change"
+    PERMISSION_CHANGE = "permission_change"
+    SCHEDULE_CHANGE = "schedule_change"
+    # a request the site answered with 403
+    REFUSED = "refused"

@@ -6,27 +6,38 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .actions import Action
+from .request_context import client_address
 from .services import audited
 
+__all__ = ["AuditedModelAdmin", "ReadOnlyAdmin", "client_address"]
 
-def client_address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+EDIT_ACTIONS = {"add": Action.ADMIN_ADD, "change": Action.ADMIN_CHANGE, "delete": Action.ADMIN_DELETE}
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
-    """Every add, change and delete made in the admin becomes an audit row, in the same transaction."""
+    """Every add, change and delete made in the admin becomes an audit row, in the same transaction.
 
-    def _audited(self, request: HttpRequest, action: Action, obj, parameters: dict):
-        return audited(action, actor=request.user, target=f"{self.model._meta.model_name} {obj}",
-                       parameters=parameters, client_address=client_address(request))
+    The row names the fields changed, never their values. ``audit_action`` gives a model one action for all three
+    edits (the row's ``edit`` parameter tells them apart); ``audit_parameters`` adds what else the row should name.
+    """
+
+    audit_action: Action | None = None
+
+    def audit_parameters(self, obj, fields: list[str]) -> dict:
+        return {"fields": fields}
+
+    def _audited(self, request: HttpRequest, edit: str, obj, fields: list[str]):
+        return audited(self.audit_action or EDIT_ACTIONS[edit], actor=request.user,
+                       target=f"{self.model._meta.model_name} {obj}",
+                       parameters={"edit": edit, **self.audit_parameters(obj, fields)},
+                       client_address=client_address(request))
 
     def save_model(self, request, obj, form, change):
-        action = Action.ADMIN_CHANGE if change else Action.ADMIN_ADD
-        with self._audited(request, action, obj, {"fields": form.changed_data}):
+        with self._audited(request, "change" if change else "add", obj, list(form.changed_data)):
             super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
-        with self._audited(request, Action.ADMIN_DELETE, obj, {}):
+        with self._audited(request, "delete", obj, []):
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):

@@ -6,7 +6,9 @@
 
 The audit rows commit with the work. If the work raises, the work rolls back and ``failed`` rows are written on
 their own, so failed attempts are visible too. ``targets`` gives one row per target (a bulk operation on many
-workers). Every committed row is mirrored as one JSON line to ``DATA_DIR/admin_audit.log``.
+workers). Every committed row is mirrored as one JSON line to ``DATA_DIR/admin_audit.log`` (a mirror that cannot be
+written never breaks the action: see audit.mirror). Events that are not our state changes (logins, refused
+requests) are recorded with ``record_event`` and ``record_refusal``.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class AuditEntry:
             self._write(AuditLog.Result.OK, {})
             self.written = True
 
-    def write_failed(self, exc: Exception) -> None:
-        extra = {"error": str(exc), **({"committed_before_the_error": True} if self.written else {})}
+    def write_failed(self, error: Exception | str) -> None:
+        extra = {"error": str(error), **({"committed_before_the_error": True} if self.written else {})}
         with transaction.atomic():
             self._write(AuditLog.Result.FAILED, extra)
 
@@ -86,3 +88,17 @@ def audited(
     except Exception as exc:
         entry.write_failed(exc)
         raise
+
+
+def record_event(action: Action, *, actor: Actor, target: str = "", parameters: dict | None = None,
+                 client_address: str | None = None) -> None:
+    """Something that happened outside our services (a login, a logout): one ``ok`` row."""
+    with audited(action, actor=actor, target=target, parameters=parameters, client_address=client_address):
+        pass
+
+
+def record_refusal(action: Action, *, actor: Actor, reason: str, target: str = "", parameters: dict | None = None,
+                   client_address: str | None = None) -> None:
+    """An attempt refused before any service ran (a wrong password, a missing permission): one ``failed`` row."""
+    entry = AuditEntry(action, actor=actor, targets=[target], parameters=parameters, client_address=client_address)
+    entry.write_failed(reason)

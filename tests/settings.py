@@ -33,3 +33,5 @@ def _cleanup() -> None:
 from annotation_site.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# The fake LLM and webhook servers of the suite listen on loopback; the hostile tests override this to [].
+OUTBOUND_ALLOW = ["127.0.0.0/8"]

@@ -1,10 +1,11 @@
-"""Moving the audit log from admin_ops to its own app keeps every row and the permissions granted on it."""
+"""Moving the audit log from admin_ops to its own app keeps every row and the permissions granted on it; its
+append-only triggers come and go with migration 0003."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 from audit.models import AuditLog
@@ -45,3 +46,20 @@ def test_the_move_keeps_every_audit_row_and_the_permissions_on_the_log():
     permission = Permission.objects.get(codename="view_auditlog")
     assert permission.content_type.app_label == "audit"
     assert list(Group.objects.get(name="auditors").permissions.all()) == [permission]
+
+
+def test_the_append_only_triggers_come_and_go_with_their_migration():
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    AuditLog.objects.create(actor="alice", action="import_corpus", result="ok")
+    try:
+        _migrate([("audit", "0002_own_table")])
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE audit_auditlog SET actor = 'bob'")
+        assert "audit_maintenance" not in connection.introspection.table_names()
+    finally:
+        _migrate(latest)
+
+    with pytest.raises(IntegrityError, match="the audit log is append-only"), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditlog SET actor = 'carol'")
+    assert list(AuditLog.objects.values_list("actor", flat=True)) == ["bob"]

@@ -35,3 +35,23 @@ def test_the_secret_key_is_generated_once_into_data_dir_and_kept_private(tmp_pat
     run_check(tmp_path)
     assert key_file.read_text() == first and len(first) >= 50
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_empty_secret_key_file_fails_the_checks_and_names_the_file(tmp_path):
+    (tmp_path / "secret_key").write_text("  \n")
+    result = run_check(tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "secret key file is empty or too short" in result.stderr and str(tmp_path / "secret_key") in result.stderr
+
+
+def test_data_dir_and_what_is_created_in_it_are_private_to_the_product_user(tmp_path):
+    tmp_path.chmod(0o755)
+    (tmp_path / "db.sqlite3").touch(mode=0o644)
+    result = run_check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings", "DATA_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=environment, check=True)
+    created = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "db.sqlite3"]
+    assert created and all(p.stat().st_mode & 0o077 == 0 for p in created), \
+        [(p.name, oct(p.stat().st_mode)) for p in created]

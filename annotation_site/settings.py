@@ -96,6 +96,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "annotation_site.request_limits.RequestSizeLimit",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -218,6 +219,8 @@ OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [])
 LLM_MAX_RESPONSE_BYTES = env_int("LLM_MAX_RESPONSE_BYTES", 256 * 1024, minimum=1024)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 100, minimum=1) * 1024 * 1024
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000, minimum=1)
+# The largest request body any page takes: an upload of IMPORT_MAX_BYTES and its form around it.
+MAX_REQUEST_BYTES = IMPORT_MAX_BYTES + 1024 * 1024
 ARCHIVE_MAX_MEMBER_BYTES = env_int("ARCHIVE_MAX_MEMBER_MB", 1024, minimum=1) * 1024 * 1024
 # Encrypts API keys stored in the database: comma-separated Fernet keys, the first encrypts; unset: a key kept in
 # DATA_DIR/field_encryption_key (mode 600), made on first use.

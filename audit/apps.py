@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.utils.module_loading import import_string
 
 
 class AuditConfig(AppConfig):
@@ -7,5 +6,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit"
 
     def ready(self) -> None:
-        # By dotted path: the receivers need the auth models, which are loaded only now.
-        import_string("audit.accounts.connect_receivers")()
+        # Imported here, Django's way: the receivers need the auth models, which are loaded only now.
+        from .accounts import connect_receivers
+
+        connect_receivers()

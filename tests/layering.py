@@ -18,15 +18,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("audit", "annotation_site", "workers_app", "admin_ops")
 
-# Entry points: admin pages, commands, Celery tasks and hooks, URL and web modules, the launcher, the ControlAPI.
+# Entry points and wiring: admin pages, commands, Celery tasks and hooks, URL and web modules, the launcher, the
+# ControlAPI, and each app's AppConfig (which connects receivers of any layer once Django is ready).
 ADAPTERS = re.compile(
-    r"^(\w+\.admin(_\w+)?(\..*)?|\w+\.management\..*|\w+\.tasks|annotation_site\.(urls|views|launcher|wsgi|asgi)"
-    r"|workers_app\.fleet\.api)$"
+    r"^(\w+\.admin(_\w+)?(\..*)?|\w+\.management\..*|\w+\.tasks|\w+\.apps"
+    r"|annotation_site\.(urls|views|launcher|wsgi|asgi)|workers_app\.fleet\.api)$"
 )
 LAYERS = [
     ("audit", ("audit",)),
     ("platform", ("annotation_site",)),
-    ("models", ("workers_app", "workers_app.models", "workers_app.apps", "workers_app.redis_client",
+    ("models", ("workers_app", "workers_app.models", "workers_app.redis_client",
                 "workers_app.excel")),
     ("engine", ("workers_app.engine", "workers_app.importing", "workers_app.catalogue_defaults",
                 "workers_app.beat_schedules", "workers_app.local_profile", "workers_app.admin_login")),

@@ -1,7 +1,4 @@
 from django.apps import AppConfig
-from django.utils.module_loading import import_string
-
-from audit.signals import mirror_failed
 
 
 class WorkersAppConfig(AppConfig):
@@ -9,6 +6,8 @@ class WorkersAppConfig(AppConfig):
     verbose_name = "Annotation"
 
     def ready(self) -> None:
-        # By dotted path: the receiver's module needs the models, which are loaded only now.
-        mirror_failed.connect(import_string("workers_app.monitoring.audit_alerts.open_mirror_alert"),
-                              dispatch_uid="workers_app.audit_mirror_alert")
+        # Imported here, Django's way: the receiver's module needs the models, which are loaded only now.
+        from audit.signals import mirror_failed
+        from workers_app.monitoring.audit_alerts import open_mirror_alert
+
+        mirror_failed.connect(open_mirror_alert, dispatch_uid="workers_app.audit_mirror_alert")

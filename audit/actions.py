@@ -48,3 +48,6 @@ class Action(models.TextChoices):
     SCHEDULE_CHANGE = "schedule_change"
     # a request the site answered with 403
     REFUSED = "refused"
+    # personal API tokens (api app)
+    CREATE_API_TOKEN = "create_api_token"
+    REVOKE_API_TOKEN = "revoke_api_token"

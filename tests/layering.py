@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("audit", "annotation_site", "workers_app", "admin_ops")
+PACKAGES = ("audit", "annotation_site", "workers_app", "admin_ops", "api")
 
 # Entry points and wiring: admin pages, commands, Celery tasks and hooks, URL and web modules, the launcher, the
 # ControlAPI, and each app's AppConfig (which connects receivers of any layer once Django is ready).
 ADAPTERS = re.compile(
     r"^(\w+\.admin(_\w+)?(\..*)?|\w+\.management\..*|\w+\.tasks|\w+\.apps"
-    r"|annotation_site\.(urls|views|launcher|wsgi|asgi)|workers_app\.fleet\.api)$"
+    r"|annotation_site\.(urls|views|launcher|wsgi|asgi)|workers_app\.fleet\.api|api(\..*)?)$"
 )
 LAYERS = [
     ("audit", ("audit",)),

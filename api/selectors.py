@@ -1,0 +1,86 @@
+"""Reads the API composes from the fleet's and monitoring's own reads: one pipelined Redis round trip and a few
+grouped queries for any number of workers, never a round trip per worker."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from workers_app.engine.keys import WorkerKey
+from workers_app.engine.queues import UnknownWorker
+from workers_app.fleet.rows import key_of, select_workers
+from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.models import Sample, Worker
+from workers_app.monitoring.checks import WorkerHealth, evaluate
+from workers_app.redis_client import get_redis
+
+WORKER_NAME = re.compile(r"annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}")
+
+
+def find_worker(name: str) -> Worker:
+    """The worker called ``name`` (annotator_N_domain); UnknownWorker if there is none."""
+    if not WORKER_NAME.fullmatch(name):
+        raise UnknownWorker(f"not a worker name: {name[:100]!r} (expected annotator_<n>_<domain>)")
+    key = WorkerKey.parse(name)
+    return select_workers(key.annotator, key.domain)[0]
+
+
+def live_status(workers: list[Worker]) -> dict[int, dict]:
+    """Heartbeat, progress counters and queue length of every worker, in one pipelined read."""
+    pipe = get_redis().pipeline(transaction=False)
+    for worker in workers:
+        key = key_of(worker)
+        pipe.hmget(heartbeat_key(key), "at", "rss", "consuming", "pid")
+        pipe.hmget(key.progress_key, "ok", "malformed")
+        pipe.llen(key.queue)
+    answers = iter(pipe.execute())
+    now = time.time()
+    found = {}
+    for worker in workers:
+        (at, rss, consuming, pid), (ok, malformed), queue = next(answers), next(answers), next(answers)
+        found[worker.pk] = {
+            "heartbeat_age": round(now - float(at), 1) if at else None, "consuming": consuming == "1",
+            "rss_bytes": int(rss) if rss else None, "pid": int(pid) if pid else worker.pid,
+            "ok": int(ok or 0), "malformed": int(malformed or 0), "queue": queue,
+        }
+    return found
+
+
+def _status(worker: Worker, live: dict, health: WorkerHealth) -> dict:
+    return {"worker": worker.name, "annotator": worker.annotator.number, "domain": worker.domain.slug,
+            "host": worker.host, "node": worker.node_name, "desired": worker.desired_state,
+            "observed": worker.observed_state, "restarts": worker.restarts, "last_error": worker.last_error,
+            "healthy": health.healthy, **live}
+
+
+def fleet_status(workers: list[Worker], *, with_checks: bool = False) -> list[dict]:
+    """Each worker's state, live readings and health; ``with_checks`` adds the five checks (the workbook check
+    opens each workbook, so only a worker's detail asks for it)."""
+    live = live_status(workers)
+    health = evaluate(workers, with_workbooks=with_checks)
+    rows = []
+    for worker, report in zip(workers, health, strict=True):
+        row = _status(worker, live[worker.pk], report)
+        if with_checks:
+            row["checks"] = report.as_dict()["checks"]
+        rows.append(row)
+    return rows
+
+
+def fleet_health(workers: list[Worker]) -> dict:
+    reports = evaluate(workers)
+    return {"healthy": all(r.healthy for r in reports), "workers": [r.as_dict() for r in reports]}
+
+
+def fleet_progress(workers: list[Worker]) -> dict:
+    samples = Sample.objects.count()
+    live = live_status(workers)
+    rows = []
+    for worker in workers:
+        done = live[worker.pk]["ok"] + live[worker.pk]["malformed"]
+        rows.append({"worker": worker.name, "ok": live[worker.pk]["ok"], "malformed": live[worker.pk]["malformed"],
+                     "done": done, "remaining": max(samples - done, 0),
+                     "percent": round(100 * done / samples, 1) if samples else 0.0})
+    done = sum(r["done"] for r in rows)
+    return {"samples": samples, "done": done, "expected": samples * len(rows),
+            "percent": round(100 * done / (samples * len(rows)), 1) if samples and rows else 0.0, "workers": rows}

@@ -1,0 +1,210 @@
+"""What the API takes and gives: input serializers validate, output serializers document the schema."""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from audit.models import AuditLog
+from workers_app.models import Alert, Outcome, Sample
+
+from .fields import StrictBooleanField, StrictCharField, StrictIntegerField
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="a stable code, e.g. unknown_worker, invalid_domain, busy")
+    detail = serializers.CharField(help_text="what was wrong, naming the field")
+
+
+# -- selections and actions
+
+
+class SelectionSerializer(serializers.Serializer):
+    """Exactly one way of choosing workers: one worker, an annotator and/or a domain, or all."""
+
+    worker = StrictCharField(required=False, max_length=100, help_text="annotator_N_domain")
+    annotator = StrictIntegerField(required=False, min_value=1, max_value=10_000)
+    domain = StrictCharField(required=False, max_length=50)
+    all = StrictBooleanField(required=False, help_text="true: every worker")
+
+    def validate(self, attrs: dict) -> dict:
+        kinds = [kind for kind, present in (("worker", "worker" in attrs),
+                                            ("annotator/domain", "annotator" in attrs or "domain" in attrs),
+                                            ("all", attrs.get("all") is True)) if present]
+        if "all" in attrs and attrs["all"] is not True:
+            raise serializers.ValidationError({"all": "give all: true, or leave it out"})
+        if len(kinds) != 1:
+            raise serializers.ValidationError(
+                "choose workers with exactly one of: worker, annotator and/or domain, all: true"
+                + (f" (got {' and '.join(kinds)})" if kinds else ""))
+        return attrs
+
+
+class ActionSerializer(SelectionSerializer):
+    force = StrictBooleanField(required=False, help_text="stop and restart: kill at once instead of a warm stop")
+    to_host = StrictCharField(required=False, max_length=100, validators=[RegexValidator(HOST_PATTERN)],
+                              help_text="move: the host whose agent will run the workers")
+
+
+class WorkerResultSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    ok = serializers.BooleanField()
+    state = serializers.CharField()
+    message = serializers.CharField()
+    detail = serializers.DictField()
+
+
+class ActionResultSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    ok = serializers.BooleanField(help_text="true when every worker's result is ok")
+    results = WorkerResultSerializer(many=True)
+
+
+class BusySerializer(ErrorSerializer):
+    results = WorkerResultSerializer(many=True)
+
+
+# -- fleet reads
+
+
+class WorkerFilterSerializer(serializers.Serializer):
+    annotator = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    domain = serializers.RegexField(NAME_PATTERN, required=False, max_length=50)
+
+
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    reason = serializers.CharField()
+
+
+class WorkerStatusSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    annotator = serializers.IntegerField()
+    domain = serializers.CharField()
+    host = serializers.CharField()
+    node = serializers.CharField()
+    desired = serializers.CharField()
+    observed = serializers.CharField()
+    restarts = serializers.IntegerField()
+    last_error = serializers.CharField(allow_blank=True)
+    healthy = serializers.BooleanField()
+    heartbeat_age = serializers.FloatField(allow_null=True, help_text="seconds since its last heartbeat")
+    consuming = serializers.BooleanField(help_text="its heartbeat says it takes work from its queue")
+    rss_bytes = serializers.IntegerField(allow_null=True)
+    pid = serializers.IntegerField(allow_null=True)
+    ok = serializers.IntegerField()
+    malformed = serializers.IntegerField()
+    queue = serializers.IntegerField(help_text="messages waiting in its queue")
+
+
+class WorkerDetailSerializer(WorkerStatusSerializer):
+    checks = CheckSerializer(many=True)
+
+
+class WorkerHealthSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    healthy = serializers.BooleanField()
+    observed = serializers.CharField()
+    heartbeat_age = serializers.FloatField(allow_null=True)
+    rss = serializers.IntegerField(allow_null=True)
+    queue = serializers.IntegerField()
+    error_rate = serializers.FloatField()
+    checks = CheckSerializer(many=True)
+
+
+class HealthSerializer(serializers.Serializer):
+    healthy = serializers.BooleanField()
+    workers = WorkerHealthSerializer(many=True)
+
+
+class QueueSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    messages = serializers.IntegerField()
+    samples_queued = serializers.IntegerField()
+
+
+class WorkerProgressSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    ok = serializers.IntegerField()
+    malformed = serializers.IntegerField()
+    done = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    percent = serializers.FloatField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    samples = serializers.IntegerField()
+    done = serializers.IntegerField()
+    expected = serializers.IntegerField(help_text="samples x workers")
+    percent = serializers.FloatField()
+    workers = WorkerProgressSerializer(many=True)
+
+
+# -- records
+
+
+class AlertFilterSerializer(serializers.Serializer):
+    open = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                    help_text="true: only open alerts; false: only resolved ones")
+    kind = serializers.RegexField(NAME_PATTERN, required=False, max_length=30)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    worker = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alert
+        fields = ["id", "key", "kind", "worker", "message", "opened_at", "resolved_at"]
+
+    def get_worker(self, alert: Alert) -> str | None:
+        return alert.worker.name if alert.worker else None
+
+
+class AuditFilterSerializer(serializers.Serializer):
+    action = serializers.RegexField(NAME_PATTERN, required=False, max_length=64)
+    actor = serializers.CharField(required=False, max_length=150)
+    target = serializers.CharField(required=False, max_length=255)
+    result = serializers.ChoiceField(AuditLog.Result.choices, required=False)
+    since = serializers.DateTimeField(required=False)
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditLog
+        fields = ["id", "at", "actor", "action", "target", "parameters", "result", "detail", "duration_ms",
+                  "client_address"]
+
+
+class SampleFilterSerializer(serializers.Serializer):
+    corpus = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    search = serializers.CharField(required=False, max_length=200, help_text="text or id contains")
+
+
+class SampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Sample
+        fields = ["id", "external_id", "corpus", "text"]
+
+
+class OutcomeFilterSerializer(serializers.Serializer):
+    annotator = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    domain = serializers.RegexField(NAME_PATTERN, required=False, max_length=50)
+    status = serializers.ChoiceField(Outcome.Status.choices, required=False)
+    sample = serializers.CharField(required=False, max_length=200, help_text="the sample's external id")
+    reason = serializers.RegexField(NAME_PATTERN, required=False, max_length=40)
+
+
+class OutcomeSerializer(serializers.ModelSerializer):
+    sample = serializers.CharField(source="sample.external_id")
+    annotator = serializers.IntegerField(source="annotator.number")
+    domain = serializers.CharField(source="domain.slug")
+
+    class Meta:
+        model = Outcome
+        fields = ["id", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
+                  "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "attempts",
+                  "created_at"]

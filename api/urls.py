@@ -1,0 +1,23 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+from .errors import not_found
+from .metrics import metrics
+
+urlpatterns = [
+    path("metrics", metrics, name="metrics"),
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/workers", views.WorkerList.as_view(), name="api-workers"),
+    path("api/v1/workers/actions/<str:action>", views.WorkerAction.as_view(), name="api-worker-action"),
+    path("api/v1/workers/<str:name>", views.WorkerDetail.as_view(), name="api-worker"),
+    path("api/v1/health", views.Health.as_view(), name="api-health"),
+    path("api/v1/queues", views.Queues.as_view(), name="api-queues"),
+    path("api/v1/progress", views.Progress.as_view(), name="api-progress"),
+    path("api/v1/alerts", views.AlertList.as_view(), name="api-alerts"),
+    path("api/v1/audit", views.AuditList.as_view(), name="api-audit"),
+    path("api/v1/samples", views.SampleList.as_view(), name="api-samples"),
+    path("api/v1/outcomes", views.OutcomeList.as_view(), name="api-outcomes"),
+    re_path(r"^api/", not_found),
+]

@@ -1,0 +1,245 @@
+"""The /api/v1 endpoints: each checks its permission, validates its input and calls one selector or service."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers as drf
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.models import AuditLog
+from workers_app.engine.queues import UnknownWorker
+from workers_app.fleet.rows import select_workers
+from workers_app.fleet.selectors import queue_stats
+from workers_app.fleet.services import OPERATIONS
+from workers_app.models import Alert, Outcome, Sample, Worker
+
+from . import serializers as s
+from .authentication import acting
+from .errors import ApiError
+from .pagination import CheckedPages
+from .selectors import find_worker, fleet_health, fleet_progress, fleet_status
+
+# Options an action takes from the body, besides the selection; every other action takes none.
+ACTION_OPTIONS = {"stop": ("force",), "restart": ("force",), "move": ("to_host",)}
+REQUIRED_OPTIONS = {"move": ("to_host",)}
+# The API answers at once; a client follows the workers' state with GET /workers.
+FIXED_OPTIONS = {name: {"wait": False} for name in ("launch", "stop", "restart", "move")}
+READ_ONLY_OPERATIONS = {"status"}
+
+
+def actions() -> list[str]:
+    return [name for name in OPERATIONS if name not in READ_ONLY_OPERATIONS]
+
+
+def require(request: Request, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"you need the '{permission}' permission")
+
+
+def checked(serializer_class: type[drf.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def unknown(exc: UnknownWorker) -> ApiError:
+    return ApiError(404, "unknown_worker", str(exc))
+
+
+ERRORS = {
+    401: OpenApiResponse(s.ErrorSerializer, description="no valid token or session"),
+    403: OpenApiResponse(s.ErrorSerializer, description="the permission named in detail is missing"),
+    422: OpenApiResponse(s.ErrorSerializer, description="a parameter or field is not valid; detail names it"),
+    429: OpenApiResponse(s.ErrorSerializer, description="this token's request budget is spent; see Retry-After"),
+}
+NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="no such worker, annotator or domain")}
+
+
+class WorkerList(APIView):
+    @extend_schema(operation_id="workers_list", parameters=[s.WorkerFilterSerializer],
+                   responses={200: s.WorkerStatusSerializer(many=True), **ERRORS, **NOT_FOUND},
+                   summary="Every worker (or those of an annotator / domain) with state, heartbeat and progress")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_worker")
+        scope = checked(s.WorkerFilterSerializer, request.query_params)
+        try:
+            workers = select_workers(scope.get("annotator"), scope.get("domain"))
+        except UnknownWorker as exc:
+            raise unknown(exc) from None
+        return Response(fleet_status(workers))
+
+
+class WorkerDetail(APIView):
+    @extend_schema(operation_id="workers_detail", responses={200: s.WorkerDetailSerializer, **ERRORS, **NOT_FOUND},
+                   parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, pattern=r"^annotator_\d+_\w+$",
+                                                description="annotator_N_domain")],
+                   summary="One worker with its heartbeat and its five health checks")
+    def get(self, request: Request, name: str) -> Response:
+        require(request, "workers_app.view_worker")
+        try:
+            worker = find_worker(name)
+        except UnknownWorker as exc:
+            raise unknown(exc) from None
+        return Response(fleet_status([worker], with_checks=True)[0])
+
+
+class WorkerAction(APIView):
+    @extend_schema(
+        operation_id="workers_action", request=s.ActionSerializer,
+        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=actions(),
+                                     description="the operation; each needs its own permission, "
+                                                 "workers_app.<action>_worker")],
+        responses={200: s.ActionResultSerializer, **ERRORS, **NOT_FOUND,
+                   409: OpenApiResponse(s.BusySerializer, description="another operation holds a worker")},
+        summary="Launch, pause, resume, stop, restart, flush or move one worker or a selection",
+        description="Body: the selection (`worker`, or `annotator` and/or `domain`, or `all: true`) and the "
+                    "action's options (`force` for stop and restart, `to_host` for move). Answers at once with one "
+                    "result per worker; follow their state with GET /api/v1/workers.")
+    def post(self, request: Request, action: str) -> Response:
+        if action not in actions():
+            raise ApiError(404, "unknown_action", f"no action '{action}'; the actions are {', '.join(actions())}")
+        require(request, f"workers_app.{action}_worker")
+        body = checked(s.ActionSerializer, request.data)
+        options = self._options(action, body)
+        workers = self._selected(body)
+        try:
+            results = OPERATIONS[action](workers, actor=acting(request), **options, **FIXED_OPTIONS.get(action, {}))
+        except ValueError as exc:  # an operation refusing an option's value (e.g. a host name) before any change
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        shown = [r.as_dict() for r in results]
+        busy = [r for r in results if not r.ok and "busy" in r.message]
+        if busy:
+            raise ApiError(409, "busy", "; ".join(r.message.removeprefix("failed: ") for r in busy), results=shown)
+        return Response({"action": action, "ok": all(r.ok for r in results), "results": shown})
+
+    @staticmethod
+    def _options(action: str, body: dict) -> dict:
+        allowed = ACTION_OPTIONS.get(action, ())
+        given = {name: body[name] for name in ("force", "to_host") if name in body}
+        for name in given:
+            if name not in allowed:
+                raise ApiError(422, f"invalid_{name}", f"{name}: {action} takes no option '{name}'")
+        for name in REQUIRED_OPTIONS.get(action, ()):
+            if name not in given:
+                raise ApiError(422, f"invalid_{name}", f"{name}: {action} needs '{name}'")
+        return given
+
+    @staticmethod
+    def _selected(body: dict) -> list[Worker]:
+        try:
+            if "worker" in body:
+                return [find_worker(body["worker"])]
+            return select_workers(body.get("annotator"), body.get("domain"))
+        except UnknownWorker as exc:
+            raise unknown(exc) from None
+
+
+class Health(APIView):
+    @extend_schema(operation_id="health", responses={200: s.HealthSerializer, **ERRORS},
+                   summary="The five health checks of every worker")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_worker")
+        return Response(fleet_health(select_workers()))
+
+
+class Queues(APIView):
+    @extend_schema(operation_id="queues", responses={200: s.QueueSerializer(many=True), **ERRORS},
+                   summary="Messages and samples waiting in each worker's queue")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_worker")
+        stats = queue_stats(select_workers())
+        return Response([{"worker": name, **counts} for name, counts in stats.items()])
+
+
+class Progress(APIView):
+    @extend_schema(operation_id="progress", responses={200: s.ProgressSerializer, **ERRORS},
+                   summary="Outcomes stored per worker against the samples in the corpus")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_worker")
+        return Response(fleet_progress(select_workers()))
+
+
+class FilteredList(ListAPIView):
+    """A paginated list of one model, filtered by a query serializer, behind one permission."""
+
+    pagination_class = CheckedPages
+    permission: str
+    filters: type[drf.Serializer]
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        require(request, self.permission)
+        self.scope = checked(self.filters, request.query_params)
+        return super().list(request, *args, **kwargs)
+
+
+def _listing(operation_id: str, filters: type[drf.Serializer], serializer: type[drf.Serializer], summary: str):
+    return extend_schema_view(get=extend_schema(operation_id=operation_id, parameters=[filters], summary=summary,
+                                                responses={200: serializer(many=True), **ERRORS}))
+
+
+@_listing("alerts_list", s.AlertFilterSerializer, s.AlertSerializer, "Alerts, newest first (open=true: the open ones)")
+class AlertList(FilteredList):
+    serializer_class = s.AlertSerializer
+    permission = "workers_app.view_alert"
+    filters = s.AlertFilterSerializer
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        rows = Alert.objects.select_related("worker__annotator", "worker__domain")
+        if self.scope.get("open") is not None:
+            rows = rows.filter(resolved_at__isnull=self.scope["open"])
+        if "kind" in self.scope:
+            rows = rows.filter(kind=self.scope["kind"])
+        return rows.order_by("-opened_at", "-id")
+
+
+@_listing("audit_list", s.AuditFilterSerializer, s.AuditLogSerializer, "The audit log, newest first")
+class AuditList(FilteredList):
+    serializer_class = s.AuditLogSerializer
+    permission = "audit.view_auditlog"
+    filters = s.AuditFilterSerializer
+
+    def get_queryset(self) -> QuerySet[AuditLog]:
+        rows = AuditLog.objects.all()
+        for name in ("action", "result"):
+            if name in self.scope:
+                rows = rows.filter(**{name: self.scope[name]})
+        for name in ("actor", "target"):
+            if name in self.scope:
+                rows = rows.filter(**{f"{name}__icontains": self.scope[name]})
+        if "since" in self.scope:
+            rows = rows.filter(at__gte=self.scope["since"])
+        return rows.order_by("-at", "-id")
+
+
+@_listing("samples_list", s.SampleFilterSerializer, s.SampleSerializer, "Samples of the corpus")
+class SampleList(FilteredList):
+    serializer_class = s.SampleSerializer
+    permission = "workers_app.view_sample"
+    filters = s.SampleFilterSerializer
+
+    def get_queryset(self) -> QuerySet[Sample]:
+        rows = Sample.objects.all()
+        if "corpus" in self.scope:
+            rows = rows.filter(corpus_id=self.scope["corpus"])
+        if "search" in self.scope:
+            rows = rows.filter(text__icontains=self.scope["search"]) | rows.filter(
+                external_id__icontains=self.scope["search"])
+        return rows.order_by("id")
+
+
+@_listing("outcomes_list", s.OutcomeFilterSerializer, s.OutcomeSerializer, "Stored outcomes, filtered like the annotation browser")
+class OutcomeList(FilteredList):
+    serializer_class = s.OutcomeSerializer
+    permission = "workers_app.view_sample"
+    filters = s.OutcomeFilterSerializer
+
+    def get_queryset(self) -> QuerySet[Outcome]:
+        rows = Outcome.objects.select_related("sample", "annotator", "domain")
+        lookups = {"annotator": "annotator__number", "domain": "domain__slug", "status": "status",
+                   "sample": "sample__external_id", "reason": "reason"}
+        return rows.filter(**{lookups[k]: v for k, v in self.scope.items() if k in lookups}).order_by("id")

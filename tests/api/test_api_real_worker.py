@@ -1,0 +1,54 @@
+"""The API against a real fleet agent and a real Celery worker process: what Celery itself then reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation_site.celery import app
+from tests.api.conftest import TokenClient, make_token
+from tests.test_fleet import wait_until
+from tests.worker_processes import AgentProcess
+from workers_app.models import Annotator, Worker
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+NAME = "annotator_1_urgency"
+
+
+@pytest.fixture
+def agent(roles):
+    Annotator.objects.update(builtin_latency_ms=20)
+    process = AgentProcess()
+    yield process
+    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+    process.stop()
+
+
+def consumed_queues(node: str) -> set[str]:
+    """The queues Celery's own inspect says the node consumes."""
+    replies = app.control.inspect(destination=[node], timeout=2).active_queues() or {}
+    return {queue["name"] for queue in replies.get(node, [])}
+
+
+def row() -> Worker:
+    return Worker.objects.select_related("annotator", "domain").get(annotator__number=1, domain__slug="urgency")
+
+
+def test_pause_through_the_api_stops_the_worker_consuming_as_celery_inspect_shows(agent, roles):
+    operator = TokenClient(make_token(roles["operator"], "ops"))
+    assert operator.post_json("/api/v1/workers/actions/launch", {"worker": NAME}).status_code == 200
+    node = row().node_name
+    wait_until(lambda: NAME in consumed_queues(node), timeout=60, what="the worker to consume its queue")
+
+    viewer = TokenClient(make_token(roles["viewer"], "dash"))
+    refused = viewer.post_json("/api/v1/workers/actions/pause", {"worker": NAME})
+    assert refused.status_code == 403 and "workers_app.pause_worker" in refused.json()["detail"]
+    assert NAME in consumed_queues(node) and row().desired_state == "running"
+
+    response = operator.post_json("/api/v1/workers/actions/pause", {"worker": NAME})
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"worker": NAME, "ok": True, "state": "paused", "message": "paused",
+                                           "detail": {}}]
+    assert NAME not in consumed_queues(node)
+    status = operator.get(f"/api/v1/workers/{NAME}").json()
+    assert status["desired"] == "paused" and status["observed"] == "paused"

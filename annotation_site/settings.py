@@ -61,6 +61,11 @@ SQLITE_OPTIONS = {
 
 def _database() -> dict:
     default_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+# PostgreSQL connections per process: web, commands and agents; a fleet worker process takes WORKER_DB_POOL_SIZE.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=100)
+WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
+
+
     url = env_str("DATABASE_URL", default_url)
     try:
         config = dj_database_url.parse(url, conn_max_age=60)
@@ -73,6 +78,14 @@ def _database() -> dict:
         config["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
     return config
 
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # A worker process runs several task threads plus its heartbeat and flusher: a connection each would
+        # exhaust PostgreSQL's max_connections at 30 workers. Each process shares a bounded pool instead (a thread
+        # holds a connection only between its queries, never across an LLM call). A pool cannot be combined with
+        # persistent connections.
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
+            "min_size": 0, "max_size": DB_POOL_MAX_SIZE, "timeout": 60, "max_idle": 60}}
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -169,8 +182,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fix-up closes the database connection around every task unless told to reuse it;
-# reconnecting (and re-running the SQLite PRAGMAs) cost more than the annotation itself.
-CELERY_DB_REUSE_MAX = 1000
+# reconnecting (and re-running the SQLite PRAGMAs) cost more than the annotation itself. With a pool a close only
+# hands the connection back, which the process's other threads are waiting for.
+CELERY_DB_REUSE_MAX = None if DATABASES["default"]["OPTIONS"].get("pool") else 1000
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 # Longer than any task may run, so a slow task is never handed to a second worker meanwhile.

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from annotation_site.db import release_connection
 from workers_app.models import Annotator, Domain, Outcome, Sample
 from workers_app.redis_client import get_redis
 
@@ -22,7 +23,7 @@ from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
 from .prompts import cut_input, render_completion_prompt, render_prompt
 from .ratelimit import RateLimiter
-from .store import forget_queued, log_malformed, mark_backend_error, store_outcome
+from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
 
 MAX_BACKOFF_S = 60.0
 WORKER_ACTOR = "system:worker"
@@ -72,63 +73,79 @@ class _Job:
                             rules=self.domain.parse_rules)
 
 
-_SAMPLE_AND_STORED = (
-    f"SELECT s.text, EXISTS(SELECT 1 FROM {Outcome._meta.db_table} o WHERE o.sample_id = s.id"
-    f" AND o.annotator_id = %s AND o.domain_id = %s) FROM {Sample._meta.db_table} s WHERE s.id = %s"
-)
+def _samples_and_stored_sql(count: int) -> str:
+    return (f"SELECT s.id, s.text, EXISTS(SELECT 1 FROM {Outcome._meta.db_table} o WHERE o.sample_id = s.id"
+            f" AND o.annotator_id = %s AND o.domain_id = %s) FROM {Sample._meta.db_table} s"
+            f" WHERE s.id IN ({', '.join(['%s'] * count)})")
 
 
-def _sample_to_annotate(sample_id: int, annotator: Annotator, domain: Domain) -> tuple[Sample | None, bool]:
-    """The sample (None if deleted) and whether its outcome is stored already, in one query.
+def _samples_to_annotate(sample_ids: list[int], annotator: Annotator, domain: Domain) -> dict[int, tuple[str, bool]]:
+    """Each sample's text and whether its outcome is stored already, in one query per message; a deleted sample
+    is absent.
 
     Plain SQL: this runs for every message, and building the same query through the ORM cost more CPU
     than the annotation itself (the GIL makes that CPU the worker's ceiling).
     """
+    if not sample_ids:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(_SAMPLE_AND_STORED, [annotator.pk, domain.pk, sample_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None, False
-    return Sample(pk=sample_id, text=row[0]), bool(row[1])
+        cursor.execute(_samples_and_stored_sql(len(sample_ids)), [annotator.pk, domain.pk, *sample_ids])
+        return {row[0]: (row[1], bool(row[2])) for row in cursor.fetchall()}
 
 
-def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str) -> Result:
+def _annotate_one(sample_id: int, key: WorkerKey, found: tuple[str, bool] | None, *,
+                  worker: str) -> tuple[Result, dict | None]:
+    """Ask and parse; the outcome's fields come back unstored, so a message's answers are stored together."""
     annotator, domain = catalogue_rows(key)
-    sample, stored = _sample_to_annotate(sample_id, annotator, domain)
-    if sample is None or stored:  # a deleted sample, or a redelivery: the LLM call was paid for already
+    if found is None or found[1]:  # a deleted sample, or a redelivery: the LLM call was paid for already
         forget_queued(key, sample_id)
-        return Result.ALREADY_STORED if stored else Result.GONE
-    job = _Job(key, sample, annotator, domain, worker)
+        return (Result.ALREADY_STORED if found else Result.GONE), None
+    job = _Job(key, Sample(pk=sample_id, text=found[0]), annotator, domain, worker)
     if annotator.backend_error or not annotator.enabled:
         forget_queued(key, sample_id)
-        return Result.BLOCKED
+        return Result.BLOCKED, None
     try:
         return _ask_until_answered(job)
     except PermanentBackendError as exc:
         mark_backend_error(annotator, str(exc), actor=WORKER_ACTOR)
         forget_cached_rows()  # this process's other threads stop calling at once
         forget_queued(key, sample_id)
-        return Result.BLOCKED
+        return Result.BLOCKED, None
+
+
+def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str) -> Result:
+    """One sample, stored before this returns."""
+    annotator, domain = catalogue_rows(key)
+    found = _samples_to_annotate([sample_id], annotator, domain).get(sample_id)
+    result, fields = _annotate_one(sample_id, key, found, worker=worker)
+    if fields is None:
+        return result
+    return result if store_outcomes(key, [fields]) else Result.ALREADY_STORED
 
 
 def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str) -> tuple[list[int], float]:
-    """Annotate the samples of one message; return those to retry later (lasting transient errors) and after
-    how many seconds."""
+    """Annotate the samples of one message and store their outcomes in one transaction before the message is
+    acknowledged (a kill before that redelivers it: nothing lost, and the store keeps each outcome once); return
+    those to retry later (lasting transient errors) and after how many seconds."""
+    annotator, domain = catalogue_rows(key)
+    found = _samples_to_annotate(sample_ids, annotator, domain)
+    answered: list[dict] = []
     later: list[int] = []
     delay = 0.0
     thread = threading.get_ident()
     for sample_id in sample_ids:
         current_samples[thread] = sample_id
         try:
-            result = annotate_sample(sample_id, key, worker=worker)
+            _, fields = _annotate_one(sample_id, key, found.get(sample_id), worker=worker)
         except RetryLater as exc:
             later.append(sample_id)
             delay = max(delay, exc.delay)
             continue
         finally:
             current_samples.pop(thread, None)
-        if result in (Result.STORED, Result.MALFORMED):
-            process_flusher().note_stored(key)
+        if fields is not None:
+            answered.append(fields)
+    process_flusher().note_stored(key, store_outcomes(key, answered))
     return later, delay
 
 
@@ -139,7 +156,7 @@ def _limiter_for(annotator: Annotator) -> RateLimiter | None:
     return RateLimiter(get_redis(), annotator.number, annotator.requests_per_minute)
 
 
-def _ask_until_answered(job: _Job) -> Result:
+def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
     backend = backend_for(job.annotator)
     limiter = _limiter_for(job.annotator)
     started_at = timezone.now()
@@ -149,6 +166,7 @@ def _ask_until_answered(job: _Job) -> Result:
     attempt = 0
     while True:
         attempt += 1
+        release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
         try:
             if limiter is not None:
                 limiter.acquire(deadline)
@@ -165,26 +183,26 @@ def _ask_until_answered(job: _Job) -> Result:
             continue
         parsed = job.parse(completion)
         if parsed.ok:
-            return _store(job, completion, parsed, attempt, started_at)
+            return _answer(job, completion, parsed, attempt, started_at)
         malformed += 1
         log_malformed(sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
                       reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
                       model=completion.model, prompt_version=job.domain.prompt_version, worker=job.worker)
         if malformed > job.annotator.max_retries:
-            return _store(job, completion, parsed, attempt, started_at)
+            return _answer(job, completion, parsed, attempt, started_at)
 
 
-def _store(job: _Job, completion: Completion, parsed: ParseResult, attempts: int, started_at) -> Result:
+def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: int,
+            started_at) -> tuple[Result, dict]:
     status = Outcome.Status.OK if parsed.ok else Outcome.Status.MALFORMED
-    stored = store_outcome(
-        job.key, sample=job.sample, annotator=job.annotator, domain=job.domain, status=status,
-        labels=list(parsed.labels), reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
-        model=completion.model, prompt_version=job.domain.prompt_version, latency_ms=completion.latency_ms,
-        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-        parameters={"temperature": job.annotator.temperature, "max_tokens": job.annotator.max_tokens,
-                    "backend": job.annotator.backend},
-        attempts=attempts, worker=job.worker, started_at=started_at,
-    )
-    if not stored:
-        return Result.ALREADY_STORED
-    return Result.STORED if parsed.ok else Result.MALFORMED
+    fields = {
+        "sample": job.sample, "annotator": job.annotator, "domain": job.domain, "status": status,
+        "labels": list(parsed.labels), "reason": parsed.reason, "reason_detail": parsed.detail,
+        "raw_answer": completion.text, "model": completion.model, "prompt_version": job.domain.prompt_version,
+        "latency_ms": completion.latency_ms, "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens, "attempts": attempts, "worker": job.worker,
+        "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
+                                                 "max_tokens": job.annotator.max_tokens,
+                                                 "backend": job.annotator.backend},
+    }
+    return (Result.STORED if parsed.ok else Result.MALFORMED), fields

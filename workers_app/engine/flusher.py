@@ -28,9 +28,11 @@ class Flusher:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def note_stored(self, key: WorkerKey) -> None:
+    def note_stored(self, key: WorkerKey, count: int) -> None:
+        if not count:
+            return
         with self.lock:
-            self.pending[key] += 1
+            self.pending[key] += count
             due = self.pending[key] >= self.every_rows
         if due:
             self.wake.set()

@@ -56,7 +56,9 @@ def populate_queues(annotator: int | None = None, domain: str | None = None) -> 
 
 
 def populate_keys(keys: list[WorkerKey]) -> dict[str, int]:
-    return {str(key): _populate(key) for key in keys}
+    claimed = claim_samples(keys)
+    send_claimed(claimed)
+    return {str(key): len(ids) for key, ids in claimed.items()}
 
 
 def samples_per_message(key: WorkerKey) -> int:
@@ -66,24 +68,31 @@ def samples_per_message(key: WorkerKey) -> int:
     return BUILTIN_SAMPLES_PER_MESSAGE if backend == Annotator.Backend.BUILTIN else 1
 
 
-def _populate(key: WorkerKey) -> int:
+def claim_samples(keys: list[WorkerKey]) -> dict[WorkerKey, list[int]]:
+    """Per worker, the samples that have no outcome and no message waiting, each marked as queued. SADD answers 1
+    only to the caller that added the id: two fills at once claim (and so queue) a sample once."""
     client = get_redis()
-    pending = samples_without_outcome(key)
-    per_message = samples_per_message(key)
-    queued = 0
-    for start in range(0, len(pending), ENQUEUE_BATCH):
-        batch = pending[start : start + ENQUEUE_BATCH]
-        pipe = client.pipeline()
-        for sample_id in batch:
-            pipe.sadd(key.queued_key, sample_id)
-        # SADD answers 1 only to the caller that added the id: two populates at once queue it once.
-        claimed = [sid for sid, added in zip(batch, pipe.execute(), strict=True) if added]
-        with app.producer_or_acquire() as producer:
-            for first in range(0, len(claimed), per_message):
-                app.send_task(ANNOTATE_TASK, args=[claimed[first : first + per_message], key.annotator, key.domain],
+    claimed = {}
+    for key in keys:
+        pending = samples_without_outcome(key)
+        claimed[key] = []
+        for start in range(0, len(pending), ENQUEUE_BATCH):
+            batch = pending[start : start + ENQUEUE_BATCH]
+            pipe = client.pipeline()
+            for sample_id in batch:
+                pipe.sadd(key.queued_key, sample_id)
+            claimed[key] += [sid for sid, added in zip(batch, pipe.execute(), strict=True) if added]
+    return claimed
+
+
+def send_claimed(claimed: dict[WorkerKey, list[int]]) -> None:
+    """A message per sample, or per BUILTIN_SAMPLES_PER_MESSAGE for the built-in baseline, through one producer."""
+    with app.producer_or_acquire() as producer:
+        for key, ids in claimed.items():
+            per_message = samples_per_message(key)
+            for first in range(0, len(ids), per_message):
+                app.send_task(ANNOTATE_TASK, args=[ids[first : first + per_message], key.annotator, key.domain],
                               queue=key.queue, producer=producer, ignore_result=True)
-        queued += len(claimed)
-    return queued
 
 
 def _sample_ids_in_queue(raw_messages: Iterable[str]) -> set[str]:

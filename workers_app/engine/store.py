@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -22,20 +23,36 @@ from .keys import WorkerKey
 log = logging.getLogger(__name__)
 
 
-def store_outcome(key: WorkerKey, **fields) -> bool:
-    """Insert the outcome; False when a redelivered copy of the task stored it first."""
+def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
+    """Insert the outcomes of one message in one transaction (one write lock, one commit); return how many are
+    new. A row that a redelivered copy of the message stored first makes the batch fall back to one by one."""
+    if not rows:
+        return 0
+    try:
+        with transaction.atomic():
+            Outcome.objects.bulk_create([Outcome(**fields) for fields in rows])
+        stored = rows
+    except IntegrityError:
+        stored = [fields for fields in rows if _insert_unless_stored(fields)]
+    with _cache_update(key):
+        statuses = Counter(fields["status"] for fields in stored)
+        pipe = get_redis().pipeline(transaction=False)
+        for status, count in statuses.items():
+            pipe.hincrby(key.progress_key, status, count)
+        if stored:
+            pipe.hset(key.progress_key, "last_at", time.time())
+            pipe.lpush(key.recent_key, *(fields["status"] for fields in stored))
+            pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
+        pipe.srem(key.queued_key, *(fields["sample"].pk for fields in rows))
+        pipe.execute()
+    return len(stored)
+
+
+def _insert_unless_stored(fields: dict) -> bool:
     try:
         Outcome.objects.create(**fields)  # one INSERT in autocommit: atomic without a savepoint
     except IntegrityError:
         return False
-    with _cache_update(key):
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.hincrby(key.progress_key, fields["status"], 1)
-        pipe.hset(key.progress_key, "last_at", time.time())
-        pipe.lpush(key.recent_key, fields["status"])
-        pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
-        pipe.srem(key.queued_key, fields["sample"].pk)
-        pipe.execute()
     return True
 
 

@@ -211,6 +211,12 @@ HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)
 HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1)
 HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1)
 HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100) / 100
+# Each agent beats into its Host row; a host silent this long is lost (shown, alerted, its workers movable).
+FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5)
+# Opt-in: the health sweep moves a lost host's workers to the live host that runs the fewest.
+FLEET_AUTO_FAILOVER = env_bool("FLEET_AUTO_FAILOVER", False)
+# Each agent checks its host's workbooks this often and publishes the result for the health sweep.
+WORKBOOK_REPORT_SECONDS = env_int("WORKBOOK_REPORT_SECONDS", 10, minimum=1)
 HEALTH_ALERT_ERROR_RATE = env_int("HEALTH_ALERT_ERROR_RATE_PERCENT", 20, minimum=1, maximum=100) / 100
 HEALTH_MAX_RSS_MB = env_int("HEALTH_MAX_RSS_MB", 500, minimum=1)
 AUTO_RESTARTS_PER_HOUR = env_int("AUTO_RESTARTS_PER_HOUR", 3, minimum=0)

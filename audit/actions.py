@@ -25,6 +25,7 @@ class Action(models.TextChoices):
     RESTART_WORKER = "restart_worker"
     FLUSH_WORKER = "flush_worker"
     RETIRE_WORKER = "retire_worker"
+    MOVE_WORKER = "move_worker"
     # operations on data
     RESET_DATA = "reset_data"
     CONSOLIDATE = "consolidate"

@@ -13,10 +13,10 @@ from audit.actors import Actor
 from audit.services import audited
 
 VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "annotator", "domain", "corpus",
-                                                     "sample", "alert", "workermetric")] + ["admin_ops.view_archive"]
+                                                     "sample", "alert", "workermetric", "host")] + ["admin_ops.view_archive"]
 REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog"]
 OPERATOR = [*REVIEWER, *(f"workers_app.{verb}_worker" for verb in ("launch", "pause", "resume", "stop", "restart",
-                                                                   "flush")),
+                                                                   "flush", "move")),
             "workers_app.change_annotator", "workers_app.change_domain", "workers_app.add_corpus",
             "workers_app.view_alertchannel", "workers_app.add_alertchannel", "workers_app.change_alertchannel",
             "admin_ops.create_archive", "admin_ops.verify_archive", "admin_ops.restore_archive",

@@ -8,11 +8,12 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from workers_app.fleet.hosts import ALIVE, LOST, InvalidHost, check_host_name, host_states, is_alive
 from workers_app.fleet.results import WorkerResult
 from workers_app.fleet.rows import ensure_worker_rows, key_of
 from workers_app.fleet.services import OPERATIONS
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Sample, Worker, WorkerEvent
+from workers_app.models import Host, Sample, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
 STATE_COLOURS = {
@@ -44,17 +45,38 @@ def _fleet_action(name: str, description: str):
     return admin.action(description=description, permissions=[name])(action)
 
 
+@admin.action(description="Move to another host…", permissions=["move"])
+def move_workers_action(modeladmin: WorkerAdmin, request, queryset: QuerySet[Worker]):
+    """Asks for the host first; a bad name is said on that page and changes nothing."""
+    error = ""
+    if request.POST.get("confirmed") == "yes":
+        try:
+            to_host = check_host_name(request.POST.get("to_host", ""))
+        except InvalidHost as exc:
+            error = str(exc)
+        else:
+            results = OPERATIONS["move"](list(queryset.select_related("annotator", "domain")), actor=request.user,
+                                         to_host=to_host)
+            modeladmin.report(request, "move", results)
+            return None
+    return modeladmin.confirmation(request, queryset, "move", hosts=host_states(), error=error)
+
+
+move_workers_action.__name__ = "move_workers"
+
+
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
     list_display = ("name_display", "state_badge", "desired_state", "heartbeat_age", "progress", "restarts",
-                    "host", "short_error")
+                    "placement", "short_error")
     list_filter = ("annotator", "domain", "observed_state", "desired_state", "host")
     list_per_page = 50
     inlines = [WorkerEventInline]
     _request = threading.local()
     actions = [_fleet_action("launch", "Launch (sync, queue, run)"), _fleet_action("pause", "Pause"),
                _fleet_action("resume", "Resume"), _fleet_action("stop", "Stop (graceful)…"),
-               _fleet_action("restart", "Restart…"), _fleet_action("flush", "Flush workbooks")]
+               _fleet_action("restart", "Restart…"), _fleet_action("flush", "Flush workbooks"),
+               move_workers_action]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("annotator", "domain")
@@ -71,6 +93,7 @@ class WorkerAdmin(admin.ModelAdmin):
         # The admin object serves every request thread; the readings belong to this request only.
         self._request.live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
         self._request.total = Sample.objects.count()
+        self._request.hosts = host_states()
         return super().changelist_view(request, extra_context)
 
     # -- columns
@@ -96,6 +119,14 @@ class WorkerAdmin(admin.ModelAdmin):
         ok, bad = int(counts.get("ok", 0)), int(counts.get("malformed", 0))
         note = f" ({bad} malformed)" if bad else ""
         return f"{ok + bad} / {getattr(self._request, 'total', 0)}{note}"
+
+    @admin.display(description="host", ordering="host")
+    def placement(self, obj: Worker) -> str:
+        state = getattr(self._request, "hosts", {}).get(obj.host, "")
+        moving = f" (moving from {obj.moving_from})" if obj.moving_from else ""
+        if state == LOST:
+            return format_html('{} <strong style="color:#b71c1c">LOST</strong>{}', obj.host, moving)
+        return f"{obj.host}{moving}"
 
     @admin.display(description="last error")
     def short_error(self, obj: Worker) -> str:
@@ -133,12 +164,15 @@ class WorkerAdmin(admin.ModelAdmin):
     def has_flush_permission(self, request):
         return self._may(request, "flush")
 
+    def has_move_permission(self, request):
+        return self._may(request, "move")
+
     # -- helpers the actions use
 
-    def confirmation(self, request, queryset: QuerySet[Worker], name: str) -> TemplateResponse:
+    def confirmation(self, request, queryset: QuerySet[Worker], name: str, **extra) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "title": f"{name.capitalize()} {queryset.count()} "
                    "worker(s)?", "workers": queryset, "action": f"{name}_workers", "verb": name,
-                   "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+                   "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, **extra}
         return TemplateResponse(request, "admin/workers_app/worker/confirm_action.html", context)
 
     def report(self, request, name: str, results: list[WorkerResult]) -> None:
@@ -148,3 +182,24 @@ class WorkerAdmin(admin.ModelAdmin):
                               messages.ERROR if not result.ok else messages.SUCCESS)
         if failed:
             self.message_user(request, f"{len(failed)} of {len(results)} worker(s) did not {name}.", messages.WARNING)
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    """Hosts appear when their agent first beats; placement is changed by moving workers, never here."""
+
+    list_display = ("name", "state", "workers", "last_seen", "agent_pid", "agent_started_at")
+
+    @admin.display(description="state")
+    def state(self, obj: Host) -> str:
+        return ALIVE if is_alive(obj.name) else LOST
+
+    @admin.display(description="workers")
+    def workers(self, obj: Host) -> int:
+        return Worker.objects.filter(host=obj.name).count()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -48,6 +48,11 @@ class WorkerKey:
         """The statuses of its last outcomes, newest first: the health check's error-rate window."""
         return f"{PREFIX}:recent:{self}"
 
+    @property
+    def workbook_report_key(self) -> str:
+        """The quick workbook check as the agent of the worker's host last made it (the file lives there)."""
+        return f"{PREFIX}:workbook-report:{self}"
+
 
 def rate_limit_key(annotator_number: int) -> str:
     return f"{PREFIX}:ratelimit:{annotator_number}"

@@ -19,25 +19,30 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections, connections
-from django.db.models import Max
+from django.db import DatabaseError, close_old_connections, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 from redis.exceptions import LockNotOwnedError, RedisError
 from setproctitle import setproctitle
 
 from annotation_site.celery import app
+from annotation_site.db import close_before_fork, limit_pool
+from workers_app.engine.flush import delete_workbook
 from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
+from workers_app.engine.workbook_check import publish_workbook_checks
 from workers_app.models import Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
+from . import hosts
 from .rows import ensure_worker_rows, key_of
 from .transitions import force_observed, set_observed
-from .worker_side import ENV_NAME, heartbeat_key, idle_queue
+from .worker_side import ENV_NAME, START_GROUP_ENV, heartbeat_key, idle_queue
 
 log = logging.getLogger(__name__)
 ACTOR = "system:agent"
 QUICK_FAILURE_SECONDS = 10
 DRIFT_CHECK_SECONDS = 2.0
+HOST_BEAT_SECONDS = 2.0
 MAX_QUICK_FAILURES = 5
 PR_SET_PDEATHSIG = 1
 
@@ -62,7 +67,7 @@ class Child:
     restart: bool = False
 
 
-def _child_main(worker: Worker) -> int:
+def _child_main(worker: Worker, group: str) -> int:
     """Runs in the forked child: become a Celery worker consuming only its idle queue (see worker_side)."""
     os.setpgrp()  # Ctrl-C in the terminal reaches the agent, which stops workers in order
     try:
@@ -77,6 +82,8 @@ def _child_main(worker: Worker) -> int:
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.environ[ENV_NAME] = worker.name
+    os.environ[START_GROUP_ENV] = group
+    limit_pool(settings.WORKER_DB_POOL_SIZE)
     # Built directly rather than through Celery's command line, which imports every sub-command first.
     process = app.Worker(hostname=worker.node_name, queues=[idle_queue(key_of(worker))], pool_cls="threads",
                          concurrency=settings.WORKER_THREADS, loglevel="INFO", without_mingle=True,
@@ -105,6 +112,9 @@ class Agent:
         self.stopping = False
         self.lost_lock = False
         self.next_drift_check = 0.0
+        self.next_beat = 0.0
+        self.next_workbook_report = 0.0
+        self.started_at = timezone.now()
         preload()
 
     def run(self) -> int:
@@ -133,9 +143,11 @@ class Agent:
         log.info("fleet agent for host %s is running", self.host)
         while not self.stopping:
             self._keep(lock)
+            self._beat()
             self._reap()
             self._reconcile()
             self._correct_drift()
+            self._report_workbooks()
             self._wait_for_news()
         self._stop_all()
 
@@ -176,27 +188,51 @@ class Agent:
             time.sleep(0.5)
 
     def _rows(self) -> list[Worker]:
+        """The workers placed here, and those moving away from here whose process this agent still runs."""
         close_old_connections()
-        return list(Worker.objects.filter(host=self.host).select_related("annotator", "domain"))
+        return list(Worker.objects.filter(Q(host=self.host) | Q(moving_from=self.host))
+                    .select_related("annotator", "domain"))
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now < self.next_beat:
+            return
+        self.next_beat = now + HOST_BEAT_SECONDS
+        try:
+            hosts.beat(self.host, pid=os.getpid(), started_at=self.started_at)
+        except DatabaseError:  # the database away: staff see this host lost until it is back
+            log.warning("could not record this host's beat", exc_info=True)
+
+    def _report_workbooks(self) -> None:
+        now = time.monotonic()
+        if now < self.next_workbook_report:
+            return
+        self.next_workbook_report = now + settings.WORKBOOK_REPORT_SECONDS
+        try:
+            publish_workbook_checks([key_of(w) for w in self._rows() if w.host == self.host], self.host)
+        except RedisError as exc:
+            log.warning("could not publish the workbook checks (%s)", exc)
 
     def _forget_previous_processes(self) -> None:
         """A new agent has no children: rows saying otherwise describe processes of a previous agent."""
         for worker in self._rows():
+            if worker.moving_from == self.host:
+                continue  # handed over by the first reconcile
             if worker.observed_state in (Worker.Observed.STARTING, Worker.Observed.RUNNING, Worker.Observed.PAUSED,
                                          Worker.Observed.STOPPING, Worker.Observed.STALLED):
                 force_observed(worker, Worker.Observed.EXITED, reason="agent restarted", actor=ACTOR, pid=None)
 
     # -- starting and stopping
 
-    def _spawn(self, worker: Worker) -> None:
-        connections.close_all()  # never share a database connection with a child
+    def _spawn(self, worker: Worker, group: str = "") -> None:
+        close_before_fork()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = _child_main(worker)
+                code = _child_main(worker, group)
             finally:
                 os._exit(code)
         self.children[worker.pk] = Child(pid, worker.generation, time.monotonic())
@@ -224,12 +260,65 @@ class Agent:
 
     def _reconcile(self) -> None:
         now = time.monotonic()
+        starting: list[Worker] = []
         for worker in self._rows():
             child = self.children.get(worker.pk)
+            if worker.moving_from == self.host:
+                self._reconcile_leaving(worker, child, now)
+                continue
+            if worker.moving_from and not self._arrived(worker):
+                continue
             if child is not None:
                 self._reconcile_running(worker, child, now)
             elif worker.desired_state != Worker.Desired.STOPPED and self._may_start(worker):
-                self._spawn(worker)
+                starting.append(worker)
+        # Started together, they begin consuming together: a worker that took work at once would slow the
+        # start of the rest (two cores, thirty processes).
+        group = f"{self.host}:{time.time_ns()}:{len(starting)}" if len(starting) > 1 else ""
+        for worker in starting:
+            self._spawn(worker, group)
+
+    # -- moves between hosts: the old host stops the process and hands over, then the new host starts it
+
+    def _reconcile_leaving(self, worker: Worker, child: Child | None, now: float) -> None:
+        if child is None:
+            self._hand_over(worker)
+        elif child.stop_sent is None:
+            self._signal_stop(worker, child)
+        elif now >= child.kill_after:
+            self._send(child.pid, signal.SIGKILL)
+
+    def _hand_over(self, worker: Worker) -> None:
+        """Its process is gone: drop the local workbook (the new host rebuilds it from the store, a copy left here
+        would go stale) and let the new host start it."""
+        try:
+            delete_workbook(key_of(worker))
+        except OSError as exc:
+            log.warning("%s: could not delete its workbook here (%s); it is no longer kept up to date", worker.name,
+                        exc)
+        with transaction.atomic():
+            force_observed(worker, Worker.Observed.EXITED, reason=f"moved to host {worker.host}", actor=ACTOR,
+                           pid=None, force_stop=False)
+            Worker.objects.filter(pk=worker.pk, moving_from=self.host).update(moving_from="")
+        log.info("%s handed over to host %s", worker.name, worker.host)
+        try:
+            wake_agent(worker.host)
+        except RedisError:
+            pass  # that agent looks again within half a second anyway
+
+    def _arrived(self, worker: Worker) -> bool:
+        """A worker moving here starts once its old host has handed it over, or at once if that host is lost:
+        then what its dead process held goes back to the queue first."""
+        if hosts.is_alive(worker.moving_from):
+            return False
+        self._requeue_held(worker)
+        with transaction.atomic():
+            force_observed(worker, Worker.Observed.EXITED, actor=ACTOR, pid=None,
+                           reason=f"taken over from lost host {worker.moving_from}")
+            Worker.objects.filter(pk=worker.pk, moving_from=worker.moving_from).update(moving_from="")
+        log.warning("%s taken over from lost host %s", worker.name, worker.moving_from)
+        worker.moving_from = ""
+        return True
 
     def _reconcile_running(self, worker: Worker, child: Child, now: float) -> None:
         if child.stop_sent is not None:
@@ -307,6 +396,9 @@ class Agent:
 
     def _exited(self, worker: Worker, child: Child, code: int) -> None:
         self._requeue_held(worker)
+        if worker.moving_from == self.host:
+            self._hand_over(worker)
+            return
         ran = time.monotonic() - child.started
         if child.restart:
             force_observed(worker, Worker.Observed.EXITED, reason="restarting", actor=ACTOR, pid=None,

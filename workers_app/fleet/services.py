@@ -21,11 +21,12 @@ from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
-from workers_app.engine.queues import populate_keys, purge_queue, sync_checkpoints, sync_keys
+from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
 from .agent import wake_agent
+from .hosts import check_host_name, is_alive
 from .results import WorkerResult
 from .rows import key_of
 from .selectors import status_results
@@ -100,6 +101,7 @@ def _wait_for_all(workers: list[Worker], done: Callable[[Worker], bool], timeout
         fresh = Worker.objects.in_bulk([w.pk for w in waiting])
         for worker in waiting:
             worker.observed_state = fresh[worker.pk].observed_state
+            worker.moving_from = fresh[worker.pk].moving_from
         waiting = [w for w in waiting if not done(w)]
 
 
@@ -123,7 +125,8 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
     try:
         with _audited_fleet(Action.LAUNCH_WORKER, workers, actor) as entry, _held_all(workers):
             sync_keys(keys)
-            queued = populate_keys(keys)
+            claimed = claim_samples(keys)
+            queued = {str(key): len(ids) for key, ids in claimed.items()}
             entry.target_detail = {name: {"queued": count} for name, count in queued.items()}
             with entry.commit():
                 for worker in workers:
@@ -131,6 +134,8 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
                         set_observed(worker, Worker.Observed.STOPPED, reason="launched by staff",
                                      actor=actor_name(actor), quick_failures=0)
                 _set_desired(workers, Worker.Desired.RUNNING, force_stop=False)
+            # The agents start the processes now; the messages are written while those boot.
+            send_claimed(claimed)
             paused = [w for w in workers if w.observed_state == Worker.Observed.PAUSED]
             _mark(_broadcast("fleet_resume", paused), paused, Worker.Observed.RUNNING, "launched", actor)
     except Exception as exc:  # noqa: BLE001  the audit rows say it failed; callers get one result per worker
@@ -242,6 +247,52 @@ def retire_worker(worker: Worker, *, actor: Actor, keep_workbook: bool = False) 
                         detail=entry.detail)
 
 
+def _settled(worker: Worker) -> bool:
+    """Moved, and in the state staff want on its new host."""
+    if worker.moving_from:
+        return False
+    wanted = {Worker.Desired.RUNNING: (Worker.Observed.RUNNING,), Worker.Desired.PAUSED: (Worker.Observed.PAUSED,)}
+    return worker.observed_state in wanted.get(worker.desired_state, (Worker.Observed.STOPPED,
+                                                                      Worker.Observed.EXITED))
+
+
+def _place(worker: Worker, to_host: str) -> str:
+    """Record the new placement; the agents do the rest. Returns what happens next, for the result."""
+    origin = worker.moving_from or worker.host  # where its process may still run
+    if worker.host == to_host:
+        return f"already on {to_host}"
+    moving_from = "" if origin == to_host else origin  # moved back before the old host let go: nothing to do
+    Worker.objects.filter(pk=worker.pk).update(host=to_host, moving_from=moving_from)
+    worker.host, worker.moving_from = to_host, moving_from
+    for host in {origin, to_host}:
+        transaction.on_commit(lambda host=host: wake_agent(host))
+    if not moving_from:
+        return f"stays on {to_host}"
+    lost = "" if is_alive(origin) else f" (host {origin} is lost: {to_host} takes it over)"
+    return f"moving from {origin} to {to_host}{lost}"
+
+
+def move_workers(workers: list[Worker], *, to_host: str, actor: Actor, wait: bool = True) -> list[WorkerResult]:
+    """Place the workers on ``to_host``. The old host's agent stops each process (its running task finishes),
+    drops its local workbook and hands the worker over; the new host's agent starts it and rebuilds the workbook
+    from the store. From a lost host the new one takes over at once, putting back what the dead process held.
+    The store's one row per (sample, annotator, domain) keeps every annotation exactly once throughout."""
+    to_host = check_host_name(to_host)  # InvalidHost: a bad name changes nothing
+    try:
+        with _audited_fleet(Action.MOVE_WORKER, workers, actor, to_host=to_host) as entry, _held_all(workers):
+            entry.target_detail = {w.name: {"from": w.host} for w in workers}
+            with entry.commit():
+                plans = {w.name: _place(w, to_host) for w in workers}
+    except Exception as exc:  # noqa: BLE001  see launch_workers
+        return _failed(workers, exc)
+    target_alive = is_alive(to_host)
+    if wait and target_alive:
+        _wait_for_all(workers, _settled, settings.FLEET_STOP_GRACE_SECONDS + 60)
+    note = "" if target_alive else f"; no agent runs on {to_host}: it starts when one does"
+    return [WorkerResult(w.name, not wait or not target_alive or _settled(w), w.observed_state, plans[w.name] + note)
+            for w in workers]
+
+
 def _guarded(operation: Callable[..., WorkerResult], worker: Worker, kwargs: dict) -> WorkerResult:
     try:
         return operation(worker, **kwargs)
@@ -272,7 +323,7 @@ def _each(operation: Callable[..., WorkerResult]) -> Callable[..., list[WorkerRe
 # Every operation in its bulk form: workers in, one result per worker out.
 OPERATIONS: dict[str, Callable[..., list[WorkerResult]]] = {
     "launch": launch_workers, "pause": pause_workers, "resume": resume_workers, "stop": _each(stop_worker),
-    "restart": _each(restart_worker), "flush": _each(flush_worker),
+    "restart": _each(restart_worker), "flush": _each(flush_worker), "move": move_workers,
     # The one read among them, so that commands and the ControlAPI show status in the same shape.
     "status": lambda workers, **_: status_results(workers),
 }

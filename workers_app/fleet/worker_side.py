@@ -17,6 +17,7 @@ from celery.worker.control import control_command
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from workers_app.engine.annotate import current_samples
 from workers_app.engine.flusher import process_flusher
@@ -28,6 +29,9 @@ from .transitions import force_observed
 
 log = logging.getLogger(__name__)
 ENV_NAME = "FLEET_WORKER"
+# Set by the agent for processes it starts together (host:time:size); see _consume_with_group.
+START_GROUP_ENV = "FLEET_START_GROUP"
+START_GROUP_SECONDS = 10
 ACTOR = "system:worker"
 HEARTBEAT_TTL = 300
 
@@ -65,10 +69,13 @@ def _served_keys(consumer) -> list[WorkerKey]:
 def on_worker_ready(consumer) -> None:
     """Any worker process: flush what a crash left unwritten, then start flushing; a managed one also applies
     its desired state and starts beating."""
-    process_flusher().start(_served_keys(consumer))
-    managed = managed_key()
-    if managed is not None:
-        _apply_desired_state(consumer, managed)
+    try:
+        process_flusher().start(_served_keys(consumer))
+        managed = managed_key()
+        if managed is not None:
+            _apply_desired_state(consumer, managed)
+    finally:
+        close_old_connections()  # the consumer thread keeps none: a small pool serves the task threads
 
 
 def on_worker_shutdown() -> None:
@@ -78,14 +85,43 @@ def on_worker_shutdown() -> None:
 def _apply_desired_state(consumer, key: WorkerKey) -> None:
     worker = Worker.objects.select_related("annotator", "domain").get(annotator__number=key.annotator,
                                                                        domain__slug=key.domain)
-    process = psutil.Process()
+    Heartbeat(consumer, key).start()
+    group = os.environ.get(START_GROUP_ENV, "")
+    if worker.desired_state == Worker.Desired.RUNNING and group:
+        threading.Thread(target=_consume_with_group, args=(consumer, key, group), name="fleet-start-group",
+                         daemon=True).start()
+        return
+    _ready(consumer, key, worker)
+
+
+def _ready(consumer, key: WorkerKey, worker: Worker) -> None:
     running = worker.desired_state == Worker.Desired.RUNNING
     if running:
-        consumer.add_task_queue(key.queue)
+        consumer.call_soon(consumer.add_task_queue, key.queue)
     state = Worker.Observed.RUNNING if running else Worker.Observed.PAUSED
-    force_observed(worker, state, reason="ready", actor=ACTOR, pid=process.pid, started_at=timezone.now(),
+    force_observed(worker, state, reason="ready", actor=ACTOR, pid=os.getpid(), started_at=timezone.now(),
                    last_error="")
-    Heartbeat(consumer, key).start()
+
+
+def _consume_with_group(consumer, key: WorkerKey, group: str) -> None:
+    """Wait (at most START_GROUP_SECONDS) until every process the agent started with this one is ready, then
+    apply the desired state as it is by then (a pause may have come meanwhile)."""
+    size = int(group.rsplit(":", 1)[1])
+    name = f"{PREFIX}:start-group:{group}"
+    deadline = time.monotonic() + START_GROUP_SECONDS
+    try:
+        client = get_redis()
+        client.incr(name)
+        client.expire(name, 2 * START_GROUP_SECONDS)
+        while int(client.get(name) or 0) < size and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except RedisError:
+        log.warning("start group of %s unreachable; starting alone", key, exc_info=True)
+    try:
+        _ready(consumer, key, Worker.objects.select_related("annotator", "domain").get(
+            annotator__number=key.annotator, domain__slug=key.domain))
+    finally:
+        close_old_connections()
 
 
 class Heartbeat(threading.Thread):

@@ -26,7 +26,10 @@ class Worker(models.Model):
 
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="workers")
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="workers")
+    # Placement: the agent of this host runs the worker. While a move is under way, the old host's agent stops
+    # its process and hands the worker over; the new host's agent starts it only then (or once the old host is lost).
     host = models.CharField(max_length=100)
+    moving_from = models.CharField(max_length=100, blank=True)
     desired_state = models.CharField(max_length=10, choices=Desired.choices, default=Desired.STOPPED)
     observed_state = models.CharField(max_length=10, choices=Observed.choices, default=Observed.STOPPED)
     # Raised by each restart request; the agent restarts a process started under an older generation.
@@ -50,6 +53,7 @@ class Worker(models.Model):
             ("stop_worker", "Can stop workers"),
             ("restart_worker", "Can restart workers"),
             ("flush_worker", "Can flush workers' workbooks"),
+            ("move_worker", "Can move workers to another host"),
         ]
 
     def __str__(self) -> str:
@@ -76,3 +80,18 @@ class WorkerEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class Host(models.Model):
+    """A machine that runs a fleet agent; the agent beats here, so a silent host is seen as lost."""
+
+    name = models.CharField(max_length=100, unique=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    agent_pid = models.PositiveIntegerField(null=True, blank=True)
+    agent_started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

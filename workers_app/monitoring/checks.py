@@ -1,20 +1,18 @@
 """The five health checks of a worker, evaluated from one snapshot of the whole fleet.
 
 The snapshot is read in one pipelined Redis round trip plus three database queries, whatever the fleet's
-size: a sweep over 30 workers must cost milliseconds, not a control round trip per worker.
+size: a sweep over 30 workers must cost milliseconds, not a control round trip per worker. A workbook is checked
+on the host that holds it (see engine.workbook_check).
 """
 
 from __future__ import annotations
 
 import time
-import zipfile
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
-from workers_app.engine.integrity import SHEET
-from workers_app.engine.keys import WorkerKey
-from workers_app.excel.journal import journaled_row_count
+from workers_app.engine.workbook_check import check_workbook, read_report
 from workers_app.fleet.rows import key_of
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Outcome, Worker
@@ -62,6 +60,7 @@ class Live:
     stored: int
     last_stored: float | None
     recent: list[str]
+    workbook_report: list
 
 
 def read_live(workers: list[Worker]) -> dict[int, Live]:
@@ -73,12 +72,13 @@ def read_live(workers: list[Worker]) -> dict[int, Live]:
         pipe.llen(key.queue)
         pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
         pipe.lrange(key.recent_key, 0, -1)
+        pipe.hmget(key.workbook_report_key, "ok", "reason", "at", "host")
     answers = iter(pipe.execute())
     live = {}
     for worker in workers:
         (at, rss), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
         live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
-                               int(ok or 0) + int(bad or 0), float(last) if last else None, recent)
+                               int(ok or 0) + int(bad or 0), float(last) if last else None, recent, next(answers))
     return live
 
 
@@ -119,21 +119,11 @@ def _memory(live: Live) -> Check:
                  f" (limit {settings.HEALTH_MAX_RSS_MB} MB)"))
 
 
-def _workbook(key: WorkerKey, stored: int) -> Check:
-    """Opens (the zip directory) and holds the store's rows; the hourly integrity job checks every byte."""
-    if not key.workbook.exists():
-        return Check("workbook", stored == 0, "no workbook yet" if stored == 0 else f"missing; {stored} stored")
-    try:
-        with zipfile.ZipFile(key.workbook) as book:
-            book.getinfo(SHEET)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        return Check("workbook", False, f"unreadable: {exc.__class__.__name__}: {exc}")
-    rows = journaled_row_count(key.workbook)
-    if rows is None:
-        return Check("workbook", False, "its journal is missing or unreadable")
-    # A workbook trails the store by at most one flush interval; more than that is a mismatch.
-    ok = rows <= stored <= rows + settings.FLUSH_EVERY_ROWS
-    return Check("workbook", ok, f"{rows} rows, {stored} stored")
+def _workbook(worker: Worker, live: Live, now: float) -> Check:
+    """Checked here if the file is on this host, else as the worker's host last reported it."""
+    if worker.host == settings.FLEET_HOST:
+        return Check("workbook", *check_workbook(key_of(worker), live.stored))
+    return Check("workbook", *read_report(live.workbook_report, worker.host, now))
 
 
 def evaluate(workers: list[Worker], *, with_workbooks: bool = True) -> list[WorkerHealth]:
@@ -148,6 +138,6 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True) -> list[Work
                               error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:
-            health.checks.append(_workbook(key_of(worker), state.stored))
+            health.checks.append(_workbook(worker, state, now))
         reports.append(health)
     return reports

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from workers_app.fleet.hosts import ALIVE, LOST, host_states, least_loaded
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.fleet.services import restart_worker
+from workers_app.fleet.services import move_workers, restart_worker
 from workers_app.fleet.transitions import set_observed
 from workers_app.models import Annotator, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
@@ -26,7 +27,7 @@ from .checks import WorkerHealth, evaluate
 
 ACTOR = "system:monitor"
 AUTO_RESTART = "auto-restart"
-SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "integrity"}
+SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "integrity", "host_lost"}
 _PROCESS_UP = (Worker.Observed.RUNNING, Worker.Observed.PAUSED)
 
 
@@ -37,6 +38,8 @@ class SweepReport:
     health: list[WorkerHealth] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     throttled: list[str] = field(default_factory=list)
+    lost_hosts: list[str] = field(default_factory=list)
+    failed_over: list[str] = field(default_factory=list)
 
 
 def auto_restarts_in_last_hour(worker: Worker) -> int:
@@ -65,6 +68,28 @@ def _restart_or_throttle(health: WorkerHealth, why: str, report: SweepReport) ->
     if set_observed(worker, Worker.Observed.STALLED, reason=f"{AUTO_RESTART}: {why}", actor=ACTOR):
         restart_worker(worker, actor=ACTOR, wait=False, force=True)
         report.restarted.append(worker.name)
+
+
+def _host_incidents(workers: list[Worker], lost: list[str]) -> list[Incident]:
+    found = []
+    for host in lost:
+        names = [w.name for w in workers if w.host == host and w.desired_state != Worker.Desired.STOPPED]
+        if names:
+            found.append(Incident(f"host_lost:{host}", "host_lost", f"host {host} is lost: its agent has been "
+                                  f"silent for over {settings.FLEET_HOST_LOST_SECONDS} s; {len(names)} worker(s) "
+                                  f"are not running there ({', '.join(names)}). Move them to a live host "
+                                  f"(workers move --from {host} --to HOST)."))
+    return found
+
+
+def _fail_over(workers: list[Worker], lost: list[str], alive: set[str], report: SweepReport) -> None:
+    """Opt-in (FLEET_AUTO_FAILOVER): a lost host's workers go to the live host that runs the fewest."""
+    for host in lost:
+        stranded = [w for w in workers if w.host == host and w.desired_state != Worker.Desired.STOPPED]
+        target = least_loaded(alive)
+        if stranded and target:
+            results = move_workers(stranded, to_host=target, actor=ACTOR, wait=False)
+            report.failed_over += [r.worker for r in results if r.ok]
 
 
 def _incidents(reports: list[WorkerHealth]) -> list[Incident]:
@@ -118,13 +143,17 @@ def health_sweep() -> SweepReport:
     try:
         ensure_worker_rows()
         workers = list(Worker.objects.select_related("annotator", "domain"))
-        report = SweepReport(health=evaluate(workers))
+        states = host_states()
+        report = SweepReport(health=evaluate(workers), lost_hosts=[h for h, s in states.items() if s == LOST])
         _mirror_live(report.health)
         for health in report.health:
             why = _needs_restart(health)
-            if why:
+            # A restart is the lost agent's to do: nothing would carry it out; the host's alert says what to do.
+            if why and states.get(health.worker.host) != LOST:
                 _restart_or_throttle(health, why, report)
-        sync_alerts(_incidents(report.health), scope=SWEEP_KINDS)
+        if settings.FLEET_AUTO_FAILOVER:
+            _fail_over(workers, report.lost_hosts, {h for h, s in states.items() if s == ALIVE}, report)
+        sync_alerts(_incidents(report.health) + _host_incidents(workers, report.lost_hosts), scope=SWEEP_KINDS)
         report.seconds = time.perf_counter() - started
         return report
     finally:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.actors import cli_actor
 from workers_app.engine.queues import UnknownWorker
+from workers_app.fleet.hosts import InvalidHost, check_host_name
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import OPERATIONS
 from workers_app.management.cli import annotator_number, worker_option
@@ -11,7 +12,7 @@ from workers_app.monitoring.checks import evaluate
 
 
 class Command(BaseCommand):
-    help = "Launch, pause, resume, stop, restart, flush or show the status of workers."
+    help = "Launch, pause, resume, stop, restart, flush, move to another host or show the status of workers."
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=[*OPERATIONS, "health"])
@@ -20,24 +21,33 @@ class Command(BaseCommand):
         scope.add_argument("--annotator", type=annotator_number, metavar="N", help="the 6 workers of annotator N")
         scope.add_argument("--domain", metavar="NAME", help="the 5 workers of one domain")
         scope.add_argument("--worker", type=worker_option, metavar="N:DOMAIN", help="one worker, e.g. 2:urgency")
+        scope.add_argument("--from", dest="from_host", metavar="HOST", help="the workers placed on HOST")
+        parser.add_argument("--to", metavar="HOST", help="move: the host to place the workers on")
         parser.add_argument("--force", action="store_true", help="stop: cold shutdown, killed after a short grace")
         parser.add_argument("--json", action="store_true", help="print the per-worker results as JSON")
 
-    def handle(self, *args, action, annotator, domain, worker, force, **options):
+    def handle(self, *args, action, annotator, domain, worker, from_host, force, to, **options):
         if force and action != "stop":
             raise CommandError("--force applies to stop only")
-        if action != "health" and not (options["all"] or annotator or domain or worker):
-            raise CommandError("say which workers: --all, --annotator N, --domain NAME or --worker N:DOMAIN")
+        if (to is None) != (action != "move"):
+            raise CommandError("move needs --to HOST" if action == "move" else "--to applies to move only")
+        if action != "health" and not (options["all"] or annotator or domain or worker or from_host):
+            raise CommandError("say which workers: --all, --annotator N, --domain NAME, --worker N:DOMAIN or "
+                               "--from HOST")
         if worker:
             annotator, domain = worker
         try:
+            extra = {"force": True} if force else {"to_host": check_host_name(to)} if to is not None else {}
             workers = select_workers(annotator, domain)
-        except UnknownWorker as exc:
+        except (UnknownWorker, InvalidHost) as exc:
             raise CommandError(str(exc)) from None
+        if from_host is not None:
+            workers = [w for w in workers if w.host == from_host]
+            if not workers:
+                raise CommandError(f"no worker is placed on host {from_host!r}")
         if action == "health":
             self._health(workers, as_json=options["json"])
             return
-        extra = {"force": True} if force else {}
         results = OPERATIONS[action](workers, actor=cli_actor(), **extra)
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in results], indent=2))

@@ -11,6 +11,7 @@ from workers_app.models import Alert, Outcome, Sample
 from .fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+WORKER_PATTERN = r"^annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
@@ -47,6 +48,41 @@ class ActionSerializer(SelectionSerializer):
     force = StrictBooleanField(required=False, help_text="stop and restart: kill at once instead of a warm stop")
     to_host = StrictCharField(required=False, max_length=100, validators=[RegexValidator(HOST_PATTERN)],
                               help_text="move: the host whose agent will run the workers")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            for name in data:
+                if name not in self.fields:
+                    raise serializers.ValidationError({name: f"unknown field; the fields are {', '.join(self.fields)}"})
+        return super().to_internal_value(data)
+
+
+OPTION_FIELDS = ("force", "to_host")
+OPTION_SCHEMAS = {
+    "force": {"type": "boolean", "description": "kill at once instead of a warm stop"},
+    "to_host": {"type": "string", "pattern": HOST_PATTERN, "maxLength": 100,
+                "description": "the host whose agent will run the workers"},
+}
+SELECTIONS = (
+    ({"worker": {"type": "string", "pattern": WORKER_PATTERN, "maxLength": 100,
+                 "description": "one worker: annotator_N_domain"}}, {"required": ["worker"]}),
+    ({"annotator": {"type": "integer", "minimum": 1, "maximum": 10_000},
+      "domain": {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 50}},
+     {"anyOf": [{"required": ["annotator"]}, {"required": ["domain"]}]}),
+    ({"all": {"type": "boolean", "enum": [True], "description": "every worker"}}, {"required": ["all"]}),
+)
+
+
+def action_body_schema(options: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    """One of the three selections, each with exactly the action's options and nothing else."""
+    variants = []
+    for properties, rule in SELECTIONS:
+        variant = {"type": "object", "properties": {**properties, **{o: OPTION_SCHEMAS[o] for o in options}},
+                   "additionalProperties": False, **rule}
+        if required:
+            variant = {**variant, "required": [*variant.get("required", []), *required]}
+        variants.append(variant)
+    return {"oneOf": variants}
 
 
 class WorkerResultSerializer(serializers.Serializer):

@@ -10,7 +10,9 @@ urlpatterns = [
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/workers", views.WorkerList.as_view(), name="api-workers"),
-    path("api/v1/workers/actions/<str:action>", views.WorkerAction.as_view(), name="api-worker-action"),
+    *(path(f"api/v1/workers/actions/{action}", views.action_view(action).as_view(), name=f"api-worker-{action}")
+      for action in views.actions()),
+    path("api/v1/workers/actions/<str:action>", views.UnknownAction.as_view()),
     path("api/v1/workers/<str:name>", views.WorkerDetail.as_view(), name="api-worker"),
     path("api/v1/health", views.Health.as_view(), name="api-health"),
     path("api/v1/queues", views.Queues.as_view(), name="api-queues"),

@@ -66,7 +66,7 @@ class WorkerList(APIView):
                    summary="Every worker (or those of an annotator / domain) with state, heartbeat and progress")
     def get(self, request: Request) -> Response:
         require(request, "workers_app.view_worker")
-        scope = checked(s.WorkerFilterSerializer, request.query_params)
+        scope = checked(s.WorkerFilterSerializer, request.query_params.dict())
         try:
             workers = select_workers(scope.get("annotator"), scope.get("domain"))
         except UnknownWorker as exc:
@@ -89,18 +89,12 @@ class WorkerDetail(APIView):
 
 
 class WorkerAction(APIView):
-    @extend_schema(
-        operation_id="workers_action", request=s.ActionSerializer,
-        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=actions(),
-                                     description="the operation; each needs its own permission, "
-                                                 "workers_app.<action>_worker")],
-        responses={200: s.ActionResultSerializer, **ERRORS, **NOT_FOUND,
-                   409: OpenApiResponse(s.BusySerializer, description="another operation holds a worker")},
-        summary="Launch, pause, resume, stop, restart, flush or move one worker or a selection",
-        description="Body: the selection (`worker`, or `annotator` and/or `domain`, or `all: true`) and the "
-                    "action's options (`force` for stop and restart, `to_host` for move). Answers at once with one "
-                    "result per worker; follow their state with GET /api/v1/workers.")
-    def post(self, request: Request, action: str) -> Response:
+    """POST /api/v1/workers/actions/<action>: one path per fleet operation, so that each documents its own body."""
+
+    action = ""
+
+    def post(self, request: Request, action: str = "") -> Response:
+        action = self.action or action
         if action not in actions():
             raise ApiError(404, "unknown_action", f"no action '{action}'; the actions are {', '.join(actions())}")
         require(request, f"workers_app.{action}_worker")
@@ -120,7 +114,7 @@ class WorkerAction(APIView):
     @staticmethod
     def _options(action: str, body: dict) -> dict:
         allowed = ACTION_OPTIONS.get(action, ())
-        given = {name: body[name] for name in ("force", "to_host") if name in body}
+        given = {name: body[name] for name in s.OPTION_FIELDS if name in body}
         for name in given:
             if name not in allowed:
                 raise ApiError(422, f"invalid_{name}", f"{name}: {action} takes no option '{name}'")
@@ -137,6 +131,33 @@ class WorkerAction(APIView):
             return select_workers(body.get("annotator"), body.get("domain"))
         except UnknownWorker as exc:
             raise unknown(exc) from None
+
+
+@extend_schema(exclude=True)
+class UnknownAction(WorkerAction):
+    """Any other name under actions/: a 404 that names the actions there are."""
+
+
+def action_view(action: str) -> type[WorkerAction]:
+    """The view of one action, with its body's schema: the selection and exactly the options it takes."""
+    options = ", ".join(f"`{o}`" for o in ACTION_OPTIONS.get(action, ())) or "none"
+    documented = extend_schema(
+        operation_id=f"workers_{action}", tags=["worker actions"],
+        request={"application/json": s.action_body_schema(ACTION_OPTIONS.get(action, ()),
+                                                          REQUIRED_OPTIONS.get(action, ()))},
+        responses={200: s.ActionResultSerializer, **ERRORS, **NOT_FOUND,
+                   400: OpenApiResponse(s.ErrorSerializer, description="the body is not JSON"),
+                   409: OpenApiResponse(s.BusySerializer, description="another operation holds a worker"),
+                   415: OpenApiResponse(s.ErrorSerializer, description="the body is not application/json")},
+        summary=f"{action.capitalize()} one worker, an annotator's or a domain's workers, or all",
+        description=f"Needs `workers_app.{action}_worker`. Body: `worker`, or `annotator` and/or `domain`, or "
+                    f"`all: true`; options: {options}. Answers at once with one result per worker; follow their "
+                    "state with GET /api/v1/workers.")
+
+    def post(self, request: Request) -> Response:  # its own function: extend_schema annotates the one it gets
+        return WorkerAction.post(self, request)
+
+    return type(f"{action.capitalize()}Action", (WorkerAction,), {"action": action, "post": documented(post)})
 
 
 class Health(APIView):
@@ -173,7 +194,7 @@ class FilteredList(ListAPIView):
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         require(request, self.permission)
-        self.scope = checked(self.filters, request.query_params)
+        self.scope = checked(self.filters, request.query_params.dict())
         return super().list(request, *args, **kwargs)
 
 

@@ -150,7 +150,8 @@ def test_the_audit_log_needs_its_permission(as_viewer):
 
 def test_schema_and_docs_are_served_without_a_cdn(as_viewer):
     schema = as_viewer.get("/api/v1/schema?format=json").json()
-    assert "/api/v1/workers/actions/{action}" in schema["paths"]
+    assert {f"/api/v1/workers/actions/{a}" for a in ("launch", "pause", "resume", "stop", "restart", "flush")} <= set(
+        schema["paths"])
     docs = as_viewer.get("/api/v1/docs")
     assert docs.status_code == 200 and b"cdn" not in docs.content.lower()
 

@@ -46,6 +46,8 @@ ACTION = "/api/v1/workers/actions/{}"
     ("move", {"all": True, "to_host": "-lead"}, 422, "invalid_to_host", "to_host"),
     ("move", {"all": True, "to_host": "h" * 101}, 422, "invalid_to_host", "to_host"),
     ("move", {"all": True, "to_host": 7}, 422, "invalid_to_host", "to_host"),
+    ("pause", {"all": True, "colour": "red"}, 422, "invalid_colour", "unknown field"),
+    ("pause", {"all": True, "__proto__": {}}, 422, "invalid___proto__", "unknown field"),
     ("explode", {"all": True}, 404, "unknown_action", "the actions are"),
     ("status", {"all": True}, 404, "unknown_action", "no action 'status'"),
 ])

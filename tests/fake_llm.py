@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,29 +33,43 @@ class Reply:
 
 @dataclass
 class FakeLLM:
-    """Replies come from ``script`` in order, then ``default`` forever."""
+    """Replies come from ``script`` in order, then ``default`` forever (its content from ``content_for``, if set,
+    so that one server can answer every domain's prompt)."""
 
     default: Reply = field(default_factory=Reply)
     script: collections.deque = field(default_factory=collections.deque)
     requests: list[dict] = field(default_factory=list)
-    per_key_rpm: int | None = None  # like a real API: 429 beyond this many requests per rolling minute
+    per_key_rpm: int | None = None  # like a real API: 429 beyond this many requests per rolling window
+    window_seconds: float = 60.0  # that rolling window; a short one keeps tests of it fast
     arrivals: dict = field(default_factory=lambda: collections.defaultdict(collections.deque))
+    # Every request's arrival and those refused by the limit, by Authorization header, for exact window counts.
+    arrived_at: dict = field(default_factory=lambda: collections.defaultdict(list))
+    limited_at: dict = field(default_factory=lambda: collections.defaultdict(list))
+    content_for: Callable[[dict], object] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     statuses: collections.Counter = field(default_factory=collections.Counter)
     accepted_at: list[float] = field(default_factory=list)
 
-    def next_reply(self, auth: str) -> Reply:
+    def next_reply(self, auth: str, body: dict | None = None) -> Reply:
         with self.lock:
             now = time.monotonic()
+            self.arrived_at[auth].append(now)
             if self.per_key_rpm is not None:
                 window = self.arrivals[auth]
-                while window and window[0] <= now - 60:
+                while window and window[0] <= now - self.window_seconds:
                     window.popleft()
                 if len(window) >= self.per_key_rpm:
-                    return Reply(status=429, retry_after=window[0] + 60 - now, error="rate limit exceeded")
+                    self.limited_at[auth].append(now)
+                    # Whole seconds, rounded up, as real APIs send it: never an invitation to come back too early.
+                    wait = math.ceil(window[0] + self.window_seconds - now)
+                    return Reply(status=429, retry_after=wait, error="rate limit exceeded")
                 window.append(now)
-            return self.script.popleft() if self.script else self.default
+            if self.script:
+                return self.script.popleft()
+            if self.content_for is not None:
+                return replace(self.default, content=self.content_for(body or {}))
+            return self.default
 
 
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
@@ -68,7 +84,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization", "")
             with fake.lock:
                 fake.requests.append({"at": time.monotonic(), "auth": auth, "body": body, "path": self.path})
-            reply = fake.next_reply(auth)
+            reply = fake.next_reply(auth, body)
             with fake.lock:
                 fake.statuses[reply.status] += 1
                 if reply.status == 200:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-ACTIONS_PREFIX = "/api/v1/workers/actions/"
 
-
-def require_action_bodies(result: dict, generator, request, public) -> dict:
-    """An action's body (the selection) is required; drf-spectacular cannot tell that from a raw body schema."""
-    for path, operations in result.get("paths", {}).items():
-        if path.startswith(ACTIONS_PREFIX) and "requestBody" in operations.get("post", {}):
-            operations["post"]["requestBody"]["required"] = True
+def require_bodies(result: dict, generator, request, public) -> dict:
+    """A body that must name something (a selection, an archive name) is required. drf-spectacular cannot tell that
+    from a body given as a raw schema, which our JSON endpoints use to say they refuse unknown fields."""
+    for operations in result.get("paths", {}).values():
+        body = operations.get("post", {}).get("requestBody")
+        if body and any(media.get("schema", {}).get("required") or media.get("schema", {}).get("oneOf")
+                        for media in body.get("content", {}).values()):
+            body["required"] = True
     return result

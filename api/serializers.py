@@ -5,14 +5,23 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from admin_ops.models import Archive
 from audit.models import AuditLog
-from workers_app.models import Alert, Outcome, Sample
+from workers_app.models import Alert, Corpus, Outcome, Sample
 
 from .fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 WORKER_PATTERN = r"^annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def refuse_unknown_fields(serializer: serializers.Serializer, data: object) -> None:
+    """A JSON body with a field the endpoint does not know is refused, naming it (a typo must not pass silently)."""
+    if isinstance(data, dict):
+        for name in data:
+            if name not in serializer.fields:
+                raise serializers.ValidationError({name: f"unknown field; the fields are {', '.join(serializer.fields)}"})
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -50,10 +59,7 @@ class ActionSerializer(SelectionSerializer):
                               help_text="move: the host whose agent will run the workers")
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            for name in data:
-                if name not in self.fields:
-                    raise serializers.ValidationError({name: f"unknown field; the fields are {', '.join(self.fields)}"})
+        refuse_unknown_fields(self, data)
         return super().to_internal_value(data)
 
 
@@ -183,6 +189,10 @@ class ProgressSerializer(serializers.Serializer):
 # -- records
 
 
+class PageOnlySerializer(serializers.Serializer):
+    """No filters: the list is only paginated."""
+
+
 class AlertFilterSerializer(serializers.Serializer):
     open = serializers.BooleanField(required=False, allow_null=True, default=None,
                                     help_text="true: only open alerts; false: only resolved ones")
@@ -244,3 +254,60 @@ class OutcomeSerializer(serializers.ModelSerializer):
         fields = ["id", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
                   "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "attempts",
                   "created_at"]
+
+
+# -- corpora and archives
+
+
+class CorpusSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Corpus
+        fields = ["id", "file_name", "sha256", "sheets", "row_count", "imported_by", "imported_at"]
+
+
+class CorpusImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="xlsx, csv (UTF-8) or jsonl")
+    sheets = serializers.CharField(required=False, max_length=1000, help_text="xlsx: sheet names, comma separated")
+    id_column = serializers.CharField(required=False, max_length=100, help_text="default ID (or Sample_ID)")
+    text_column = serializers.CharField(required=False, max_length=100, help_text="default Text")
+    skip_invalid = serializers.BooleanField(required=False, default=False,
+                                            help_text="import the valid rows and list the skipped ones")
+    allow_cut_cells = serializers.BooleanField(required=False, default=False,
+                                               help_text="xlsx: accept texts of exactly 32,767 characters")
+
+
+class ImportResultSerializer(serializers.Serializer):
+    corpus = CorpusSerializer()
+    summary = serializers.CharField()
+    imported = serializers.IntegerField()
+    already_present = serializers.IntegerField()
+    already_imported = serializers.BooleanField()
+    skipped = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class ImportRefusedSerializer(ErrorSerializer):
+    problems = serializers.ListField(child=serializers.CharField(), help_text="file, sheet, row and field of each")
+
+
+class ArchiveSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Archive
+        fields = ["id", "name", "file_name", "sha256", "size", "counts", "created_at", "created_by", "verified_at",
+                  "verify_ok"]
+
+
+class NewArchiveSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100, validators=[RegexValidator(HOST_PATTERN)])
+    SCHEMA = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+        "name": {"type": "string", "pattern": HOST_PATTERN, "maxLength": 100,
+                 "description": "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"}}}
+
+    def to_internal_value(self, data):
+        refuse_unknown_fields(self, data)
+        return super().to_internal_value(data)
+
+
+class VerificationSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    problems = serializers.ListField(child=serializers.CharField())

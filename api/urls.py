@@ -21,5 +21,11 @@ urlpatterns = [
     path("api/v1/audit", views.AuditList.as_view(), name="api-audit"),
     path("api/v1/samples", views.SampleList.as_view(), name="api-samples"),
     path("api/v1/outcomes", views.OutcomeList.as_view(), name="api-outcomes"),
+    path("api/v1/corpora", views.CorpusList.as_view(), name="api-corpora"),
+    path("api/v1/corpora/import", views.CorpusImport.as_view(), name="api-corpora-import"),
+    path("api/v1/archives", views.ArchiveList.as_view(), name="api-archives"),
+    path("api/v1/archives/create", views.ArchiveCreate.as_view(), name="api-archives-create"),
+    path("api/v1/archives/<str:name>/verify", views.ArchiveVerify.as_view(), name="api-archive-verify"),
+    path("api/v1/archives/<str:name>/download", views.ArchiveDownload.as_view(), name="api-archive-download"),
     re_path(r"^api/", not_found),
 ]

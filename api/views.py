@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers as drf
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from admin_ops.models import Archive
+from admin_ops.services.archive import ArchiveError, create_archive, verify_and_record
 from audit.models import AuditLog
+from audit.request_context import client_address
+from workers_app.admin.corpus import _upload_on_disk as upload_on_disk
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.selectors import queue_stats
 from workers_app.fleet.services import OPERATIONS
-from workers_app.models import Alert, Outcome, Sample, Worker
+from workers_app.importing.service import SHOWN_PROBLEMS, ImportRejected, import_corpus
+from workers_app.models import Alert, Corpus, Outcome, Sample, Worker
 
 from . import serializers as s
 from .authentication import acting
@@ -57,6 +68,8 @@ ERRORS = {
     422: OpenApiResponse(s.ErrorSerializer, description="a parameter or field is not valid; detail names it"),
     429: OpenApiResponse(s.ErrorSerializer, description="this token's request budget is spent; see Retry-After"),
 }
+JSON_BODY = {400: OpenApiResponse(s.ErrorSerializer, description="the body is not JSON"),
+             415: OpenApiResponse(s.ErrorSerializer, description="the body is not application/json")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="no such worker, annotator or domain")}
 
 
@@ -145,10 +158,8 @@ def action_view(action: str) -> type[WorkerAction]:
         operation_id=f"workers_{action}", tags=["worker actions"],
         request={"application/json": s.action_body_schema(ACTION_OPTIONS.get(action, ()),
                                                           REQUIRED_OPTIONS.get(action, ()))},
-        responses={200: s.ActionResultSerializer, **ERRORS, **NOT_FOUND,
-                   400: OpenApiResponse(s.ErrorSerializer, description="the body is not JSON"),
-                   409: OpenApiResponse(s.BusySerializer, description="another operation holds a worker"),
-                   415: OpenApiResponse(s.ErrorSerializer, description="the body is not application/json")},
+        responses={200: s.ActionResultSerializer, **ERRORS, **NOT_FOUND, **JSON_BODY,
+                   409: OpenApiResponse(s.BusySerializer, description="another operation holds a worker")},
         summary=f"{action.capitalize()} one worker, an annotator's or a domain's workers, or all",
         description=f"Needs `workers_app.{action}_worker`. Body: `worker`, or `annotator` and/or `domain`, or "
                     f"`all: true`; options: {options}. Answers at once with one result per worker; follow their "
@@ -199,7 +210,8 @@ class FilteredList(ListAPIView):
 
 
 def _listing(operation_id: str, filters: type[drf.Serializer], serializer: type[drf.Serializer], summary: str):
-    return extend_schema_view(get=extend_schema(operation_id=operation_id, parameters=[filters], summary=summary,
+    return extend_schema_view(get=extend_schema(operation_id=operation_id, summary=summary,
+                                                parameters=[filters] if filters().fields else [],
                                                 responses={200: serializer(many=True), **ERRORS}))
 
 
@@ -264,3 +276,107 @@ class OutcomeList(FilteredList):
         lookups = {"annotator": "annotator__number", "domain": "domain__slug", "status": "status",
                    "sample": "sample__external_id", "reason": "reason"}
         return rows.filter(**{lookups[k]: v for k, v in self.scope.items() if k in lookups}).order_by("id")
+
+
+@_listing("corpora_list", s.PageOnlySerializer, s.CorpusSerializer, "Imported corpora, newest first")
+class CorpusList(FilteredList):
+    serializer_class = s.CorpusSerializer
+    permission = "workers_app.view_corpus"
+    filters = s.PageOnlySerializer
+
+    def get_queryset(self) -> QuerySet[Corpus]:
+        return Corpus.objects.order_by("-imported_at", "-id")
+
+
+class CorpusImport(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="corpora_import", request={"multipart/form-data": s.CorpusImportSerializer},
+                   responses={201: s.ImportResultSerializer, 200: s.ImportResultSerializer, **ERRORS,
+                              400: OpenApiResponse(s.ErrorSerializer, description="the upload is not readable"),
+                              413: OpenApiResponse(description="larger than the upload limit"),
+                              415: OpenApiResponse(s.ErrorSerializer, description="not multipart/form-data")},
+                   summary="Import a corpus file: every row is checked first; any problem and nothing is imported",
+                   description="422 lists each problem with file, sheet, row and field (`problems`). 201: imported; "
+                               "200: this file was imported before, nothing changed.")
+    def post(self, request: Request) -> Response:
+        require(request, "workers_app.add_corpus")
+        form = checked(s.CorpusImportSerializer, request.data)
+        upload = form["file"]
+        sheets = [name.strip() for name in form.get("sheets", "").split(",") if name.strip()] or None
+        with upload_on_disk(upload) as saved:
+            try:
+                report = import_corpus(saved, actor=acting(request), sheets=sheets,
+                                       display_name=Path(upload.name or "upload").name[:255],
+                                       id_column=form.get("id_column") or None,
+                                       text_column=form.get("text_column") or None,
+                                       skip_invalid=form["skip_invalid"], allow_cut_cells=form["allow_cut_cells"],
+                                       client_address=client_address(request))
+            except ImportRejected as exc:
+                raise ApiError(422, "invalid_file", f"file: {len(exc.problems)} problem(s); nothing was imported",
+                               problems=[str(p) for p in exc.problems[:SHOWN_PROBLEMS]]) from None
+        body = {"corpus": s.CorpusSerializer(report.corpus).data, "summary": report.summary(),
+                "imported": report.imported, "already_present": report.already_present,
+                "already_imported": report.already_imported, "skipped": [str(p) for p in report.skipped],
+                "warnings": [str(p) for p in report.warnings]}
+        return Response(body, status=200 if report.already_imported else 201)
+
+
+@_listing("archives_list", s.PageOnlySerializer, s.ArchiveSerializer, "Archives, newest first")
+class ArchiveList(FilteredList):
+    serializer_class = s.ArchiveSerializer
+    permission = "admin_ops.view_archive"
+    filters = s.PageOnlySerializer
+
+    def get_queryset(self) -> QuerySet[Archive]:
+        return Archive.objects.order_by("-created_at", "-id")
+
+
+class ArchiveCreate(APIView):
+    @extend_schema(operation_id="archives_create", request={"application/json": s.NewArchiveSerializer.SCHEMA},
+                   responses={201: s.ArchiveSerializer, **ERRORS, **JSON_BODY,
+                              409: OpenApiResponse(s.ErrorSerializer, description="an archive of that name exists")},
+                   summary="Archive the workbooks, outcomes, malformed log, audit log and state as NAME.tar.gz")
+    def post(self, request: Request) -> Response:
+        require(request, "admin_ops.create_archive")
+        name = checked(s.NewArchiveSerializer, request.data)["name"]
+        try:
+            archive = create_archive(name, actor=acting(request))
+        except ArchiveError as exc:
+            raise ApiError(409, "archive_refused", f"name: {exc}") from None
+        return Response(s.ArchiveSerializer(archive).data, status=201)
+
+
+ARCHIVE_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, pattern=s.HOST_PATTERN)
+NO_ARCHIVE = {404: OpenApiResponse(s.ErrorSerializer, description="no archive of that name, or its file is gone")}
+
+
+def _archive(name: str) -> Archive:
+    archive = Archive.objects.filter(name=name).first()
+    if archive is None:
+        raise ApiError(404, "unknown_archive", f"no archive named {name[:100]!r}")
+    return archive
+
+
+class ArchiveVerify(APIView):
+    @extend_schema(operation_id="archives_verify", request=None, parameters=[ARCHIVE_NAME],
+                   responses={200: s.VerificationSerializer, **ERRORS, **NO_ARCHIVE},
+                   summary="Recompute every member's checksum; each problem names its member")
+    def post(self, request: Request, name: str) -> Response:
+        require(request, "admin_ops.verify_archive")
+        result = verify_and_record(_archive(name), actor=acting(request))
+        return Response({"ok": result.ok, "problems": result.problems})
+
+
+class ArchiveDownload(APIView):
+    @extend_schema(operation_id="archives_download", parameters=[ARCHIVE_NAME],
+                   responses={(200, "application/gzip"): OpenApiTypes.BINARY, **ERRORS, **NO_ARCHIVE},
+                   summary="The archive file")
+    def get(self, request: Request, name: str) -> FileResponse:
+        require(request, "admin_ops.create_archive")  # as in the admin: an archive holds everything
+        archive = _archive(name)
+        try:
+            handle = (settings.ARCHIVES_DIR / archive.file_name).open("rb")
+        except FileNotFoundError:
+            raise ApiError(404, "unknown_archive", f"the file of archive {archive.name!r} is missing") from None
+        return FileResponse(handle, as_attachment=True, filename=archive.file_name, content_type="application/gzip")

@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import make_token
 
@@ -36,4 +37,8 @@ def test_the_live_server_serves_the_schema_under_test(live_server, token):
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 def test_no_operation_answers_5xx_or_outside_its_schema(case, live_server, token):
-    case.call_and_validate(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"})
+    # A generated upload is any bytes: its content, not its shape, decides whether it is a corpus, so refusing it
+    # (422 with the file's problems) is right even for a request the schema admits.
+    content_decides = [positive_data_acceptance] if case.operation.path == "/api/v1/corpora/import" else []
+    case.call_and_validate(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"},
+                           excluded_checks=content_decides)

@@ -311,3 +311,11 @@ class NewArchiveSerializer(serializers.Serializer):
 class VerificationSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     problems = serializers.ListField(child=serializers.CharField())
+
+
+class JobSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+    status = serializers.ChoiceField(["queued", "running", "done", "failed"])
+    started_by = serializers.CharField()
+    review = serializers.IntegerField(allow_null=True, help_text="samples on the Review sheet, when done")
+    error = serializers.CharField(allow_blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from workers_app.models import Alert, Corpus, Outcome, Sample, Worker
 from . import serializers as s
 from .authentication import acting
 from .errors import ApiError
+from .jobs import consolidation_status, consolidation_workbook, start_consolidation
 from .pagination import CheckedPages
 from .selectors import find_worker, fleet_health, fleet_progress, fleet_status
 
@@ -68,6 +70,7 @@ ERRORS = {
     422: OpenApiResponse(s.ErrorSerializer, description="a parameter or field is not valid; detail names it"),
     429: OpenApiResponse(s.ErrorSerializer, description="this token's request budget is spent; see Retry-After"),
 }
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JSON_BODY = {400: OpenApiResponse(s.ErrorSerializer, description="the body is not JSON"),
              415: OpenApiResponse(s.ErrorSerializer, description="the body is not application/json")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="no such worker, annotator or domain")}
@@ -380,3 +383,49 @@ class ArchiveDownload(APIView):
         except FileNotFoundError:
             raise ApiError(404, "unknown_archive", f"the file of archive {archive.name!r} is missing") from None
         return FileResponse(handle, as_attachment=True, filename=archive.file_name, content_type="application/gzip")
+
+
+JOB = OpenApiParameter("job", OpenApiTypes.UUID, OpenApiParameter.PATH)
+NO_JOB = {404: OpenApiResponse(s.ErrorSerializer, description="no consolidation job with that id")}
+
+
+def _job(job: str) -> dict:
+    found = consolidation_status(job)
+    if found is None:
+        raise ApiError(404, "unknown_job", f"no consolidation job {job}")
+    return found
+
+
+class ConsolidationStart(APIView):
+    @extend_schema(operation_id="consolidations_start", request=None, responses={202: s.JobSerializer, **ERRORS},
+                   summary="Start a consolidation (one workbook: labels per domain, agreement, review list)",
+                   description="Runs on the control worker; follow it with GET /api/v1/consolidations/{job}.")
+    def post(self, request: Request) -> Response:
+        require(request, "admin_ops.consolidate")
+        return Response(_job(start_consolidation(actor=acting(request))), status=202)
+
+
+class ConsolidationStatus(APIView):
+    @extend_schema(operation_id="consolidations_status", parameters=[JOB],
+                   responses={200: s.JobSerializer, **ERRORS, **NO_JOB}, summary="A consolidation job's status")
+    def get(self, request: Request, job: uuid.UUID) -> Response:
+        require(request, "admin_ops.consolidate")
+        return Response(_job(str(job)))
+
+
+class ConsolidationDownload(APIView):
+    @extend_schema(operation_id="consolidations_download", parameters=[JOB],
+                   responses={(200, XLSX): OpenApiTypes.BINARY, **ERRORS, **NO_JOB,
+                              409: OpenApiResponse(s.ErrorSerializer, description="the job has not finished")},
+                   summary="The consolidated workbook of a finished job")
+    def get(self, request: Request, job: uuid.UUID) -> FileResponse:
+        require(request, "admin_ops.consolidate")
+        found = _job(str(job))
+        if found["status"] != "done":
+            raise ApiError(409, "not_ready", f"job: the consolidation is {found['status']}")
+        path = consolidation_workbook(str(job))
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise ApiError(404, "unknown_job", f"the workbook of job {job} is gone") from None
+        return FileResponse(handle, as_attachment=True, filename=path.name, content_type=XLSX)

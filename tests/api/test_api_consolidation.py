@@ -1,0 +1,50 @@
+"""A consolidation through the API: start -> job id -> status -> download, run by a real control worker."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import openpyxl
+import pytest
+
+from tests.conftest import make_samples
+from tests.test_fleet import wait_until
+from tests.worker_processes import WorkerProcess
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.slow
+def test_a_consolidation_runs_on_the_control_worker_and_its_workbook_downloads(roles, as_operator):
+    make_samples(3, vary=True)
+    worker = WorkerProcess("control").wait_ready()
+    try:
+        started = as_operator.post("/api/v1/consolidations")
+        assert started.status_code == 202, started.content
+        job = started.json()["job"]
+        assert started.json()["started_by"] == "operator (token ops-script)"
+        wait_until(lambda: as_operator.get(f"/api/v1/consolidations/{job}").json()["status"] in ("done", "failed"),
+                   timeout=120, what="the consolidation")
+    finally:
+        worker.stop()
+    assert as_operator.get(f"/api/v1/consolidations/{job}").json()["status"] == "done"
+    download = as_operator.get(f"/api/v1/consolidations/{job}/download")
+    assert download.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(b"".join(download.streaming_content)), read_only=True)
+    assert "Summary" in book.sheetnames
+
+
+def test_a_job_nobody_started_is_404_and_a_queued_one_cannot_be_downloaded(as_operator):
+    unknown = as_operator.get(f"/api/v1/consolidations/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_job"
+    job = as_operator.post("/api/v1/consolidations").json()["job"]  # no control worker runs: it stays queued
+    assert as_operator.get(f"/api/v1/consolidations/{job}").json()["status"] == "queued"
+    early = as_operator.get(f"/api/v1/consolidations/{job}/download")
+    assert early.status_code == 409 and early.json()["error"] == "not_ready"
+    assert as_operator.get("/api/v1/consolidations/not-a-uuid").status_code == 404
+
+
+def test_consolidating_needs_its_permission(as_viewer):
+    response = as_viewer.post("/api/v1/consolidations")
+    assert response.status_code == 403 and "admin_ops.consolidate" in response.json()["detail"]

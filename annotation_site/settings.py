@@ -84,6 +84,8 @@ WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
         # holds a connection only between its queries, never across an LLM call). A pool cannot be combined with
         # persistent connections.
         config["CONN_MAX_AGE"] = 0
+        # PgBouncer in transaction mode hands each transaction any server connection: no server-side cursors.
+        config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_BEHIND_PGBOUNCER", False)
         config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
             "min_size": 0, "max_size": DB_POOL_MAX_SIZE, "timeout": 60, "max_idle": 60}}
 

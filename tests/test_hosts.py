@@ -181,3 +181,27 @@ def test_the_thirty_worker_fleet_completes_a_run_within_sixty_database_connectio
     assert not Worker.objects.filter(last_error__icontains="too many clients").exists()
     if postgres:
         assert 30 < peak[0] <= 60, f"peak connections {peak[0]}"
+
+
+def test_a_host_that_comes_back_stops_its_processes_of_workers_taken_over_elsewhere(catalogue):
+    row = select_workers(1, "urgency")[0]
+    Worker.objects.filter(pk=row.pk).update(host="host-a")
+    agent_a, _ = host_agent("host-a")
+    try:
+        launch_workers([row], actor="test", wait=False)
+        wait_until(lambda: Worker.objects.get(pk=row.pk).observed_state == "running", timeout=60, what="running")
+        pid = Worker.objects.get(pk=row.pk).pid
+        # What host B does when it takes over a worker of a lost host A (A was cut off, not dead).
+        Worker.objects.filter(pk=row.pk).update(host="host-b", moving_from="", observed_state="starting", pid=None)
+        wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                   timeout=40, what="host A to stop its stray process")
+        time.sleep(1)
+        after = Worker.objects.get(pk=row.pk)
+        assert (after.host, after.observed_state, after.pid) == ("host-b", "starting", None), "the row is B's"
+        assert "now runs on another host" in agent_a.log.read_text()
+    except AssertionError:
+        print_state(agent_a)
+        raise
+    finally:
+        Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+        agent_a.stop()

@@ -261,7 +261,8 @@ class Agent:
     def _reconcile(self) -> None:
         now = time.monotonic()
         starting: list[Worker] = []
-        for worker in self._rows():
+        rows = self._rows()
+        for worker in rows:
             child = self.children.get(worker.pk)
             if worker.moving_from == self.host:
                 self._reconcile_leaving(worker, child, now)
@@ -277,6 +278,21 @@ class Agent:
         group = f"{self.host}:{time.time_ns()}:{len(starting)}" if len(starting) > 1 else ""
         for worker in starting:
             self._spawn(worker, group)
+        self._stop_strays({w.pk for w in rows}, now)
+
+    def _stop_strays(self, placed_here: set[int], now: float) -> None:
+        """Processes of workers taken over elsewhere while this host was cut off (lost, then back): another host
+        runs them now, so these stop without touching the rows."""
+        for worker_pk, child in self.children.items():
+            if worker_pk in placed_here:
+                continue
+            if child.stop_sent is None:
+                log.warning("worker %s now runs on another host: stopping this host's process", worker_pk)
+                self._send(child.pid, signal.SIGTERM)
+                child.stop_sent = now
+                child.kill_after = now + settings.FLEET_STOP_GRACE_SECONDS
+            elif now >= child.kill_after:
+                self._send(child.pid, signal.SIGKILL)
 
     # -- moves between hosts: the old host stops the process and hands over, then the new host starts it
 
@@ -395,6 +411,9 @@ class Agent:
                                  os.waitstatus_to_exitcode(status))
 
     def _exited(self, worker: Worker, child: Child, code: int) -> None:
+        if self.host not in (worker.host, worker.moving_from):
+            log.info("stray process of %s exited (%s); the worker runs on host %s", worker.name, code, worker.host)
+            return  # the row and the queue are the new host's now
         self._requeue_held(worker)
         if worker.moving_from == self.host:
             self._hand_over(worker)
@@ -434,6 +453,7 @@ class Agent:
     def _stop_all(self) -> None:
         log.info("stopping %d worker(s)", len(self.children))
         rows = {w.pk: w for w in self._rows()}
+        self._stop_strays(set(rows), time.monotonic())
         for worker_pk, child in self.children.items():
             if child.stop_sent is None:
                 self._signal_stop(rows[worker_pk], child)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import zlib
 from collections.abc import Iterator
@@ -11,13 +12,18 @@ from functools import cache
 from typing import Protocol
 
 import httpx
+import redis
 from django.conf import settings
 
 from annotation_site.outbound import OutboundRefused, policy_client, time_limit
 from workers_app.models import Annotator
+from workers_app.redis_client import get_redis
 
 from .api_keys import ApiKeyUnavailable, api_key_for
 from .builtin import BUILTIN_MODEL, builtin_answer
+from .ratelimit import counters_key
+
+log = logging.getLogger(__name__)
 
 ERROR_BODY_CHARS = 300
 READ_CHUNK = 64 * 1024
@@ -151,6 +157,25 @@ def _token_count(usage: object, name: str) -> int | None:
     return None
 
 
+def count_call(annotator_number: int, status: int | str, attempt: int, completion: Completion | None) -> None:
+    """Add one LLM request to its annotator's counters in Redis (``requests:<HTTP status>`` or ``requests:error``
+    when no answer came, tokens in and out, ``retries`` for every attempt after the first), which /metrics reads:
+    30 worker processes cannot share in-process counters. A statistic: Redis away must not cost the annotation."""
+    fields = {f"requests:{status}": 1}
+    if attempt > 1:
+        fields["retries"] = 1
+    if completion is not None:
+        fields["tokens_in"] = completion.prompt_tokens or 0
+        fields["tokens_out"] = completion.completion_tokens or 0
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for name, amount in fields.items():
+            pipe.hincrby(counters_key(annotator_number), name, amount)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("LLM request not counted for annotator %s: %s", annotator_number, exc)
+
+
 class OpenAICompatibleBackend:
     """Chat completions over HTTP: OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM, Gemini's compatible API.
 
@@ -158,6 +183,7 @@ class OpenAICompatibleBackend:
     answer, and every message it leaves for staff is cut and never contains the API key."""
 
     def __init__(self, annotator: Annotator):
+        self.number = annotator.number
         self.completion = annotator.request_mode == Annotator.RequestMode.COMPLETION
         self.url = annotator.base_url.rstrip("/") + ("/completions" if self.completion else "/chat/completions")
         self.model = annotator.model
@@ -181,9 +207,16 @@ class OpenAICompatibleBackend:
         return {**payload, "messages": [{"role": "user", "content": request.prompt}]}
 
     def complete(self, request: BackendRequest) -> Completion:
-        started = time.monotonic()
-        reply = self._post(self._payload(request))
-        latency = int((time.monotonic() - started) * 1000)
+        reply = completion = None
+        try:
+            started = time.monotonic()
+            reply = self._post(self._payload(request))
+            completion = self._completion(reply, int((time.monotonic() - started) * 1000))
+            return completion
+        finally:
+            count_call(self.number, reply.status if reply else "error", request.attempt, completion)
+
+    def _completion(self, reply: _Reply, latency: int) -> Completion:
         self._raise_for_status(reply)
         if not reply.complete:
             raise TransientBackendError(f"response larger than {settings.LLM_MAX_RESPONSE_BYTES} bytes; cut")

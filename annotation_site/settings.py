@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import socket
 from datetime import timedelta
@@ -59,13 +61,13 @@ SQLITE_OPTIONS = {
 }
 
 
-def _database() -> dict:
-    default_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
 # PostgreSQL connections per process: web, commands and agents; a fleet worker process takes WORKER_DB_POOL_SIZE.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=100)
 WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
 
 
+def _database() -> dict:
+    default_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
     url = env_str("DATABASE_URL", default_url)
     try:
         config = dj_database_url.parse(url, conn_max_age=60)
@@ -76,8 +78,6 @@ WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
         config["OPTIONS"] = dict(SQLITE_OPTIONS)
         # A file, not memory, so that worker processes started by tests see the test database.
         config["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
-    return config
-
     elif config["ENGINE"] == "django.db.backends.postgresql":
         # A worker process runs several task threads plus its heartbeat and flusher: a connection each would
         # exhaust PostgreSQL's max_connections at 30 workers. Each process shares a bounded pool instead (a thread
@@ -88,6 +88,8 @@ WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
         config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_BEHIND_PGBOUNCER", False)
         config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
             "min_size": 0, "max_size": DB_POOL_MAX_SIZE, "timeout": 60, "max_idle": 60}}
+    return config
+
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -108,6 +110,10 @@ INSTALLED_APPS = [
     "audit",
     "admin_ops",
     "workers_app",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -207,18 +213,18 @@ FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 5, minimum=1)
 FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
 FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)
-
-# Health checks (a worker is healthy when all five pass) and alerts.
-HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)
-HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1)
-HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1)
-HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100) / 100
 # Each agent beats into its Host row; a host silent this long is lost (shown, alerted, its workers movable).
 FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5)
 # Opt-in: the health sweep moves a lost host's workers to the live host that runs the fewest.
 FLEET_AUTO_FAILOVER = env_bool("FLEET_AUTO_FAILOVER", False)
 # Each agent checks its host's workbooks this often and publishes the result for the health sweep.
 WORKBOOK_REPORT_SECONDS = env_int("WORKBOOK_REPORT_SECONDS", 10, minimum=1)
+
+# Health checks (a worker is healthy when all five pass) and alerts.
+HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)
+HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1)
+HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1)
+HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100) / 100
 HEALTH_ALERT_ERROR_RATE = env_int("HEALTH_ALERT_ERROR_RATE_PERCENT", 20, minimum=1, maximum=100) / 100
 HEALTH_MAX_RSS_MB = env_int("HEALTH_MAX_RSS_MB", 500, minimum=1)
 AUTO_RESTARTS_PER_HOUR = env_int("AUTO_RESTARTS_PER_HOUR", 3, minimum=0)
@@ -247,3 +253,51 @@ ARCHIVE_MAX_MEMBER_BYTES = env_int("ARCHIVE_MAX_MEMBER_MB", 1024, minimum=1) * 1
 # Encrypts API keys stored in the database: comma-separated Fernet keys, the first encrypts; unset: a key kept in
 # DATA_DIR/field_encryption_key (mode 600), made on first use.
 FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [])
+
+# The HTTP API (README, "HTTP API"): personal tokens or the admin session; errors as {"error", "detail"}.
+def _api_rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    if not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|m|min|h|hour|d|day)", value):
+        PROBLEMS.append(Problem(name, value, "expected requests/period, e.g. 600/min (period s, min, hour or day)"))
+        return default
+    return value
+
+
+def _networks(name: str, default: list[str]) -> list[str]:
+    values = env_list(name, default)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            PROBLEMS.append(Problem(name, value, "expected IP addresses or CIDR networks, comma separated"))
+            return default
+    return values
+
+
+API_TOKEN_RATE = _api_rate("API_TOKEN_RATE", "600/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.json_errors",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Annotation fleet API",
+    "DESCRIPTION": "The fleet from scripts and notebooks: workers and their actions, health, progress, alerts, "
+                   "data and the audit log. Authenticate with `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.require_bodies"],
+}
+# /metrics answers a bearer METRICS_TOKEN, or any client in METRICS_ALLOW (addresses or CIDR networks).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOW = _networks("METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])

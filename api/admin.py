@@ -60,7 +60,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
         if request.method == "POST":
-            form = NewTokenForm(request.POST)
+            # The admin's own form (its split date widget); an invalid one goes to the standard page, which shows
+            # the errors and saves nothing.
+            form = self.get_form(request)(request.POST)
             if form.is_valid():
                 data = form.cleaned_data
                 try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+from admin_ops.services.consolidate import load_tables, review_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import key_of, select_workers
@@ -84,3 +85,12 @@ def fleet_progress(workers: list[Worker]) -> dict:
     done = sum(r["done"] for r in rows)
     return {"samples": samples, "done": done, "expected": samples * len(rows),
             "percent": round(100 * done / (samples * len(rows)), 1) if samples and rows else 0.0, "workers": rows}
+
+
+def review_items() -> list[dict]:
+    """The samples a clinician reads first (as on the consolidated workbook's Review sheet), from the store."""
+    tables, _ = load_tables()
+    urgency = next((t for t in tables if t.domain.slug == "urgency"), None)
+    annotators = urgency.annotators if urgency else []
+    return [{"sample": external_id, "why": why, "urgency": dict(zip(map(str, annotators), given, strict=True))}
+            for external_id, why, *given in review_rows(tables)]

@@ -319,3 +319,10 @@ class JobSerializer(serializers.Serializer):
     started_by = serializers.CharField()
     review = serializers.IntegerField(allow_null=True, help_text="samples on the Review sheet, when done")
     error = serializers.CharField(allow_blank=True)
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    sample = serializers.CharField(help_text="the sample's external id")
+    why = serializers.CharField(help_text="LEVEL_4 given, or urgency labels N levels apart")
+    urgency = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                    help_text="each annotator's urgency label ('' when missing or malformed)")

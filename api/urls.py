@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/archives/create", views.ArchiveCreate.as_view(), name="api-archives-create"),
     path("api/v1/archives/<str:name>/verify", views.ArchiveVerify.as_view(), name="api-archive-verify"),
     path("api/v1/archives/<str:name>/download", views.ArchiveDownload.as_view(), name="api-archive-download"),
+    path("api/v1/review", views.ReviewList.as_view(), name="api-review"),
     path("api/v1/consolidations", views.ConsolidationStart.as_view(), name="api-consolidations"),
     path("api/v1/consolidations/<uuid:job>", views.ConsolidationStatus.as_view(), name="api-consolidation"),
     path("api/v1/consolidations/<uuid:job>/download", views.ConsolidationDownload.as_view(),

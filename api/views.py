@@ -35,7 +35,7 @@ from .authentication import acting
 from .errors import ApiError
 from .jobs import consolidation_status, consolidation_workbook, start_consolidation
 from .pagination import CheckedPages
-from .selectors import find_worker, fleet_health, fleet_progress, fleet_status
+from .selectors import find_worker, fleet_health, fleet_progress, fleet_status, review_items
 
 # Options an action takes from the body, besides the selection; every other action takes none.
 ACTION_OPTIONS = {"stop": ("force",), "restart": ("force",), "move": ("to_host",)}
@@ -429,3 +429,14 @@ class ConsolidationDownload(APIView):
         except FileNotFoundError:
             raise ApiError(404, "unknown_job", f"the workbook of job {job} is gone") from None
         return FileResponse(handle, as_attachment=True, filename=path.name, content_type=XLSX)
+
+
+@_listing("review_list", s.PageOnlySerializer, s.ReviewItemSerializer,
+          "Samples for clinical review first: any LEVEL_4, or urgency labels two or more levels apart")
+class ReviewList(FilteredList):
+    serializer_class = s.ReviewItemSerializer
+    permission = "admin_ops.consolidate"
+    filters = s.PageOnlySerializer
+
+    def get_queryset(self) -> list[dict]:
+        return review_items()

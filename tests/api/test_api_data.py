@@ -109,3 +109,21 @@ def test_an_unknown_archive_is_404(as_operator, unchanged, path):
 def test_downloading_an_archive_needs_create_archive(as_viewer):
     response = as_viewer.get("/api/v1/archives/anything/download")
     assert response.status_code == 403 and "admin_ops.create_archive" in response.json()["detail"]
+
+
+def test_review_lists_level_4_and_urgency_two_levels_apart(roles, as_operator):
+    from django.utils import timezone
+
+    from tests.conftest import make_samples
+    from workers_app.models import Annotator, Domain, Outcome
+
+    urgency = Domain.objects.get(slug="urgency")
+    given = {0: ["LEVEL_1", "LEVEL_1"], 1: ["LEVEL_4", "LEVEL_2"], 2: ["LEVEL_0", "LEVEL_2"]}
+    for index, sample in enumerate(make_samples(3, vary=True)):
+        for number, label in zip((1, 2), given[index], strict=True):
+            Outcome.objects.create(sample_id=sample, annotator=Annotator.objects.get(number=number), domain=urgency,
+                                   status="ok", labels=[label], prompt_version=1, started_at=timezone.now())
+    body = as_operator.get("/api/v1/review").json()
+    assert [(r["why"], r["urgency"]["1"], r["urgency"]["2"]) for r in body["results"]] == [
+        ("LEVEL_4 given", "LEVEL_4", "LEVEL_2"), ("labels 2 levels apart", "LEVEL_0", "LEVEL_2")]
+    assert body["count"] == 2 and body["results"][0]["urgency"]["3"] == ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
@@ -78,6 +79,11 @@ def json_errors(exc: Exception, context: dict) -> Response:
             headers["Retry-After"] = str(int(exc.wait) + 1)
         return Response({"error": code, "detail": str(exc.detail)}, status=exc.status_code, headers=headers)
     request = context.get("request")
+    if isinstance(exc, redis.RedisError):
+        log.warning("API request without Redis: %s", exc)
+        return Response({"error": "unavailable", "detail": f"Redis does not answer ({exc.__class__.__name__}); "
+                         "the fleet's live state is there: try again shortly"}, status=503,
+                        headers={"Retry-After": "5"})
     log.exception("API request failed: %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
     return Response({"error": "internal_error", "detail": "the server failed to answer; the error is in its log"},
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -159,3 +160,20 @@ def test_schema_and_docs_are_served_without_a_cdn(as_viewer):
 def test_an_address_under_api_that_names_no_endpoint_is_a_json_404(as_viewer):
     response = as_viewer.get("/api/v2/anything")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_with_redis_unreachable_the_api_answers_503_in_json_without_a_traceback(as_viewer, settings):
+    from workers_app.redis_client import get_redis
+
+    working = settings.REDIS_URL
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        settings.REDIS_URL = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    get_redis.cache_clear()
+    try:
+        response = as_viewer.get("/api/v1/workers")
+    finally:
+        settings.REDIS_URL = working
+        get_redis.cache_clear()
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["error"] == "unavailable" and "Traceback" not in response.content.decode()

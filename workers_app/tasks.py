@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.db import DatabaseError
 
 from .engine.annotate import annotate_samples
 from .engine.keys import WorkerKey
@@ -15,12 +16,19 @@ from .monitoring.metrics import prune_metrics, snapshot_metrics
 from .monitoring.storage import hourly_checks
 from .monitoring.sweep import health_sweep
 
+DATABASE_RETRY_SECONDS = 2
+
 
 @shared_task(bind=True, name=ANNOTATE_TASK, ignore_result=True)
 def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: str) -> None:
     """Annotate each sample of the message; those hit by lasting transient errors come back later."""
-    later, delay = annotate_samples(sample_ids, WorkerKey(annotator_number, domain_slug),
-                                    worker=self.request.hostname or "")
+    try:
+        later, delay = annotate_samples(sample_ids, WorkerKey(annotator_number, domain_slug),
+                                        worker=self.request.hostname or "")
+    except DatabaseError as exc:
+        # The database busy or away: this message would be acknowledged as failed and its samples left out of the
+        # run until the next sync. Send it again instead; the store skips what was stored already.
+        raise self.retry(exc=exc, countdown=DATABASE_RETRY_SECONDS, max_retries=None) from exc
     if later:
         raise self.retry(args=[later, annotator_number, domain_slug], countdown=delay, max_retries=None)
 

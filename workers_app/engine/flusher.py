@@ -38,9 +38,9 @@ class Flusher:
             self.wake.set()
 
     def start(self, keys: list[WorkerKey]) -> None:
-        # Rows stored before a crash may be missing from the workbook: catch up before new work.
-        self.flush(keys)
-        self.thread = threading.Thread(target=self._run, name="workbook-flusher", daemon=True)
+        # Rows stored before a crash may be missing from the workbook: the thread catches up first, off the path
+        # of the worker's start (thirty workers starting at once on two cores wait for each other's CPU).
+        self.thread = threading.Thread(target=self._run, args=(keys,), name="workbook-flusher", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -70,7 +70,8 @@ class Flusher:
             return [key for key, count in self.pending.items() if count and (
                 count >= self.every_rows or now - self.last_flush.get(key, 0) >= self.every_seconds)]
 
-    def _run(self) -> None:
+    def _run(self, keys: list[WorkerKey]) -> None:
+        self.flush(keys)
         while not self.stopping.is_set():
             self.wake.wait(timeout=1.0)
             self.wake.clear()

@@ -67,13 +67,15 @@ class Child:
     restart: bool = False
 
 
-def _child_main(worker: Worker, group: str) -> int:
+def _child_main(worker: Worker, group: str, agent: int) -> int:
     """Runs in the forked child: become a Celery worker consuming only its idle queue (see worker_side)."""
     os.setpgrp()  # Ctrl-C in the terminal reaches the agent, which stops workers in order
     try:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # die with the agent, never orphaned
     except (OSError, AttributeError):
         pass
+    if os.getppid() != agent:
+        return 1  # the agent died before this process was set to die with it
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     logs = settings.DATA_DIR / "logs"
@@ -224,19 +226,37 @@ class Agent:
 
     # -- starting and stopping
 
-    def _spawn(self, worker: Worker, group: str = "") -> None:
+    def _spawn(self, workers: list[Worker]) -> None:
+        """Fork every process first, each waiting at a gate, then record them and open the gate. Forking one by one
+        while the first ones already booted took seconds for thirty on two cores. Processes started together begin
+        consuming together too (see worker_side's start group)."""
+        if not workers:
+            return
+        group = f"{self.host}:{time.time_ns()}:{len(workers)}" if len(workers) > 1 else ""
         close_before_fork()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                code = _child_main(worker, group)
-            finally:
-                os._exit(code)
-        self.children[worker.pk] = Child(pid, worker.generation, time.monotonic())
-        force_observed(worker, Worker.Observed.STARTING, reason="process started", actor=ACTOR, pid=pid)
+        gate, opener = os.pipe()
+        agent = os.getpid()
+        try:
+            for worker in workers:
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        os.close(opener)
+                        os.read(gate, 1)  # end of file once the agent has recorded them all, or has died
+                        os.close(gate)
+                        code = _child_main(worker, group, agent)
+                    finally:
+                        os._exit(code)
+                self.children[worker.pk] = Child(pid, worker.generation, time.monotonic())
+            for worker in workers:
+                force_observed(worker, Worker.Observed.STARTING, reason="process started", actor=ACTOR,
+                               pid=self.children[worker.pk].pid)
+        finally:
+            os.close(gate)
+            os.close(opener)
 
     def _signal_stop(self, worker: Worker, child: Child, *, restart: bool = False) -> None:
         force = worker.force_stop
@@ -273,11 +293,7 @@ class Agent:
                 self._reconcile_running(worker, child, now)
             elif worker.desired_state != Worker.Desired.STOPPED and self._may_start(worker):
                 starting.append(worker)
-        # Started together, they begin consuming together: a worker that took work at once would slow the
-        # start of the rest (two cores, thirty processes).
-        group = f"{self.host}:{time.time_ns()}:{len(starting)}" if len(starting) > 1 else ""
-        for worker in starting:
-            self._spawn(worker, group)
+        self._spawn(starting)
         self._stop_strays({w.pk for w in rows}, now)
 
     def _stop_strays(self, placed_here: set[int], now: float) -> None:

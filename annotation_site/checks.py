@@ -7,8 +7,11 @@ from django.core.checks import Error, Warning, register
 
 from .env import PROBLEMS
 
+# Tagged so that commands run often (`workers`) can check the environment without loading every URL and admin.
+ENVIRONMENT = "environment"
 
-@register()
+
+@register(ENVIRONMENT)
 def check_environment(app_configs, **kwargs) -> list:
     return [
         Error(
@@ -20,7 +23,7 @@ def check_environment(app_configs, **kwargs) -> list:
     ]
 
 
-@register()
+@register(ENVIRONMENT)
 def check_data_dir(app_configs, **kwargs) -> list:
     import os
 

@@ -22,7 +22,7 @@ from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
 from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
-from workers_app.models import Worker
+from workers_app.models import Sample, Worker
 from workers_app.redis_client import get_redis
 
 from .agent import wake_agent
@@ -124,18 +124,19 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
     keys = [key_of(w) for w in workers]
     try:
         with _audited_fleet(Action.LAUNCH_WORKER, workers, actor) as entry, _held_all(workers):
-            sync_keys(keys)
-            claimed = claim_samples(keys)
-            queued = {str(key): len(ids) for key, ids in claimed.items()}
-            entry.target_detail = {name: {"queued": count} for name, count in queued.items()}
+            total = Sample.objects.count()
+            entry.target_detail = {name: {"to_queue": total - counts["ok"] - counts["malformed"] - counts["queued"]}
+                                   for name, counts in sync_keys(keys).items()}
             with entry.commit():
                 for worker in workers:
                     if worker.observed_state in (Worker.Observed.FATAL, Worker.Observed.BACKOFF):
                         set_observed(worker, Worker.Observed.STOPPED, reason="launched by staff",
                                      actor=actor_name(actor), quick_failures=0)
                 _set_desired(workers, Worker.Desired.RUNNING, force_stop=False)
-            # The agents start the processes now; the messages are written while those boot.
+            # The agents start the processes now; the queues fill while those boot.
+            claimed = claim_samples(keys)
             send_claimed(claimed)
+            queued = {str(key): len(ids) for key, ids in claimed.items()}
             paused = [w for w in workers if w.observed_state == Worker.Observed.PAUSED]
             _mark(_broadcast("fleet_resume", paused), paused, Worker.Observed.RUNNING, "launched", actor)
     except Exception as exc:  # noqa: BLE001  the audit rows say it failed; callers get one result per worker

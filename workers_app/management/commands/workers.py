@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation_site.checks import ENVIRONMENT
 from audit.actors import cli_actor
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.hosts import InvalidHost, check_host_name
@@ -12,6 +13,8 @@ from workers_app.monitoring.checks import evaluate
 
 
 class Command(BaseCommand):
+    # The settings and DATA_DIR checks only: the full set loads every URL and admin page, half a second per call.
+    requires_system_checks = [ENVIRONMENT]
     help = "Launch, pause, resume, stop, restart, flush, move to another host or show the status of workers."
 
     def add_arguments(self, parser):

@@ -177,3 +177,10 @@ def test_with_redis_unreachable_the_api_answers_503_in_json_without_a_traceback(
         get_redis.cache_clear()
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert response.json()["error"] == "unavailable" and "Traceback" not in response.content.decode()
+
+
+def test_describing_the_api_reads_nothing_from_the_database(django_assert_num_queries):
+    from drf_spectacular.generators import SchemaGenerator
+
+    with django_assert_num_queries(0):
+        SchemaGenerator().get_schema(request=None, public=True)

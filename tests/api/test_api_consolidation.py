@@ -25,7 +25,7 @@ def test_a_consolidation_runs_on_the_control_worker_and_its_workbook_downloads(r
         job = started.json()["job"]
         assert started.json()["started_by"] == "operator (token ops-script)"
         wait_until(lambda: as_operator.get(f"/api/v1/consolidations/{job}").json()["status"] in ("done", "failed"),
-                   timeout=180, what="the consolidation")
+                   timeout=180, what=f"the consolidation; worker log:\n{worker.log.read_text()[-3000:]}")
     finally:
         worker.stop()
     assert as_operator.get(f"/api/v1/consolidations/{job}").json()["status"] == "done"

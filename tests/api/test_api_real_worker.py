@@ -38,7 +38,10 @@ def test_pause_through_the_api_stops_the_worker_consuming_as_celery_inspect_show
     operator = TokenClient(make_token(roles["operator"], "ops"))
     assert operator.post_json("/api/v1/workers/actions/launch", {"worker": NAME}).status_code == 200
     node = row().node_name
-    wait_until(lambda: NAME in consumed_queues(node), timeout=90, what="the worker to consume its queue")
+    try:
+        wait_until(lambda: NAME in consumed_queues(node), timeout=90, what="the worker to consume its queue")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; agent log:\n{agent.log.read_text()[-3000:]}") from None
 
     viewer = TokenClient(make_token(roles["viewer"], "dash"))
     refused = viewer.post_json("/api/v1/workers/actions/pause", {"worker": NAME})

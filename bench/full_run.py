@@ -16,6 +16,7 @@ Run: .venv/bin/python bench/full_run.py [--postgres postgres://postgres@127.0.0.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import sqlite3
@@ -43,15 +44,23 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.postgres = url.startswith("postgres")
+        self.lock = threading.Lock()
+        self.connection = None  # PostgreSQL: one kept open, so a full server cannot lock the bench out
 
     def query(self, sql: str) -> list[tuple]:
         if self.postgres:
             import psycopg
 
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                return conn.execute(sql).fetchall()
+            with self.lock:
+                if self.connection is None:
+                    self.connection = psycopg.connect(self.url, autocommit=True)
+                return self.connection.execute(sql).fetchall()
         with sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=30) as conn:
             return conn.execute(sql).fetchall()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
 
 
 @contextmanager
@@ -99,7 +108,11 @@ def one_run(code: Path, postgres: str | None) -> dict:
         with fresh_database(postgres, data_dir) as url:
             env = {**os.environ, "DATA_DIR": str(data_dir), "REDIS_URL": redis.url, "DATABASE_URL": url,
                    "FLEET_HOST": "bench"}
-            return measure(code, env, Database(url), data_dir)
+            db = Database(url)
+            try:
+                return measure(code, env, db, data_dir)
+            finally:
+                db.close()
     finally:
         redis.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -120,10 +133,14 @@ def measure(code: Path, env: dict, db: Database, data_dir: Path) -> dict:
             threading.Thread(target=peak_connections, args=(db, stop, peak), daemon=True).start()
         started, wall_start = time.perf_counter(), time.time()
         command = subprocess.Popen([PYTHON, "manage.py", "workers", "launch", "--all"], cwd=code, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         launch = full = None
         while full is None:
             now = time.perf_counter() - started
+            if command.poll():
+                failed = [line for line in command.stdout.read().splitlines() if " FAILED " in line]
+                raise RuntimeError(f"workers launch --all exited {command.returncode}, {len(failed)} worker(s) "
+                                   f"failed, e.g. {failed[0][:300] if failed else '-'}")
             if now > 900:
                 raise TimeoutError(f"not done after 900 s: {db.query('SELECT count(*) FROM workers_app_outcome')}")
             if launch is None and db.query("SELECT count(*) FROM workers_app_worker WHERE observed_state = "
@@ -134,7 +151,7 @@ def measure(code: Path, env: dict, db: Database, data_dir: Path) -> dict:
                 full = now
             time.sleep(0.1)
         if command.wait(timeout=120) != 0:
-            raise RuntimeError(f"workers launch --all failed: {command.stderr.read()}")
+            raise RuntimeError(f"workers launch --all failed: {command.stdout.read()[-1500:]}")
     finally:
         stop.set()
         agent.terminate()
@@ -184,6 +201,7 @@ def checkout(commit: str):
         yield where
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, check=True)
+        shutil.rmtree(where.parent, ignore_errors=True)
 
 
 def report(label: str, runs: list[dict]) -> None:
@@ -206,7 +224,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotation_site.settings")
-    os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bench-full-run-reader-")
+    reader_dir = tempfile.mkdtemp(prefix="bench-full-run-reader-")
+    atexit.register(shutil.rmtree, reader_dir, ignore_errors=True)
+    os.environ["DATA_DIR"] = reader_dir
     import django
 
     django.setup()  # only for reading workbook files with this checkout's code
@@ -215,7 +235,7 @@ def main() -> None:
         with checkout(args.baseline) as code:
             try:
                 report(f"baseline {args.baseline}", [one_run(code, args.postgres) for _ in range(args.repeats)])
-            except (subprocess.CalledProcessError, RuntimeError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001  the baseline's failure is a result to print
                 print(f"baseline {args.baseline}: FAILED: {exc}".strip()[:2000])
     report("this checkout", [one_run(ROOT, args.postgres) for _ in range(args.repeats)])
     print("goals: full run <= 90 s on SQLite and PostgreSQL, launch <= 5 s, peak connections <= 60")

@@ -104,3 +104,20 @@ def test_stop_asks_for_confirmation_before_doing_anything(client, staff, catalog
     assert "Yes, stop them" in page and Worker.objects.get(pk=row.pk).desired_state == "running"
     post_action(client, "stop_workers", row, confirmed="yes")
     assert Worker.objects.get(pk=row.pk).desired_state == "stopped"
+
+
+def test_move_asks_for_the_host_refuses_a_bad_name_and_needs_its_permission(client, clerk, catalogue):
+    ControlAPI("test").global_status()
+    row = Worker.objects.get(annotator__number=1, domain__slug="urgency")
+    before = row.host
+    client.force_login(clerk)
+    post_action(client, "move_workers", row, confirmed="yes", to_host="gpu-b")
+    assert Worker.objects.get(pk=row.pk).host == before, "no move_worker permission: nothing moves"
+    clerk.user_permissions.add(Permission.objects.get(codename="move_worker"))
+    page = post_action(client, "move_workers", row).content.decode()
+    assert 'name="to_host"' in page and Worker.objects.get(pk=row.pk).host == before, "it asks first"
+    page = post_action(client, "move_workers", row, confirmed="yes", to_host="../etc").content.decode()
+    assert "host name &#x27;../etc&#x27; is not valid" in page and Worker.objects.get(pk=row.pk).host == before
+    page = post_action(client, "move_workers", row, confirmed="yes", to_host="gpu-b").content.decode()
+    assert Worker.objects.get(pk=row.pk).host == "gpu-b" and "no agent runs on gpu-b" in page
+    assert AuditLog.objects.filter(action="move_worker", target=row.name, result="ok").count() == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -14,7 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
+from audit.models import AuditLog
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import AgentProcess
@@ -205,3 +208,33 @@ def test_a_host_that_comes_back_stops_its_processes_of_workers_taken_over_elsewh
     finally:
         Worker.objects.update(desired_state=Worker.Desired.STOPPED)
         agent_a.stop()
+
+
+def place_on_a_lost_host(*, alive: str = "host-b") -> list[Worker]:
+    """Annotator 1's workers meant to run on host-a, whose agent last beat a minute ago; ``alive`` beats now."""
+    Host.objects.create(name="host-a", last_seen=timezone.now() - timedelta(seconds=60))
+    Host.objects.create(name=alive, last_seen=timezone.now())
+    rows = select_workers(1)
+    Worker.objects.filter(pk__in=[w.pk for w in rows]).update(host="host-a", desired_state="running",
+                                                              observed_state="running")
+    return rows
+
+
+def test_a_lost_host_is_alerted_and_its_workers_are_not_auto_restarted(catalogue, settings):
+    settings.FLEET_AUTO_FAILOVER = False
+    rows = place_on_a_lost_host()
+    report = health_sweep()
+    assert report.lost_hosts == ["host-a"] and report.restarted == [] and report.failed_over == []
+    assert "6 worker(s)" in Alert.objects.get(key="host_lost:host-a", resolved_at=None).message
+    assert set(Worker.objects.filter(pk__in=[w.pk for w in rows]).values_list("host", "generation")) == {
+        ("host-a", 0)}
+
+
+def test_automatic_failover_moves_a_lost_hosts_workers_to_the_live_host(catalogue, settings):
+    settings.FLEET_AUTO_FAILOVER = True
+    rows = place_on_a_lost_host(alive="host-c")
+    report = health_sweep()
+    assert sorted(report.failed_over) == sorted(w.name for w in rows)
+    assert set(Worker.objects.filter(pk__in=[w.pk for w in rows]).values_list("host", "moving_from")) == {
+        ("host-c", "host-a")}, "host-c's agent takes them over (the old host is lost)"
+    assert AuditLog.objects.filter(action="move_worker", actor="system:monitor").count() == 6

@@ -13,7 +13,10 @@ from audit.actors import Actor
 from audit.services import audited
 
 VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "annotator", "domain", "corpus",
-                                                     "sample", "alert", "workermetric", "host")] + ["admin_ops.view_archive"]
+                                                     "sample", "alert", "workermetric", "host")] + [
+    "admin_ops.view_archive",
+    # Personal API tokens: each acts with its owner's permissions, so every role may make (and revoke) its own.
+    "api.add_apitoken", "api.view_apitoken"]
 REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog"]
 OPERATOR = [*REVIEWER, *(f"workers_app.{verb}_worker" for verb in ("launch", "pause", "resume", "stop", "restart",
                                                                    "flush", "move")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
@@ -168,12 +169,14 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
         attempt += 1
         release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
         try:
-            if limiter is not None:
-                limiter.acquire(deadline)
+            slot = limiter.acquire(deadline) if limiter is not None else nullcontext()
         except TimeoutError as exc:
             raise RetryLater(exc, 1.0) from exc
         try:
-            completion = backend.complete(job.request(attempt))
+            # Sent within its slot: the request counts against the limit from its answer, always after the API
+            # counted it, so a request that left late (a busy CPU) never lands above the API's rolling limit.
+            with slot:
+                completion = backend.complete(job.request(attempt))
         except TransientBackendError as exc:
             transient += 1
             delay = backoff_delay(transient, exc.retry_after)

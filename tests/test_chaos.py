@@ -14,6 +14,7 @@ from django.db.models import Count
 from tests.chaos import Chaos
 from tests.conftest import make_samples
 from tests.test_fleet import agent, wait_until  # noqa: F401  (agent is a fixture)
+from tests.worker_processes import forget_broker_connections
 from workers_app.engine.flush import flush_workbook
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers
@@ -21,6 +22,12 @@ from workers_app.models import Annotator, Outcome, Sample, Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SAMPLES = 300
+
+
+@pytest.fixture(autouse=True)
+def fresh_broker_connections():
+    yield
+    forget_broker_connections()  # the chaos killed every client of the suite's Redis, this process's too
 
 
 def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_once(agent):  # noqa: F811

@@ -43,6 +43,14 @@ class WorkerProcess:
             )
 
     def wait_ready(self, timeout: float = 30) -> WorkerProcess:
+        """Ready, or stopped: a worker left running after a failed start would consume later tests' queues."""
+        try:
+            return self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> WorkerProcess:
         from annotation_site.celery import app
 
         deadline = time.monotonic() + timeout
@@ -87,3 +95,14 @@ class AgentProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def forget_broker_connections() -> None:
+    """After a test killed every Redis client (a restart), this process's pooled broker connections are dead: a
+    later test would meet 'Connection closed by server' on its first control call. Drop the pools."""
+    from kombu import pools
+
+    from annotation_site.celery import app
+
+    pools.reset()
+    app._after_fork()  # Celery's own way to forget its connection and producer pools

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
+    path("", include("workspace.urls")),
 ]

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("audit", "annotation_site", "workers_app", "admin_ops", "api")
+PACKAGES = ("audit", "annotation_site", "workers_app", "admin_ops", "api", "workspace")
 
 # Entry points and wiring: admin pages, commands, Celery tasks and hooks, URL and web modules, the launcher, the
 # ControlAPI, and each app's AppConfig (which connects receivers of any layer once Django is ready).
 ADAPTERS = re.compile(
     r"^(\w+\.admin(_\w+)?(\..*)?|\w+\.management\..*|\w+\.tasks|\w+\.apps"
-    r"|annotation_site\.(urls|views|launcher|wsgi|asgi)|workers_app\.fleet\.api|api(\..*)?)$"
+    r"|annotation_site\.(urls|views|launcher|wsgi|asgi)|workers_app\.fleet\.api|api(\..*)?|workspace(\..*)?)$"
 )
 LAYERS = [
     ("audit", ("audit",)),
     ("platform", ("annotation_site",)),
     ("models", ("workers_app", "workers_app.models", "workers_app.redis_client",
                 "workers_app.excel")),
-    ("engine", ("workers_app.engine", "workers_app.importing", "workers_app.catalogue_defaults",
+    ("engine", ("workers_app.engine", "workers_app.review", "workers_app.importing", "workers_app.catalogue_defaults",
                 "workers_app.beat_schedules", "workers_app.local_profile", "workers_app.admin_login")),
     ("fleet", ("workers_app.fleet",)),
     ("monitoring", ("workers_app.monitoring",)),

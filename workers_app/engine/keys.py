@@ -8,6 +8,10 @@ from pathlib import Path
 from django.conf import settings
 
 PREFIX = "annot"
+# Outcomes are counted per worker in buckets of this many seconds, kept a little over a minute: the live
+# throughput of the dashboard, without a query over the outcomes.
+RATE_BUCKET_SECONDS = 10
+RATE_BUCKETS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class WorkerKey:
     def recent_key(self) -> str:
         """The statuses of its last outcomes, newest first: the health check's error-rate window."""
         return f"{PREFIX}:recent:{self}"
+
+    def rate_key(self, bucket: int) -> str:
+        """Outcomes stored in the ``bucket``-th RATE_BUCKET_SECONDS of the epoch."""
+        return f"{PREFIX}:rate:{self}:{bucket}"
 
     @property
     def workbook_report_key(self) -> str:

@@ -19,7 +19,7 @@ from audit.services import audited
 from workers_app.models import Annotator, MalformedAttempt, Outcome
 from workers_app.redis_client import get_redis
 
-from .keys import WorkerKey
+from .keys import RATE_BUCKET_SECONDS, RATE_BUCKETS_KEPT, WorkerKey
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,11 @@ def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
         for status, count in statuses.items():
             pipe.hincrby(key.progress_key, status, count)
         if stored:
-            pipe.hset(key.progress_key, "last_at", time.time())
+            now = time.time()
+            pipe.hset(key.progress_key, "last_at", now)
+            bucket = key.rate_key(int(now // RATE_BUCKET_SECONDS))
+            pipe.incrby(bucket, len(stored))
+            pipe.expire(bucket, RATE_BUCKET_SECONDS * RATE_BUCKETS_KEPT)
             pipe.lpush(key.recent_key, *(fields["status"] for fields in stored))
             pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
         pipe.srem(key.queued_key, *(fields["sample"].pk for fields in rows))

@@ -36,6 +36,7 @@ class WorkerHealth:
     rss: int | None = None
     queue: int = 0
     error_rate: float = 0.0
+    stored: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -119,14 +120,16 @@ def _memory(live: Live) -> Check:
                  f" (limit {settings.HEALTH_MAX_RSS_MB} MB)"))
 
 
-def _workbook(worker: Worker, live: Live, now: float) -> Check:
-    """Checked here if the file is on this host, else as the worker's host last reported it."""
-    if worker.host == settings.FLEET_HOST:
+def _workbook(worker: Worker, live: Live, now: float, check_here: bool) -> Check:
+    """Checked here if the file is on this host (and ``check_here``), else as the worker's host last reported it."""
+    if check_here and worker.host == settings.FLEET_HOST:
         return Check("workbook", *check_workbook(key_of(worker), live.stored))
     return Check("workbook", *read_report(live.workbook_report, worker.host, now))
 
 
-def evaluate(workers: list[Worker], *, with_workbooks: bool = True) -> list[WorkerHealth]:
+def evaluate(workers: list[Worker], *, with_workbooks: bool = True, read_files: bool = True) -> list[WorkerHealth]:
+    """``read_files=False`` takes every workbook check from the agents' reports: a page refreshed every second
+    must not read thirty workbooks."""
     now = time.time()
     live = read_live(workers)
     reports = []
@@ -134,10 +137,10 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True) -> list[Work
         state = live[worker.pk]
         error_rate = _error_rate(state.recent)
         health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
-                              rss=state.rss, queue=state.queue,
+                              rss=state.rss, queue=state.queue, stored=state.stored,
                               error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:
-            health.checks.append(_workbook(worker, state, now))
+            health.checks.append(_workbook(worker, state, now, read_files))
         reports.append(health)
     return reports

@@ -4,6 +4,9 @@ from django.shortcuts import redirect
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Staff who may watch the fleet land on the dashboard; everyone else (and the login) on the admin."""
+    if request.user.has_perm("workers_app.view_worker"):
+        return redirect("workspace:dashboard:index")
     return redirect("admin:index")
 
 

@@ -26,7 +26,8 @@ class WorkerKey:
 
     @classmethod
     def parse(cls, name: str) -> WorkerKey:
-        prefix, number, domain = name.split("_", 2)
+        parts = name.split("_", 2)
+        prefix, number, domain = parts if len(parts) == 3 else ("", "", "")
         if prefix != "annotator" or not number.isdigit() or not domain:
             raise ValueError(f"not a worker name: {name!r} (expected annotator_<n>_<domain>)")
         return cls(int(number), domain)

@@ -37,6 +37,7 @@ class WorkerHealth:
     queue: int = 0
     error_rate: float = 0.0
     stored: int = 0
+    malformed: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +60,7 @@ class Live:
     rss: int | None
     queue: int
     stored: int
+    malformed: int
     last_stored: float | None
     recent: list[str]
     workbook_report: list
@@ -79,7 +81,8 @@ def read_live(workers: list[Worker]) -> dict[int, Live]:
     for worker in workers:
         (at, rss), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
         live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
-                               int(ok or 0) + int(bad or 0), float(last) if last else None, recent, next(answers))
+                               int(ok or 0) + int(bad or 0), int(bad or 0), float(last) if last else None, recent,
+                               next(answers))
     return live
 
 
@@ -137,7 +140,7 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True, read_files: 
         state = live[worker.pk]
         error_rate = _error_rate(state.recent)
         health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
-                              rss=state.rss, queue=state.queue, stored=state.stored,
+                              rss=state.rss, queue=state.queue, stored=state.stored, malformed=state.malformed,
                               error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:

@@ -6,4 +6,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("live", views.live, name="live"),
+    path("charts", views.charts, name="charts"),
+    path("act", views.act, name="act"),
+    path("workers/<str:name>/", views.worker, name="worker"),
 ]

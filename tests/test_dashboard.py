@@ -1,0 +1,186 @@
+"""The fleet dashboard's pages through Django's test client: permissions, hostile requests, what the grid shows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from audit.models import AuditLog
+from tests.conftest import make_samples
+from workers_app.engine.keys import WorkerKey
+from workers_app.engine.store import store_outcomes
+from workers_app.fleet.rows import select_workers
+from workers_app.models import Alert, Annotator, Domain, Sample, Worker, WorkerEvent, WorkerMetric
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def viewer(django_user_model, catalogue):
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_worker"))
+    return user
+
+
+def grant(user, *codenames: str) -> None:
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+
+
+def store_some(annotator: int, domain: str, count: int, status: str = "ok", skip: int = 0) -> None:
+    from django.utils import timezone
+
+    a, d = Annotator.objects.get(number=annotator), Domain.objects.get(slug=domain)
+    samples = Sample.objects.order_by("id")[skip:skip + count]
+    store_outcomes(WorkerKey(annotator, domain), [
+        {"sample": s, "annotator": a, "domain": d, "status": status, "labels": [d.code_list[0]] if status == "ok"
+         else [], "reason": "", "prompt_version": 1, "started_at": timezone.now()} for s in samples])
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(client, catalogue):
+    for path in ("/dashboard/", "/dashboard/live", "/dashboard/charts", "/dashboard/workers/annotator_1_urgency/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
+
+
+def test_it_refuses_staff_without_view_worker_and_audits_the_refusal(client, django_user_model, catalogue):
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw", is_staff=True))
+    assert client.get("/dashboard/").status_code == 403
+    assert client.get("/dashboard/live").status_code == 403
+    assert client.post("/dashboard/act", {"op": "pause", "workers": ["annotator_1_urgency"]}).status_code == 403
+    assert AuditLog.objects.filter(action="refused", target="/dashboard/").exists()
+
+
+def test_the_grid_has_one_cell_per_worker_with_its_name_and_state(client, viewer):
+    client.force_login(viewer)
+    html = client.get("/dashboard/").content.decode()
+    cells = re.findall(r'data-worker="(annotator_\d_[a-z_]+)" data-state="([a-z]+)"', html)
+    assert len(cells) == 30 and {state for _, state in cells} == {"stopped"}
+    assert "actions need the permissions of an operator" in html and 'name="op"' not in html
+
+
+def test_live_reports_progress_rate_malformed_share_and_alerts(client, viewer):
+    make_samples(10)
+    store_some(1, "urgency", 8)
+    store_some(1, "urgency", 2, status="malformed", skip=8)
+    [worker] = select_workers(1, "urgency")
+    Alert.objects.create(key="stalled:annotator_1_urgency", kind="stalled", message="no heartbeat", worker=worker)
+    client.force_login(viewer)
+    data = client.get("/dashboard/live").json()
+    cell = data["cells"]["annotator_1_urgency"]
+    assert (cell["done"], cell["malformed"], cell["total"]) == (10, 2, 10)
+    assert cell["display"]["malformed"] == "20.0 %" and cell["alerts"] == 1
+    assert cell["per_minute"] >= 10  # 10 stored within the last minute's window
+    assert data["alerts"][0]["worker"] == "annotator_1_urgency"
+    assert data["totals"]["done"] == 10 and data["totals"]["workers"] == 30
+
+
+def test_live_costs_a_fixed_number_of_queries_whatever_the_fleet(client, viewer, django_assert_max_num_queries):
+    client.force_login(viewer)
+    client.get("/dashboard/live")  # the first look creates the worker rows
+    # session, user, the user's and the groups' permissions, then workers, samples and open alerts
+    with django_assert_max_num_queries(7):
+        assert client.get("/dashboard/live").status_code == 200
+
+
+@pytest.mark.parametrize("data, reason", [
+    ({"op": "explode", "workers": ["annotator_1_urgency"]}, "unknown action"),
+    ({"op": "pause"}, "select at least one worker"),
+    ({"op": "pause", "workers": ["../../etc/passwd"]}, "not a worker name"),
+    ({"op": "pause", "workers": ["annotator_9_urgency"]}, "no such worker"),
+    ({"op": "pause", "workers": ["annotator_1_nonsense"]}, "no such worker"),
+])
+def test_a_bad_action_request_is_refused_by_name_and_changes_nothing(client, viewer, data, reason):
+    grant(viewer, "pause_worker")
+    client.force_login(viewer)
+    response = client.post("/dashboard/act", data, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400 and reason in response.json()["detail"]
+    assert not Worker.objects.exclude(desired_state="stopped").exists()
+    assert not AuditLog.objects.filter(action="pause_worker").exists()
+
+
+def test_an_action_needs_its_own_permission(client, viewer):
+    grant(viewer, "pause_worker")
+    client.force_login(viewer)
+    response = client.post("/dashboard/act", {"op": "stop", "workers": ["annotator_1_urgency"], "confirmed": "yes"})
+    assert response.status_code == 403
+    assert AuditLog.objects.filter(action="refused", target="/dashboard/act").exists()
+
+
+def test_stop_without_confirmation_asks_first_and_does_nothing(client, viewer):
+    grant(viewer, "stop_worker")
+    client.force_login(viewer)
+    page = client.post("/dashboard/act", {"op": "stop", "workers": ["annotator_1_urgency", "annotator_2_urgency"]})
+    assert page.status_code == 200 and b"Stop 2 workers?" in page.content and b'value="yes"' in page.content
+    as_json = client.post("/dashboard/act", {"op": "stop", "workers": ["annotator_1_urgency"]},
+                          HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 409
+    assert not AuditLog.objects.filter(action="stop_worker").exists()
+
+
+def test_the_page_offers_only_the_actions_the_user_may_take(client, viewer):
+    grant(viewer, "pause_worker", "resume_worker")
+    client.force_login(viewer)
+    html = client.get("/dashboard/").content.decode()
+    assert re.findall(r'name="op" value="(\w+)"', html) == ["pause", "resume"]
+
+
+def test_the_action_goes_through_the_fleet_service_and_is_audited(client, viewer):
+    grant(viewer, "flush_worker")
+    client.force_login(viewer)
+    answer = client.post("/dashboard/act", {"op": "flush", "workers": ["annotator_3_modality"]},
+                         HTTP_ACCEPT="application/json").json()
+    assert [r["worker"] for r in answer["results"]] == ["annotator_3_modality"]
+    assert AuditLog.objects.filter(action="flush_worker", actor="viewer").exists()
+
+
+def test_the_worker_page_shows_timeline_checks_and_the_logs_tail(client, viewer, settings):
+    [worker] = select_workers(2, "intensity")
+    WorkerEvent.objects.create(worker=worker, from_state="stopped", to_state="starting", reason="launch", actor="x")
+    logs = settings.DATA_DIR / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / "annotator_2_intensity.log").write_text("".join(f"line {i}\n" for i in range(500)))
+    client.force_login(viewer)
+    html = client.get("/dashboard/workers/annotator_2_intensity/").content.decode()
+    assert "line 499" in html and "line 400" in html and "line 399\n" not in html
+    assert "launch" in html and "heartbeat" in html and "workbook" in html
+
+
+@pytest.mark.parametrize("name", ["annotator_9_urgency", "annotator_1_nope", "nonsense", "annotator_x_urgency"])
+def test_an_unknown_worker_page_is_404(client, viewer, name):
+    client.force_login(viewer)
+    assert client.get(f"/dashboard/workers/{name}/").status_code == 404
+
+
+def test_charts_sum_the_fleet_per_minute_and_show_tokens(client, viewer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    workers = select_workers(1, None)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    WorkerMetric.objects.bulk_create(
+        WorkerMetric(worker=w, at=minute - timedelta(minutes=back), throughput=10 + back, malformed_rate=0,
+                     queue_length=5) for w in workers for back in range(3))
+    client.force_login(viewer)
+    html = client.get("/dashboard/charts").content.decode()
+    assert "latest 60.0, peak 72.0 outcomes / min" in html  # 6 workers x 10 now, 6 x 12 two minutes ago
+    assert "<polyline" in html and "Tokens per annotator" in html
+
+
+def test_charts_have_a_useful_empty_state(client, viewer):
+    client.force_login(viewer)
+    assert b"no metrics recorded yet" in client.get("/dashboard/charts").content
+
+
+def test_home_sends_fleet_watchers_to_the_dashboard(client, viewer):
+    client.force_login(viewer)
+    assert client.get("/")["Location"] == "/dashboard/"
+
+
+def test_the_live_answer_is_json_that_is_never_cached(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/dashboard/live")
+    assert response["Cache-Control"] == "no-store" and json.loads(response.content)["cells"]

@@ -1,0 +1,86 @@
+"""The dashboard's charts: fleet throughput and queue depth from the per-minute metrics history, the malformed
+rate per annotator and the tokens spent. Drawn on the server as SVG polylines, each with its numbers in a table."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from workers_app.models import Outcome, WorkerMetric
+
+WIDTH, HEIGHT = 600, 120
+
+
+@dataclass
+class Series:
+    title: str
+    unit: str
+    points: list[tuple[str, float]]  # (time label, value), oldest first
+
+    @property
+    def peak(self) -> float:
+        return max((v for _, v in self.points), default=0)
+
+    @property
+    def latest(self) -> float | None:
+        return self.points[-1][1] if self.points else None
+
+    @property
+    def polyline(self) -> str:
+        """SVG points scaled to WIDTH x HEIGHT, the peak at the top."""
+        if len(self.points) < 2:
+            return ""
+        top = self.peak or 1
+        step = WIDTH / (len(self.points) - 1)
+        return " ".join(f"{i * step:.1f},{HEIGHT - v / top * (HEIGHT - 4) - 2:.1f}"
+                        for i, (_, v) in enumerate(self.points))
+
+
+def _minutes(since) -> list[dict]:
+    return list(WorkerMetric.objects.filter(at__gte=since).values("at").annotate(
+        throughput=Sum("throughput"), queue=Sum("queue_length")).order_by("at"))
+
+
+def _bucketed(rows: list[dict], minutes: int, field: str) -> list[tuple[str, float]]:
+    """Average of ``field`` per ``minutes``-long bucket."""
+    buckets: dict = defaultdict(list)
+    for row in rows:
+        at = timezone.localtime(row["at"])
+        start = at.replace(minute=at.minute - at.minute % minutes)
+        buckets[start].append(row[field])
+    return [(start.strftime("%H:%M"), round(sum(v) / len(v), 1)) for start, v in sorted(buckets.items())]
+
+
+def fleet_series() -> list[Series]:
+    now = timezone.now()
+    day = _minutes(now - timedelta(days=1))
+    hour = [row for row in day if row["at"] >= now - timedelta(hours=1)]
+    return [Series("Fleet throughput, last hour", "outcomes / min", _bucketed(hour, 1, "throughput")),
+            Series("Queue depth, last hour", "messages", _bucketed(hour, 1, "queue")),
+            Series("Fleet throughput, last day (15-minute means)", "outcomes / min", _bucketed(day, 15, "throughput")),
+            Series("Queue depth, last day (15-minute means)", "messages", _bucketed(day, 15, "queue"))]
+
+
+def tokens_per_annotator() -> list[dict]:
+    """Tokens the backends reported; annotators whose backend reports none (the built-in one) show zero."""
+    rows = (Outcome.objects.values("annotator__number", "annotator__name")
+            .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+            .order_by("annotator__number"))
+    return [{"number": r["annotator__number"], "name": r["annotator__name"], "prompt": r["prompt"] or 0,
+             "completion": r["completion"] or 0, "total": (r["prompt"] or 0) + (r["completion"] or 0)} for r in rows]
+
+
+def malformed_per_annotator(cells) -> list[dict]:
+    """From the live counters the snapshot already read: no query."""
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for cell in cells:
+        done = totals[cell.annotator]
+        done[0] += cell.done
+        done[1] += cell.malformed
+    return [{"number": number, "done": done, "malformed": bad, "pct": round(100 * bad / done, 1) if done else None}
+            for number, (done, bad) in sorted(totals.items())]
+

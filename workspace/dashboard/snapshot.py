@@ -1,0 +1,127 @@
+"""What the dashboard shows of the fleet, read in one pass whatever its size: the workers (one query), their live
+state (two pipelined Redis round trips), the open alerts and the sample count (one query each)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from django.utils import timezone
+
+from workers_app.engine.keys import RATE_BUCKET_SECONDS
+from workers_app.fleet.rows import ensure_worker_rows, key_of
+from workers_app.models import Alert, Annotator, Domain, Sample, Worker
+from workers_app.monitoring.checks import WorkerHealth, evaluate
+from workers_app.redis_client import get_redis
+
+RATE_WINDOW_BUCKETS = 6  # the current bucket and the five before it: the last 50-60 seconds
+
+
+@dataclass
+class Cell:
+    name: str
+    annotator: int
+    domain: str
+    state: str
+    desired: str
+    host: str
+    done: int
+    malformed: int
+    total: int
+    per_minute: int
+    malformed_pct: float | None
+    heartbeat_age: float | None
+    queue: int
+    failed: list[str] = field(default_factory=list)
+    alerts: int = 0
+
+    @property
+    def display(self) -> dict[str, str]:
+        """The cell's texts, formatted once here for the page and for its live updates."""
+        beat = "—" if self.heartbeat_age is None else f"{self.heartbeat_age:.0f} s ago"
+        return {"state": self.state if self.state == self.desired or self.desired == "running"
+                else f"{self.state} (wanted {self.desired})",
+                "progress": f"{self.done:,} / {self.total:,}", "per_minute": f"{self.per_minute:,}/min",
+                "malformed": "—" if self.malformed_pct is None else f"{self.malformed_pct:.1f} %",
+                "heartbeat": beat, "queue": f"{self.queue:,} queued",
+                "failed": "; ".join(self.failed) if self.failed else "all checks pass",
+                "alerts": f"{self.alerts} open alert{'s' if self.alerts != 1 else ''}" if self.alerts else ""}
+
+
+@dataclass
+class Snapshot:
+    annotators: list[int]
+    domains: list[str]
+    cells: dict[str, Cell]
+    alerts: list[dict]
+    at: float
+
+    def grid(self) -> list[tuple[int, list[Cell | None]]]:
+        """Rows of annotators, columns of domains; None where a worker row does not exist."""
+        by_pair = {(c.annotator, c.domain): c for c in self.cells.values()}
+        return [(a, [by_pair.get((a, d)) for d in self.domains]) for a in self.annotators]
+
+    @property
+    def totals(self) -> dict:
+        cells = self.cells.values()
+        return {"done": sum(c.done for c in cells), "total": sum(c.total for c in cells),
+                "per_minute": sum(c.per_minute for c in cells), "queue": sum(c.queue for c in cells),
+                "running": sum(c.state == Worker.Observed.RUNNING for c in cells), "workers": len(self.cells)}
+
+    def as_json(self) -> dict:
+        return {"at": self.at, "cells": {name: {**asdict(cell), "display": cell.display}
+                                         for name, cell in self.cells.items()},
+                "alerts": self.alerts, "totals": self.totals}
+
+
+def _workers() -> list[Worker]:
+    rows = list(Worker.objects.select_related("annotator", "domain"))
+    if not rows and Annotator.objects.exists() and Domain.objects.exists():
+        ensure_worker_rows()  # a new install: the rows appear with the first look, as in the admin
+        rows = list(Worker.objects.select_related("annotator", "domain"))
+    return rows
+
+
+def _per_minute(workers: list[Worker], now: float) -> dict[int, int]:
+    """Outcomes per minute over the last 50-60 s, from the buckets the store counts into."""
+    current = int(now // RATE_BUCKET_SECONDS)
+    window = (RATE_WINDOW_BUCKETS - 1) * RATE_BUCKET_SECONDS + now % RATE_BUCKET_SECONDS
+    pipe = get_redis().pipeline(transaction=False)
+    for worker in workers:
+        pipe.mget([key_of(worker).rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])
+    counts = pipe.execute()
+    return {w.pk: round(sum(int(v or 0) for v in found) * 60 / window) for w, found in zip(workers, counts,
+                                                                                          strict=True)}
+
+
+def _open_alerts(names: dict[int, str]) -> list[dict]:
+    rows = Alert.objects.filter(resolved_at__isnull=True).order_by("-opened_at").values(
+        "id", "kind", "message", "worker_id", "opened_at")
+    return [{"id": row["id"], "kind": row["kind"], "message": row["message"], "worker": names.get(row["worker_id"]),
+             "opened_at": timezone.localtime(row["opened_at"]).strftime("%Y-%m-%d %H:%M:%S")} for row in rows]
+
+
+def _cell(health: WorkerHealth, total: int, per_minute: int, alerts: int) -> Cell:
+    worker = health.worker
+    return Cell(name=worker.name, annotator=worker.annotator.number, domain=worker.domain.slug,
+                state=worker.observed_state, desired=worker.desired_state, host=worker.host, done=health.stored,
+                malformed=health.malformed, total=total, per_minute=per_minute,
+                malformed_pct=round(100 * health.malformed / health.stored, 1) if health.stored else None,
+                heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
+                queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
+                alerts=alerts)
+
+
+def fleet_snapshot() -> Snapshot:
+    now = time.time()
+    workers = _workers()
+    total = Sample.objects.count()
+    alerts = _open_alerts({w.pk: w.name for w in workers})
+    per_worker_alerts = Counter(alert["worker"] for alert in alerts)
+    rates = _per_minute(workers, now)
+    cells = {h.worker.name: _cell(h, total, rates[h.worker.pk], per_worker_alerts[h.worker.name])
+             for h in evaluate(workers, read_files=False)}
+    annotators = sorted({w.annotator.number for w in workers})
+    domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]
+    return Snapshot(annotators, domains, cells, alerts, now)

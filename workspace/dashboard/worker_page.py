@@ -1,0 +1,70 @@
+"""Everything one worker's page shows: its timeline, what it works on now, its log's tail, restarts and checks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from workers_app.fleet.rows import key_of
+from workers_app.fleet.worker_side import heartbeat_key
+from workers_app.models import Sample, Worker, WorkerEvent
+from workers_app.monitoring.checks import WorkerHealth, evaluate
+from workers_app.monitoring.sweep import auto_restarts_in_last_hour
+from workers_app.redis_client import get_redis
+
+LOG_LINES = 100
+LOG_TAIL_BYTES = 256 * 1024  # enough for 100 lines of Celery's log; a huge file is never read whole
+EVENTS = 100
+
+
+@dataclass
+class WorkerPage:
+    worker: Worker
+    health: WorkerHealth
+    events: list[WorkerEvent]
+    current: list[Sample]
+    log_lines: list[str]
+    log_note: str
+    auto_restarts: int
+
+
+def log_path(worker: Worker) -> Path:
+    return settings.DATA_DIR / "logs" / f"{worker.name}.log"
+
+
+def tail(path: Path, lines: int = LOG_LINES) -> list[str]:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - LOG_TAIL_BYTES))
+        data = handle.read()
+    text = data.decode("utf-8", errors="replace").splitlines()
+    if size > LOG_TAIL_BYTES:
+        text = text[1:]  # the first line read is likely cut
+    return text[-lines:]
+
+
+def _log(worker: Worker) -> tuple[list[str], str]:
+    if worker.host != settings.FLEET_HOST:
+        return [], f"The log is on host {worker.host}: {log_path(worker)} there."
+    path = log_path(worker)
+    if not path.exists():
+        return [], "No log yet: this worker has not run on this host."
+    return tail(path), ""
+
+
+def _current_samples(worker: Worker) -> list[Sample]:
+    current = get_redis().hget(heartbeat_key(key_of(worker)), "current") or ""
+    ids = [int(part) for part in current.split(",") if part.isdigit()]
+    return list(Sample.objects.filter(pk__in=ids).only("id", "external_id")) if ids else []
+
+
+def worker_page(worker: Worker) -> WorkerPage:
+    [health] = evaluate([worker])
+    lines, note = _log(worker)
+    return WorkerPage(worker=worker, health=health, events=list(worker.events.all()[:EVENTS]),
+                      current=_current_samples(worker), log_lines=lines, log_note=note,
+                      auto_restarts=auto_restarts_in_last_hour(worker))

@@ -1,0 +1,138 @@
+// The dashboard's live grid: polls the snapshot, updates each cell in place (focus and selection stay), and sends
+// the fleet actions. Without JavaScript the page still works: the form posts and the server confirms stop/restart.
+(function () {
+  "use strict";
+  const grid = document.getElementById("fleet");
+  const status = document.getElementById("live-status");
+  if (!grid) return;
+  const every = Number(grid.dataset.poll) || 1000;
+
+  function setText(element, text) {
+    if (element && element.textContent !== text) element.textContent = text;
+  }
+
+  function applyCell(name, cell) {
+    const element = grid.querySelector('[data-worker="' + CSS.escape(name) + '"]');
+    if (!element) return;
+    element.dataset.state = cell.state;
+    element.className = "cell state-" + cell.state;
+    const badge = element.querySelector('[data-field="state"]');
+    badge.className = "badge state-" + cell.state;
+    for (const [field, text] of Object.entries(cell.display)) {
+      setText(element.querySelector('[data-field="' + field + '"]'), text);
+    }
+    const bar = element.querySelector("progress");
+    bar.max = cell.total || 1;
+    bar.value = cell.done;
+    element.querySelector('[data-field="alerts"]').hidden = !cell.alerts;
+    element.querySelector('[data-field="failed"]').classList.toggle("failing", cell.failed.length > 0);
+  }
+
+  function applyAlerts(alerts) {
+    const list = document.getElementById("open-alerts");
+    list.replaceChildren(...alerts.map(function (alert) {
+      const item = document.createElement("li");
+      item.className = "alert-item";
+      const kind = document.createElement("strong");
+      kind.textContent = alert.kind;
+      item.append(kind, " · " + (alert.worker ? alert.worker + " · " : "") + alert.opened_at + " — " + alert.message);
+      return item;
+    }));
+    document.getElementById("no-alerts").hidden = alerts.length > 0;
+  }
+
+  function apply(data) {
+    for (const [name, cell] of Object.entries(data.cells)) applyCell(name, cell);
+    for (const [field, value] of Object.entries(data.totals)) {
+      setText(document.querySelector('[data-total="' + field + '"]'), String(value));
+    }
+    applyAlerts(data.alerts);
+    setText(status, "Live · updated " + new Date(data.at * 1000).toLocaleTimeString());
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(grid.dataset.live, {headers: {Accept: "application/json"}, cache: "no-store",
+                                                        credentials: "same-origin"});
+      if (response.redirected || response.status === 403) {
+        setText(status, "Your session ended: reload the page to log in again.");
+        return;
+      }
+      apply(await response.json());
+    } catch (error) {
+      setText(status, "Connection lost; retrying…");
+    }
+    setTimeout(poll, every);
+  }
+  setTimeout(poll, every);
+
+  // Charts: loaded after the page, refreshed each minute.
+  const charts = document.getElementById("charts");
+  async function loadCharts() {
+    try {
+      const response = await fetch(charts.dataset.src, {credentials: "same-origin"});
+      if (response.ok && !response.redirected) charts.innerHTML = await response.text();
+    } catch (error) { /* the next refresh tries again */ }
+    setTimeout(loadCharts, 60000);
+  }
+  loadCharts();
+
+  // Selection: all, none, a row (annotator) or a column (domain).
+  const form = document.getElementById("fleet-actions");
+  const boxes = function (selector) { return Array.from(document.querySelectorAll('input[name="workers"]' + selector)); };
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-select]");
+    if (!button) return;
+    const [kind, value] = button.dataset.select.split(":");
+    let chosen = boxes("");
+    if (kind === "none") { chosen.forEach(function (box) { box.checked = false; }); return; }
+    if (kind === "annotator" || kind === "domain") chosen = boxes('[data-' + kind + '="' + CSS.escape(value) + '"]');
+    const check = kind === "all" || !chosen.every(function (box) { return box.checked; });
+    chosen.forEach(function (box) { box.checked = check; });
+  });
+
+  // Actions: confirm the ones that interrupt work, then post and report each worker's result.
+  const result = document.getElementById("action-result");
+  const dialog = document.getElementById("confirm-dialog");
+  const needConfirm = (form && form.dataset.confirm ? form.dataset.confirm.split(",") : []);
+
+  function confirmFirst(operation, names) {
+    if (!needConfirm.includes(operation)) return Promise.resolve(true);
+    document.getElementById("confirm-title").textContent = "Confirm: " + operation;
+    document.getElementById("confirm-text").textContent =
+      operation + " " + names.length + " worker(s): " + names.join(", ") + "? Their running tasks finish first.";
+    return new Promise(function (resolve) {
+      dialog.addEventListener("close", function () { resolve(dialog.returnValue === "confirm"); }, {once: true});
+      dialog.showModal();
+    });
+  }
+
+  async function send(operation, names) {
+    const body = new FormData(form);
+    body.set("op", operation);
+    body.delete("workers");
+    names.forEach(function (name) { body.append("workers", name); });
+    body.set("confirmed", "yes");
+    setText(result, operation + " " + names.length + " worker(s)…");
+    const response = await fetch(form.action, {method: "POST", body: body, credentials: "same-origin",
+                                               headers: {Accept: "application/json"}});
+    const answer = await response.json().catch(function () { return {error: "HTTP " + response.status}; });
+    if (!response.ok) {
+      setText(result, "Refused: " + (answer.detail || answer.error || response.status));
+      return;
+    }
+    setText(result, answer.results.map(function (r) {
+      return operation + " " + r.worker + ": " + (r.ok ? "" : "FAILED ") + r.message;
+    }).join(" · "));
+  }
+
+  if (form) {
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const operation = event.submitter && event.submitter.value;
+      const names = boxes(":checked").map(function (box) { return box.value; });
+      if (!names.length) { setText(result, "Select at least one worker first."); return; }
+      if (await confirmFirst(operation, names)) await send(operation, names);
+    });
+  }
+})();

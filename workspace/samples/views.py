@@ -1,9 +1,51 @@
-from django.http import HttpRequest, HttpResponse
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from workers_app.models import Sample
 from workspace.access import requires
+
+from .forms import SampleFilterForm
+from .selectors import corpora, filtered_samples, for_listing, load_catalogue, page_rows, sample_view
+
+PAGE_SIZE = 50
 
 
 @requires("workers_app.view_sample")
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "workspace/base.html", {"section": "samples"})
+    catalogue = load_catalogue()
+    form = SampleFilterForm(request.GET or None, corpora=corpora(), domains=catalogue.domains,
+                            annotators=catalogue.annotators)
+    values = form.valid_values() if form.is_bound else {}
+    paginator = Paginator(for_listing(filtered_samples(values, catalogue)), PAGE_SIZE)
+    number, page_note = page_number(request.GET.get("page"), paginator.num_pages)
+    page = paginator.page(number)
+    kept = request.GET.copy()
+    kept.pop("page", None)
+    return render(request, "workspace/samples/index.html", {
+        "section": "samples", "form": form, "problems": [*form.problems(), *filter(None, [page_note])],
+        "page": page, "rows": page_rows(list(page.object_list), catalogue), "cells": catalogue.cells,
+        "filters": kept.urlencode(), "filtered": bool(kept),
+        "no_samples": paginator.count == 0 and not Sample.objects.exists(),
+    })
+
+
+def page_number(raw: str | None, pages: int) -> tuple[int, str | None]:
+    """The page to show for the ``page`` parameter, and a note when it had to be corrected."""
+    try:
+        wanted = int(raw or 1)
+    except ValueError:
+        return 1, f"“{raw[:40]}” is not a page number: showing page 1."
+    sane = min(max(wanted, 1), pages)
+    return sane, None if sane == wanted else f"There is no page {wanted}: showing page {sane} of {pages}."
+
+
+@requires("workers_app.view_sample")
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        shown = sample_view(pk)
+    except Sample.DoesNotExist:
+        raise Http404("no sample with this id") from None
+    return render(request, "workspace/samples/detail.html", {"section": "samples", "view": shown})

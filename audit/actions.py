@@ -35,6 +35,10 @@ class Action(models.TextChoices):
     VERIFY_ARCHIVE = "verify_archive"
     RESTORE_ARCHIVE = "restore_archive"
     PRUNE_ARCHIVE = "prune_archive"
+    # the clinical review queue
+    CLAIM_REVIEW = "claim_review"
+    RELEASE_REVIEW = "release_review"
+    ADJUDICATE_REVIEW = "adjudicate_review"
     # edits made in the Django admin
     ADMIN_ADD = "admin_add"
     ADMIN_CHANGE = "admin_change"

@@ -17,7 +17,8 @@ VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "an
     "admin_ops.view_archive",
     # Personal API tokens: each acts with its owner's permissions, so every role may make (and revoke) its own.
     "api.add_apitoken", "api.view_apitoken"]
-REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog"]
+REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog",
+            "workers_app.review_sample", "workers_app.view_reviewitem"]
 OPERATOR = [*REVIEWER, *(f"workers_app.{verb}_worker" for verb in ("launch", "pause", "resume", "stop", "restart",
                                                                    "flush", "move")),
             "workers_app.change_annotator", "workers_app.change_domain", "workers_app.add_corpus",

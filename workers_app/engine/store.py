@@ -18,6 +18,7 @@ from audit.actions import Action
 from audit.services import audited
 from workers_app.models import Annotator, MalformedAttempt, Outcome
 from workers_app.redis_client import get_redis
+from workers_app.review.flags import flag_stored
 
 from .keys import RATE_BUCKET_SECONDS, RATE_BUCKETS_KEPT, WorkerKey
 
@@ -50,6 +51,9 @@ def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
             pipe.ltrim(key.recent_key, 0, settings.HEALTH_ERROR_WINDOW - 1)
         pipe.srem(key.queued_key, *(fields["sample"].pk for fields in rows))
         pipe.execute()
+    # After the outcomes and their counters: a redelivered copy finds its outcomes stored, so it flags from every
+    # row, not only the new ones; a failed flag fails the task (its message is retried) and the sync repairs it.
+    flag_stored(rows)
     return len(stored)
 
 

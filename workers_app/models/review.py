@@ -22,6 +22,7 @@ class ReviewItem(models.Model):
     sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="review_item")
     reasons = models.JSONField(default=list)
     risk = models.PositiveSmallIntegerField(default=0)
+    spread = models.PositiveSmallIntegerField(default=0, help_text="how many levels the urgency labels lie apart")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="claimed_reviews")

@@ -24,6 +24,7 @@ from workers_app.redis_client import get_redis
 
 from .alerts import Incident, sync_alerts
 from .checks import WorkerHealth, evaluate
+from .review_alerts import review_sweep
 
 ACTOR = "system:monitor"
 AUTO_RESTART = "auto-restart"
@@ -154,6 +155,7 @@ def health_sweep() -> SweepReport:
         if settings.FLEET_AUTO_FAILOVER:
             _fail_over(workers, report.lost_hosts, {h for h, s in states.items() if s == ALIVE}, report)
         sync_alerts(_incidents(report.health) + _host_incidents(workers, report.lost_hosts), scope=SWEEP_KINDS)
+        review_sweep()
         report.seconds = time.perf_counter() - started
         return report
     finally:

@@ -1,0 +1,187 @@
+"""Which samples a clinician must read first, decided as their outcomes are stored and re-derived from the store.
+
+A sample is flagged when an annotator rates its urgency LEVEL_4, when an answer reads as a refusal, or when its
+stored urgency labels lie two or more levels apart. The store is the source of truth: ``flag_stored`` is the fast
+path after each message, ``sync_review_items`` derives every flag from the store again (after a worker was killed
+between its INSERT and its flag, or a flag failed), so the two must agree.
+
+Concurrent flaggers of one sample never lose a reason: the item is inserted once (unique sample, conflicts
+ignored) and its ``reasons``, ``spread`` and ``risk`` change only by compare-and-set UPDATEs, one statement each in autocommit,
+retried when another process changed the row in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from workers_app.engine.parsing import REFUSAL
+from workers_app.models import Domain, Outcome, ReviewItem
+from workers_app.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+URGENCY = "urgency"
+CRITICAL_CODE = "LEVEL_4"
+MIN_SPREAD = 2
+
+LEVEL_4 = "level_4"
+URGENCY_SPREAD = "urgency_spread"
+REASONS = (LEVEL_4, URGENCY_SPREAD, REFUSAL)  # the queue's order of concern
+REASON_TEXT = {LEVEL_4: "LEVEL_4 given", URGENCY_SPREAD: "urgency labels two or more levels apart",
+               REFUSAL: "an answer reads as a refusal"}
+
+# Risk orders the queue: any LEVEL_4 above everything else, then the size of the urgency spread, then a refusal.
+CRITICAL_RISK = 100
+SPREAD_RISK = 10
+REFUSAL_RISK = 1
+_CAS_TRIES = 20
+_MERGED = ("id", "sample_id", "reasons", "spread", "risk")
+# While this key lives the beat sweep skips its sync; a failed flag deletes it, so the next sweep syncs at once.
+SYNC_THROTTLE_KEY = "annot:review:sync-throttle"
+
+
+def risk_of(reasons: Iterable[str], spread: int) -> int:
+    reasons = set(reasons)
+    return (CRITICAL_RISK * (LEVEL_4 in reasons) + SPREAD_RISK * spread * (URGENCY_SPREAD in reasons)
+            + REFUSAL_RISK * (REFUSAL in reasons))
+
+
+def risk_level(risk: int) -> str:
+    """The word for a risk (also the badge class ``risk-<word>``)."""
+    if risk >= CRITICAL_RISK:
+        return "high"
+    return "medium" if risk >= SPREAD_RISK else "low"
+
+
+def ordered(reasons: Iterable[str]) -> list[str]:
+    reasons = set(reasons)
+    return [reason for reason in REASONS if reason in reasons]
+
+
+@dataclass
+class Finding:
+    """Why one sample needs a clinician, as far as the outcomes read so far tell (a refusal alone does not read
+    the urgency labels: its spread is 0, and the item keeps the spread it has)."""
+
+    reasons: set[str] = field(default_factory=set)
+    spread: int = 0
+
+
+def judge_urgency(labels: list[str], codes: list[str]) -> Finding:
+    """The finding of one sample's stored urgency labels (one code each, in the domain's ordinal order)."""
+    rank = {code: index for index, code in enumerate(codes)}
+    ranks = [rank[label] for label in labels if label in rank]
+    finding = Finding(spread=max(ranks) - min(ranks) if ranks else 0)
+    if CRITICAL_CODE in labels:
+        finding.reasons.add(LEVEL_4)
+    if finding.spread >= MIN_SPREAD:
+        finding.reasons.add(URGENCY_SPREAD)
+    return finding
+
+
+def _urgency_findings(domain: Domain, outcomes) -> dict[int, Finding]:
+    labels: dict[int, list[str]] = defaultdict(list)
+    for sample_id, given in outcomes.filter(domain=domain, status=Outcome.Status.OK).values_list("sample_id",
+                                                                                                "labels"):
+        labels[sample_id] += given[:1]
+    found = {sample_id: judge_urgency(given, domain.code_list) for sample_id, given in labels.items()}
+    return {sample_id: finding for sample_id, finding in found.items() if finding.reasons}
+
+
+def flag_stored(rows: list[dict]) -> int:
+    """Flag the samples of one message's outcome rows (stored before this is called, by this message or by an
+    earlier copy of it); return how many items were made or extended.
+
+    Costs nothing for a message without urgency rows or refusals, else one query for the samples' stored urgency
+    labels and one for their items; an INSERT and UPDATEs only when an item is new or gains something. A database
+    error propagates (the task retries its message, which finds its outcomes stored and flags nothing), so it also
+    asks the next sweep to sync at once.
+    """
+    try:
+        return _flag(rows)
+    except DatabaseError:
+        request_sync()
+        raise
+
+
+def request_sync() -> None:
+    try:
+        get_redis().delete(SYNC_THROTTLE_KEY)
+    except RedisError as exc:
+        log.warning("review sync not requested (%s); the periodic one follows within its period", exc)
+
+
+def _flag(rows: list[dict]) -> int:
+    findings: dict[int, Finding] = defaultdict(Finding)
+    for fields in rows:
+        if fields["reason"] == REFUSAL:
+            findings[fields["sample"].pk].reasons.add(REFUSAL)
+    urgency = next((fields["domain"] for fields in rows if fields["domain"].slug == URGENCY), None)
+    if urgency is not None:
+        samples = {fields["sample"].pk for fields in rows if fields["domain"].pk == urgency.pk}
+        for sample_id, finding in _urgency_findings(urgency, Outcome.objects.filter(sample_id__in=samples)).items():
+            findings[sample_id].reasons |= finding.reasons
+            findings[sample_id].spread = finding.spread
+    if not findings:
+        return 0
+    existing = ReviewItem.objects.filter(sample_id__in=findings)
+    return _merge(findings, {item.sample_id: item for item in existing.only(*_MERGED)})
+
+
+def findings_in_store() -> dict[int, Finding]:
+    """Every sample's finding, derived from all stored outcomes (two queries)."""
+    urgency = Domain.objects.filter(slug=URGENCY).first()
+    findings = _urgency_findings(urgency, Outcome.objects.all()) if urgency else {}
+    refused = Outcome.objects.filter(status=Outcome.Status.MALFORMED, reason=REFUSAL).values_list("sample_id",
+                                                                                                  flat=True)
+    for sample_id in refused.distinct():
+        findings.setdefault(sample_id, Finding()).reasons.add(REFUSAL)
+    return findings
+
+
+def sync_review_items() -> int:
+    """Make or extend every item the store calls for (a flag lost to a kill or a failure); return how many."""
+    items = ReviewItem.objects.only(*_MERGED)
+    changed = _merge(findings_in_store(), {item.sample_id: item for item in items})
+    if changed:
+        log.info("review sync: %d item(s) made or extended from the store", changed)
+    return changed
+
+
+def _merge(findings: dict[int, Finding], existing: dict[int, ReviewItem]) -> int:
+    new = [ReviewItem(sample_id=sample_id, reasons=ordered(finding.reasons), spread=finding.spread,
+                      risk=risk_of(finding.reasons, finding.spread))
+           for sample_id, finding in findings.items() if sample_id not in existing]
+    touched = {item.sample_id for item in new}
+    if new:
+        # A concurrent flagger may insert the same sample first: its row wins and is extended below.
+        ReviewItem.objects.bulk_create(new, ignore_conflicts=True)
+        raced = ReviewItem.objects.filter(sample_id__in=touched).only(*_MERGED)
+        existing.update((item.sample_id, item) for item in raced)
+    touched |= {sample_id for sample_id, finding in findings.items()
+                if sample_id in existing and _extend(existing[sample_id], finding)}
+    return len(touched)
+
+
+def _extend(item: ReviewItem, finding: Finding) -> bool:
+    """Add the finding's reasons and spread to the item, by compare-and-set: a concurrent change of the row makes
+    the UPDATE match nothing, and it is read again and retried. Reasons and spread only grow."""
+    for _ in range(_CAS_TRIES):
+        reasons = ordered({*item.reasons, *finding.reasons})
+        spread = max(item.spread, finding.spread)
+        risk = risk_of(reasons, spread)
+        if (reasons, spread, risk) == (item.reasons, item.spread, item.risk):
+            return False
+        if ReviewItem.objects.filter(pk=item.pk, reasons=item.reasons, spread=item.spread, risk=item.risk).update(
+                reasons=reasons, spread=spread, risk=risk):
+            return True
+        item = ReviewItem.objects.filter(pk=item.pk).only(*_MERGED).first()
+        if item is None:
+            return False  # deleted with its sample, or behind our back: the next sync makes it again
+    raise RuntimeError(f"review item {item.pk}: {_CAS_TRIES} concurrent changes in a row")

@@ -58,6 +58,19 @@ def fresh_catalogue_cache():
 
 
 @pytest.fixture
+def agent(catalogue):
+    """A real fleet agent whose built-in annotators answer in 20 ms; every worker is stopped afterwards."""
+    from tests.worker_processes import AgentProcess
+    from workers_app.models import Annotator, Worker
+
+    Annotator.objects.update(builtin_latency_ms=20)
+    process = AgentProcess()
+    yield process
+    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+    process.stop()
+
+
+@pytest.fixture
 def fake_llm():
     from tests.fake_llm import FakeLLM, start_fake_llm
 

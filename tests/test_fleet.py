@@ -29,15 +29,6 @@ from workers_app.models import Annotator, Outcome, Worker
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-@pytest.fixture
-def agent(catalogue):
-    Annotator.objects.update(builtin_latency_ms=20)
-    process = AgentProcess()
-    yield process
-    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
-    process.stop()
-
-
 def worker(number: int, domain: str) -> Worker:
     [row] = select_workers(number, domain)
     return row

@@ -7,21 +7,11 @@ import pytest
 from annotation_site.celery import app
 from tests.api.conftest import TokenClient, make_token
 from tests.test_fleet import wait_until
-from tests.worker_processes import AgentProcess
-from workers_app.models import Annotator, Worker
+from workers_app.models import Worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.usefixtures("roles")]
 
 NAME = "annotator_1_urgency"
-
-
-@pytest.fixture
-def agent(roles):
-    Annotator.objects.update(builtin_latency_ms=20)
-    process = AgentProcess()
-    yield process
-    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
-    process.stop()
 
 
 def consumed_queues(node: str) -> set[str]:

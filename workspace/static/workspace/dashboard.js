@@ -15,7 +15,6 @@
     const element = grid.querySelector('[data-worker="' + CSS.escape(name) + '"]');
     if (!element) return;
     element.dataset.state = cell.state;
-    element.className = "cell state-" + cell.state;
     const badge = element.querySelector('[data-field="state"]');
     badge.className = "badge state-" + cell.state;
     for (const [field, text] of Object.entries(cell.display)) {

@@ -6,4 +6,6 @@ app_name = "files"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("consolidated/<str:name>", views.consolidated, name="consolidated"),
+    path("archives/<str:name>", views.archive, name="archive"),
 ]

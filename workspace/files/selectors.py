@@ -1,0 +1,94 @@
+"""What /files/ lists: the consolidated workbooks in DATA_DIR/consolidated (who made each and when, from the audit
+log) and the archives. A download is served only for a name on these lists, so a name from a URL never becomes a
+path of its own."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from admin_ops.models import Archive
+from audit.actions import Action
+from audit.models import AuditLog
+
+CONSOLIDATED = "consolidated"
+FORMATS = (".xlsx", ".csv", ".jsonl")  # the workbook and its flat copies (admin_ops.services.consolidate)
+MAX_NAME = 255
+
+
+class NotListed(LookupError):
+    """The name is not a file on the page's lists."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Consolidation:
+    workbook: str
+    files: list[StoredFile]  # the workbook first, then its CSV and JSON-lines copies
+    made_at: datetime
+    made_by: str | None  # None: no audit row names this file (e.g. copied in by hand)
+
+
+def consolidated_files() -> dict[str, Path]:
+    """Regular files of the consolidated folder in the known formats; not the hidden temporary files of a
+    consolidation still being written, and no symbolic links."""
+    try:
+        entries = list(os.scandir(settings.DATA_DIR / CONSOLIDATED))
+    except FileNotFoundError:
+        return {}
+    return {entry.name: Path(entry.path) for entry in entries
+            if entry.name.endswith(FORMATS) and not entry.name.startswith(".")
+            and entry.is_file(follow_symlinks=False)}
+
+
+def consolidations() -> list[Consolidation]:
+    """One entry per consolidation, newest first."""
+    files = consolidated_files()
+    stems: dict[str, list[Path]] = {}
+    for name in sorted(files, key=lambda n: FORMATS.index(Path(n).suffix)):
+        stems.setdefault(Path(name).stem, []).append(files[name])
+    made = _made_by_whom(f"{stem}.xlsx" for stem in stems)
+    found = []
+    for stem, paths in stems.items():
+        sizes = [StoredFile(path.name, path.stat().st_size) for path in paths]
+        at, actor = made.get(f"{stem}.xlsx", (datetime.fromtimestamp(paths[0].stat().st_mtime, tz=UTC), None))
+        found.append(Consolidation(f"{stem}.xlsx", sizes, at, actor))
+    return sorted(found, key=lambda c: c.made_at, reverse=True)
+
+
+def _made_by_whom(workbooks) -> dict[str, tuple[datetime, str]]:
+    rows = AuditLog.objects.filter(action=Action.CONSOLIDATE, result=AuditLog.Result.OK, target__in=list(workbooks))
+    return {target: (at, actor) for target, at, actor in rows.order_by("at", "id").values_list("target", "at", "actor")}
+
+
+def consolidated_file(name: str) -> Path:
+    path = consolidated_files().get(name)
+    if path is None:
+        raise NotListed(name)
+    return path
+
+
+def archives() -> list[Archive]:
+    return list(Archive.objects.order_by("-created_at"))
+
+
+def archive_file(name: str) -> tuple[Archive, Path]:
+    # PostgreSQL refuses a NUL inside a string parameter; such a name cannot be an archive's anyway.
+    if "\x00" in name or len(name) > MAX_NAME:
+        raise NotListed(name)
+    archive = Archive.objects.filter(name=name).first()
+    if archive is None or Path(archive.file_name).name != archive.file_name:
+        raise NotListed(name)
+    path = settings.ARCHIVES_DIR / archive.file_name
+    if not path.is_file() or path.is_symlink():
+        raise NotListed(name)
+    return archive, path

@@ -395,6 +395,13 @@ def _cohen_kappa(first: np.ndarray, second: np.ndarray, disagreement: np.ndarray
     return 1.0 - float((confusion * disagreement).sum()) / expected
 
 
+def _disagreement(n_values: int, weighted: bool) -> np.ndarray:
+    # Kappa as 1 - observed/expected disagreement; the (V-1)^2 normalisation of quadratic weights cancels out.
+    rank = np.arange(n_values)
+    disagreement = (rank[:, None] - rank[None, :]) ** 2 if weighted else (rank[:, None] != rank[None, :])
+    return disagreement.astype(float)
+
+
 def pairwise_kappa(
     labels: Sequence[Sequence[object | None]], annotators: Sequence[str], *, categories: Sequence[str], weighted: bool
 ) -> KappaMatrix:
@@ -403,10 +410,7 @@ def pairwise_kappa(
     if len(rows) != len(annotators):
         raise ValueError("one row of labels per annotator is required")
     codes = _encode(rows, _lookup(_category_index(categories)))
-    rank = np.arange(len(categories))
-    # Kappa as 1 - observed/expected disagreement; the (V-1)^2 normalisation of quadratic weights cancels out.
-    disagreement = (rank[:, None] - rank[None, :]) ** 2 if weighted else (rank[:, None] != rank[None, :])
-    disagreement = disagreement.astype(float)
+    disagreement = _disagreement(len(categories), weighted)
     values: list[list[float | None]] = [[1.0] * len(rows) for _ in rows]
     for i, j in combinations(range(len(rows)), 2):
         # Computed once per pair so the matrix is exactly symmetric, not just up to rounding.
@@ -425,3 +429,29 @@ def majority_label(values: Sequence[object | None]) -> tuple[object | None, bool
     if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
         return None, False
     return ranked[0][0], unanimous
+
+
+@dataclass(frozen=True)
+class ReferenceAgreement:
+    n: int  # samples with both a label and a reference label
+    accuracy: float | None  # share of exact matches; None when n is 0
+    kappa: float | None  # Cohen's kappa against the reference; None without categories, or undefined
+
+
+def agreement_with_reference(
+    given: Sequence[object | None], reference: Sequence[object | None], *, categories: Sequence[str] | None = None,
+    weighted: bool = False,
+) -> ReferenceAgreement:
+    """One annotator against reference labels (a clinician's adjudication), over the samples both have: the exact
+    match rate, and Cohen's kappa when ``categories`` are given (quadratic weights in their order if ``weighted``)."""
+    pairs = [(label, truth) for label, truth in zip(given, reference, strict=True)
+             if label is not None and truth is not None]
+    if not pairs:
+        return ReferenceAgreement(0, None, None)
+    accuracy = sum(label == truth for label, truth in pairs) / len(pairs)
+    kappa = None
+    if categories is not None:
+        codes = _encode([[label for label, _ in pairs], [truth for _, truth in pairs]],
+                        _lookup(_category_index(categories)))
+        kappa = _cohen_kappa(codes[0], codes[1], _disagreement(len(categories), weighted))
+    return ReferenceAgreement(len(pairs), accuracy, kappa)

@@ -185,7 +185,7 @@ def test_two_threads_flagging_one_sample_at_once_keep_both_reasons(catalogue):
         for fields in jobs:
             Outcome.objects.create(**fields[0])
 
-        def flag(fields):
+        def flag(fields, gate=gate):
             try:
                 gate.wait()
                 flag_stored(fields)
@@ -199,3 +199,262 @@ def test_two_threads_flagging_one_sample_at_once_keep_both_reasons(catalogue):
             thread.join()
         assert item_of(sample_id).reasons == [URGENCY_SPREAD, REFUSAL]
     assert ReviewItem.objects.count() == rounds
+
+
+# ---------------------------------------------------------------------------------------------- the LEVEL_4 alert
+
+
+@pytest.fixture
+def mailed(settings):
+    from django.core import mail
+
+    settings.ALERT_EMAILS = ["clinic@example.org"]
+    return mail.outbox
+
+
+def review_mails(outbox) -> list[str]:
+    return [message.subject for message in outbox if KIND in message.subject]
+
+
+def test_the_sweep_alerts_once_for_each_new_level_4_item_and_resolves_it_when_reviewed(samples, mailed,
+                                                                                      django_user_model):
+    urgency(samples[0], 1, 4)
+    store(1, "modality", [row(samples[1], 1, "modality", reason=REFUSAL)])
+    alert_level_4_items()
+    alert_level_4_items()
+    assert review_mails(mailed) == [f"[annotation fleet] {KIND}"]
+    [alert] = Alert.objects.filter(kind=KIND)
+    item = item_of(samples[0])
+    assert alert.resolved_at is None and item.alerted_at is not None
+    assert Sample.objects.get(pk=samples[0]).external_id in alert.message and f"/review/{item.pk}/" in alert.message
+    user = reviewer(django_user_model, "rita")
+    claim_review(item, actor_user=user)
+    alert_level_4_items()
+    assert Alert.objects.get(pk=alert.pk).resolved_at is None
+    adjudicate_review(item, labels={"urgency": ["LEVEL_4"]}, note="called the service", actor_user=user)
+    alert_level_4_items()
+    alert_level_4_items()
+    assert Alert.objects.get(pk=alert.pk).resolved_at is not None
+    assert review_mails(mailed) == [f"[annotation fleet] {KIND}", f"[annotation fleet] resolved: {KIND}"]
+
+
+def test_an_item_that_gains_level_4_later_is_alerted_then(samples, mailed):
+    urgency(samples[0], 1, 0)
+    urgency(samples[0], 2, 2)
+    alert_level_4_items()
+    assert review_mails(mailed) == []
+    urgency(samples[0], 3, 4)
+    alert_level_4_items()
+    assert len(review_mails(mailed)) == 1
+
+
+def test_the_review_sweep_syncs_a_lost_flag_once_a_minute_or_at_once_after_a_failed_flag(samples, mailed):
+    from workers_app.redis_client import get_redis
+    from workers_app.review.flags import SYNC_THROTTLE_KEY, request_sync
+
+    urgency(samples[0], 1, 4)
+    ReviewItem.objects.all().delete()  # as if the worker died between its INSERT and its flag
+    review_sweep()
+    assert item_of(samples[0]).reasons == [LEVEL_4] and len(review_mails(mailed)) == 1
+    ReviewItem.objects.all().delete()
+    review_sweep()
+    assert item_of(samples[0]) is None and get_redis().ttl(SYNC_THROTTLE_KEY) > 0
+    request_sync()
+    review_sweep()
+    assert item_of(samples[0]) is not None
+
+
+# ---------------------------------------------------------------------------------------------- the reviewer's steps
+
+
+@pytest.fixture
+def level_4_item(samples):
+    for annotator, level in ((1, 4), (2, 3), (3, 3), (4, 2), (5, 3)):
+        urgency(samples[0], annotator, level)
+    return item_of(samples[0])
+
+
+def audit_rows(action: str) -> list[tuple[str, str]]:
+    return list(AuditLog.objects.filter(action=action).order_by("id").values_list("actor", "result"))
+
+
+def test_a_reviewer_claims_adjudicates_and_every_step_is_audited(level_4_item, django_user_model):
+    user = reviewer(django_user_model, "rita")
+    claimed = claim_review(level_4_item, actor_user=user)
+    assert claimed.status == ReviewItem.Status.CLAIMED and claimed.claimed_by == user
+    done = adjudicate_review(level_4_item, labels={"urgency": ["LEVEL_3"], "modality": ["MOD-2", "MOD-1"]},
+                             note="  spoke to the team  ", actor_user=user)
+    assert done.status == ReviewItem.Status.REVIEWED and done.reviewed_by == user and done.reviewed_at
+    assert done.adjudicated == {"urgency": ["LEVEL_3"], "modality": ["MOD-1", "MOD-2"]}
+    assert done.note == "spoke to the team"
+    assert audit_rows("claim_review") == [("rita", "ok")]
+    assert audit_rows("adjudicate_review") == [("rita", "ok")]
+
+
+def test_it_refuses_a_second_claim_of_one_item(level_4_item, django_user_model):
+    rita, sam = reviewer(django_user_model, "rita"), reviewer(django_user_model, "sam")
+    claim_review(level_4_item, actor_user=rita)
+    with pytest.raises(ReviewRefused, match="already claimed by rita"):
+        claim_review(level_4_item, actor_user=sam)
+    assert item_of(level_4_item.sample_id).claimed_by == rita
+    assert claim_review(level_4_item, actor_user=rita).claimed_by == rita  # her own claim again: nothing changes
+    assert audit_rows("claim_review") == [("rita", "ok"), ("sam", "failed"), ("rita", "ok")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_claiming_at_the_same_moment_one_wins(level_4_item, django_user_model):
+    users = [reviewer(django_user_model, name) for name in ("rita", "sam")]
+    gate = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def claim(user):
+        try:
+            gate.wait()
+            claim_review(level_4_item, actor_user=user)
+            outcomes[user.username] = "won"
+        except ReviewRefused as exc:
+            outcomes[user.username] = str(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=claim, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winner = item_of(level_4_item.sample_id).claimed_by.username
+    loser = next(name for name in outcomes if name != winner)
+    assert outcomes[winner] == "won" and outcomes[loser] == f"this item is already claimed by {winner}"
+
+
+def test_only_the_claimer_or_a_superuser_releases(level_4_item, django_user_model):
+    rita, sam = reviewer(django_user_model, "rita"), reviewer(django_user_model, "sam")
+    with pytest.raises(ReviewRefused, match="not claimed"):
+        release_review(level_4_item, actor_user=rita)
+    claim_review(level_4_item, actor_user=rita)
+    with pytest.raises(ReviewRefused, match=r"only its claimer \(rita\)"):
+        release_review(level_4_item, actor_user=sam)
+    assert release_review(level_4_item, actor_user=rita).status == ReviewItem.Status.OPEN
+    claim_review(level_4_item, actor_user=sam)
+    boss = django_user_model.objects.create_superuser("boss", password="pw")
+    released = release_review(level_4_item, actor_user=boss)
+    assert released.status == ReviewItem.Status.OPEN and released.claimed_by is None
+    assert audit_rows("release_review") == [("rita", "failed"), ("sam", "failed"), ("rita", "ok"), ("boss", "ok")]
+
+
+@pytest.mark.parametrize(("labels", "where", "why"), [
+    ({"nosuch": ["LEVEL_1"]}, "nosuch", "not a domain that can be adjudicated"),
+    ({"urgency": ["LEVEL_9"]}, "urgency", "'LEVEL_9' is not one of its codes"),
+    ({"urgency": ["LEVEL_1", "LEVEL_2"]}, "urgency", "choose exactly one code (got 2)"),
+    ({"urgency": []}, "urgency", "choose exactly one code (got 0)"),
+    ({"urgency": "LEVEL_1"}, "urgency", "give a list of codes"),
+    ({"modality": ["MOD-1", "MOD-1"]}, "modality", "a code is given twice"),
+    ({"redressal": ["RED-1"]}, "redressal", "not a domain that can be adjudicated"),
+    (["urgency"], "labels", "give a mapping of domain to codes"),
+])
+def test_a_bad_adjudication_names_the_domain_and_why_and_changes_nothing(level_4_item, django_user_model, labels,
+                                                                         where, why):
+    user = reviewer(django_user_model, "rita")
+    claim_review(level_4_item, actor_user=user)
+    with pytest.raises(InvalidAdjudication) as refused:
+        adjudicate_review(level_4_item, labels=labels, note="n", actor_user=user)
+    assert refused.value.problems[where].startswith(why)
+    item = item_of(level_4_item.sample_id)
+    assert item.status == ReviewItem.Status.CLAIMED and item.adjudicated == {} and item.note == ""
+    assert audit_rows("adjudicate_review") == [("rita", "failed")]
+
+
+def test_only_the_claimer_adjudicates(level_4_item, django_user_model):
+    rita, sam = reviewer(django_user_model, "rita"), reviewer(django_user_model, "sam")
+    with pytest.raises(ReviewRefused, match="claim this item before"):
+        adjudicate_review(level_4_item, labels={"urgency": ["LEVEL_1"]}, note="", actor_user=rita)
+    claim_review(level_4_item, actor_user=rita)
+    with pytest.raises(ReviewRefused, match="already claimed by rita"):
+        adjudicate_review(level_4_item, labels={"urgency": ["LEVEL_1"]}, note="", actor_user=sam)
+    adjudicate_review(level_4_item, labels={"urgency": ["LEVEL_2"]}, note="", actor_user=rita)
+    with pytest.raises(ReviewRefused, match="already reviewed by rita"):
+        adjudicate_review(level_4_item, labels={"urgency": ["LEVEL_1"]}, note="", actor_user=rita)
+    with pytest.raises(ReviewRefused, match="already reviewed by rita"):
+        claim_review(level_4_item, actor_user=sam)
+    assert item_of(level_4_item.sample_id).adjudicated == {"urgency": ["LEVEL_2"]}
+
+
+def test_staff_without_review_sample_are_refused_by_the_service(level_4_item, django_user_model):
+    viewer = django_user_model.objects.create_user("vic", password="pw", is_staff=True)
+    with pytest.raises(ReviewRefused, match="needs workers_app.review_sample"):
+        claim_review(level_4_item, actor_user=viewer)
+    assert item_of(level_4_item.sample_id).status == ReviewItem.Status.OPEN
+
+
+# ---------------------------------------------------------------------------------------------- the consolidated workbook
+
+
+@pytest.fixture
+def adjudicated_run(catalogue, django_user_model, tmp_path):
+    """Three posts every annotator rated; a reviewer adjudicated each (LEVEL_4, LEVEL_2, LEVEL_1)."""
+    from admin_ops.services.consolidate import consolidate
+
+    ids = make_samples(3, vary=True)
+    Sample.objects.filter(pk=ids[0]).update(text='=HYPERLINK("http://evil.example","click")')
+    given = {ids[0]: [4, 4, 3, 3, 4], ids[1]: [4, 2, 2, 2, 2], ids[2]: [0, 4, 1, 1, 1]}
+    for sample_id, levels in given.items():
+        for annotator, level in enumerate(levels, start=1):
+            urgency(sample_id, annotator, level)
+    rita = reviewer(django_user_model, "rita")
+    for sample_id, level in zip(ids, (4, 2, 1), strict=True):
+        claim_review(item_of(sample_id), actor_user=rita)
+        adjudicate_review(item_of(sample_id), labels={"urgency": [f"LEVEL_{level}"]}, note=f"n{level}",
+                          actor_user=rita)
+    store(1, "modality", [row(ids[1], 1, "modality", reason=REFUSAL)])
+    report = consolidate(tmp_path / "c.xlsx", actor="test")
+    return ids, report, openpyxl.load_workbook(report.path)
+
+
+def test_each_domain_sheet_has_the_adjudicated_label_and_the_post_text_as_text(adjudicated_run):
+    ids, _, book = adjudicated_run
+    sheet = book["urgency"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][-4:] == ("majority label", "all agree", "adjudicated label", "post text")
+    external = dict(Sample.objects.values_list("pk", "external_id"))
+    by_id = {r[0]: r for r in rows[1:]}
+    assert [by_id[external[pk]][-2] for pk in ids] == ["LEVEL_4", "LEVEL_2", "LEVEL_1"]
+    first = next(index for index, r in enumerate(rows) if r[0] == external[ids[0]]) + 1
+    cell = sheet.cell(row=first, column=len(rows[0]))
+    assert cell.value == '=HYPERLINK("http://evil.example","click")' and cell.data_type == "s"
+    assert by_id[external[ids[1]]][-1] == Sample.objects.get(pk=ids[1]).text
+    assert {r[-2] for r in book["modality"].iter_rows(min_row=2, values_only=True)} == {None}
+
+
+def test_the_review_sheet_lists_the_queue_with_its_state_and_the_post(adjudicated_run):
+    ids, report, book = adjudicated_run
+    rows = list(book["Review"].iter_rows(values_only=True))
+    assert rows[0][:7] == ("sample id", "why a human must read it first", "risk", "status", "reviewed by",
+                           "adjudicated urgency", "note") and rows[0][-1] == "post text"
+    external = dict(Sample.objects.values_list("pk", "external_id"))
+    by_id = {r[0]: r for r in rows[1:]}
+    assert len(rows) - 1 == report.review == ReviewItem.objects.count() == 3
+    assert by_id[external[ids[1]]][1:7] == ("LEVEL_4 given; labels 2 levels apart; an answer reads as a refusal",
+                                            item_of(ids[1]).risk, "reviewed", "rita", "LEVEL_2", "n2")
+    assert by_id[external[ids[2]]][7:12] == ("LEVEL_0", "LEVEL_4", "LEVEL_1", "LEVEL_1", "LEVEL_1")
+    assert [r[2] for r in rows[1:]] == sorted((r[2] for r in rows[1:]), reverse=True)
+
+
+def test_the_agreement_sheet_scores_each_annotator_against_the_adjudicated_labels(adjudicated_run):
+    _, _, book = adjudicated_run
+    rows = list(book["Agreement"].iter_rows(values_only=True))
+    scored = {r[1]: r for r in rows if r[0] == "urgency" and str(r[1]).startswith("annotator ")}
+    # annotator 1: (4,4) (4,2) (0,1): 1 of 3 exact; quadratic kappa 1 - (5/3) / (47/9) = 32/47
+    assert scored["annotator 1"][2:4] == (3, pytest.approx(1 / 3))
+    assert scored["annotator 1"][4] == pytest.approx(32 / 47) and scored["annotator 1"][5] == "quadratic"
+    # annotator 4: (3,4) (2,2) (1,1): 2 of 3
+    assert scored["annotator 4"][2:4] == (3, pytest.approx(2 / 3))
+    assert not any(r[0] == "modality" and str(r[1]).startswith("annotator ") for r in rows)
+
+
+def test_consolidation_first_derives_the_items_the_store_calls_for(samples, tmp_path):
+    from admin_ops.services.consolidate import consolidate
+
+    urgency(samples[0], 1, 4)
+    ReviewItem.objects.all().delete()
+    assert consolidate(tmp_path / "c.xlsx", actor="test").review == 1
+    assert item_of(samples[0]).reasons == [LEVEL_4]

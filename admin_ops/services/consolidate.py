@@ -1,5 +1,9 @@
 """One workbook of everything: a sheet per domain, Summary, Agreement and the clinical-safety Review list,
-plus CSV and JSON-lines copies of the consolidated table. Built from the store (the source of truth)."""
+plus CSV and JSON-lines copies of the consolidated table. Built from the store (the source of truth).
+
+The review queue's items are synced from the store first, so the Review sheet lists exactly the queue; reviewers'
+adjudicated labels get a column on each domain sheet and, where any exist, each annotator's agreement with them a
+block on the Agreement sheet."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from openpyxl.styles import Font
 from admin_ops.agreement import (
     AlphaResult,
     KappaMatrix,
+    ReferenceAgreement,
+    agreement_with_reference,
     krippendorff_alpha,
     majority_label,
     pairwise_kappa,
@@ -28,7 +34,8 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.excel.journal import safe_cell_text
-from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
+from workers_app.review.flags import URGENCY, describe, sync_review_items
 
 from .csv_safe import FORMULA_STARTS, csv_row
 
@@ -46,6 +53,7 @@ class Table:
     labels: dict[int, list[object]]
     statuses: dict[int, list[str]]
     majority: list[tuple[object, bool]] = field(default_factory=list)
+    adjudicated: list[object] = field(default_factory=list)  # the reviewer's label per sample, None if none
 
     def settle(self) -> None:
         """The majority label and agreement flag of every sample, computed once for all the outputs."""
@@ -110,6 +118,25 @@ def load_tables() -> tuple[list[Table], list[dict]]:
     return list(tables.values()), summary_rows
 
 
+def review_items() -> list[ReviewItem]:
+    """The review queue in its order (highest risk first, then oldest), after deriving any flag the store holds
+    but the queue lost."""
+    sync_review_items()
+    return list(ReviewItem.objects.select_related("sample", "reviewed_by").order_by("-risk", "created_at", "id"))
+
+
+def adjudicate_tables(tables: list[Table], items: list[ReviewItem]) -> None:
+    by_sample = {item.sample.external_id: item.adjudicated for item in items if item.adjudicated}
+    for table in tables:
+        slug = table.domain.slug
+        table.adjudicated = [_value(table.domain, by_sample[e][slug]) if slug in by_sample.get(e, {}) else None
+                             for e in table.samples]
+
+
+def sample_texts() -> dict[str, str]:
+    return dict(Sample.objects.values_list("external_id", "text"))
+
+
 def _matrix(table: Table) -> list[list[object]]:
     return [table.labels[a] for a in table.annotators]
 
@@ -127,6 +154,28 @@ def agreement(table: Table) -> dict:
         per_code = per_code_binary_alpha(_matrix(table), codes)
         return {"alpha": [krippendorff_alpha(_matrix(table), level="masi"), *per_code.values()], "kappa": None}
     return {"alpha": [], "kappa": None}
+
+
+def agreement_with_adjudicated(table: Table) -> dict[int, ReferenceAgreement]:
+    """Each annotator against the reviewers' labels (samples with both); kappa for ordinal (quadratic weights)
+    and nominal domains. Empty when no sample of the domain is adjudicated."""
+    if not any(value is not None for value in table.adjudicated):
+        return {}
+    kind = table.domain.kind
+    coded = kind in (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL)
+    return {a: agreement_with_reference(table.labels[a], table.adjudicated,
+                                        categories=table.domain.code_list if coded else None,
+                                        weighted=kind == Domain.Kind.ORDINAL)
+            for a in table.annotators}
+
+
+def _adjudicated_rows(stats: dict) -> list[list[object]]:
+    rows = []
+    for slug, found in stats.items():
+        weights = found.get("weights", "")
+        for annotator, result in found.get("adjudicated", {}).items():
+            rows.append([slug, f"annotator {annotator}", result.n, result.accuracy, result.kappa, weights])
+    return rows
 
 
 def review_rows(tables: list[Table]) -> list[list[object]]:
@@ -164,14 +213,31 @@ def _append(sheet, values: list[object], bold: bool = False) -> None:
     sheet.append([_cell(sheet, v, bold) for v in values])
 
 
-def _domain_rows(table: Table) -> list[list[object]]:
+def _domain_rows(table: Table, texts: dict[str, str]) -> list[list[object]]:
     rows = []
     for index, external_id in enumerate(table.samples):
         majority, agreed = table.majority[index]
         cells = [external_id]
         for annotator in table.annotators:
             cells += [_text(table.labels[annotator][index]), table.statuses[annotator][index] or "missing"]
-        rows.append([*cells, _text(majority), "yes" if agreed else "no"])
+        rows.append([*cells, _text(majority), "yes" if agreed else "no", _text(table.adjudicated[index]),
+                     texts.get(external_id, "")])
+    return rows
+
+
+def _review_sheet_rows(items: list[ReviewItem], tables: list[Table], texts: dict[str, str]) -> list[list[object]]:
+    """One row per review item: why, its state, the reviewer's urgency, each annotator's urgency, the post."""
+    urgency = next((t for t in tables if t.domain.slug == URGENCY), None)
+    where = {external_id: index for index, external_id in enumerate(urgency.samples)} if urgency else {}
+    rows = []
+    for item in items:
+        external_id = item.sample.external_id
+        index = where.get(external_id)
+        given = [_text(urgency.labels[a][index]) if index is not None else "" for a in urgency.annotators] \
+            if urgency else []
+        rows.append([external_id, describe(item.reasons, item.spread), item.risk, item.status,
+                     item.reviewed_by.get_username() if item.reviewed_by else "",
+                     ", ".join(item.adjudicated.get(URGENCY, [])), item.note, *given, texts.get(external_id, "")])
     return rows
 
 
@@ -185,7 +251,8 @@ def _kappa_rows(slug: str, kappa: KappaMatrix) -> list[list[object]]:
     return rows
 
 
-def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats: dict, review: list) -> None:
+def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats: dict, review: list,
+                    texts: dict[str, str]) -> None:
     book = Workbook(write_only=True)
     for table in tables:
         sheet = book.create_sheet(table.domain.slug[:31])
@@ -193,8 +260,8 @@ def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats:
         header = ["sample id"]
         for annotator in table.annotators:
             header += [f"annotator {annotator} label", f"annotator {annotator} status"]
-        _append(sheet, [*header, "majority label", "all agree"], bold=True)
-        for row in _domain_rows(table):
+        _append(sheet, [*header, "majority label", "all agree", "adjudicated label", "post text"], bold=True)
+        for row in _domain_rows(table, texts):
             _append(sheet, row)
     sheet = book.create_sheet("Summary")
     _append(sheet, ["domain", "annotator", "ok", "malformed", "malformed rate", "refusal rate", "mean latency ms",
@@ -211,12 +278,24 @@ def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats:
             _append(sheet, [])
             for row in _kappa_rows(slug, found["kappa"]):
                 _append(sheet, row)
+    adjudicated = _adjudicated_rows(stats)
+    if adjudicated:
+        _append(sheet, [])
+        _append(sheet, ["domain", "annotator vs adjudicated labels", "samples", "accuracy (exact match)",
+                        "Cohen's kappa", "kappa weights"], bold=True)
+        for row in adjudicated:
+            _append(sheet, row)
     sheet = book.create_sheet("Review")
     names = [f"annotator {a} urgency" for a in (tables[0].annotators if tables else [])]
-    _append(sheet, ["sample id", "why a human must read it first", *names], bold=True)
+    _append(sheet, ["sample id", "why a human must read it first", "risk", "status", "reviewed by",
+                    "adjudicated urgency", "note", *names, "post text"], bold=True)
     for row in review:
         _append(sheet, row)
     book.save(path)
+
+
+def _weights(domain: Domain) -> str:
+    return {Domain.Kind.ORDINAL: "quadratic", Domain.Kind.NOMINAL: "none"}.get(domain.kind, "")
 
 
 def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
@@ -251,12 +330,16 @@ def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateR
     target = Path(path) if path else folder / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
     with audited(Action.CONSOLIDATE, actor=actor, target=target.name, atomic=False) as entry:
+        items = review_items()
         tables, summary = load_tables()
+        texts = sample_texts()
+        adjudicate_tables(tables, items)
         for table in tables:
             table.settle()
-        stats = {t.domain.slug: agreement(t) for t in tables}
-        review = review_rows(tables)
-        atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review))
+        stats = {t.domain.slug: {**agreement(t), "adjudicated": agreement_with_adjudicated(t),
+                                 "weights": _weights(t.domain)} for t in tables}
+        review = _review_sheet_rows(items, tables, texts)
+        atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review, texts))
         _write_flat(report.csv_path, report.jsonl_path, tables)
         report.review = len(review)
         report.agreement = {slug: {r.level: r.alpha for r in found["alpha"]} for slug, found in stats.items()}

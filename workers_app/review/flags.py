@@ -33,8 +33,6 @@ MIN_SPREAD = 2
 LEVEL_4 = "level_4"
 URGENCY_SPREAD = "urgency_spread"
 REASONS = (LEVEL_4, URGENCY_SPREAD, REFUSAL)  # the queue's order of concern
-REASON_TEXT = {LEVEL_4: "LEVEL_4 given", URGENCY_SPREAD: "urgency labels two or more levels apart",
-               REFUSAL: "an answer reads as a refusal"}
 
 # Risk orders the queue: any LEVEL_4 above everything else, then the size of the urgency spread, then a refusal.
 CRITICAL_RISK = 100
@@ -57,6 +55,13 @@ def risk_level(risk: int) -> str:
     if risk >= CRITICAL_RISK:
         return "high"
     return "medium" if risk >= SPREAD_RISK else "low"
+
+
+def describe(reasons: Iterable[str], spread: int) -> str:
+    """Why a human must read the sample first, in words (the workbook's Review sheet and the queue)."""
+    words = {LEVEL_4: "LEVEL_4 given", URGENCY_SPREAD: f"labels {spread} levels apart",
+             REFUSAL: "an answer reads as a refusal"}
+    return "; ".join(words[reason] for reason in ordered(reasons))
 
 
 def ordered(reasons: Iterable[str]) -> list[str]:

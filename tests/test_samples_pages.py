@@ -274,10 +274,13 @@ def test_a_missing_cell_says_not_yet_and_shows_cell_details(viewer, corpus):
 
 
 def test_the_sample_page_shows_agreement_per_domain(viewer, corpus):
-    view = viewer.get(f"/samples/{corpus['urgent'].pk}/").context["view"]
-    found = {a.domain.slug: (a.label, a.votes, a.given) for a in view.agreement}
+    response = viewer.get(f"/samples/{corpus['urgent'].pk}/")
+    found = {a.domain.slug: (a.label, a.votes, a.given) for a in response.context["view"].agreement}
     assert found["urgency"] == ("LEVEL_1", 4, 5)
     assert found["modality"] == ("MOD-1", 5, 5)
+    html = response.content.decode()
+    assert "<strong>LEVEL_1</strong><br>4 of 5 OK labels</td>" in html
+    assert "<strong>MOD-1</strong><br>5 of 5 OK labels (all agree)</td>" in html
 
 
 def test_a_tie_has_no_majority(viewer, corpus):

@@ -214,6 +214,9 @@ FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 5, minimum=1)
 FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
 FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)
+# Worker processes run at this lower CPU priority (nice), so that the web pages and the agent stay responsive
+# while thirty busy workers share a few cores; 0 keeps them at the agent's priority.
+FLEET_WORKER_NICE = env_int("FLEET_WORKER_NICE", 10, minimum=0, maximum=19)
 # Each agent beats into its Host row; a host silent this long is lost (shown, alerted, its workers movable).
 FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5)
 # Opt-in: the health sweep moves a lost host's workers to the live host that runs the fewest.

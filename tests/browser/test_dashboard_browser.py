@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import psutil
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -29,6 +30,9 @@ def test_pausing_a_cell_turns_it_paused_without_a_reload_and_the_worker_stops_co
     launch_worker(row, actor="test")
     wait_until(lambda: Outcome.objects.filter(annotator__number=1, domain__slug="urgency").count() == 5,
                what="the worker to annotate the first samples")
+    # The workers yield the CPU to the web server (FLEET_WORKER_NICE, 10 by default).
+    agent_nice = psutil.Process(agent.process.pid).nice()
+    assert psutil.Process(Worker.objects.get(pk=row.pk).pid).nice() == min(19, agent_nice + 10)
     make_staff("operator", "workers_app.view_worker", "workers_app.pause_worker")
     log_in(browser, "operator")
     wait_for(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "[data-worker]")) == 30, what="30 cells")

@@ -85,6 +85,7 @@ def _child_main(worker: Worker, group: str, agent: int) -> int:
     os.dup2(out, 2)
     os.environ[ENV_NAME] = worker.name
     os.environ[START_GROUP_ENV] = group
+    os.nice(settings.FLEET_WORKER_NICE)
     limit_pool(settings.WORKER_DB_POOL_SIZE)
     # Built directly rather than through Celery's command line, which imports every sub-command first.
     process = app.Worker(hostname=worker.node_name, queues=[idle_queue(key_of(worker))], pool_cls="threads",

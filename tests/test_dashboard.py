@@ -14,6 +14,8 @@ from workers_app.engine.keys import WorkerKey
 from workers_app.engine.store import store_outcomes
 from workers_app.fleet.rows import select_workers
 from workers_app.models import Alert, Annotator, Domain, Sample, Worker, WorkerEvent, WorkerMetric
+from workers_app.redis_client import get_redis
+from workspace.dashboard.snapshot import SHARED_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -80,9 +82,20 @@ def test_live_reports_progress_rate_malformed_share_and_alerts(client, viewer):
 def test_live_costs_a_fixed_number_of_queries_whatever_the_fleet(client, viewer, django_assert_max_num_queries):
     client.force_login(viewer)
     client.get("/dashboard/live")  # the first look creates the worker rows
+    get_redis().delete(SHARED_KEY)
     # session, user, the user's and the groups' permissions, then workers, samples and open alerts
     with django_assert_max_num_queries(7):
         assert client.get("/dashboard/live").status_code == 200
+
+
+def test_viewers_polling_within_half_a_second_share_one_snapshot(client, viewer, django_assert_max_num_queries):
+    client.force_login(viewer)
+    first = client.get("/dashboard/live").content
+    with django_assert_max_num_queries(4):  # only the session and the permission checks
+        assert client.get("/dashboard/live").content == first
+    get_redis().delete(SHARED_KEY)  # as when the half second is over
+    make_samples(1)
+    assert client.get("/dashboard/live").json()["cells"]["annotator_1_urgency"]["total"] == 1
 
 
 @pytest.mark.parametrize("data, reason", [

@@ -3,6 +3,7 @@ state (two pipelined Redis round trips), the open alerts and the sample count (o
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,10 @@ from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
 
 RATE_WINDOW_BUCKETS = 6  # the current bucket and the five before it: the last 50-60 seconds
+# Every viewer polls each second; within this many milliseconds they share one snapshot, so ten viewers cost the
+# database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.
+SHARED_FOR_MS = 500
+SHARED_KEY = "annot:dashboard:live"
 
 
 @dataclass
@@ -111,6 +116,16 @@ def _cell(health: WorkerHealth, total: int, per_minute: int, alerts: int) -> Cel
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
                 alerts=alerts)
+
+
+def live_json() -> bytes:
+    """The snapshot as JSON, made at most once per SHARED_FOR_MS whoever asks."""
+    client = get_redis()
+    shared = client.get(SHARED_KEY)
+    if shared is None:
+        shared = json.dumps(fleet_snapshot().as_json(), separators=(",", ":"))
+        client.set(SHARED_KEY, shared, px=SHARED_FOR_MS)
+    return shared.encode() if isinstance(shared, str) else shared
 
 
 def fleet_snapshot() -> Snapshot:

@@ -14,7 +14,7 @@ from workspace.access import requires
 
 from .actions import CONFIRM, ActionRefused, allowed_actions, parse_action, run_action
 from .charts import fleet_series, malformed_per_annotator, tokens_per_annotator
-from .snapshot import fleet_snapshot
+from .snapshot import fleet_snapshot, live_json
 from .worker_page import worker_page
 
 POLL_MS = 1000
@@ -35,8 +35,8 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @requires("workers_app.view_worker")
-def live(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse(fleet_snapshot().as_json())
+def live(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(live_json(), content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response
 

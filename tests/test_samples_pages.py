@@ -246,9 +246,9 @@ def test_the_sample_page_shows_the_text_and_a_five_by_six_table(viewer, corpus):
     from workers_app.models import MalformedAttempt
 
     sample = corpus["malformed"]
-    MalformedAttempt.objects.create(sample=sample, annotator_id=2, domain=sample.outcomes.get(
-        annotator__number=2, domain__slug="intensity").domain, attempt=1, reason="no_marker",
-        raw_answer="first try, no marker", prompt_version=1)
+    broken = sample.outcomes.get(annotator__number=2, domain__slug="intensity")
+    MalformedAttempt.objects.create(sample=sample, annotator_id=broken.annotator_id, domain_id=broken.domain_id,
+                                    attempt=1, reason="no_marker", raw_answer="first try, no marker", prompt_version=1)
     response = viewer.get(f"/samples/{sample.pk}/")
     html = response.content.decode()
     assert response.status_code == 200

@@ -3,7 +3,8 @@ from .corpus import Corpus, Sample
 from .fleet import Host, Worker, WorkerEvent
 from .monitoring import Alert, AlertChannel, WorkerMetric
 from .outcomes import MalformedAttempt, Outcome
+from .pricing import AnnotatorPrice, CachedResponse
 from .review import ReviewItem
 
-__all__ = ["Alert", "AlertChannel", "Annotator", "Corpus", "Domain", "Host", "MalformedAttempt", "Outcome",
-           "ReviewItem", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]
+__all__ = ["Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host",
+           "MalformedAttempt", "Outcome", "ReviewItem", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]

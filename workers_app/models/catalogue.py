@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +17,7 @@ PROMPT_SAMPLE_FIELD = "{text}"
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODES = 100
 MAX_FEW_SHOT = 20
+MAX_BUDGET = Decimal(1_000_000_000)
 # Which parse_rules keys each kind of domain reads (engine/parsing.py), with the range each value may take.
 PARSE_RULES = {
     "code_set": {"none_code": None},
@@ -202,6 +204,15 @@ class Annotator(models.Model):
     builtin_malformed_rate = models.FloatField(
         default=0.0, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="built-in backend only: share of deliberately malformed answers (0 to 1)")
+    budget = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal(0), "The budget cannot be negative."),
+                    MaxValueValidator(MAX_BUDGET, f"The budget can be at most {MAX_BUDGET:,}.")],
+        help_text="stop calling (its workers pause, reason budget) once its stored outcomes cost this much, in the "
+                  "currency of its prices; empty: no budget")
+    cache_responses = models.BooleanField(
+        default=False, help_text="answer a request asked before from the response cache (no call, no cost); "
+                                 "only at temperature 0, where the same request gets the same answer")
     # Set when the backend refused permanently (bad key, 401/403/400): its workers stop calling until cleared.
     backend_error = models.TextField(blank=True, editable=False)
     backend_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -225,5 +236,21 @@ class Annotator(models.Model):
             problem = env_name_problem(self.api_key_env)
             if problem:
                 problems["api_key_env"] = problem
+        if self.cache_responses:
+            problem = self._cache_problem()
+            if problem:
+                problems["cache_responses"] = problem
         if problems:
             raise ValidationError(problems)
+
+    def _cache_problem(self) -> str | None:
+        if self.backend != self.Backend.OPENAI_COMPATIBLE:
+            return "The response cache is for the OpenAI-compatible backend (the built-in baseline costs nothing)."
+        if self.temperature != 0:
+            return (f"The response cache needs temperature 0: at {self.temperature:g} the same request may get "
+                    "another answer. Set the temperature to 0 or turn the cache off.")
+        return None
+
+    @property
+    def uses_cache(self) -> bool:
+        return self.cache_responses and self._cache_problem() is None

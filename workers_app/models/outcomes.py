@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from .catalogue import Annotator, Domain
 from .corpus import Sample
+from .pricing import cost_field
 
 
 class Outcome(models.Model):
@@ -29,6 +30,11 @@ class Outcome(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=1)
+    # Every call this outcome took, its malformed retries included; null when it had no price or no token counts.
+    cost = cost_field(null=True, blank=True)
+    cached = models.BooleanField(default=False, help_text="answered from the response cache: no call, no cost")
+    cached_latency_ms = models.PositiveIntegerField(null=True, blank=True,
+                                                    help_text="a cached answer: how long the original call took")
     worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -59,6 +65,8 @@ class MalformedAttempt(models.Model):
     raw_answer = models.TextField(blank=True)
     model = models.CharField(max_length=200, blank=True)
     prompt_version = models.PositiveIntegerField()
+    cost = cost_field(null=True, blank=True)
+    cached = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -19,6 +19,7 @@ from workers_app.redis_client import get_redis
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
 from .catalogue_cache import catalogue_rows, forget_cached_rows
+from .concurrency import admit
 from .flusher import process_flusher
 from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
@@ -169,7 +170,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
         attempt += 1
         release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
         try:
-            slot = limiter.acquire(deadline) if limiter is not None else nullcontext()
+            slot = admit(limiter, deadline) if limiter is not None else nullcontext()
         except TimeoutError as exc:
             raise RetryLater(exc, 1.0) from exc
         try:

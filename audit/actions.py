@@ -17,6 +17,9 @@ class Action(models.TextChoices):
     SET_API_KEY = "set_api_key"
     CLEAR_API_KEY = "clear_api_key"
     REENCRYPT_API_KEYS = "reencrypt_api_keys"
+    # cost and the response cache
+    BUDGET_REACHED = "budget_reached"
+    CLEAR_RESPONSE_CACHE = "clear_response_cache"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"

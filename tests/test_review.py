@@ -458,3 +458,39 @@ def test_consolidation_first_derives_the_items_the_store_calls_for(samples, tmp_
     ReviewItem.objects.all().delete()
     assert consolidate(tmp_path / "c.xlsx", actor="test").review == 1
     assert item_of(samples[0]).reasons == [LEVEL_4]
+
+
+# ---------------------------------------------------------------------------------------------- a real worker
+
+
+def wait_until(condition, timeout: float = 60, what: str = "condition") -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_storing_level_4_makes_an_item_and_the_sweep_alerts_once(agent, mailed):
+    from workers_app.engine.queues import populate_queues
+    from workers_app.fleet.rows import select_workers
+    from workers_app.fleet.services import launch_worker
+    from workers_app.monitoring.sweep import health_sweep
+
+    calm = make_samples(3, "Exams are stressing me out a little.", vary=True)
+    [urgent] = make_samples(1, "I am suicidal and want to kill myself tonight.")
+    [row_] = select_workers(1, "urgency")
+    assert launch_worker(row_, actor="test").ok
+    populate_queues(1, "urgency")
+    wait_until(lambda: Outcome.objects.filter(domain__slug="urgency").count() == 4, what="the worker's outcomes")
+    assert Outcome.objects.get(sample_id=urgent).labels == ["LEVEL_4"]
+    item = item_of(urgent)
+    assert item is not None and item.reasons == [LEVEL_4]
+    assert not ReviewItem.objects.filter(sample_id__in=calm).exists()
+    health_sweep()
+    health_sweep()
+    assert review_mails(mailed) == [f"[annotation fleet] {KIND}"]
+    assert Alert.objects.filter(kind=KIND, key=f"{KIND}:{item.pk}").count() == 1

@@ -209,3 +209,14 @@ def test_a_superuser_may_release_anothers_claim(queue, rita, django_user_model):
     assert "Release rita's claim" in html
     client_for(boss).post(f"/review/{queue[0].pk}/release/")
     assert ReviewItem.objects.get(pk=queue[0].pk).status == ReviewItem.Status.OPEN
+
+
+def test_a_domain_left_not_adjudicated_gets_no_label_and_codes_appear_once(queue, rita):
+    client = client_for(rita)
+    client.post(f"/review/{queue[0].pk}/claim/")
+    html = client.get(f"/review/{queue[0].pk}/").content.decode()
+    intensity = html.split('id="id-label-intensity"')[1].split("</select>")[0]
+    assert '<option value="" selected>— not adjudicated —</option>' in intensity  # nobody labelled it
+    assert html.count('name="label-adjunct" value="NONE"') == 1
+    client.post(f"/review/{queue[0].pk}/adjudicate/", {"label-urgency": "LEVEL_3", "label-intensity": ""})
+    assert ReviewItem.objects.get(pk=queue[0].pk).adjudicated == {"urgency": ["LEVEL_3"]}

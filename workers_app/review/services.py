@@ -102,8 +102,7 @@ def adjudicate_review(item: ReviewItem, *, labels: dict[str, list[str]], note: s
             current = _current(item)
             if current.status == ReviewItem.Status.OPEN:
                 raise ReviewRefused("claim this item before recording its labels")
-            raise ReviewRefused(_why_not_claimable(current) if current.claimed_by_id != actor_user.pk
-                                else f"this item is {current.status}")
+            raise ReviewRefused(_why_not_claimable(current))
     return _current(item)
 
 
@@ -126,22 +125,22 @@ def validated_labels(labels: object) -> dict[str, list[str]]:
         if problem:
             problems[slug] = problem
         else:
-            allowed = _allowed_codes(domain)
-            clean[slug] = [code for code in allowed if code in codes]
+            clean[slug] = [code for code in allowed_codes(domain) if code in codes]
     if problems:
         raise InvalidAdjudication(problems)
     return clean
 
 
-def _allowed_codes(domain: Domain) -> list[str]:
+def allowed_codes(domain: Domain) -> list[str]:
+    """The codes a reviewer may choose, in catalogue order (a code set's none code too, once)."""
     none_code = domain.parse_rules.get("none_code") if domain.kind == Domain.Kind.CODE_SET else None
-    return [*domain.code_list, *([none_code] if none_code else [])]
+    return list(dict.fromkeys([*domain.code_list, *([none_code] if none_code else [])]))
 
 
 def _codes_problem(domain: Domain, codes: object) -> str | None:
     if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
         return "give a list of codes"
-    allowed = _allowed_codes(domain)
+    allowed = allowed_codes(domain)
     unknown = [code for code in codes if code not in allowed]
     if unknown:
         return f"{unknown[0][:40]!r} is not one of its codes ({', '.join(allowed)})"

@@ -22,6 +22,7 @@ from workers_app.review.services import (
     ReviewRefused,
     adjudicable_domains,
     adjudicate_review,
+    allowed_codes,
     claim_review,
     release_review,
 )
@@ -124,14 +125,11 @@ def _majority(item: ReviewItem, domain: Domain) -> list[str]:
 def _form(item: ReviewItem, submitted: dict[str, list[str]] | None, problems: dict[str, str]) -> list[DomainField]:
     fields = []
     for domain in adjudicable_domains():
-        codes = domain.code_list + ([domain.parse_rules["none_code"]]
-                                    if domain.kind == Domain.Kind.CODE_SET and domain.parse_rules.get("none_code")
-                                    else [])
         if submitted is not None:
             chosen = submitted.get(domain.slug, [])
         else:
             chosen = item.adjudicated.get(domain.slug) or _majority(item, domain)
-        fields.append(DomainField(domain, chosen, problems.get(domain.slug, ""), codes))
+        fields.append(DomainField(domain, chosen, problems.get(domain.slug, ""), allowed_codes(domain)))
     return fields
 
 
@@ -187,8 +185,9 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
     item = _item(pk)
-    labels = {key.removeprefix(LABEL_FIELD): request.POST.getlist(key) for key in request.POST
-              if key.startswith(LABEL_FIELD)}
+    # An empty choice ("not adjudicated") leaves the domain out rather than guessing a label for it.
+    labels = {key.removeprefix(LABEL_FIELD): chosen for key in request.POST if key.startswith(LABEL_FIELD)
+              if (chosen := [value for value in request.POST.getlist(key) if value])}
     note = request.POST.get("note", "")
     try:
         adjudicate_review(item, labels=labels, note=note, actor_user=request.user)

@@ -6,8 +6,10 @@ import random
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 
 from django.conf import settings
 from django.db import connection
@@ -18,16 +20,19 @@ from workers_app.models import Annotator, Domain, Outcome, Sample
 from workers_app.redis_client import get_redis
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
+from .budget import BudgetReached, charge, check_budget
 from .catalogue_cache import catalogue_rows, forget_cached_rows
-from .concurrency import admit
+from .cost import add_costs, call_cost
 from .flusher import process_flusher
 from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
 from .prompts import cut_input, render_completion_prompt, render_prompt
 from .ratelimit import RateLimiter
+from .response_cache import forget, recall, remember
 from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
 
 MAX_BACKOFF_S = 60.0
+BUDGET_RETRY_SECONDS = 5.0  # a sample held back by the budget comes back after this (its worker pauses meanwhile)
 WORKER_ACTOR = "system:worker"
 
 # Samples being annotated right now, by thread: a worker's heartbeat reports them.
@@ -64,11 +69,14 @@ class _Job:
     domain: Domain
     worker: str
 
-    def request(self, attempt: int) -> BackendRequest:
+    @cached_property
+    def prompt(self) -> str:
         text = cut_input(self.sample.text, self.annotator.max_input_chars)
         completion = self.annotator.request_mode == Annotator.RequestMode.COMPLETION
-        prompt = render_completion_prompt(self.domain, text) if completion else render_prompt(self.domain, text)
-        return BackendRequest(prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt)
+        return render_completion_prompt(self.domain, text) if completion else render_prompt(self.domain, text)
+
+    def request(self, attempt: int) -> BackendRequest:
+        return BackendRequest(self.prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt)
 
     def parse(self, completion: Completion) -> ParseResult:
         return parse_answer(completion.text, kind=self.domain.kind, codes=self.domain.code_list,
@@ -158,19 +166,42 @@ def _limiter_for(annotator: Annotator) -> RateLimiter | None:
     return RateLimiter(get_redis(), annotator.number, annotator.requests_per_minute)
 
 
+def _recalled(job: _Job) -> tuple[Completion, int] | None:
+    """The cached answer (with the original call's latency) and how long this lookup took, in ms."""
+    if not job.annotator.uses_cache:
+        return None
+    started = time.monotonic()
+    found = recall(job.annotator, job.prompt)
+    return found and (found, int((time.monotonic() - started) * 1000))
+
+
 def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
+    started_at = timezone.now()
+    recalled = _recalled(job)
+    if recalled is not None:  # no call, no slot, no cost; validated like any answer
+        answer, lookup_ms = recalled
+        parsed = job.parse(answer)
+        if parsed.ok:
+            return _answer(job, replace(answer, latency_ms=lookup_ms), parsed, 1, started_at, cost=Decimal(0),
+                           cached_latency_ms=answer.latency_ms)
+        _log_malformed(job, answer, parsed, 1, cost=Decimal(0), cached=True)
+        forget(job.annotator, job.prompt)  # the retries ask the server
     backend = backend_for(job.annotator)
     limiter = _limiter_for(job.annotator)
-    started_at = timezone.now()
     # The threads pool enforces no time limit, so the task keeps its own: past it, the message is requeued.
     deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT
-    transient = malformed = 0
-    attempt = 0
+    transient = 0
+    attempt = malformed = int(recalled is not None)
+    spent = None
     while True:
         attempt += 1
+        try:
+            check_budget(job.annotator, actor=WORKER_ACTOR)
+        except BudgetReached as exc:
+            raise RetryLater(exc, BUDGET_RETRY_SECONDS) from exc
         release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
         try:
-            slot = admit(limiter, deadline) if limiter is not None else nullcontext()
+            slot = limiter.acquire(deadline) if limiter is not None else nullcontext()
         except TimeoutError as exc:
             raise RetryLater(exc, 1.0) from exc
         try:
@@ -185,19 +216,32 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
                 raise RetryLater(exc, delay) from exc
             time.sleep(delay)
             continue
+        cost = call_cost(job.annotator.pk, completion)
+        charge(job.annotator, cost)
+        spent = add_costs(spent, cost)
         parsed = job.parse(completion)
         if parsed.ok:
-            return _answer(job, completion, parsed, attempt, started_at)
+            if job.annotator.uses_cache:
+                remember(job.annotator, job.prompt, completion)
+            return _answer(job, completion, parsed, attempt, started_at, cost=spent)
         malformed += 1
-        log_malformed(sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
-                      reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
-                      model=completion.model, prompt_version=job.domain.prompt_version, worker=job.worker)
+        _log_malformed(job, completion, parsed, attempt, cost=cost)
         if malformed > job.annotator.max_retries:
-            return _answer(job, completion, parsed, attempt, started_at)
+            return _answer(job, completion, parsed, attempt, started_at, cost=spent)
 
 
-def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: int,
-            started_at) -> tuple[Result, dict]:
+def _log_malformed(job: _Job, completion: Completion, parsed: ParseResult, attempt: int, *, cost: Decimal | None,
+                   cached: bool = False) -> None:
+    log_malformed(sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
+                  reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
+                  model=completion.model, prompt_version=job.domain.prompt_version, worker=job.worker, cost=cost,
+                  cached=cached)
+
+
+def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: int, started_at, *,
+            cost: Decimal | None, cached_latency_ms: int | None = None) -> tuple[Result, dict]:
+    """The outcome's fields; ``cost`` is that of every call it took; a cached answer keeps its original latency
+    apart from this one's."""
     status = Outcome.Status.OK if parsed.ok else Outcome.Status.MALFORMED
     fields = {
         "sample": job.sample, "annotator": job.annotator, "domain": job.domain, "status": status,
@@ -205,6 +249,7 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
         "raw_answer": completion.text, "model": completion.model, "prompt_version": job.domain.prompt_version,
         "latency_ms": completion.latency_ms, "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens, "attempts": attempts, "worker": job.worker,
+        "cost": cost, "cached": cached_latency_ms is not None, "cached_latency_ms": cached_latency_ms,
         "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
                                                  "max_tokens": job.annotator.max_tokens,
                                                  "backend": job.annotator.backend},

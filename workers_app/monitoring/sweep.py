@@ -23,6 +23,7 @@ from workers_app.models import Annotator, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
 from .alerts import Incident, sync_alerts
+from .budgets import budget_sweep
 from .checks import WorkerHealth, evaluate
 from .review_alerts import review_sweep
 
@@ -156,6 +157,7 @@ def health_sweep() -> SweepReport:
             _fail_over(workers, report.lost_hosts, {h for h, s in states.items() if s == ALIVE}, report)
         sync_alerts(_incidents(report.health) + _host_incidents(workers, report.lost_hosts), scope=SWEEP_KINDS)
         review_sweep()
+        budget_sweep()
         report.seconds = time.perf_counter() - started
         return report
     finally:

@@ -113,7 +113,7 @@ def launch_fleet() -> None:
         say(f"could not launch the fleet: {result.stderr.strip()[-500:]}")
         return
     running = sum(1 for r in results if r["ok"])
-    say(f"{running} of {len(results)} workers running; watch them under Annotation → Workers")
+    say(f"{running} of {len(results)} workers running; watch them on the dashboard")
 
 
 def start_local_llm() -> subprocess.Popen:
@@ -212,7 +212,7 @@ def main() -> int:
             children[name] = start()
         launch_fleet()
         say("")
-        say(f"The console is at http://127.0.0.1:{port}/admin/")
+        say(f"The workspace is at http://127.0.0.1:{port}/dashboard/ (the admin at /admin/)")
         say(admin_login_hint())
         say("Press Ctrl-C to stop everything.")
         watch(children, starters, lambda: stopping)

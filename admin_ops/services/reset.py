@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
+from workers_app.engine.budget import forget_spend
 from workers_app.engine.queues import queue_length
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import retire_worker, run_bulk
@@ -106,6 +107,7 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
             if factory:
                 for model in (WorkerMetric, Alert, WorkerEvent, Sample, Corpus):
                     model.objects.all().delete()
+        forget_spend({w.annotator.number for w in workers})
         entry.detail = {"summary": preview.summary(), "archive": preview.archive, "purged": preview.purged}
     return preview
 

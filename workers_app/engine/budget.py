@@ -2,9 +2,9 @@
 
 The spend lives in Redis as an integer of 1e-9 currency units per annotator, raised by each paid call the moment
 its answer arrives, so every thread of every worker sees it before its next request: a budget is overspent by at
-most the requests in flight when it was reached. The counter only caches the store (the cost of the annotator's
-stored outcomes): it expires every SPENT_TTL_SECONDS and is rebuilt from the store when missing, so a reset or a
-lost Redis costs nothing but one SUM.
+most the requests in flight when it was reached. The counter caches the store (the cost of the annotator's stored
+outcomes, plus the calls whose outcomes are on their way): it is rebuilt from the store when missing, and a reset
+drops it with the outcomes it deletes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from .keys import PREFIX
 log = logging.getLogger(__name__)
 
 REASON = "budget"
-SPENT_TTL_SECONDS = 60
 # Raise the counter only while it exists: a raise on a missing key would start it from this call's cost alone.
 _RAISE_IF_KEPT = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end"
 
@@ -59,11 +58,17 @@ def spent(annotator: Annotator) -> Decimal:
         if units is not None:
             return _amount(int(units))
         total = stored_spend(annotator)
-        get_redis().set(key, _units(total), nx=True, ex=SPENT_TTL_SECONDS)
+        get_redis().set(key, _units(total), nx=True)
         return total
     except RedisError as exc:
         log.warning("annotator %s: spend read from the store (Redis: %s)", annotator.number, exc)
         return stored_spend(annotator)
+
+
+def forget_spend(annotator_numbers: set[int]) -> None:
+    """After their outcomes were deleted: the next check rebuilds the spend from the store."""
+    if annotator_numbers:
+        get_redis().delete(*(spent_key(number) for number in annotator_numbers))
 
 
 def charge(annotator: Annotator, cost: Decimal | None) -> None:

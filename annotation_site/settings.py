@@ -207,6 +207,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 FLUSH_EVERY_ROWS = env_int("FLUSH_EVERY_ROWS", 200, minimum=1)
 FLUSH_EVERY_SECONDS = env_int("FLUSH_EVERY_SECONDS", 10, minimum=1)
 WORKER_THREADS = env_int("WORKER_THREADS", 4, minimum=1, maximum=64)
+# An LLM worker's requests in flight follow its annotator's rate limit and latency between these bounds (its thread
+# pool has WORKER_MAX_INFLIGHT threads; WORKER_THREADS then sizes only the built-in baseline's pool). At most 64: the
+# connections of a worker's HTTP client.
+WORKER_MIN_INFLIGHT = env_int("WORKER_MIN_INFLIGHT", 1, minimum=1, maximum=64)
+WORKER_MAX_INFLIGHT = env_int("WORKER_MAX_INFLIGHT", 32, minimum=1, maximum=64)
+if WORKER_MIN_INFLIGHT > WORKER_MAX_INFLIGHT:
+    PROBLEMS.append(Problem("WORKER_MIN_INFLIGHT", str(WORKER_MIN_INFLIGHT),
+                            f"expected at most WORKER_MAX_INFLIGHT ({WORKER_MAX_INFLIGHT})"))
+    WORKER_MIN_INFLIGHT, WORKER_MAX_INFLIGHT = 1, 32
 MAX_SAMPLE_CHARS = 100_000
 
 # Fleet: one agent per host starts and stops that host's workers.

@@ -34,6 +34,7 @@ from workers_app.models import Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
 from . import hosts
+from .inflight import pool_threads
 from .rows import ensure_worker_rows, key_of
 from .transitions import force_observed, set_observed
 from .worker_side import ENV_NAME, START_GROUP_ENV, heartbeat_key, idle_queue
@@ -89,7 +90,7 @@ def _child_main(worker: Worker, group: str, agent: int) -> int:
     limit_pool(settings.WORKER_DB_POOL_SIZE)
     # Built directly rather than through Celery's command line, which imports every sub-command first.
     process = app.Worker(hostname=worker.node_name, queues=[idle_queue(key_of(worker))], pool_cls="threads",
-                         concurrency=settings.WORKER_THREADS, loglevel="INFO", without_mingle=True,
+                         concurrency=pool_threads(worker.annotator), loglevel="INFO", without_mingle=True,
                          without_gossip=True, no_color=True)
     process.start()
     return process.exitcode or 0

@@ -20,11 +20,13 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from workers_app.engine.annotate import current_samples
+from workers_app.engine.concurrency import process_gate
 from workers_app.engine.flusher import process_flusher
 from workers_app.engine.keys import PREFIX, WorkerKey
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
+from .inflight import InflightController
 from .transitions import force_observed
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ def _apply_desired_state(consumer, key: WorkerKey) -> None:
     worker = Worker.objects.select_related("annotator", "domain").get(annotator__number=key.annotator,
                                                                        domain__slug=key.domain)
     Heartbeat(consumer, key).start()
+    InflightController(consumer, key).start()
     group = os.environ.get(START_GROUP_ENV, "")
     if worker.desired_state == Worker.Desired.RUNNING and group:
         threading.Thread(target=_consume_with_group, args=(consumer, key, group), name="fleet-start-group",
@@ -137,6 +140,7 @@ class Heartbeat(threading.Thread):
             "at": time.time(), "pid": self.process.pid, "rss": self.process.memory_info().rss,
             "consuming": int(is_consuming(self.consumer, self.key)),
             "current": ",".join(map(str, current_samples.values())),
+            "inflight_target": process_gate().size or "",  # empty: no gate (the built-in baseline)
         })
         client.expire(heartbeat_key(self.key), HEARTBEAT_TTL)
 

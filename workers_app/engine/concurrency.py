@@ -27,6 +27,7 @@ class Gate:
         self.inside = 0
         self.waiting = 0
         self.latency_s: float | None = None  # moving average of answered requests
+        self.first_answer = threading.Event()
 
     def resize(self, size: int) -> None:
         with self._changed:
@@ -54,6 +55,7 @@ class Gate:
                 previous = self.latency_s
                 self.latency_s = answered_in if previous is None else (
                     previous + LATENCY_WEIGHT * (answered_in - previous))
+                self.first_answer.set()
             self._changed.notify()
 
     @property

@@ -136,13 +136,19 @@ class InflightController(threading.Thread):
 
     def run(self) -> None:
         while True:
-            time.sleep(PERIOD_SECONDS)
+            self._wait()
             try:
                 self.step()
             except Exception:  # a missed step keeps the last target, which the rate limiter makes safe
                 log.warning("in-flight control of %s failed", self.key, exc_info=True)
             finally:
                 close_old_connections()
+
+    def _wait(self) -> None:
+        if self.gate.first_answer.is_set():
+            time.sleep(PERIOD_SECONDS)
+        else:  # the first answer brings the first latency: size by it at once rather than at the next period
+            self.gate.first_answer.wait(PERIOD_SECONDS)
 
     def step(self) -> None:
         annotator, _ = catalogue_rows(self.key)

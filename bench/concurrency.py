@@ -1,0 +1,143 @@
+"""bench/concurrency: requests in flight that follow the rate limit, against the fixed 4 threads per worker.
+
+One annotator's 6 workers (its 6 domains, launched through the services by a real fleet agent) on the
+OpenAI-compatible backend, the real posts queued, against a loopback fake LLM that answers in 2 s and enforces 600
+requests per rolling 60 s with 429 + Retry-After. Little's law: 600 rpm x 2 s = 20 requests in flight. Over SECONDS
+from the first request it reports: requests accepted (share of 600 rpm), the most that arrived in any rolling 60 s
+and how many arrived beyond the limit, the 429s, the mean and most requests in flight at the server, the limiter's
+waits, each worker's in-flight target at the end and how many target changes were recorded as WorkerEvents.
+
+Each variant runs from scratch in its own process (fresh DATA_DIR, Redis and database), in the same invocation:
+  adaptive  the defaults: each worker between WORKER_MIN_INFLIGHT=1 and WORKER_MAX_INFLIGHT=32, as its controller
+            decides;
+  fixed4    the setting as it was: 4 threads per worker (WORKER_MIN_INFLIGHT = WORKER_MAX_INFLIGHT = 4, so the
+            pool, the prefetch and the gate are all 4).
+Run: .venv/bin/python bench/concurrency.py [--seconds 180] [--domains 6] [--variants adaptive,fixed4]
+     (one run of one variant: --variant NAME, prints JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+from _setup import ROOT, import_posts, isolated_django, worker_env
+from throughput import _kill, _terminated, answer_for, beyond_limit, max_in_window
+
+LIMIT = 600  # requests per rolling minute, enforced by the fake server and set as the annotator's limit
+WINDOW = 60.0
+LATENCY = 2.0
+VARIANTS = {"adaptive": {}, "fixed4": {"WORKER_MIN_INFLIGHT": "4", "WORKER_MAX_INFLIGHT": "4"}}
+
+
+def measure_variant(name: str, seconds: int, domains: int) -> dict:
+    """One run in this (fresh) process: the annotator's workers for ``seconds`` from the first request."""
+    signal.signal(signal.SIGTERM, _terminated)
+    data_dir = isolated_django(OUTBOUND_ALLOW="127.0.0.1")
+    from tests.fake_llm import FakeLLM, Reply, start_fake_llm
+    from workers_app.engine.ratelimit import counters_key
+    from workers_app.fleet.rows import key_of, select_workers
+    from workers_app.fleet.services import launch_workers
+    from workers_app.fleet.worker_side import heartbeat_key
+    from workers_app.models import Annotator, Worker, WorkerEvent
+    from workers_app.redis_client import get_redis
+
+    posts = import_posts()
+    fake = FakeLLM(default=Reply(delay=LATENCY), per_key_rpm=LIMIT, window_seconds=WINDOW, content_for=answer_for)
+    start_fake_llm(fake)
+    os.environ["LLM_KEY_BENCH"] = "bench-key"
+    Annotator.objects.filter(number=1).update(
+        backend=Annotator.Backend.OPENAI_COMPATIBLE, base_url=fake.url, model="fake", api_key_env="LLM_KEY_BENCH",
+        requests_per_minute=LIMIT, timeout_seconds=10)
+    workers = select_workers(1)[:domains]
+    agent_log = data_dir / "agent.log"
+    with agent_log.open("w") as log:
+        agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
+                                 env={**worker_env(), **VARIANTS[name]}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(2)  # the agent imports Django and Celery once, before it forks
+        load_before = os.getloadavg()[0]
+        psutil.cpu_percent()
+        results = launch_workers(workers, actor="bench", wait=False)
+        assert all(r.ok for r in results), [r for r in results if not r.ok]
+        give_up = time.monotonic() + 120
+        while not fake.arrived_at:
+            if time.monotonic() > give_up or agent.poll() is not None:
+                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{agent_log.read_text()[-3000:]}")
+            time.sleep(0.01)
+        first = min(times[0] for times in list(fake.arrived_at.values()) if times)
+        time.sleep(max(0.0, first + seconds - time.monotonic()))
+        with fake.lock:
+            arrived = sorted(t for times in fake.arrived_at.values() for t in times if t < first + seconds)
+            refused = sorted(t for times in fake.limited_at.values() for t in times if t < first + seconds)
+        cpu, load_after = psutil.cpu_percent(), os.getloadavg()[0]
+        client = get_redis()
+        targets = {key_of(w).domain: client.hget(heartbeat_key(key_of(w)), "inflight_target") for w in workers}
+        waits = int(client.hget(counters_key(1), "ratelimit_waits") or 0)
+        events = WorkerEvent.objects.filter(worker__annotator__number=1, reason__startswith="in flight").count()
+        grown = [e.reason for e in WorkerEvent.objects.filter(worker__annotator__number=1,
+                                                              reason__startswith="in flight").order_by("at")[:6]]
+        running = Worker.objects.filter(annotator__number=1, observed_state="running").count()
+    finally:
+        for pid in Worker.objects.exclude(pid=None).values_list("pid", flat=True):
+            _kill(pid)
+        _kill(agent.pid)
+        agent.wait()
+    accepted = len(arrived) - len(refused)
+    return {"variant": name, "posts": posts, "workers": len(workers), "running": running, "seconds": seconds,
+            "requests": len(arrived), "accepted": accepted, "rejected_429": len(refused),
+            "share": accepted / (LIMIT * seconds / 60), "max_in_60s": max_in_window(arrived, WINDOW),
+            "beyond_limit": beyond_limit(arrived, LIMIT, WINDOW),
+            "mean_in_flight": round(accepted * LATENCY / seconds, 1),
+            "max_in_flight": max_in_window(arrived, LATENCY), "waits": waits, "targets": targets,
+            "target_events": events, "first_events": grown, "cpu_percent": cpu, "load_before": load_before,
+            "load_after": load_after}
+
+
+def run_variant(name: str, seconds: int, domains: int) -> dict:
+    """One variant in a fresh process, so that no run inherits another's Redis, database or API window."""
+    done = subprocess.run([sys.executable, __file__, "--variant", name, "--seconds", str(seconds),
+                           "--domains", str(domains)], cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"variant {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def describe(run: dict) -> str:
+    return (f"{run['variant']}: accepted {run['accepted']} = {100 * run['share']:.1f} % of {LIMIT} rpm; most in any "
+            f"rolling 60 s {run['max_in_60s']} (limit {LIMIT}), beyond the limit {run['beyond_limit']}, 429s "
+            f"{run['rejected_429']} of {run['requests']}; in flight at the server: mean {run['mean_in_flight']}, "
+            f"most {run['max_in_flight']}; limiter waits {run['waits']}; targets at the end {run['targets']}; "
+            f"{run['target_events']} target change(s) recorded; CPU {run['cpu_percent']:.0f} %, load "
+            f"{run['load_before']:.1f} -> {run['load_after']:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=180)
+    parser.add_argument("--domains", type=int, default=6, choices=range(1, 7), help="workers with work")
+    parser.add_argument("--variant", choices=sorted(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(measure_variant(args.variant, args.seconds, args.domains)))
+        return
+    runs = []
+    for name in args.variants.split(","):
+        runs.append(run_variant(name, args.seconds, args.domains))
+        print(json.dumps(runs[-1]), flush=True)
+    print(f"one annotator, {args.domains} worker(s) with work; fake LLM answers in {LATENCY:.0f} s and allows {LIMIT} "
+          f"per rolling {WINDOW:.0f} s; {args.seconds} s from the first request; {psutil.cpu_count()} CPUs")
+    for run in runs:
+        print(describe(run))
+    print(f"goal (adaptive): >= 90 % of {LIMIT} rpm, never above it")
+
+
+if __name__ == "__main__":
+    main()

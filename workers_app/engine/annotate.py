@@ -22,6 +22,7 @@ from workers_app.redis_client import get_redis
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
 from .budget import BudgetReached, charge, check_budget
 from .catalogue_cache import catalogue_rows, forget_cached_rows
+from .concurrency import admit
 from .cost import add_costs, call_cost
 from .flusher import process_flusher
 from .keys import WorkerKey
@@ -201,7 +202,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
             raise RetryLater(exc, BUDGET_RETRY_SECONDS) from exc
         release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
         try:
-            slot = limiter.acquire(deadline) if limiter is not None else nullcontext()
+            slot = admit(limiter, deadline) if limiter is not None else nullcontext()
         except TimeoutError as exc:
             raise RetryLater(exc, 1.0) from exc
         try:

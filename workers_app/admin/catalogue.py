@@ -2,11 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Avg, Count, F, Q, Sum
 
-from audit.admin_helpers import AuditedModelAdmin
+from audit.actions import Action
+from audit.admin_helpers import AuditedModelAdmin, client_address
+from audit.services import audited
 from workers_app.engine.api_keys import clear_api_key, set_api_key
+from workers_app.engine.response_cache import clear_cache
 from workers_app.engine.store import clear_backend_error
 from workers_app.local_profile import use_local_gemma
-from workers_app.models import Annotator, Domain
+from workers_app.models import Annotator, AnnotatorPrice, Domain
 from workers_app.models.key_rules import key_value_problem
 
 
@@ -43,17 +46,38 @@ class AnnotatorForm(forms.ModelForm):
         return key
 
 
+class PriceInline(admin.TabularInline):
+    """Versions, not edits: add a row valid from the day the new price applies; stored costs keep theirs."""
+
+    model = AnnotatorPrice
+    extra = 0
+    fields = ("valid_from", "input_per_1k", "output_per_1k", "currency")
+
+
 @admin.register(Annotator)
 class AnnotatorAdmin(AuditedModelAdmin):
-    """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed."""
+    """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed,
+    cost and cache hits."""
 
     form = AnnotatorForm
+    inlines = [PriceInline]
 
     list_display = ("number", "name", "backend", "request_mode", "model", "enabled", "calls", "tokens",
-                    "mean_latency", "malformed_rate", "backend_error")
+                    "mean_latency", "malformed_rate", "cost", "budget", "cache_hits", "backend_error")
     list_filter = ("backend", "enabled")
     readonly_fields = ("backend_error", "backend_error_at", "stored_key")
-    actions = ["switch_to_local_gemma", "clear_error"]
+    actions = ["switch_to_local_gemma", "clear_error", "clear_response_cache"]
+
+    def save_formset(self, request, form, formset, change):
+        # Price versions are part of the annotator's settings: their edits are audited like the annotator's own.
+        changed = [f"prices.{name}" for inline in formset.forms for name in inline.changed_data]
+        if not changed and not formset.deleted_forms:
+            return super().save_formset(request, form, formset, change)
+        with audited(Action.ADMIN_CHANGE, actor=request.user, target=f"annotator {form.instance}",
+                     parameters={"edit": "change", "fields": sorted(set(changed)),
+                                 "deleted_prices": len(formset.deleted_forms)},
+                     client_address=client_address(request)):
+            return super().save_formset(request, form, formset, change)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -70,7 +94,8 @@ class AnnotatorAdmin(AuditedModelAdmin):
         return super().get_queryset(request).annotate(
             n_outcomes=Count("outcomes"), n_calls=Sum("outcomes__attempts"),
             n_tokens=Sum(F("outcomes__prompt_tokens") + F("outcomes__completion_tokens")),
-            latency=Avg("outcomes__latency_ms"), n_malformed=Count("outcomes", filter=Q(outcomes__status="malformed")))
+            latency=Avg("outcomes__latency_ms"), n_malformed=Count("outcomes", filter=Q(outcomes__status="malformed")),
+            total_cost=Sum("outcomes__cost"), n_cached=Count("outcomes", filter=Q(outcomes__cached=True)))
 
     @admin.display(description="calls", ordering="n_calls")
     def calls(self, obj) -> int:
@@ -87,6 +112,19 @@ class AnnotatorAdmin(AuditedModelAdmin):
     @admin.display(description="malformed")
     def malformed_rate(self, obj) -> str:
         return "—" if not obj.n_outcomes else f"{obj.n_malformed / obj.n_outcomes:.1%}"
+
+    @admin.display(description="cost", ordering="total_cost")
+    def cost(self, obj) -> str:
+        return "—" if obj.total_cost is None else f"{obj.total_cost.normalize():f}"
+
+    @admin.display(description="cache hits")
+    def cache_hits(self, obj) -> str:
+        return "—" if not obj.n_outcomes else f"{obj.n_cached / obj.n_outcomes:.1%}"
+
+    @admin.action(description="Clear the response cache entries these annotators filled", permissions=["change"])
+    def clear_response_cache(self, request, queryset):
+        deleted = sum(clear_cache(actor=request.user, annotator=annotator) for annotator in queryset)
+        self.message_user(request, f"deleted {deleted} cached response(s)", messages.SUCCESS)
 
     @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode)",
                   permissions=["change"])
@@ -112,5 +150,10 @@ class AnnotatorAdmin(AuditedModelAdmin):
         }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
                                "max_retries", "max_input_chars")}),
+        ("Cost and cache", {
+            "fields": ("budget", "cache_responses"),
+            "description": "Prices are below, one row per version: a call is charged at the price valid on its day. "
+                           "The budget is in the currency of the prices.",
+        }),
         ("Built-in backend", {"fields": ("builtin_latency_ms", "builtin_malformed_rate")}),
     )

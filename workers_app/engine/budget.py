@@ -95,9 +95,13 @@ def check_budget(annotator: Annotator, *, actor: str) -> None:
     used = over_budget(annotator)
     if used is None:
         return
-    pause_for_budget(annotator, used, actor=actor)
+    # A worker's annotator row may be seconds old: a budget raised just before a resume must not pause it again.
+    fresh = Annotator.objects.get(pk=annotator.pk)
+    if over_budget(fresh) is None:
+        return
+    pause_for_budget(fresh, used, actor=actor)
     raise BudgetReached(f"annotator {annotator.number} spent {used.normalize():f} of its budget of "
-                        f"{annotator.budget.normalize():f}")
+                        f"{fresh.budget.normalize():f}")
 
 
 def pause_for_budget(annotator: Annotator, used: Decimal, *, actor: str) -> int:

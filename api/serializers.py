@@ -253,7 +253,25 @@ class OutcomeSerializer(serializers.ModelSerializer):
         model = Outcome
         fields = ["id", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
                   "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "attempts",
-                  "created_at"]
+                  "cost", "cached", "cached_latency_ms", "created_at"]
+
+
+class CostFilterSerializer(serializers.Serializer):
+    annotator = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    domain = serializers.RegexField(NAME_PATTERN, required=False, max_length=50)
+
+
+class CostTotalSerializer(serializers.Serializer):
+    annotator = serializers.IntegerField()
+    domain = serializers.CharField()
+    outcomes = serializers.IntegerField()
+    priced = serializers.IntegerField(help_text="outcomes with a known cost (a price and token counts)")
+    cost = serializers.DecimalField(max_digits=18, decimal_places=9, help_text="every call of the stored outcomes")
+    cached = serializers.IntegerField(help_text="outcomes answered from the response cache")
+    hit_rate = serializers.FloatField(allow_null=True)
+    saved = serializers.DecimalField(max_digits=18, decimal_places=9,
+                                     help_text="what the cached answers cost at the price of the day they were stored")
+    currency = serializers.CharField(help_text="the annotator's price currency; empty without a price")
 
 
 # -- corpora and archives

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/audit", views.AuditList.as_view(), name="api-audit"),
     path("api/v1/samples", views.SampleList.as_view(), name="api-samples"),
     path("api/v1/outcomes", views.OutcomeList.as_view(), name="api-outcomes"),
+    path("api/v1/costs", views.Costs.as_view(), name="api-costs"),
     path("api/v1/corpora", views.CorpusList.as_view(), name="api-corpora"),
     path("api/v1/corpora/import", views.CorpusImport.as_view(), name="api-corpora-import"),
     path("api/v1/archives", views.ArchiveList.as_view(), name="api-archives"),

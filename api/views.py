@@ -23,6 +23,7 @@ from admin_ops.services.archive import ArchiveError, create_archive, verify_and_
 from audit.models import AuditLog
 from audit.request_context import client_address
 from workers_app.admin.corpus import _upload_on_disk as upload_on_disk
+from workers_app.engine.cost import cost_totals
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.selectors import queue_stats
@@ -197,6 +198,16 @@ class Progress(APIView):
     def get(self, request: Request) -> Response:
         require(request, "workers_app.view_worker")
         return Response(fleet_progress(select_workers()))
+
+
+class Costs(APIView):
+    @extend_schema(operation_id="costs", parameters=[s.CostFilterSerializer],
+                   responses={200: s.CostTotalSerializer(many=True), **ERRORS},
+                   summary="Cost, cache hits and money saved per annotator and domain, over the stored outcomes")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_sample")
+        scope = checked(s.CostFilterSerializer, request.query_params.dict())
+        return Response(s.CostTotalSerializer(cost_totals(**scope), many=True).data)
 
 
 class FilteredList(ListAPIView):

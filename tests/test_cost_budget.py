@@ -293,3 +293,29 @@ def test_a_budget_of_n_calls_stops_within_the_threads_in_flight_alerts_once_and_
     budget_sweep()
     assert Alert.objects.get(kind="budget").resolved_at is not None
     assert len(fake_llm.requests) == 2 * per_domain  # nothing asked twice
+
+
+# -- the API
+
+
+@pytest.mark.django_db
+def test_the_api_gives_each_outcome_its_cost_and_the_totals_per_annotator_and_domain(http_annotator, fake_llm,
+                                                                                     staff, django_user_model):
+    from tests.api.conftest import TokenClient, make_token
+
+    price(http_annotator)
+    [sample] = make_samples(1)
+    annotate_sample(sample, URGENCY, worker="w")
+    client = TokenClient(make_token(staff))
+    [outcome] = client.get("/api/v1/outcomes").json()["results"]
+    assert (outcome["cost"], outcome["cached"], outcome["cached_latency_ms"]) == ("0.016000000", False, None)
+    totals = client.get("/api/v1/costs", {"annotator": 1}).json()
+    assert totals == [{"annotator": 1, "domain": "urgency", "outcomes": 1, "priced": 1, "cost": "0.016000000",
+                       "cached": 0, "hit_rate": 0.0, "saved": "0.000000000", "currency": "USD"}]
+    assert client.get("/api/v1/costs", {"annotator": 2}).json() == []
+    assert client.get("/api/v1/costs", {"annotator": "x"}).status_code == 422
+    assert client.get("/api/v1/costs", {"domain": "../etc"}).status_code == 422
+    nobody = django_user_model.objects.create_user("nobody", password="pw-for-tests")
+    refused = TokenClient(make_token(nobody)).get("/api/v1/costs")
+    assert refused.status_code == 403 and "workers_app.view_sample" in refused.json()["detail"]
+    assert TokenClient(None).get("/api/v1/costs").status_code in (401, 403)

@@ -359,6 +359,50 @@ def krippendorff_alpha(
     return _alpha_result(codes, domain, level, bootstrap, seed)
 
 
+@dataclass(frozen=True)
+class FleissResult:
+    kappa: float | None  # None when undefined (no pairable unit, or every label the same)
+    ci95: Interval  # bootstrap percentile 95 % CI over units
+    level: str  # "nominal" (ordinal codes count as categories) | "binary:<code>"
+    n_units: int  # samples with at least 2 labels
+
+
+def _fleiss_kappas(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa for each row of unit weights; a unit with m labels agrees in (sum n_j^2 - m) / (m (m - 1)) of its
+    pairs. With the same number of labels per unit this is Fleiss (1971) exactly; with fewer labels on some units
+    (malformed answers) each unit still weighs one, and the category shares count every label given."""
+    labels = counts.sum(axis=1)
+    agreement = ((counts**2).sum(axis=1) - labels) / (labels * (labels - 1))
+    observed = (weights @ agreement) / weights.sum(axis=1)
+    shares = (weights @ counts) / (weights @ labels)[:, None]
+    chance = (shares**2).sum(axis=1)
+    kappas = np.full(observed.shape, np.nan)
+    defined = chance < 1  # all labels alike: no disagreement was possible, kappa is undefined
+    kappas[defined] = (observed[defined] - chance[defined]) / (1 - chance[defined])
+    return kappas
+
+
+def fleiss_kappa(
+    labels: Sequence[Sequence[object | None]],
+    *,
+    level: str = NOMINAL,
+    categories: Sequence[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> FleissResult:
+    """Fleiss' kappa over every annotator at once, with a bootstrap CI over units (the resamples alpha uses).
+    Levels: nominal (ordinal codes are treated as categories) or binary:<code> (presence of a code in sets)."""
+    if level != NOMINAL and not level.startswith(BINARY_PREFIX):
+        raise ValueError(f"Fleiss' kappa needs categories: level {level!r} is not nominal or binary:<code>")
+    _check_level(level)
+    codes, domain = _encode_level(_rectangular(labels), level, categories)
+    counts = _pairable(_value_counts(codes, len(domain)))
+    point = _single(counts, _fleiss_kappas)
+    interval = (_bootstrap_interval(counts, _fleiss_kappas, bootstrap, seed) if point is not None
+                else UNDEFINED_INTERVAL)
+    return FleissResult(kappa=point, ci95=interval, level=level, n_units=len(counts))
+
+
 def _binary_alphas(
     sets: Sequence[Sequence[frozenset | None]],
     codes: Sequence[str],

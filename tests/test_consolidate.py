@@ -84,3 +84,14 @@ def test_csv_and_jsonl_copies_hold_one_row_per_sample_and_domain(labelled, tmp_p
 def test_the_command_reports_the_review_count(labelled, tmp_path, capsys):
     call_command("consolidate", str(tmp_path / "c.xlsx"))
     assert "2 sample(s) on the Review sheet" in capsys.readouterr().out
+
+
+def test_the_agreement_sheet_holds_fleiss_kappa_beside_alpha(labelled, tmp_path):
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    rows = list(openpyxl.load_workbook(report.path)["Agreement"].iter_rows(values_only=True))
+    start = rows.index(("domain", "measure", "Fleiss' kappa", "95 % CI low", "95 % CI high", "units"))
+    fleiss = {(r[0], r[1]): r for r in rows[start + 1:] if r and r[0] in ("urgency", "adjunct")}
+    urgency = fleiss[("urgency", "nominal")]
+    assert urgency[5] == 3 and urgency[2] is not None and urgency[3] <= urgency[2] <= urgency[4]
+    assert {measure for domain, measure in fleiss if domain == "adjunct"} == {
+        f"binary:{code}" for code in Domain.objects.get(slug="adjunct").code_list}

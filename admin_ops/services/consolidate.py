@@ -23,10 +23,12 @@ from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
 from admin_ops.agreement import (
+    BINARY_PREFIX,
     AlphaResult,
     KappaMatrix,
     ReferenceAgreement,
     agreement_with_reference,
+    fleiss_kappa,
     krippendorff_alpha,
     majority_label,
     pairwise_kappa,
@@ -159,16 +161,18 @@ def _matrix(table: Table) -> list[list[object]]:
 def agreement(table: Table) -> dict:
     """Alpha (with its 95 % bootstrap interval) and kappa for one domain; malformed labels are missing."""
     kind, codes, names = table.domain.kind, table.domain.code_list, [f"annotator {a}" for a in table.annotators]
-    if kind == Domain.Kind.ORDINAL:
-        return {"alpha": [krippendorff_alpha(_matrix(table), level="ordinal", categories=codes)],
-                "kappa": pairwise_kappa(_matrix(table), names, categories=codes, weighted=True)}
-    if kind == Domain.Kind.NOMINAL:
-        return {"alpha": [krippendorff_alpha(_matrix(table), level="nominal", categories=codes)],
-                "kappa": pairwise_kappa(_matrix(table), names, categories=codes, weighted=False)}
+    if kind in (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL):
+        ordinal = kind == Domain.Kind.ORDINAL
+        return {"alpha": [krippendorff_alpha(_matrix(table), level="ordinal" if ordinal else "nominal",
+                                             categories=codes)],
+                "kappa": pairwise_kappa(_matrix(table), names, categories=codes, weighted=ordinal),
+                "fleiss": [fleiss_kappa(_matrix(table), categories=codes)]}
     if kind == Domain.Kind.CODE_SET:
         per_code = per_code_binary_alpha(_matrix(table), codes)
-        return {"alpha": [krippendorff_alpha(_matrix(table), level="masi"), *per_code.values()], "kappa": None}
-    return {"alpha": [], "kappa": None}
+        fleiss = [fleiss_kappa(_matrix(table), level=f"{BINARY_PREFIX}{code}") for code in codes]
+        return {"alpha": [krippendorff_alpha(_matrix(table), level="masi"), *per_code.values()], "kappa": None,
+                "fleiss": fleiss}
+    return {"alpha": [], "kappa": None, "fleiss": []}
 
 
 def agreement_with_adjudicated(table: Table) -> dict[int, ReferenceAgreement]:
@@ -288,6 +292,11 @@ def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats:
     for slug, found in stats.items():
         for result in found["alpha"]:
             _append(sheet, _alpha_row(slug, result))
+    _append(sheet, [])
+    _append(sheet, ["domain", "measure", "Fleiss' kappa", "95 % CI low", "95 % CI high", "units"], bold=True)
+    for slug, found in stats.items():
+        for result in found["fleiss"]:
+            _append(sheet, [slug, result.level, result.kappa, result.ci95.low, result.ci95.high, result.n_units])
     for slug, found in stats.items():
         if found["kappa"] is not None:
             _append(sheet, [])

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 import time
 
-from admin_ops.services.consolidate import load_tables, review_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Sample, Worker
+from workers_app.models import Annotator, Outcome, ReviewItem, Sample, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
+from workers_app.review.flags import URGENCY, describe
 
 WORKER_NAME = re.compile(r"annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}")
 
@@ -88,9 +88,13 @@ def fleet_progress(workers: list[Worker]) -> dict:
 
 
 def review_items() -> list[dict]:
-    """The samples a clinician reads first (as on the consolidated workbook's Review sheet), from the store."""
-    tables, _ = load_tables()
-    urgency = next((t for t in tables if t.domain.slug == "urgency"), None)
-    annotators = urgency.annotators if urgency else []
-    return [{"sample": external_id, "why": why, "urgency": dict(zip(map(str, annotators), given, strict=True))}
-            for external_id, why, *given in review_rows(tables)]
+    """The clinical review queue, highest risk first (as on /review/ and the consolidated Review sheet): the items
+    made as outcomes were stored, with each annotator's urgency label; two queries, whatever the store's size."""
+    items = list(ReviewItem.objects.select_related("sample").order_by("-risk", "created_at", "id"))
+    annotators = list(Annotator.objects.order_by("number").values_list("number", flat=True))
+    given = {(sample, number): labels[0] if labels else "" for sample, number, labels in Outcome.objects.filter(
+        domain__slug=URGENCY, status=Outcome.Status.OK, sample__review_item__isnull=False).values_list(
+        "sample_id", "annotator__number", "labels")}
+    return [{"sample": item.sample.external_id, "why": describe(item.reasons, item.spread), "risk": item.risk,
+             "status": item.status, "urgency": {str(a): given.get((item.sample_id, a), "") for a in annotators}}
+            for item in items]

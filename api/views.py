@@ -443,7 +443,8 @@ class ConsolidationDownload(APIView):
 
 
 @_listing("review_list", s.PageOnlySerializer, s.ReviewItemSerializer,
-          "Samples for clinical review first: any LEVEL_4, or urgency labels two or more levels apart")
+          "The clinical review queue, highest risk first: any LEVEL_4, urgency labels two or more levels apart, "
+          "or an answer that reads as a refusal")
 class ReviewList(FilteredList):
     serializer_class = s.ReviewItemSerializer
     permission = "admin_ops.consolidate"
@@ -451,5 +452,5 @@ class ReviewList(FilteredList):
 
     def get_queryset(self) -> list[dict]:
         if getattr(self, "swagger_fake_view", False):
-            return []  # drf-spectacular calls this to describe the view: no reading every outcome for that
+            return []  # drf-spectacular calls this to describe the view: no reading for that
         return review_items()

@@ -44,7 +44,6 @@ from workers_app.review.flags import URGENCY, describe, sync_review_items
 
 from .csv_safe import FORMULA_STARTS, csv_row
 
-URGENT = "LEVEL_4"
 MISSING = None
 
 
@@ -194,22 +193,6 @@ def _adjudicated_rows(stats: dict) -> list[list[object]]:
         weights = found.get("weights", "")
         for annotator, result in found.get("adjudicated", {}).items():
             rows.append([slug, f"annotator {annotator}", result.n, result.accuracy, result.kappa, weights])
-    return rows
-
-
-def review_rows(tables: list[Table]) -> list[list[object]]:
-    """Samples where any annotator said LEVEL_4, or urgency labels differ by two levels or more."""
-    urgency = next((t for t in tables if t.domain.slug == "urgency"), None)
-    if urgency is None:
-        return []
-    rank = {code: index for index, code in enumerate(urgency.domain.code_list)}
-    rows = []
-    for index, external_id in enumerate(urgency.samples):
-        given = [urgency.labels[a][index] for a in urgency.annotators]
-        ranks = [rank[g] for g in given if g in rank]
-        if URGENT in given or (ranks and max(ranks) - min(ranks) >= 2):
-            why = "LEVEL_4 given" if URGENT in given else f"labels {max(ranks) - min(ranks)} levels apart"
-            rows.append([external_id, why, *[_text(g) for g in given]])
     return rows
 
 

@@ -111,11 +111,12 @@ def test_downloading_an_archive_needs_create_archive(as_viewer):
     assert response.status_code == 403 and "admin_ops.create_archive" in response.json()["detail"]
 
 
-def test_review_lists_level_4_and_urgency_two_levels_apart(roles, as_operator):
+def test_review_lists_the_queue_by_risk_with_each_annotators_urgency_label(roles, as_operator):
     from django.utils import timezone
 
     from tests.conftest import make_samples
     from workers_app.models import Annotator, Domain, Outcome
+    from workers_app.review.flags import sync_review_items
 
     urgency = Domain.objects.get(slug="urgency")
     given = {0: ["LEVEL_1", "LEVEL_1"], 1: ["LEVEL_4", "LEVEL_2"], 2: ["LEVEL_0", "LEVEL_2"]}
@@ -123,7 +124,10 @@ def test_review_lists_level_4_and_urgency_two_levels_apart(roles, as_operator):
         for number, label in zip((1, 2), given[index], strict=True):
             Outcome.objects.create(sample_id=sample, annotator=Annotator.objects.get(number=number), domain=urgency,
                                    status="ok", labels=[label], prompt_version=1, started_at=timezone.now())
+    sync_review_items()  # these outcomes were written directly, not through the store that flags them
     body = as_operator.get("/api/v1/review").json()
-    assert [(r["why"], r["urgency"]["1"], r["urgency"]["2"]) for r in body["results"]] == [
-        ("LEVEL_4 given", "LEVEL_4", "LEVEL_2"), ("labels 2 levels apart", "LEVEL_0", "LEVEL_2")]
+    assert [(r["why"], r["risk"], r["urgency"]["1"], r["urgency"]["2"]) for r in body["results"]] == [
+        ("LEVEL_4 given; labels 2 levels apart", 120, "LEVEL_4", "LEVEL_2"),
+        ("labels 2 levels apart", 20, "LEVEL_0", "LEVEL_2")]
     assert body["count"] == 2 and body["results"][0]["urgency"]["3"] == ""
+    assert body["results"][0]["status"] == "open"

@@ -186,3 +186,31 @@ def test_hits_show_as_money_saved_in_the_totals(cached, fake_llm):
         annotate_sample(sample, URGENCY, worker="w")
     [total] = cost_totals(annotator=1)
     assert (total.cost, total.cached, total.saved, total.hit_rate) == (Decimal(0), 3, Decimal("0.048"), 1.0)
+
+
+def test_the_annotator_admin_shows_cost_cache_and_prices_and_clears_the_cache(cached, fake_llm, staff, client):
+    fill(2)
+    client.force_login(staff)
+    page = client.get(f"/admin/workers_app/annotator/{cached.pk}/change/")
+    assert page.status_code == 200
+    for text in ("Cost and cache", 'name="budget"', 'name="cache_responses"', 'name="prices-0-input_per_1k"'):
+        assert text in page.content.decode()
+    listing = client.get("/admin/workers_app/annotator/").content.decode()
+    assert "Cache hits" in listing and "0.032" in listing
+    done = client.post("/admin/workers_app/annotator/", {"action": "clear_response_cache",
+                                                         "_selected_action": [cached.pk]}, follow=True)
+    assert [str(m) for m in done.context["messages"]] == ["deleted 2 cached response(s)"]
+    assert CachedResponse.objects.count() == 0
+    assert AuditLog.objects.filter(action="clear_response_cache", actor="staff").count() == 1
+
+
+def test_a_viewer_cannot_clear_the_cache(cached, client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw-for-tests", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_annotator"))
+    client.force_login(viewer)
+    CachedResponse.objects.create(key="y" * 64, annotator=cached, model="fake-model", base_url=cached.base_url,
+                                  request_mode="chat", text="<<LEVEL_1>>", answered_by="fake-model", latency_ms=5)
+    client.post("/admin/workers_app/annotator/", {"action": "clear_response_cache", "_selected_action": [cached.pk]})
+    assert CachedResponse.objects.count() == 1

@@ -217,6 +217,21 @@ def test_the_spend_is_rebuilt_from_the_store_when_redis_lost_it(http_annotator, 
     assert get_redis().get(spent_key(http_annotator.number)) == str(int(2 * PER_CALL * 10**9))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_starts_the_spend_over_with_the_outcomes_it_deletes(http_annotator, fake_llm):
+    from admin_ops.services.reset import reset_data
+
+    price(http_annotator)
+    Annotator.objects.filter(pk=http_annotator.pk).update(budget=PER_CALL)
+    [first, second] = make_samples(2, vary=True)
+    annotate_sample(first, URGENCY, worker="w")
+    assert spent(http_annotator) == PER_CALL
+    reset_data(actor="test", annotator=1, backup=False)
+    assert spent(http_annotator) == 0
+    annotate_sample(second, URGENCY, worker="w")
+    assert Outcome.objects.get().sample_id == second
+
+
 @pytest.mark.django_db
 def test_the_sweep_alerts_once_and_resolves_the_alert_when_the_budget_is_raised(http_annotator, fake_llm):
     price(http_annotator)

@@ -13,11 +13,13 @@ import pytest
 from tests.conftest import make_samples
 from tests.fake_llm import Reply
 from tests.test_settings_checks import run_check
-from workers_app.engine.concurrency import Gate
+from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.ratelimit import RateLimiter
 from workers_app.fleet.inflight import (
     PERIOD_SECONDS,
     Observation,
+    held_messages,
     inflight_target,
     worth_changing,
 )
@@ -90,6 +92,35 @@ def test_a_full_gate_refuses_past_the_deadline_and_an_unsized_gate_never_waits()
     with pytest.raises(TimeoutError):
         gate.enter(time.monotonic() + 0.2)
     assert 0.15 < time.monotonic() - started < 2 and gate.waiting == 0
+
+
+def test_a_worker_holds_a_quarter_more_messages_than_its_requests_in_flight_within_its_pool():
+    assert [held_messages(t) for t in (1, 4, 20, 30, 32)] == [2, 5, 25, 32, 32]
+
+
+@pytest.fixture
+def sized_gate():
+    gate = process_gate()
+    gate.resize(1)
+    yield gate
+    process_gate.cache_clear()  # later tests in this process meet an open gate again
+
+
+def test_a_request_refused_a_rate_limit_slot_gives_its_place_in_the_gate_back(sized_gate):
+    limiter = RateLimiter(get_redis(), annotator_number=9, per_minute=1)
+    with admit(limiter, time.monotonic() + 1) as admission:
+        assert sized_gate.inside == 1 and admission.slot is not None
+    assert sized_gate.inside == 0 and sized_gate.latency_s is not None
+    with pytest.raises(TimeoutError):  # the minute's one slot is spent
+        admit(limiter, time.monotonic() + 0.5)
+    assert sized_gate.inside == 0 and sized_gate.waiting == 0
+
+
+def test_a_failed_request_leaves_the_gate_without_counting_as_an_answer(sized_gate):
+    limiter = RateLimiter(get_redis(), annotator_number=9, per_minute=100)
+    with pytest.raises(ConnectionError), admit(limiter, time.monotonic() + 1):
+        raise ConnectionError("the LLM went away")
+    assert sized_gate.inside == 0 and sized_gate.latency_s is None
 
 
 @pytest.mark.parametrize("env, shown", [

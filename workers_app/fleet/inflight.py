@@ -126,7 +126,7 @@ class InflightController(threading.Thread):
         self.key = key
         self.gate = gate or process_gate()
         self.report = get_redis().register_script(_REPORT)
-        self.held = settings.WORKER_MAX_INFLIGHT  # Celery's prefetch at start: one message per pool thread
+        self.held = consumer.qos.value  # Celery's prefetch at start: one message per pool thread
 
     def start(self) -> None:
         annotator, _ = catalogue_rows(self.key)

@@ -95,3 +95,21 @@ def test_the_agreement_sheet_holds_fleiss_kappa_beside_alpha(labelled, tmp_path)
     assert urgency[5] == 3 and urgency[2] is not None and urgency[3] <= urgency[2] <= urgency[4]
     assert {measure for domain, measure in fleiss if domain == "adjunct"} == {
         f"binary:{code}" for code in Domain.objects.get(slug="adjunct").code_list}
+
+
+def test_the_summary_sheet_gives_cost_cache_hits_and_money_saved(labelled, tmp_path):
+    from decimal import Decimal
+
+    from workers_app.models import AnnotatorPrice
+
+    AnnotatorPrice.objects.create(annotator=Annotator.objects.get(number=1), input_per_1k=Decimal("1.00"),
+                                  output_per_1k=Decimal("2.00"), currency="EUR")
+    first = Outcome.objects.filter(annotator__number=1, domain__slug="urgency").order_by("id")
+    first.update(cost=Decimal("0.014"))  # 10 prompt and 2 completion tokens at 1 and 2 EUR per 1,000
+    Outcome.objects.filter(pk=first[0].pk).update(cached=True, cost=Decimal(0))
+    report = consolidate(tmp_path / "all.xlsx", actor="test")
+    rows = list(openpyxl.load_workbook(report.path)["Summary"].iter_rows(values_only=True))
+    assert rows[0][8:] == ("cost", "currency", "cached answers", "money saved by the cache")
+    summary = {(r[0], r[1]): r for r in rows[1:]}
+    assert summary[("urgency", 1)][8:] == (pytest.approx(0.028), "EUR", 1, pytest.approx(0.014))
+    assert summary[("urgency", 2)][8:] == (None, None, 0, None)  # no price: the cost is unknown, not zero

@@ -38,6 +38,7 @@ from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
+from workers_app.engine.cost import cost_totals
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.review.flags import URGENCY, describe, sync_review_items
@@ -267,7 +268,7 @@ def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats:
             _append(sheet, row)
     sheet = book.create_sheet("Summary")
     _append(sheet, ["domain", "annotator", "ok", "malformed", "malformed rate", "refusal rate", "mean latency ms",
-                    "tokens"], bold=True)
+                    "tokens", "cost", "currency", "cached answers", "money saved by the cache"], bold=True)
     for row in summary:
         _append(sheet, list(row.values()))
     sheet = book.create_sheet("Agreement")
@@ -339,6 +340,17 @@ def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
     atomic_write(jsonl_path, write_jsonl)
 
 
+def _add_costs(summary: list[dict]) -> None:
+    """Cost, cache hits and money saved per (domain, annotator); cost stays empty where no outcome has a price."""
+    totals = {(t.domain, t.annotator): t for t in cost_totals()}
+    for row in summary:
+        total = totals.get((row["domain"], row["annotator"]))
+        priced = total is not None and total.priced > 0
+        row.update({"cost": float(total.cost) if priced else None, "currency": total.currency if priced else "",
+                    "cached": total.cached if total else 0,
+                    "saved": float(total.saved) if total and total.cached else None})
+
+
 def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateReport:
     folder = settings.DATA_DIR / "consolidated"
     folder.mkdir(parents=True, exist_ok=True)
@@ -347,6 +359,7 @@ def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateR
     with audited(Action.CONSOLIDATE, actor=actor, target=target.name, atomic=False) as entry:
         items = review_items()
         tables, summary = load_tables()
+        _add_costs(summary)
         texts = sample_texts()
         adjudicate_tables(tables, items)
         for table in tables:

@@ -180,7 +180,26 @@ def test_charts_sum_the_fleet_per_minute_and_show_tokens(client, viewer):
     client.force_login(viewer)
     html = client.get("/dashboard/charts").content.decode()
     assert "latest 60.0, peak 72.0 outcomes / min" in html  # 6 workers x 10 now, 6 x 12 two minutes ago
-    assert "<polyline" in html and "Tokens per annotator" in html
+    assert "<polyline" in html and "Tokens, cost and the response cache per annotator" in html
+
+
+def test_charts_give_each_annotators_cost_where_a_price_is_set(client, viewer):
+    from decimal import Decimal
+
+    from workers_app.models import AnnotatorPrice
+
+    make_samples(3)
+    store_some(1, "urgency", 3)
+    store_some(2, "urgency", 3)
+    AnnotatorPrice.objects.create(annotator=Annotator.objects.get(number=1), input_per_1k=Decimal(1),
+                                  output_per_1k=Decimal(1), currency="EUR")
+    from workers_app.models import Outcome
+
+    Outcome.objects.filter(annotator__number=1).update(cost=Decimal("0.5"), prompt_tokens=100, completion_tokens=5)
+    client.force_login(viewer)
+    html = client.get("/dashboard/charts").content.decode()
+    assert "<td>300</td><td>15</td><td>1.5000 EUR</td>" in html
+    assert "<td>0</td><td>0</td><td>no price</td>" in html
 
 
 def test_charts_have_a_useful_empty_state(client, viewer):

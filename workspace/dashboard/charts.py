@@ -1,15 +1,17 @@
 """The dashboard's charts: fleet throughput and queue depth from the per-minute metrics history, the malformed
-rate per annotator and the tokens spent. Drawn on the server as SVG polylines, each with its numbers in a table."""
+rate per annotator and what each annotator spent (tokens, cost, cache). Drawn on the server as SVG polylines, each with its numbers in a table."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.db.models import Sum
 from django.utils import timezone
 
+from workers_app.engine.cost import cost_totals
 from workers_app.models import Outcome, WorkerMetric
 
 WIDTH, HEIGHT = 600, 120
@@ -65,13 +67,29 @@ def fleet_series() -> list[Series]:
             Series("Queue depth, last day (15-minute means)", "messages", _bucketed(day, 15, "queue"))]
 
 
-def tokens_per_annotator() -> list[dict]:
-    """Tokens the backends reported; annotators whose backend reports none (the built-in one) show zero."""
+def spend_per_annotator() -> list[dict]:
+    """Tokens the backends reported (none for the built-in one), cost where a price applies, and the cache's hits
+    and savings, per annotator."""
     rows = (Outcome.objects.values("annotator__number", "annotator__name")
             .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
             .order_by("annotator__number"))
-    return [{"number": r["annotator__number"], "name": r["annotator__name"], "prompt": r["prompt"] or 0,
-             "completion": r["completion"] or 0, "total": (r["prompt"] or 0) + (r["completion"] or 0)} for r in rows]
+    costs: dict[int, list] = defaultdict(lambda: [Decimal(0), 0, 0, Decimal(0), ""])
+    for total in cost_totals():
+        found = costs[total.annotator]
+        found[0] += total.cost
+        found[1] += total.priced
+        found[2] += total.cached
+        found[3] += total.saved
+        found[4] = total.currency
+    spend = []
+    for r in rows:
+        cost, priced, cached, saved, currency = costs[r["annotator__number"]]
+        prompt, completion = r["prompt"] or 0, r["completion"] or 0
+        spend.append({"number": r["annotator__number"], "name": r["annotator__name"], "prompt": prompt,
+                      "completion": completion, "total": prompt + completion,
+                      "cost": f"{cost:.4f} {currency}" if priced else "no price", "cached": cached,
+                      "saved": f"{saved:.4f} {currency}" if cached and priced else "—"})
+    return spend
 
 
 def malformed_per_annotator(cells) -> list[dict]:

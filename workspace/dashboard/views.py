@@ -13,7 +13,7 @@ from workers_app.fleet.rows import workers_for
 from workspace.access import requires
 
 from .actions import CONFIRM, ActionRefused, allowed_actions, parse_action, run_action
-from .charts import fleet_series, malformed_per_annotator, tokens_per_annotator
+from .charts import fleet_series, malformed_per_annotator, spend_per_annotator
 from .snapshot import fleet_snapshot, live_json
 from .worker_page import worker_page
 
@@ -47,7 +47,7 @@ def charts(request: HttpRequest) -> HttpResponse:
     snapshot = fleet_snapshot()
     return render(request, "workspace/dashboard/charts.html", {
         "series": fleet_series(), "malformed": malformed_per_annotator(snapshot.cells.values()),
-        "tokens": tokens_per_annotator()})
+        "spend": spend_per_annotator()})
 
 
 @require_POST

@@ -216,3 +216,15 @@ def test_the_live_answer_is_json_that_is_never_cached(client, viewer):
     client.force_login(viewer)
     response = client.get("/dashboard/live")
     assert response["Cache-Control"] == "no-store" and json.loads(response.content)["cells"]
+
+
+def test_a_cell_shows_how_many_requests_its_worker_lets_run_at_once(client, viewer):
+    import time
+
+    from workers_app.fleet.worker_side import heartbeat_key
+
+    get_redis().hset(heartbeat_key(WorkerKey(2, "modality")), mapping={"at": time.time(), "inflight_target": 12})
+    client.force_login(viewer)
+    cells = client.get("/dashboard/live").json()["cells"]
+    assert cells["annotator_2_modality"]["display"]["inflight"] == "up to 12 in flight"
+    assert cells["annotator_1_modality"]["display"]["inflight"] == ""

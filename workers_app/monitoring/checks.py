@@ -38,6 +38,7 @@ class WorkerHealth:
     error_rate: float = 0.0
     stored: int = 0
     malformed: int = 0
+    inflight_target: int | None = None
 
     @property
     def healthy(self) -> bool:
@@ -64,6 +65,7 @@ class Live:
     last_stored: float | None
     recent: list[str]
     workbook_report: list
+    inflight_target: int | None = None  # how many LLM requests the worker lets run at once (HTTP backends)
 
 
 def read_live(workers: list[Worker]) -> dict[int, Live]:
@@ -71,7 +73,7 @@ def read_live(workers: list[Worker]) -> dict[int, Live]:
     pipe = get_redis().pipeline(transaction=False)
     for worker in workers:
         key = key_of(worker)
-        pipe.hmget(heartbeat_key(key), "at", "rss")
+        pipe.hmget(heartbeat_key(key), "at", "rss", "inflight_target")
         pipe.llen(key.queue)
         pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
         pipe.lrange(key.recent_key, 0, -1)
@@ -79,10 +81,10 @@ def read_live(workers: list[Worker]) -> dict[int, Live]:
     answers = iter(pipe.execute())
     live = {}
     for worker in workers:
-        (at, rss), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
+        (at, rss, inflight), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
         live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
                                int(ok or 0) + int(bad or 0), int(bad or 0), float(last) if last else None, recent,
-                               next(answers))
+                               next(answers), int(inflight) if inflight else None)
     return live
 
 
@@ -141,6 +143,7 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True, read_files: 
         error_rate = _error_rate(state.recent)
         health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
                               rss=state.rss, queue=state.queue, stored=state.stored, malformed=state.malformed,
+                              inflight_target=state.inflight_target,
                               error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:

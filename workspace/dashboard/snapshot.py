@@ -40,6 +40,7 @@ class Cell:
     queue: int
     failed: list[str] = field(default_factory=list)
     alerts: int = 0
+    inflight: int | None = None
 
     @property
     def display(self) -> dict[str, str]:
@@ -50,6 +51,7 @@ class Cell:
                 "progress": f"{self.done:,} / {self.total:,}", "per_minute": f"{self.per_minute:,}/min",
                 "malformed": "—" if self.malformed_pct is None else f"{self.malformed_pct:.1f} %",
                 "heartbeat": beat, "queue": f"{self.queue:,} queued",
+                "inflight": "" if self.inflight is None else f"up to {self.inflight} in flight",
                 "failed": "; ".join(self.failed) if self.failed else "all checks pass",
                 "alerts": f"{self.alerts} open alert{'s' if self.alerts != 1 else ''}" if self.alerts else ""}
 
@@ -115,7 +117,7 @@ def _cell(health: WorkerHealth, total: int, per_minute: int, alerts: int) -> Cel
                 malformed_pct=round(100 * health.malformed / health.stored, 1) if health.stored else None,
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
-                alerts=alerts)
+                alerts=alerts, inflight=health.inflight_target)
 
 
 def live_json() -> bytes:

@@ -24,7 +24,7 @@ from workers_app.fleet.inflight import (
     worth_changing,
 )
 from workers_app.fleet.rows import select_workers
-from workers_app.fleet.services import launch_workers
+from workers_app.fleet.services import launch_workers, pause_worker
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Outcome, WorkerEvent
 from workers_app.redis_client import get_redis
@@ -197,6 +197,23 @@ def test_a_slow_llm_under_a_generous_limit_gets_many_requests_in_flight_then_the
     assert all(e.from_state == e.to_state == "running" and e.actor == "system:worker" for e in events)
     gaps = [(b.at - a.at).total_seconds() for a, b in pairwise(events)]
     assert all(gap > PERIOD_SECONDS - 0.5 for gap in gaps), gaps
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_worker_takes_no_share_of_the_limit_from_its_running_sibling(agent, http_annotator, fake_llm):
+    fake_llm.default = Reply(delay=1.0)
+    slow_annotator(http_annotator, per_minute=600)
+    make_samples(300, vary=True)
+    launch(1, "urgency", "intensity")
+    [paused] = select_workers(1, "intensity")
+    pause_worker(paused, actor="test")
+    # 10 requests/s x 1 s, a quarter more, all for the one worker that sends: 13 (half of it if both counted)
+    wait_until(lambda: int(target_of(WorkerKey(1, "urgency")) or 0) >= 12, 30, "the running worker's whole share")
+    time.sleep(2 * PERIOD_SECONDS + 1)  # the paused worker's controller has reported its queue meanwhile
+    assert int(target_of(WorkerKey(1, "urgency"))) >= 12 and target_of(WorkerKey(1, "intensity")) == "1"
+    reasons = WorkerEvent.objects.filter(worker__domain__slug="urgency", reason__startswith="in flight")
+    assert all("over 1 busy worker(s)" in reason for reason in reasons.values_list("reason", flat=True))
 
 
 @pytest.mark.slow

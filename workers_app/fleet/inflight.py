@@ -16,13 +16,14 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections
 
 from workers_app.engine.catalogue_cache import catalogue_rows
-from workers_app.engine.concurrency import Gate, process_gate
+from workers_app.engine.concurrency import process_gate
 from workers_app.engine.keys import PREFIX, WorkerKey, rate_limit_key
 from workers_app.models import Annotator, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
@@ -118,13 +119,15 @@ def record_target_change(key: WorkerKey, before: int, after: int, why: str) -> N
 
 
 class InflightController(threading.Thread):
-    """Sizes this process's gate and prefetch every PERIOD_SECONDS; ``consumer`` is Celery's."""
+    """Sizes this process's gate and prefetch every PERIOD_SECONDS; ``consumer`` is Celery's, ``consuming`` says
+    whether it consumes the worker's queue now."""
 
-    def __init__(self, consumer, key: WorkerKey, gate: Gate | None = None):
+    def __init__(self, consumer, key: WorkerKey, consuming: Callable[[], bool]):
         super().__init__(name="fleet-inflight", daemon=True)
         self.consumer = consumer
         self.key = key
-        self.gate = gate or process_gate()
+        self.consuming = consuming
+        self.gate = process_gate()
         self.report = get_redis().register_script(_REPORT)
         self.held = consumer.qos.value  # Celery's prefetch at start: one message per pool thread
 
@@ -164,7 +167,9 @@ class InflightController(threading.Thread):
                 record_target_change(self.key, current, target, describe(seen))
 
     def observe(self, annotator: Annotator) -> Observation:
-        demand = get_redis().llen(self.key.queue) + self.gate.held
+        # A paused worker's queue waits for no request of its: it takes no share of the limit.
+        queued = get_redis().llen(self.key.queue) if self.consuming() else 0
+        demand = queued + self.gate.held
         mine = {"latency": self.gate.latency_s, "demand": demand}
         flat, ahead = self.report(
             keys=[states_key(self.key.annotator), f"{states_key(self.key.annotator)}:at",

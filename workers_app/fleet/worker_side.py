@@ -88,7 +88,7 @@ def _apply_desired_state(consumer, key: WorkerKey) -> None:
     worker = Worker.objects.select_related("annotator", "domain").get(annotator__number=key.annotator,
                                                                        domain__slug=key.domain)
     Heartbeat(consumer, key).start()
-    InflightController(consumer, key).start()
+    InflightController(consumer, key, lambda: is_consuming(consumer, key)).start()
     group = os.environ.get(START_GROUP_ENV, "")
     if worker.desired_state == Worker.Desired.RUNNING and group:
         threading.Thread(target=_consume_with_group, args=(consumer, key, group), name="fleet-start-group",

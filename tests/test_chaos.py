@@ -13,7 +13,7 @@ from django.db.models import Count
 
 from tests.chaos import Chaos
 from tests.conftest import make_samples
-from tests.test_fleet import agent, wait_until  # noqa: F401  (agent is a fixture)
+from tests.test_fleet import wait_until
 from tests.worker_processes import forget_broker_connections
 from workers_app.engine.flush import flush_workbook
 from workers_app.fleet.rows import key_of, select_workers
@@ -30,7 +30,7 @@ def fresh_broker_connections():
     forget_broker_connections()  # the chaos killed every client of the suite's Redis, this process's too
 
 
-def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_once(agent):  # noqa: F811
+def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_once(agent):
     # 0.2 s a sample, 20 samples a message, 4 threads: about 15 s of work per worker, so every fault lands mid-run.
     Annotator.objects.update(builtin_latency_ms=200)
     rows = [w for w in select_workers() if w.annotator.number <= 2 and w.domain.slug in ("urgency", "intensity",

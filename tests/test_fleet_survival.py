@@ -15,7 +15,7 @@ from django.db.models import Count
 from annotation_site.celery import app
 from annotation_site.redis_service import start_private
 from tests.conftest import make_samples
-from tests.test_fleet import agent, stored, wait_until, worker  # noqa: F401  (agent is a fixture)
+from tests.test_fleet import stored, wait_until, worker
 from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
@@ -30,7 +30,7 @@ def _each_once(number: int, total: int) -> None:
     assert len(counts) == total and {c["n"] for c in counts} == {1}
 
 
-def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_again(agent):  # noqa: F811
+def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_again(agent):
     row = worker(4, "urgency")
     launch_worker(row, actor="test")
     make_samples(300)
@@ -43,7 +43,7 @@ def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_
     assert "requeued" in agent.log.read_text()
 
 
-def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(agent):  # noqa: F811
+def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(agent):
     row = worker(2, "intensity")
     launch_worker(row, actor="test")
     make_samples(300)
@@ -56,7 +56,7 @@ def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(age
     assert "taking it again" in agent.log.read_text()
 
 
-def test_ps_names_each_worker_and_the_agent(agent):  # noqa: F811
+def test_ps_names_each_worker_and_the_agent(agent):
     row = worker(1, "modality")
     launch_worker(row, actor="test")
     row.refresh_from_db()
@@ -64,7 +64,7 @@ def test_ps_names_each_worker_and_the_agent(agent):  # noqa: F811
     assert " ".join(psutil.Process(agent.process.pid).cmdline()).startswith("annotation fleet agent ")
 
 
-def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_seconds(agent):  # noqa: F811
+def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_seconds(agent):
     row = worker(5, "adjunct")
     launch_worker(row, actor="test")
     row.refresh_from_db()
@@ -75,7 +75,7 @@ def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_s
     assert row.events.filter(reason__startswith="drift: desired running but not consuming").exists()
 
 
-def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(agent):  # noqa: F811
+def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(agent):
     row = worker(3, "modality")
     launch_worker(row, actor="test")
     for _ in range(3):

@@ -68,7 +68,7 @@ def test_run_sh_uses_its_ports_restarts_a_killed_agent_and_leaves_nothing_behind
         _wait(lambda: "Press Ctrl-C" in log.read_text() or launcher.poll() is not None, 300, "the console", log)
         assert launcher.poll() is None, log.read_text()[-3000:]
         text = log.read_text()
-        assert f"http://127.0.0.1:{web_port}/admin/" in text and "password:" in text
+        assert f"http://127.0.0.1:{web_port}/dashboard/" in text and "password:" in text
         assert (tmp_path / "data" / "admin_password").stat().st_mode & 0o077 == 0
         assert httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{model_port}/v1/models", timeout=5).status_code == 200

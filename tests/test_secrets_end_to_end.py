@@ -137,6 +137,8 @@ def _form_values(annotator: Annotator) -> dict:
               "temperature", "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "builtin_latency_ms",
               "builtin_malformed_rate")
     values = {name: getattr(annotator, name) for name in fields}
+    values.update({"budget": "" if annotator.budget is None else annotator.budget, "prices-TOTAL_FORMS": "0",
+                   "prices-INITIAL_FORMS": "0"})  # no budget, no price versions: the inline posted back empty
     if annotator.enabled:
         values["enabled"] = "on"
     return values

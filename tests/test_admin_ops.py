@@ -66,6 +66,32 @@ def test_archive_factory_reset_restore_gives_back_identical_outcomes_and_workboo
     assert MalformedAttempt.objects.count() == malformed
 
 
+def test_a_restore_gives_back_the_reviewers_adjudications_and_the_costs(annotated, staff):
+    from decimal import Decimal
+
+    from workers_app.models import ReviewItem
+    from workers_app.review.services import adjudicate_review, claim_review
+
+    sample = Sample.objects.order_by("id").first()
+    Outcome.objects.filter(sample=sample).update(cost=Decimal("0.0125"))
+    item = ReviewItem.objects.create(sample=sample, reasons=["level_4"], risk=100)
+    claim_review(item, actor_user=staff)
+    adjudicate_review(ReviewItem.objects.get(pk=item.pk), labels={"urgency": ["LEVEL_3"]}, note="called them",
+                      actor_user=staff)
+    costs = digest_of_outcomes()
+    archive = create_archive("with-review", actor="test")
+    reset_data(actor="test", factory=True, backup=False)
+    assert not ReviewItem.objects.exists()
+    path = settings.ARCHIVES_DIR / archive.file_name
+    assert restore_archive(path, actor="test", dry_run=True).review == 1
+    restore_archive(path, actor="test")
+    back = ReviewItem.objects.get(sample__external_id=sample.external_id)
+    assert (back.status, back.adjudicated, back.note, back.reviewed_by) == ("reviewed", {"urgency": ["LEVEL_3"]},
+                                                                          "called them", staff)
+    assert digest_of_outcomes() == costs
+    assert Outcome.objects.filter(cost=Decimal("0.0125")).count() == 3
+
+
 def _tar_with(path, name: str, *, symlink: bool = False) -> None:
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo(name)

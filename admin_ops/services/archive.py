@@ -3,7 +3,7 @@
 Layout of an archive:
     manifest.json                 format, version, created at/by, counts, and sha256 + size of every member
     state.json                    the exported state (catalogue, desired states, progress; never a key)
-    data/{corpora,samples,outcomes,malformed,audit}.jsonl
+    data/{corpora,samples,outcomes,malformed,review,audit}.jsonl   (review since the review queue: optional)
     workbooks/annotator_{n}_{domain}.xlsx
 """
 
@@ -31,16 +31,18 @@ from audit.actors import Actor, actor_name
 from audit.services import audited
 
 from ..selectors import state_document
-from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_lines, samples_lines
+from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_lines, review_lines, samples_lines
 
 FORMAT = "annotation-fleet-archive"
 VERSION = 1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 DATA_MEMBERS = {"data/corpora.jsonl": corpora_lines, "data/samples.jsonl": samples_lines,
                 "data/outcomes.jsonl": outcomes_lines, "data/malformed.jsonl": malformed_lines,
-                "data/audit.jsonl": audit_lines}
+                "data/review.jsonl": review_lines, "data/audit.jsonl": audit_lines}
 MANIFEST = "manifest.json"
-REQUIRED_MEMBERS = (*DATA_MEMBERS, "state.json")
+# Archives made before the review queue have no review member; they still verify and restore.
+OPTIONAL_MEMBERS = ("data/review.jsonl",)
+REQUIRED_MEMBERS = (*(m for m in DATA_MEMBERS if m not in OPTIONAL_MEMBERS), "state.json")
 WORKBOOK_MEMBER = re.compile(r"workbooks/annotator_[0-9]+_[A-Za-z0-9_-]+\.xlsx")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 MANIFEST_MAX_BYTES = 4 * 1024 * 1024
@@ -130,7 +132,7 @@ def _unsafe(member: tarfile.TarInfo) -> str:
 
 
 def _known_member(name: str) -> bool:
-    return name in (MANIFEST, *REQUIRED_MEMBERS) or bool(WORKBOOK_MEMBER.fullmatch(name))
+    return name in (MANIFEST, *REQUIRED_MEMBERS, *OPTIONAL_MEMBERS) or bool(WORKBOOK_MEMBER.fullmatch(name))
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
@@ -18,10 +19,10 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.queues import sync_checkpoints, worker_keys
-from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Sample
+from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, ReviewItem, Sample
 
-from .archive import ArchiveError, read_members, verify_archive
-from .snapshot import MALFORMED_FIELDS, OUTCOME_FIELDS
+from .archive import OPTIONAL_MEMBERS, ArchiveError, read_members, verify_archive
+from .snapshot import ADDED_LATER, MALFORMED_FIELDS, OUTCOME_FIELDS, REVIEW_FIELDS
 
 BATCH = 2000
 MAX_PROBLEMS_SHOWN = 20
@@ -34,6 +35,10 @@ def _is_text(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_user_name(value: object) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= 150)
 
 
 def _is_corpus_key(value: object) -> bool:
@@ -49,6 +54,9 @@ RECORDS: dict[str, tuple[type[models.Model], tuple[str, ...], dict[str, tuple[st
                 {"corpus": ("[sha256, selection]", _is_corpus_key)}),
     "outcomes": (Outcome, (*OUTCOME_FIELDS, "started_at", "created_at"), KEYED),
     "malformed": (MalformedAttempt, (*MALFORMED_FIELDS, "created_at"), KEYED),
+    "review": (ReviewItem, REVIEW_FIELDS, {"sample": ("text", _is_text), "claimed_by": ("a user name or null",
+                                                                                     _is_user_name),
+                                           "reviewed_by": ("a user name or null", _is_user_name)}),
 }
 
 
@@ -59,11 +67,13 @@ class RestorePlan:
     samples: int = 0
     outcomes: int = 0
     malformed: int = 0
+    review: int = 0
     workbooks: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.archive}: {self.corpora} corpora, {self.samples} samples, {self.outcomes} outcomes, "
-                f"{self.malformed} malformed attempts and {len(self.workbooks)} workbook(s) to restore")
+                f"{self.malformed} malformed attempts, {self.review} review item(s) and {len(self.workbooks)} "
+                "workbook(s) to restore")
 
 
 class RestoreConflict(ValueError):
@@ -100,6 +110,9 @@ def _record(line: str, kind: str) -> dict:
         raise _BadLine(f"not JSON ({exc})") from None
     if not isinstance(record, dict):
         raise _BadLine("expected a JSON object")
+    for name in ADDED_LATER:
+        if name in fields and name not in record:  # a line of an older archive
+            record[name] = model._meta.get_field(name).get_default()
     missing = [name for name in (*keys, *fields) if name not in record]
     if missing:
         raise _BadLine(f"missing field '{missing[0]}'")
@@ -150,7 +163,8 @@ def _records(kind: str, data: bytes, problems: list[str]) -> list[dict]:
 
 def _data(members: dict[str, bytes]) -> dict[str, list[dict]]:
     problems: list[str] = []
-    data = {kind: _records(kind, members[_member(kind)], problems) for kind in RECORDS}
+    data = {kind: _records(kind, members.get(_member(kind), b"") if _member(kind) in OPTIONAL_MEMBERS
+                           else members[_member(kind)], problems) for kind in RECORDS}
     if problems:
         raise ArchiveError(f"the archive's data cannot be restored; nothing was restored:\n{_listed(problems)}")
     return data
@@ -183,6 +197,9 @@ def _reference_problems(data: dict[str, list[dict]]) -> list[str]:
     slugs = set(Domain.objects.values_list("slug", flat=True))
     problems = _repeated_lines("samples", data["samples"], lambda s: s["external_id"])
     problems += _repeated_lines("outcomes", data["outcomes"], _outcome_key)
+    problems += _repeated_lines("review", data["review"], lambda r: r["sample"])
+    problems += [f"{_member('review')} line {n}: sample {r['sample']!r:.80} is neither in {_member('samples')} nor "
+                 "in the store" for n, r in enumerate(data["review"], start=1) if r["sample"] not in samples]
     problems += [f"{_member('samples')} line {n}: corpus {s['corpus']} is neither in {_member('corpora')} nor in "
                  "the store" for n, s in enumerate(data["samples"], start=1) if tuple(s["corpus"]) not in corpora]
     for kind in ("outcomes", "malformed"):
@@ -233,12 +250,14 @@ def _plan(archive: str, data: dict[str, list[dict]], workbooks: dict[str, bytes]
             raise RestoreConflict(f"sample {record['external_id']} exists with other text; nothing was restored")
     outcomes = _existing_outcome_keys()
     malformed = _existing_malformed_keys()
+    reviewed = _existing_review_samples()
     return RestorePlan(
         archive=archive,
         corpora=sum((c["sha256"], c["selection"]) not in corpora for c in data["corpora"]),
         samples=sum(s["external_id"] not in samples for s in data["samples"]),
         outcomes=sum(_outcome_key(o) not in outcomes for o in data["outcomes"]),
         malformed=sum(_malformed_key(m) not in malformed for m in data["malformed"]),
+        review=sum(r["sample"] not in reviewed for r in data["review"]),
         workbooks=sorted(name for name, content in workbooks.items() if _workbook_differs(name, content)),
     )
 
@@ -266,6 +285,21 @@ def _keyed_rows(kind: str, records: list[dict], key: Callable[[dict], tuple], ex
             for r in records if key(r) not in existing]
 
 
+def _existing_review_samples() -> set[str]:
+    return set(ReviewItem.objects.values_list("sample__external_id", flat=True))
+
+
+def _review_rows(records: list[dict]) -> list[ReviewItem]:
+    """The archive's items of samples the store has no item for (an item in the store holds newer work); staff
+    are found by user name, and a name this database does not know leaves the field empty."""
+    existing = _existing_review_samples()
+    samples = dict(Sample.objects.values_list("external_id", "pk"))
+    users = dict(get_user_model().objects.values_list("username", "pk"))
+    return [ReviewItem(sample_id=samples[r["sample"]], claimed_by_id=users.get(r["claimed_by"]),
+                       reviewed_by_id=users.get(r["reviewed_by"]), **{name: r[name] for name in REVIEW_FIELDS})
+            for r in records if r["sample"] not in existing]
+
+
 def _write_workbook(name: str, data: bytes) -> None:
     settings.ANNOTATIONS_DIR.mkdir(parents=True, exist_ok=True)
     atomic_write(settings.ANNOTATIONS_DIR / name, lambda temp: temp.write_bytes(data))
@@ -278,6 +312,7 @@ def _apply(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> None:
                                                 _existing_outcome_keys()), batch_size=BATCH)
         MalformedAttempt.objects.bulk_create(_keyed_rows("malformed", data["malformed"], _malformed_key,
                                                          _existing_malformed_keys()), batch_size=BATCH)
+        ReviewItem.objects.bulk_create(_review_rows(data["review"]), batch_size=BATCH)
     for name, content in workbooks.items():
         if _workbook_differs(name, content):
             _write_workbook(name, content)

@@ -7,11 +7,17 @@ import json
 from collections.abc import Iterator
 
 from audit.models import AuditLog
-from workers_app.models import Corpus, MalformedAttempt, Outcome, Sample
+from workers_app.models import Corpus, MalformedAttempt, Outcome, ReviewItem, Sample
 
 OUTCOME_FIELDS = ("status", "labels", "reason", "reason_detail", "raw_answer", "model", "prompt_version",
-                  "parameters", "latency_ms", "prompt_tokens", "completion_tokens", "attempts", "worker")
-MALFORMED_FIELDS = ("attempt", "reason", "reason_detail", "raw_answer", "model", "prompt_version", "worker")
+                  "parameters", "latency_ms", "prompt_tokens", "completion_tokens", "attempts", "worker", "cost",
+                  "cached", "cached_latency_ms")
+MALFORMED_FIELDS = ("attempt", "reason", "reason_detail", "raw_answer", "model", "prompt_version", "worker", "cost",
+                    "cached")
+# Fields an older archive's lines do not have: a restore gives them the model's default.
+ADDED_LATER = ("cost", "cached", "cached_latency_ms")
+REVIEW_FIELDS = ("reasons", "spread", "risk", "status", "adjudicated", "note", "claimed_at", "reviewed_at",
+                 "alerted_at", "created_at")
 
 
 def _line(record: dict) -> str:
@@ -49,6 +55,18 @@ def outcomes_lines() -> Iterator[str]:
 
 def malformed_lines() -> Iterator[str]:
     return _keyed(MalformedAttempt, MALFORMED_FIELDS, ("created_at",))
+
+
+def review_lines() -> Iterator[str]:
+    """The clinical review queue: what reviewers adjudicated, by sample; staff named by user name."""
+    rows = ReviewItem.objects.order_by("sample__external_id").values_list(
+        "sample__external_id", "claimed_by__username", "reviewed_by__username", *REVIEW_FIELDS)
+    for external_id, claimed_by, reviewed_by, *values in rows.iterator(chunk_size=2000):
+        record = {"sample": external_id, "claimed_by": claimed_by, "reviewed_by": reviewed_by,
+                  **dict(zip(REVIEW_FIELDS, values, strict=True))}
+        for name in ("claimed_at", "reviewed_at", "alerted_at", "created_at"):
+            record[name] = record[name].isoformat() if record[name] else None
+        yield _line(record)
 
 
 def audit_lines() -> Iterator[str]:

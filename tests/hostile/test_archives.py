@@ -141,6 +141,20 @@ def copied_line(member: str, source: int, target: int):
     return make
 
 
+REVIEW = "data/review.jsonl"
+
+
+def with_review(**changes):
+    """The archive with one review item of its first sample (changed by ``changes``), listed in its manifest."""
+    def make(path: Path, members: dict[str, bytes]) -> None:
+        sample = json.loads(members["data/samples.jsonl"].decode().split("\n")[0])["external_id"]
+        record = {"sample": sample, "claimed_by": None, "reviewed_by": None, "reasons": ["level_4"], "spread": 0,
+                  "risk": 100, "status": "open", "adjudicated": {}, "note": "", "claimed_at": None,
+                  "reviewed_at": None, "alerted_at": None, "created_at": "2026-01-01T00:00:00+00:00", **changes}
+        pack(path, {**members, REVIEW: json.dumps(record).encode() + b"\n"})
+    return make
+
+
 def set_field(name: str, value: object):
     return lambda record: record.update({name: value})
 
@@ -210,6 +224,16 @@ CASES = {
                                            ("data/outcomes.jsonl line 1: annotator 9 or domain 'urgency' is not in "
                                             "the catalogue")),
     "an outcome given twice": (copied_line(OUTCOMES, 1, 2), "data/outcomes.jsonl line 2: repeats line 1"),
+    "a cost that is not a number": (with_line(OUTCOMES, 3, set_field("cost", "free")),
+                                    "data/outcomes.jsonl line 3: cost: "),
+    "a review item of a sample nobody has": (with_review(sample="nobody"),
+                                             "data/review.jsonl line 1: sample 'nobody' is neither in"),
+    "a review status the store does not know": (with_review(status="done-ish"),
+                                                 "data/review.jsonl line 1: status: Value 'done-ish' is not a valid"),
+    "a reviewer named by a number": (with_review(reviewed_by=7),
+                                     "data/review.jsonl line 1: reviewed_by: expected a user name or null"),
+    "a review item without its reasons": (with_review(reasons=None),
+                                          "data/review.jsonl line 1: reasons: "),
     "a workbook of a worker the catalogue lacks": (added("workbooks/annotator_9_urgency.xlsx"),
                                                    ("workbooks of workers the catalogue does not have: "
                                                     "annotator_9_urgency.xlsx")),
@@ -282,3 +306,39 @@ def test_the_honest_archive_of_these_tests_restores(base, tmp_path):
 
     assert (plan.outcomes, plan.workbooks) == (8, ["annotator_1_urgency.xlsx"])
     assert Outcome.objects.count() == 8 and WorkerKey(1, "urgency").workbook.exists()
+
+
+def test_an_archive_made_before_costs_and_the_review_queue_still_restores(base, tmp_path):
+    """Its outcome lines lack cost, cached and cached_latency_ms, and it has no review member at all."""
+    def older(line: str) -> str:
+        record = json.loads(line)
+        for name in ("cost", "cached", "cached_latency_ms"):
+            del record[name]
+        return json.dumps(record)
+
+    lines = base[OUTCOMES].decode().rstrip("\n").split("\n")
+    members = {name: data for name, data in base.items() if name != REVIEW}
+    members[OUTCOMES] = ("\n".join(older(line) for line in lines) + "\n").encode()
+    path = tmp_path / "older.tar.gz"
+    pack(path, members)
+
+    plan = restore_archive(path, actor="test")
+
+    assert (plan.outcomes, plan.review) == (8, 0)
+    assert Outcome.objects.filter(cost__isnull=True, cached=False).count() == 8
+
+
+def test_a_review_item_in_an_archive_comes_back_with_its_adjudication(base, tmp_path, django_user_model):
+    from workers_app.models import ReviewItem
+
+    reviewer = django_user_model.objects.create_user("rita", is_staff=True)
+    path = tmp_path / "reviewed.tar.gz"
+    with_review(status="reviewed", reviewed_by="rita", claimed_by="left-the-team", adjudicated={"urgency": ["LEVEL_2"]},
+                reviewed_at="2026-01-02T00:00:00+00:00", note="=cmd|' /C calc'!A0")(path, base)
+
+    assert restore_archive(path, actor="test").review == 1
+
+    item = ReviewItem.objects.get()
+    assert (item.status, item.reviewed_by, item.claimed_by, item.adjudicated) == (
+        "reviewed", reviewer, None, {"urgency": ["LEVEL_2"]})  # a user name this database lacks: left empty
+    assert item.note == "=cmd|' /C calc'!A0"  # text stays text

@@ -42,9 +42,16 @@ def store_some(annotator: int, domain: str, count: int, status: str = "ok", skip
 
 
 def test_it_sends_anonymous_visitors_to_the_login_page(client, catalogue):
-    for path in ("/dashboard/", "/dashboard/live", "/dashboard/charts", "/dashboard/workers/annotator_1_urgency/"):
+    for path in ("/dashboard/", "/dashboard/workers/annotator_1_urgency/"):
         response = client.get(path)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
+
+
+def test_what_the_page_polls_answers_anonymous_requests_401_without_a_csrf_cookie(client, catalogue):
+    for path in ("/dashboard/live", "/dashboard/charts"):
+        response = client.get(path)
+        assert response.status_code == 401 and response.json() == {"error": "not logged in"}, path
+        assert "csrftoken" not in response.cookies
 
 
 def test_it_refuses_staff_without_view_worker_and_audits_the_refusal(client, django_user_model, catalogue):

@@ -45,9 +45,11 @@ def chrome():
 @pytest.fixture
 def browser(chrome, live_server):
     """The shared browser, logged out, with ``browser.base`` set to the live server's URL."""
+    chrome.get("about:blank")  # the last test's page must not poll (or set cookies) into this one
     chrome.delete_all_cookies()
     chrome.base = live_server.url
     yield chrome
+    chrome.get("about:blank")
     chrome.delete_all_cookies()
 
 

@@ -34,7 +34,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@requires("workers_app.view_worker")
+@requires("workers_app.view_worker", polled=True)
 def live(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(live_json(), content_type="application/json")
     response["Cache-Control"] = "no-store"
@@ -42,7 +42,7 @@ def live(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@requires("workers_app.view_worker")
+@requires("workers_app.view_worker", polled=True)
 def charts(request: HttpRequest) -> HttpResponse:
     snapshot = fleet_snapshot()
     return render(request, "workspace/dashboard/charts.html", {

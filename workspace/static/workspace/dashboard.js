@@ -53,7 +53,7 @@
     try {
       const response = await fetch(grid.dataset.live, {headers: {Accept: "application/json"}, cache: "no-store",
                                                         credentials: "same-origin"});
-      if (response.redirected || response.status === 403) {
+      if (response.status === 401 || response.status === 403) {
         setText(status, "Your session ended: reload the page to log in again.");
         return;
       }
@@ -70,7 +70,7 @@
   async function loadCharts() {
     try {
       const response = await fetch(charts.dataset.src, {credentials: "same-origin"});
-      if (response.ok && !response.redirected) charts.innerHTML = await response.text();
+      if (response.ok) charts.innerHTML = await response.text();
     } catch (error) { /* the next refresh tries again */ }
     setTimeout(loadCharts, 60000);
   }

@@ -20,6 +20,11 @@ class Action(models.TextChoices):
     # cost and the response cache
     BUDGET_REACHED = "budget_reached"
     CLEAR_RESPONSE_CACHE = "clear_response_cache"
+    # runs
+    CREATE_RUN = "create_run"
+    SWITCH_RUN = "switch_run"
+    DELETE_RUN = "delete_run"
+    COMPARE_RUNS = "compare_runs"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"

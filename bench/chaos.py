@@ -15,6 +15,8 @@ import time
 
 from _setup import ROOT, import_posts, isolated_django, worker_env
 
+from workers_app.engine.runs import workbook_path
+
 
 def one_run(chaos: bool) -> dict:
     from django.conf import settings
@@ -40,7 +42,7 @@ def one_run(chaos: bool) -> dict:
 
     def complete() -> bool:
         try:
-            return all(workbook_rows(key_of(w).workbook) == expected for w in workers)
+            return all(workbook_rows(workbook_path(key_of(w))) == expected for w in workers)
         except (UnreadableWorkbook, FileNotFoundError):
             return False
 

@@ -21,6 +21,7 @@ from workers_app.engine.builtin import builtin_answer
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.parsing import parse_answer
+from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Domain, Outcome, Sample
 
 RUNS = 3
@@ -51,7 +52,7 @@ def completed_run() -> list[WorkerKey]:
 def read_workbooks(keys: list[WorkerKey]) -> float:
     started = time.perf_counter()
     for key in keys:
-        book = openpyxl.load_workbook(key.workbook, read_only=True)
+        book = openpyxl.load_workbook(workbook_path(key), read_only=True)
         for _ in book.active.iter_rows(values_only=True):
             pass
         book.close()

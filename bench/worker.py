@@ -23,6 +23,7 @@ from workers_app.engine.flush import flush_workbook
 from workers_app.engine.integrity import workbook_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
+from workers_app.engine.runs import workbook_path
 from workers_app.models import Outcome, Sample
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -54,7 +55,7 @@ def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
     started = time.perf_counter()
     populate_queues(key.annotator, key.domain)
     queued = time.perf_counter() - started
-    while stored(key) < total or not key.workbook.exists() or workbook_rows(key.workbook) < total:
+    while stored(key) < total or not workbook_path(key).exists() or workbook_rows(workbook_path(key)) < total:
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     worker.terminate()

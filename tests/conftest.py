@@ -48,12 +48,15 @@ def clean_annotations_dir():
     from django.conf import settings
 
     shutil.rmtree(settings.ANNOTATIONS_DIR, ignore_errors=True)
+    shutil.rmtree(settings.DATA_DIR / "runs", ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def fresh_catalogue_cache():
     from workers_app.engine.catalogue_cache import forget_cached_rows
+    from workers_app.engine.runs import forget_cached_runs
 
+    forget_cached_runs()
     forget_cached_rows()
 
 

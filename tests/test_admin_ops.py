@@ -26,6 +26,7 @@ from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
+from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Domain, MalformedAttempt, Outcome, Sample, Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +49,7 @@ def digest_of_outcomes() -> str:
 
 
 def workbook_digests() -> dict[str, str]:
-    return {k.workbook.name: hashlib.sha256(k.workbook.read_bytes()).hexdigest() for k in KEYS if k.workbook.exists()}
+    return {workbook_path(k).name: hashlib.sha256(workbook_path(k).read_bytes()).hexdigest() for k in KEYS if workbook_path(k).exists()}
 
 
 def test_archive_factory_reset_restore_gives_back_identical_outcomes_and_workbooks(annotated):
@@ -143,22 +144,22 @@ def test_resetting_one_domain_leaves_every_other_worker_untouched(annotated):
     populate_queues(3, "urgency")
     populate_queues(2, "adjunct")
     other = {k: (Outcome.objects.filter(annotator__number=k.annotator, domain__slug=k.domain).count(),
-                 hashlib.sha256(k.workbook.read_bytes()).hexdigest()) for k in KEYS[1:2]}
+                 hashlib.sha256(workbook_path(k).read_bytes()).hexdigest()) for k in KEYS[1:2]}
     adjunct_queue = queue_length(WorkerKey(2, "adjunct"))
     reset_data(actor="test", domain="urgency", backup=False)
     assert not Outcome.objects.filter(domain__slug="urgency").exists()
-    assert not WorkerKey(1, "urgency").workbook.exists() and not WorkerKey(3, "urgency").workbook.exists()
+    assert not workbook_path(WorkerKey(1, "urgency")).exists() and not workbook_path(WorkerKey(3, "urgency")).exists()
     assert queue_length(WorkerKey(3, "urgency")) == 0
     for key, (count, digest) in other.items():
         assert Outcome.objects.filter(annotator__number=key.annotator, domain__slug=key.domain).count() == count
-        assert hashlib.sha256(key.workbook.read_bytes()).hexdigest() == digest
+        assert hashlib.sha256(workbook_path(key).read_bytes()).hexdigest() == digest
     assert queue_length(WorkerKey(2, "adjunct")) == adjunct_queue > 0
 
 
 def test_a_reset_archives_first_unless_told_not_to(annotated):
     report = reset_data(actor="test", annotator=1, backup=True, keep_excel=True)
     assert report.archive.startswith("before-reset-") and Archive.objects.filter(name=report.archive).exists()
-    assert WorkerKey(1, "urgency").workbook.exists()  # --keep-excel
+    assert workbook_path(WorkerKey(1, "urgency")).exists()  # --keep-excel
 
 
 def test_a_reset_without_scope_or_a_factory_reset_by_a_non_superuser_is_refused(catalogue, django_user_model):

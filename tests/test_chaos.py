@@ -16,6 +16,7 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import forget_broker_connections
 from workers_app.engine.flush import flush_workbook
+from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers
 from workers_app.models import Annotator, Outcome, Sample, Worker
@@ -54,6 +55,6 @@ def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_
     time.sleep(1)  # a restarted worker's start-up flush may still be writing
     for row in rows:
         flush_workbook(key_of(row))
-        sheet = openpyxl.load_workbook(key_of(row).workbook, read_only=True).active
+        sheet = openpyxl.load_workbook(workbook_path(key_of(row)), read_only=True).active
         ids = [values[0] for values in sheet.iter_rows(min_row=2, values_only=True)]
         assert len(ids) == SAMPLES and set(ids) == wanted, row.name

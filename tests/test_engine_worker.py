@@ -13,6 +13,7 @@ from tests.worker_processes import WorkerProcess
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, progress, sync_checkpoints
+from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Outcome
 from workers_app.redis_client import get_redis
 
@@ -39,7 +40,7 @@ def assert_each_sample_stored_once(total: int) -> None:
 
 
 def workbook_data_rows() -> int:
-    book = openpyxl.load_workbook(KEY.workbook, read_only=True)
+    book = openpyxl.load_workbook(workbook_path(KEY), read_only=True)
     try:
         return book.active.max_row - 1
     finally:
@@ -121,7 +122,7 @@ def test_a_formula_like_post_comes_out_of_the_workbook_as_text(catalogue):
     [sample] = make_samples(1, text='=HYPERLINK("http://x","y")')
     annotate_sample(sample, KEY, worker="w")
     flush_workbook(KEY)
-    book = openpyxl.load_workbook(KEY.workbook)
+    book = openpyxl.load_workbook(workbook_path(KEY))
     cell = book.active["B2"]
     assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x","y")', "s")
 

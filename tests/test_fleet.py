@@ -15,6 +15,7 @@ from tests.conftest import make_samples
 from tests.worker_processes import AgentProcess
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
+from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import (
     launch_worker,
@@ -100,7 +101,7 @@ def test_a_graceful_stop_flushes_the_workbook_before_the_process_exits(agent):
     assert result.ok and result.state == "stopped" and not psutil.pid_exists(pid)
     from workers_app.engine.integrity import workbook_rows
 
-    assert workbook_rows(WorkerKey(4, "urgency").workbook) == 40
+    assert workbook_rows(workbook_path(WorkerKey(4, "urgency"))) == 40
 
 
 def test_a_forced_stop_kills_the_process_within_the_grace_period(agent):

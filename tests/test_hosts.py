@@ -22,6 +22,7 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import AgentProcess
 from workers_app.engine.integrity import workbook_rows
+from workers_app.engine.runs import workbook_path
 from workers_app.excel.journal import journaled_row_count
 from workers_app.fleet.hosts import InvalidHost, host_states
 from workers_app.fleet.rows import key_of, select_workers
@@ -175,7 +176,7 @@ def test_the_thirty_worker_fleet_completes_a_run_within_sixty_database_connectio
             sampler.start()
         assert all(r.ok for r in launch_workers(select_workers(), actor="test", wait=False))
         wait_until(lambda: Outcome.objects.count() == total * 30, timeout=240, what="the whole run")
-        wait_until(lambda: all(journaled_row_count(key_of(w).workbook) == total for w in select_workers()),
+        wait_until(lambda: all(journaled_row_count(workbook_path(key_of(w))) == total for w in select_workers()),
                    timeout=60, what="every workbook")
     finally:
         stop.set()

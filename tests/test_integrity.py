@@ -9,6 +9,7 @@ from workers_app.engine.flush import flush_workbook
 from workers_app.engine.integrity import verify_integrity, workbook_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import sync_checkpoints
+from workers_app.engine.runs import workbook_path
 from workers_app.redis_client import get_redis
 
 pytestmark = pytest.mark.django_db
@@ -45,20 +46,20 @@ def test_a_stale_workbook_is_reported_and_rewritten(annotated):
     annotate_sample(make_samples(1, text="another post")[0], KEY, worker="w")
     report = report_for()
     assert report.problems == ["workbook has 5 row(s), the store 6"]
-    assert workbook_rows(KEY.workbook) == 6
+    assert workbook_rows(workbook_path(KEY)) == 6
 
 
 def test_a_corrupted_workbook_fails_with_a_reason_and_is_rewritten(annotated):
-    data = bytearray(KEY.workbook.read_bytes())
+    data = bytearray(workbook_path(KEY).read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = b"\0" * 64
-    KEY.workbook.write_bytes(bytes(data))
+    workbook_path(KEY).write_bytes(bytes(data))
     report = report_for(repair=False)
     assert report.problems[0].startswith("workbook unreadable:") and not report.ok
-    assert report_for().ok and workbook_rows(KEY.workbook) == 5
+    assert report_for().ok and workbook_rows(workbook_path(KEY)) == 5
 
 
 def test_the_command_prints_json_and_fails_on_an_unrepaired_mismatch(annotated, capsys):
-    KEY.workbook.unlink()
+    workbook_path(KEY).unlink()
     with pytest.raises(SystemExit) as exit_status:
         call_command("verify_integrity", "--annotator", "3", "--domain", "modality", "--json", "--no-repair")
     assert exit_status.value.code == 1

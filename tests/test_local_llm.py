@@ -16,7 +16,9 @@ from annotation_site.local_llm import start_server
 from annotation_site.redis_service import free_port
 from tests.conftest import SHARED_DATASETS
 from tests.worker_processes import WorkerProcess
+from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
+from workers_app.engine.runs import workbook_path
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Outcome, Sample
 
@@ -70,7 +72,7 @@ def test_twenty_posts_in_two_domains_go_through_real_workers_in_completion_mode(
     assert all(o.latency_ms > 0 and o.prompt_tokens and o.completion_tokens for o in outcomes)
     assert sum(o.status == "ok" for o in outcomes) >= 20  # the few-shot prompt makes most answers well-formed
     for name in ("annotator_1_urgency", "annotator_1_intensity"):
-        book = openpyxl.load_workbook(settings.ANNOTATIONS_DIR / f"{name}.xlsx", read_only=True)
+        book = openpyxl.load_workbook(workbook_path(WorkerKey.parse(name)), read_only=True)
         assert book.active.max_row == 21
         book.close()
 

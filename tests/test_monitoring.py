@@ -20,6 +20,7 @@ from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_worker
 from workers_app.fleet.worker_side import heartbeat_key
@@ -116,7 +117,7 @@ def test_a_corrupted_workbook_fails_the_integrity_check_with_a_reason(catalogue)
     for sample in make_samples(5):
         annotate_sample(sample, key, worker="w")
     flush_workbook(key)
-    key.workbook.write_bytes(b"this is not a zip file at all")
+    workbook_path(key).write_bytes(b"this is not a zip file at all")
     [health] = evaluate(select_workers(3, "modality"))
     [check] = [c for c in health.checks if c.name == "workbook"]
     assert not check.ok and check.reason.startswith("unreadable: BadZipFile")

@@ -20,17 +20,17 @@ DATABASE_RETRY_SECONDS = 2
 
 
 @shared_task(bind=True, name=ANNOTATE_TASK, ignore_result=True)
-def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: str) -> None:
-    """Annotate each sample of the message; those hit by lasting transient errors come back later."""
+def annotate(self, sample_ids: list[int], annotator_number: int, domain_slug: str, run_id: int | None = None) -> None:
+    """Annotate each sample of the message for its run; those hit by lasting transient errors come back later."""
     try:
         later, delay = annotate_samples(sample_ids, WorkerKey(annotator_number, domain_slug),
-                                        worker=self.request.hostname or "")
+                                        worker=self.request.hostname or "", run_id=run_id)
     except DatabaseError as exc:
         # The database busy or away: this message would be acknowledged as failed and its samples left out of the
         # run until the next sync. Send it again instead; the store skips what was stored already.
         raise self.retry(exc=exc, countdown=DATABASE_RETRY_SECONDS, max_retries=None) from exc
     if later:
-        raise self.retry(args=[later, annotator_number, domain_slug], countdown=delay, max_retries=None)
+        raise self.retry(args=[later, annotator_number, domain_slug, run_id], countdown=delay, max_retries=None)
 
 
 @worker_ready.connect

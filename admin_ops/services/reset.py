@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.budget import forget_spend
 from workers_app.engine.queues import queue_length
+from workers_app.engine.runs import current_run, forget_cached_runs, workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import retire_worker, run_bulk
 from workers_app.models import (
@@ -21,6 +23,7 @@ from workers_app.models import (
     Corpus,
     MalformedAttempt,
     Outcome,
+    Run,
     Sample,
     Worker,
     WorkerEvent,
@@ -66,8 +69,11 @@ def _scope(annotator: int | None, domain: str | None, factory: bool) -> str:
                                       f"domain {domain}" if domain else "") if part)
 
 
-def _outcome_filter(workers: list[Worker]) -> dict:
-    return {"annotator_id__in": {w.annotator_id for w in workers}, "domain_id__in": {w.domain_id for w in workers}}
+def _outcome_filter(workers: list[Worker], factory: bool) -> dict:
+    """A reset deletes the current run's outcomes (other runs keep theirs); a factory reset every run's."""
+    scope = {} if factory else {"run": current_run()}
+    return {**scope, "annotator_id__in": {w.annotator_id for w in workers},
+            "domain_id__in": {w.domain_id for w in workers}}
 
 
 def preview_reset(*, annotator: int | None = None, domain: str | None = None, factory: bool = False) -> ResetPreview:
@@ -76,9 +82,9 @@ def preview_reset(*, annotator: int | None = None, domain: str | None = None, fa
     keys = [key_of(w) for w in workers]
     return ResetPreview(
         scope=scope, workers=[w.name for w in workers],
-        outcomes=Outcome.objects.filter(**_outcome_filter(workers)).count(),
-        malformed=MalformedAttempt.objects.filter(**_outcome_filter(workers)).count(),
-        workbooks=[k.workbook.name for k in keys if k.workbook.exists()],
+        outcomes=Outcome.objects.filter(**_outcome_filter(workers, factory)).count(),
+        malformed=MalformedAttempt.objects.filter(**_outcome_filter(workers, factory)).count(),
+        workbooks=[workbook_path(k).name for k in keys if workbook_path(k).exists()],
         queued_messages=sum(queue_length(k) for k in keys),
         samples=Sample.objects.count() if factory else 0,
     )
@@ -102,12 +108,16 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
             raise ResetRefused("these workers could not be retired, so no outcome was deleted: " + "; ".join(refused))
         preview.purged = sum(r.detail["purged"] for r in retired)
         with transaction.atomic():
-            Outcome.objects.filter(**_outcome_filter(workers)).delete()
-            MalformedAttempt.objects.filter(**_outcome_filter(workers)).delete()
+            Outcome.objects.filter(**_outcome_filter(workers, factory)).delete()
+            MalformedAttempt.objects.filter(**_outcome_filter(workers, factory)).delete()
             if factory:
-                for model in (WorkerMetric, Alert, WorkerEvent, Sample, Corpus):
+                for model in (WorkerMetric, Alert, WorkerEvent, Run, Sample, Corpus):
                     model.objects.all().delete()
         forget_spend({w.annotator.number for w in workers})
+        if factory:
+            forget_cached_runs()  # the default run is made again on first use
+            if not keep_excel:
+                shutil.rmtree(settings.DATA_DIR / "runs", ignore_errors=True)
         entry.detail = {"summary": preview.summary(), "archive": preview.archive, "purged": preview.purged}
     return preview
 

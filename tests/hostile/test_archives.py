@@ -23,6 +23,7 @@ from tests.hostile.conftest import assert_failed_audit
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import workbook_path
 from workers_app.models import Corpus, MalformedAttempt, Outcome, Sample
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -305,7 +306,7 @@ def test_the_honest_archive_of_these_tests_restores(base, tmp_path):
     plan = restore_archive(path, actor="test")
 
     assert (plan.outcomes, plan.workbooks) == (8, ["annotator_1_urgency.xlsx"])
-    assert Outcome.objects.count() == 8 and WorkerKey(1, "urgency").workbook.exists()
+    assert Outcome.objects.count() == 8 and workbook_path(WorkerKey(1, "urgency")).exists()
 
 
 def test_an_archive_made_before_costs_and_the_review_queue_still_restores(base, tmp_path):

@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from annotation_site.db import release_connection
-from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.redis_client import get_redis
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
@@ -30,6 +30,7 @@ from .parsing import ParseResult, parse_answer
 from .prompts import cut_input, render_completion_prompt, render_prompt
 from .ratelimit import RateLimiter
 from .response_cache import forget, recall, remember
+from .runs import current_run, pinned_rows, run_by_id
 from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
 
 MAX_BACKOFF_S = 60.0
@@ -45,7 +46,7 @@ class Result(str, Enum):
     MALFORMED = "malformed"
     ALREADY_STORED = "already_stored"
     BLOCKED = "blocked"  # the annotator is disabled or its backend failed permanently
-    GONE = "gone"  # the sample was deleted (a reset) while its message waited
+    GONE = "gone"  # the sample or its run was deleted (a reset) while its message waited
 
 
 class RetryLater(Exception):
@@ -65,6 +66,7 @@ def backoff_delay(failures: int, retry_after: float | None) -> float:
 @dataclass
 class _Job:
     key: WorkerKey
+    run: Run
     sample: Sample
     annotator: Annotator
     domain: Domain
@@ -86,11 +88,12 @@ class _Job:
 
 def _samples_and_stored_sql(count: int) -> str:
     return (f"SELECT s.id, s.text, EXISTS(SELECT 1 FROM {Outcome._meta.db_table} o WHERE o.sample_id = s.id"
-            f" AND o.annotator_id = %s AND o.domain_id = %s) FROM {Sample._meta.db_table} s"
+            f" AND o.run_id = %s AND o.annotator_id = %s AND o.domain_id = %s) FROM {Sample._meta.db_table} s"
             f" WHERE s.id IN ({', '.join(['%s'] * count)})")
 
 
-def _samples_to_annotate(sample_ids: list[int], annotator: Annotator, domain: Domain) -> dict[int, tuple[str, bool]]:
+def _samples_to_annotate(sample_ids: list[int], run: Run, annotator: Annotator,
+                         domain: Domain) -> dict[int, tuple[str, bool]]:
     """Each sample's text and whether its outcome is stored already, in one query per message; a deleted sample
     is absent.
 
@@ -100,18 +103,22 @@ def _samples_to_annotate(sample_ids: list[int], annotator: Annotator, domain: Do
     if not sample_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_samples_and_stored_sql(len(sample_ids)), [annotator.pk, domain.pk, *sample_ids])
+        cursor.execute(_samples_and_stored_sql(len(sample_ids)), [run.pk, annotator.pk, domain.pk, *sample_ids])
         return {row[0]: (row[1], bool(row[2])) for row in cursor.fetchall()}
 
 
-def _annotate_one(sample_id: int, key: WorkerKey, found: tuple[str, bool] | None, *,
+def _rows(key: WorkerKey, run: Run) -> tuple[Annotator, Domain]:
+    return pinned_rows(run, *catalogue_rows(key))
+
+
+def _annotate_one(sample_id: int, key: WorkerKey, run: Run, found: tuple[str, bool] | None, *,
                   worker: str) -> tuple[Result, dict | None]:
     """Ask and parse; the outcome's fields come back unstored, so a message's answers are stored together."""
-    annotator, domain = catalogue_rows(key)
+    annotator, domain = _rows(key, run)
     if found is None or found[1]:  # a deleted sample, or a redelivery: the LLM call was paid for already
         forget_queued(key, sample_id)
         return (Result.ALREADY_STORED if found else Result.GONE), None
-    job = _Job(key, Sample(pk=sample_id, text=found[0]), annotator, domain, worker)
+    job = _Job(key, run, Sample(pk=sample_id, text=found[0]), annotator, domain, worker)
     if annotator.backend_error or not annotator.enabled:
         forget_queued(key, sample_id)
         return Result.BLOCKED, None
@@ -124,22 +131,32 @@ def _annotate_one(sample_id: int, key: WorkerKey, found: tuple[str, bool] | None
         return Result.BLOCKED, None
 
 
-def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str) -> Result:
+def _message_run(run_id: int | None) -> Run | None:
+    """The run a message was queued for (one queued before runs existed: the current run); None once deleted."""
+    return current_run() if run_id is None else run_by_id(run_id)
+
+
+def annotate_sample(sample_id: int, key: WorkerKey, *, worker: str, run_id: int | None = None) -> Result:
     """One sample, stored before this returns."""
-    annotator, domain = catalogue_rows(key)
-    found = _samples_to_annotate([sample_id], annotator, domain).get(sample_id)
-    result, fields = _annotate_one(sample_id, key, found, worker=worker)
+    run = _message_run(run_id)
+    if run is None:
+        return Result.GONE
+    found = _samples_to_annotate([sample_id], run, *_rows(key, run)).get(sample_id)
+    result, fields = _annotate_one(sample_id, key, run, found, worker=worker)
     if fields is None:
         return result
     return result if store_outcomes(key, [fields]) else Result.ALREADY_STORED
 
 
-def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str) -> tuple[list[int], float]:
-    """Annotate the samples of one message and store their outcomes in one transaction before the message is
-    acknowledged (a kill before that redelivers it: nothing lost, and the store keeps each outcome once); return
-    those to retry later (lasting transient errors) and after how many seconds."""
-    annotator, domain = catalogue_rows(key)
-    found = _samples_to_annotate(sample_ids, annotator, domain)
+def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
+                     run_id: int | None = None) -> tuple[list[int], float]:
+    """Annotate the samples of one message for its run and store their outcomes in one transaction before the
+    message is acknowledged (a kill before that redelivers it: nothing lost, and the store keeps each outcome
+    once); return those to retry later (lasting transient errors) and after how many seconds."""
+    run = _message_run(run_id)
+    if run is None:  # the run was deleted while its message waited
+        return [], 0.0
+    found = _samples_to_annotate(sample_ids, run, *_rows(key, run))
     answered: list[dict] = []
     later: list[int] = []
     delay = 0.0
@@ -147,7 +164,7 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str) -> t
     for sample_id in sample_ids:
         current_samples[thread] = sample_id
         try:
-            _, fields = _annotate_one(sample_id, key, found.get(sample_id), worker=worker)
+            _, fields = _annotate_one(sample_id, key, run, found.get(sample_id), worker=worker)
         except RetryLater as exc:
             later.append(sample_id)
             delay = max(delay, exc.delay)
@@ -233,7 +250,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
 
 def _log_malformed(job: _Job, completion: Completion, parsed: ParseResult, attempt: int, *, cost: Decimal | None,
                    cached: bool = False) -> None:
-    log_malformed(sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
+    log_malformed(run=job.run, sample=job.sample, annotator=job.annotator, domain=job.domain, attempt=attempt,
                   reason=parsed.reason, reason_detail=parsed.detail, raw_answer=completion.text,
                   model=completion.model, prompt_version=job.domain.prompt_version, worker=job.worker, cost=cost,
                   cached=cached)
@@ -245,7 +262,7 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
     apart from this one's."""
     status = Outcome.Status.OK if parsed.ok else Outcome.Status.MALFORMED
     fields = {
-        "sample": job.sample, "annotator": job.annotator, "domain": job.domain, "status": status,
+        "run": job.run, "sample": job.sample, "annotator": job.annotator, "domain": job.domain, "status": status,
         "labels": list(parsed.labels), "reason": parsed.reason, "reason_detail": parsed.detail,
         "raw_answer": completion.text, "model": completion.model, "prompt_version": job.domain.prompt_version,
         "latency_ms": completion.latency_ms, "prompt_tokens": completion.prompt_tokens,

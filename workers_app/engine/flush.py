@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from workers_app.excel.journal import Column, WorkbookJournal
-from workers_app.models import Outcome
+from workers_app.models import Outcome, Run
 
 from .keys import WorkerKey
+from .runs import annotations_dir, current_run, workbook_path
 
 COLUMNS = (
     Column("sample id", 14), Column("text", 60), Column("label", 24), Column("status", 11),
@@ -33,10 +32,11 @@ class FlushResult:
 
 
 @contextmanager
-def workbook_lock(key: WorkerKey) -> Iterator[None]:
+def workbook_lock(key: WorkerKey, run: Run) -> Iterator[None]:
     """One flusher per workbook at a time; an flock dies with its process, so a kill leaves no stale lock."""
-    settings.ANNOTATIONS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.ANNOTATIONS_DIR / f".{key}.lock", "w") as handle:
+    folder = annotations_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{key}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -59,21 +59,24 @@ def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
         yield batch
 
 
-def _journal(key: WorkerKey) -> WorkbookJournal:
-    return WorkbookJournal(key.workbook, COLUMNS, sheet_title=str(key)[:31])
+def _journal(key: WorkerKey, run: Run) -> WorkbookJournal:
+    return WorkbookJournal(workbook_path(key, run), COLUMNS, sheet_title=str(key)[:31])
 
 
-def delete_workbook(key: WorkerKey) -> None:
+def delete_workbook(key: WorkerKey, run: Run | None = None) -> None:
     """Remove the workbook and its journal; the next flush rebuilds it from the store."""
-    with workbook_lock(key):
-        _journal(key).reset()
+    run = run or current_run()
+    with workbook_lock(key, run):
+        _journal(key, run).reset()
 
 
-def flush_workbook(key: WorkerKey, *, republish: bool = False) -> FlushResult:
-    """Append the rows the workbook lacks; ``republish`` rewrites the file even when none are new."""
-    outcomes = Outcome.objects.filter(annotator__number=key.annotator, domain__slug=key.domain)
-    with workbook_lock(key):
-        journal = _journal(key)
+def flush_workbook(key: WorkerKey, *, run: Run | None = None, republish: bool = False) -> FlushResult:
+    """Append the rows the run's workbook lacks (the current run's when not given); ``republish`` rewrites the
+    file even when none are new."""
+    run = run or current_run()
+    outcomes = Outcome.objects.filter(run=run, annotator__number=key.annotator, domain__slug=key.domain)
+    with workbook_lock(key, run):
+        journal = _journal(key, run)
         # Ids are handed out before commit: a row committed late can sit below the last id written.
         # The count tells, and the journal is rebuilt from the store then (never the case on SQLite).
         rebuilt = journal.row_count != outcomes.filter(id__lte=journal.last_key).count()
@@ -83,6 +86,6 @@ def flush_workbook(key: WorkerKey, *, republish: bool = False) -> FlushResult:
         new = outcomes.filter(id__gt=journal.last_key).order_by("id").values_list(*_FIELDS)
         for batch in _batches(new.iterator(chunk_size=BATCH)):
             added += journal.append((_row(values) for values in batch), last_key=batch[-1][0])
-        if added or rebuilt or republish or not key.workbook.exists():
+        if added or rebuilt or republish or not journal.path.exists():
             journal.publish()
         return FlushResult(str(key), added, journal.row_count, rebuilt)

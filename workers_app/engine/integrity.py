@@ -10,6 +10,7 @@ from pathlib import Path
 from .flush import flush_workbook
 from .keys import WorkerKey
 from .queues import counts_from_store, progress, sync_checkpoints, worker_keys
+from .runs import workbook_path
 
 SHEET = "xl/worksheets/sheet1.xml"
 
@@ -57,12 +58,12 @@ def _check(key: WorkerKey, counts: dict[str, int], repair: bool) -> WorkerIntegr
         if repair:
             sync_checkpoints(key.annotator, key.domain)
             report.repaired.append("counters rebuilt from the store")
-    if not key.workbook.exists():
+    if not workbook_path(key).exists():
         if stored:
             report.problems.append(f"workbook missing while the store holds {stored} row(s)")
     else:
         try:
-            report.workbook_rows = workbook_rows(key.workbook)
+            report.workbook_rows = workbook_rows(workbook_path(key))
             if report.workbook_rows != stored:
                 report.problems.append(f"workbook has {report.workbook_rows} row(s), the store {stored}")
         except UnreadableWorkbook as exc:

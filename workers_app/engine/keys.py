@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-from django.conf import settings
 
 PREFIX = "annot"
 # Outcomes are counted per worker in buckets of this many seconds, kept a little over a minute: the live
@@ -35,10 +32,6 @@ class WorkerKey:
     @property
     def queue(self) -> str:
         return str(self)
-
-    @property
-    def workbook(self) -> Path:
-        return settings.ANNOTATIONS_DIR / f"{self}.xlsx"
 
     @property
     def queued_key(self) -> str:

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db.models import Count
 
 from annotation_site.celery import app
-from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.models import DEFAULT_RUN, Annotator, Domain, Outcome, Run
 from workers_app.redis_client import get_redis
 
 from .keys import WorkerKey
+from .runs import current_run, run_samples, takes_part
 
 # The task that workers_app.tasks defines; sent by name, since the engine sits below the tasks module.
 ANNOTATE_TASK = "workers_app.annotate"
@@ -43,13 +44,16 @@ def worker_keys(annotator: int | None = None, domain: str | None = None) -> list
             if (annotator is None or n == annotator) and (domain is None or s == domain)]
 
 
-def _outcome_filter(key: WorkerKey) -> dict:
-    return {"annotator__number": key.annotator, "domain__slug": key.domain}
+def _outcome_filter(key: WorkerKey, run: Run) -> dict:
+    return {"run": run, "annotator__number": key.annotator, "domain__slug": key.domain}
 
 
-def samples_without_outcome(key: WorkerKey) -> list[int]:
-    done = Outcome.objects.filter(**_outcome_filter(key)).values("sample_id")
-    return list(Sample.objects.exclude(pk__in=done).order_by("pk").values_list("pk", flat=True))
+def samples_without_outcome(key: WorkerKey, run: Run) -> list[int]:
+    """The run's samples this worker has not stored for it; none when the run leaves the worker out."""
+    if not takes_part(run, key.annotator, key.domain):
+        return []
+    done = Outcome.objects.filter(**_outcome_filter(key, run)).values("sample_id")
+    return list(run_samples(run).exclude(pk__in=done).order_by("pk").values_list("pk", flat=True))
 
 
 def populate_queues(annotator: int | None = None, domain: str | None = None) -> dict[str, int]:
@@ -58,8 +62,10 @@ def populate_queues(annotator: int | None = None, domain: str | None = None) -> 
 
 
 def populate_keys(keys: list[WorkerKey]) -> dict[str, int]:
-    claimed = claim_samples(keys)
-    send_claimed(claimed)
+    """Queue the current run's samples for these workers."""
+    run = current_run()
+    claimed = claim_samples(keys, run)
+    send_claimed(claimed, run)
     return {str(key): len(ids) for key, ids in claimed.items()}
 
 
@@ -81,12 +87,12 @@ return added
 """
 
 
-def claim_samples(keys: list[WorkerKey]) -> dict[WorkerKey, list[int]]:
-    """Per worker, the samples that have no outcome and no message waiting, each marked as queued."""
+def claim_samples(keys: list[WorkerKey], run: Run) -> dict[WorkerKey, list[int]]:
+    """Per worker, the run's samples that have no outcome and no message waiting, each marked as queued."""
     claim = get_redis().register_script(_CLAIM)
     claimed = {}
     for key in keys:
-        pending = samples_without_outcome(key)
+        pending = samples_without_outcome(key, run)
         claimed[key] = [int(sample_id) for start in range(0, len(pending), ENQUEUE_BATCH)
                         for sample_id in claim(keys=[key.queued_key], args=pending[start : start + ENQUEUE_BATCH])]
     return claimed
@@ -96,7 +102,7 @@ def _split(ids: list[int], size: int) -> list[list[int]]:
     return [ids[first : first + size] for first in range(0, len(ids), size)]
 
 
-def send_claimed(claimed: dict[WorkerKey, list[int]]) -> None:
+def send_claimed(claimed: dict[WorkerKey, list[int]], run: Run) -> None:
     """A message per sample, or per BUILTIN_SAMPLES_PER_MESSAGE for the built-in baseline, through one producer
     whose writes to Redis go in pipelined batches (kombu's publish batch) instead of a round trip each. Queues
     are filled in turn, a message each, so that every worker has work within the first moments of a fill (one
@@ -109,31 +115,40 @@ def send_claimed(claimed: dict[WorkerKey, list[int]]) -> None:
             for key, batch in zip(batches, round_, strict=True):
                 if batch:
                     # Given, Celery's log line for the task costs no saferepr of the arguments per message.
-                    app.send_task(ANNOTATE_TASK, args=[batch, key.annotator, key.domain], queue=key.queue,
+                    app.send_task(ANNOTATE_TASK, args=[batch, key.annotator, key.domain, run.pk], queue=key.queue,
                                   producer=producer, ignore_result=True, kwargsrepr="{}",
                                   argsrepr=f"[{len(batch)} samples from {batch[0]}, {key.annotator}, "
                                            f"{key.domain!r}]")
 
 
-def _sample_ids_in_queue(raw_messages: Iterable[str]) -> set[str]:
+def _sample_ids_in_queue(raw_messages: Iterable[str], run: Run) -> set[str]:
+    """The samples with a message of the run waiting (a message queued before runs existed is the default run's)."""
     ids = set()
     for raw in raw_messages:
         try:
             message = json.loads(raw)
             args = json.loads(base64.b64decode(message["body"]))[0]
-            ids.update(str(sample_id) for sample_id in args[0])
+            if is_for_run(args, run):
+                ids.update(str(sample_id) for sample_id in args[0])
         except (ValueError, KeyError, IndexError, TypeError):
             continue  # not one of our messages; it cannot stand for a sample
     return ids
+
+
+def is_for_run(args: list, run: Run) -> bool:
+    """A message names its run; one queued before runs existed belongs to the default run."""
+    named = args[3] if len(args) > 3 else None
+    return named == run.pk or (named is None and run.name == DEFAULT_RUN)
 
 
 def queue_length(key: WorkerKey) -> int:
     return get_redis().llen(key.queue)
 
 
-def counts_from_store(keys: list[WorkerKey]) -> dict[WorkerKey, dict[str, int]]:
+def counts_from_store(keys: list[WorkerKey], run: Run | None = None) -> dict[WorkerKey, dict[str, int]]:
+    """Per worker, its stored outcomes of the run (the current run when not given) by status."""
     counts = {key: {"ok": 0, "malformed": 0} for key in keys}
-    rows = (Outcome.objects.values("annotator__number", "domain__slug", "status")
+    rows = (Outcome.objects.filter(run=run or current_run()).values("annotator__number", "domain__slug", "status")
             .annotate(n=Count("id")).order_by())
     for row in rows:
         key = WorkerKey(row["annotator__number"], row["domain__slug"])
@@ -150,9 +165,10 @@ def sync_checkpoints(annotator: int | None = None, domain: str | None = None) ->
 def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
     client = get_redis()
     synced = {}
-    for key, counts in counts_from_store(keys).items():
-        waiting = _sample_ids_in_queue(client.lrange(key.queue, 0, -1))
-        recent = list(Outcome.objects.filter(**_outcome_filter(key)).order_by("-id").values_list(
+    run = current_run()
+    for key, counts in counts_from_store(keys, run).items():
+        waiting = _sample_ids_in_queue(client.lrange(key.queue, 0, -1), run)
+        recent = list(Outcome.objects.filter(**_outcome_filter(key, run)).order_by("-id").values_list(
             "status", "created_at")[: settings.HEALTH_ERROR_WINDOW])
         pipe = client.pipeline()
         pipe.delete(key.progress_key, key.queued_key, key.recent_key)

@@ -17,20 +17,21 @@ from workers_app.redis_client import get_redis
 
 from .integrity import SHEET
 from .keys import WorkerKey
+from .runs import workbook_path
 
 REPORT_TTL = 3600
 
 
 def check_workbook(key: WorkerKey, stored: int) -> tuple[bool, str]:
     """Opens (the zip directory) and holds the store's rows; the hourly integrity job checks every byte."""
-    if not key.workbook.exists():
+    if not workbook_path(key).exists():
         return stored == 0, "no workbook yet" if stored == 0 else f"missing; {stored} stored"
     try:
-        with zipfile.ZipFile(key.workbook) as book:
+        with zipfile.ZipFile(workbook_path(key)) as book:
             book.getinfo(SHEET)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         return False, f"unreadable: {exc.__class__.__name__}: {exc}"
-    rows = journaled_row_count(key.workbook)
+    rows = journaled_row_count(workbook_path(key))
     if rows is None:
         return False, "its journal is missing or unreadable"
     # A workbook trails the store by at most one flush interval; more than that is a mismatch.

@@ -22,7 +22,8 @@ from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
 from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
-from workers_app.models import Sample, Worker
+from workers_app.engine.runs import current_run, run_samples, takes_part
+from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
 from .agent import wake_agent
@@ -124,9 +125,12 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
     keys = [key_of(w) for w in workers]
     try:
         with _audited_fleet(Action.LAUNCH_WORKER, workers, actor) as entry, _held_all(workers):
-            total = Sample.objects.count()
-            entry.target_detail = {name: {"to_queue": total - counts["ok"] - counts["malformed"] - counts["queued"]}
-                                   for name, counts in sync_keys(keys).items()}
+            run = current_run()
+            total = run_samples(run).count()
+            entry.target_detail = {
+                str(key): {"to_queue": total * takes_part(run, key.annotator, key.domain) - counts["ok"]
+                           - counts["malformed"] - counts["queued"]}
+                for key, counts in zip(keys, sync_keys(keys).values(), strict=True)}
             with entry.commit():
                 for worker in workers:
                     if worker.observed_state in (Worker.Observed.FATAL, Worker.Observed.BACKOFF):
@@ -134,8 +138,8 @@ def launch_workers(workers: list[Worker], *, actor: Actor, wait: bool = True) ->
                                      actor=actor_name(actor), quick_failures=0)
                 _set_desired(workers, Worker.Desired.RUNNING, force_stop=False)
             # The agents start the processes now; the queues fill while those boot.
-            claimed = claim_samples(keys)
-            send_claimed(claimed)
+            claimed = claim_samples(keys, run)
+            send_claimed(claimed, run)
             queued = {str(key): len(ids) for key, ids in claimed.items()}
             paused = [w for w in workers if w.observed_state == Worker.Observed.PAUSED]
             _mark(_broadcast("fleet_resume", paused), paused, Worker.Observed.RUNNING, "launched", actor)

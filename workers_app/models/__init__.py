@@ -5,6 +5,7 @@ from .monitoring import Alert, AlertChannel, WorkerMetric
 from .outcomes import MalformedAttempt, Outcome
 from .pricing import AnnotatorPrice, CachedResponse
 from .review import ReviewItem
+from .runs import DEFAULT_RUN, Run, RunSample
 
-__all__ = ["Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host",
-           "MalformedAttempt", "Outcome", "ReviewItem", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]
+__all__ = ["DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host",
+           "MalformedAttempt", "Outcome", "ReviewItem", "Run", "RunSample", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]

@@ -6,6 +6,7 @@ from django.utils import timezone
 from .catalogue import Annotator, Domain
 from .corpus import Sample
 from .pricing import cost_field
+from .runs import Run
 
 
 class Outcome(models.Model):
@@ -15,6 +16,7 @@ class Outcome(models.Model):
         OK = "ok", "ok"
         MALFORMED = "malformed", "malformed"
 
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outcomes")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="outcomes")
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="outcomes")
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="outcomes")
@@ -41,9 +43,10 @@ class Outcome(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["sample", "annotator", "domain"], name="one_outcome_per_sample_and_worker")
+            models.UniqueConstraint(fields=["run", "sample", "annotator", "domain"],
+                                    name="one_outcome_per_run_sample_and_worker")
         ]
-        indexes = [models.Index(fields=["annotator", "domain", "id"], name="outcome_by_worker")]
+        indexes = [models.Index(fields=["run", "annotator", "domain", "id"], name="outcome_by_run_and_worker")]
 
     def __str__(self) -> str:
         return f"{self.sample_id}/{self.annotator_id}/{self.domain_id}: {self.status}"
@@ -56,6 +59,7 @@ class Outcome(models.Model):
 class MalformedAttempt(models.Model):
     """Every malformed answer, also those a retry later fixed: the raw material for prompt work."""
 
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="malformed_attempts")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="malformed_attempts")
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="malformed_attempts")
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="malformed_attempts")
@@ -71,4 +75,4 @@ class MalformedAttempt(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["annotator", "domain"], name="malformed_by_worker")]
+        indexes = [models.Index(fields=["run", "annotator", "domain"], name="malformed_by_run_and_worker")]

@@ -16,11 +16,12 @@ def storage_incidents() -> list[Incident]:
     free_mb = shutil.disk_usage(settings.DATA_DIR).free / 2**20
     if free_mb < settings.DISK_ALERT_FREE_MB:
         found.append(Incident("disk:data", "disk", f"only {free_mb:.0f} MB free under {settings.DATA_DIR}"))
-    for workbook in sorted(settings.ANNOTATIONS_DIR.glob("*.xlsx")):
+    for workbook in sorted((settings.DATA_DIR / "runs").glob("*/annotations/*.xlsx")):
         size_mb = workbook.stat().st_size / 2**20
         if size_mb > settings.WORKBOOK_ALERT_MB:
-            found.append(Incident(f"workbook_size:{workbook.stem}", "workbook_size",
-                                  f"{workbook.name} is {size_mb:.0f} MB (alert above {settings.WORKBOOK_ALERT_MB} MB)"))
+            run = workbook.parent.parent.name
+            found.append(Incident(f"workbook_size:{run}:{workbook.stem}", "workbook_size",
+                                  f"{workbook.name} of run {run} is {size_mb:.0f} MB (alert above {settings.WORKBOOK_ALERT_MB} MB)"))
     return found
 
 

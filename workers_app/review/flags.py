@@ -91,12 +91,20 @@ def judge_urgency(labels: list[str], codes: list[str]) -> Finding:
 
 
 def _urgency_findings(domain: Domain, outcomes) -> dict[int, Finding]:
-    labels: dict[int, list[str]] = defaultdict(list)
-    for sample_id, given in outcomes.filter(domain=domain, status=Outcome.Status.OK).values_list("sample_id",
-                                                                                                "labels"):
-        labels[sample_id] += given[:1]
-    found = {sample_id: judge_urgency(given, domain.code_list) for sample_id, given in labels.items()}
-    return {sample_id: finding for sample_id, finding in found.items() if finding.reasons}
+    """Labels are compared within a run (two runs of one annotator are not two opinions); a sample keeps the
+    largest spread and every reason any run gives it."""
+    labels: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for run_id, sample_id, given in outcomes.filter(domain=domain, status=Outcome.Status.OK).values_list(
+            "run_id", "sample_id", "labels"):
+        labels[run_id, sample_id] += given[:1]
+    found: dict[int, Finding] = {}
+    for (_, sample_id), given in labels.items():
+        finding = judge_urgency(given, domain.code_list)
+        if finding.reasons:
+            merged = found.setdefault(sample_id, Finding())
+            merged.reasons |= finding.reasons
+            merged.spread = max(merged.spread, finding.spread)
+    return found
 
 
 def flag_stored(rows: list[dict]) -> int:

@@ -1,0 +1,121 @@
+"""Which run the fleet works on, where a run's files live, and the catalogue rows as a run pinned them."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from workers_app.engine.keys import WorkerKey
+from workers_app.models import DEFAULT_RUN, Annotator, Domain, Run, Sample
+
+CACHE_SECONDS = 2.0
+# What a run pins, per catalogue row: the fields that decide the prompt and how the answer is read, and the
+# model settings that decide the answer. Keys, URLs and limits stay live (a rotated key must keep working).
+PINNED_DOMAIN_FIELDS = ("title", "kind", "codes", "prompt_template", "prompt_version", "parse_rules", "few_shot")
+PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "model", "temperature", "max_tokens",
+                           "max_input_chars")
+
+_runs: dict[int | None, tuple[float, Run | None]] = {}
+_lock = threading.Lock()
+
+
+class NoCurrentRun(LookupError):
+    """No run is current (all were deleted): nothing can be queued until one is made current."""
+
+
+def _cached(run_id: int | None) -> Run | None:
+    now = time.monotonic()
+    with _lock:
+        found = _runs.get(run_id)
+    if found is not None and now - found[0] < CACHE_SECONDS:
+        return found[1]
+    run = Run.objects.filter(pk=run_id).first() if run_id is not None else _current_or_default()
+    with _lock:
+        _runs[run_id] = (now, run)
+    return run
+
+
+def _current_or_default() -> Run | None:
+    """The current run; on a store with no run at all (a new or flushed database), the default run, made now."""
+    run = Run.objects.filter(is_current=True).first()
+    if run is None and not Run.objects.exists():
+        try:
+            run, _ = Run.objects.get_or_create(name=DEFAULT_RUN, defaults={
+                "is_current": True, "all_samples": True, "created_by": "system",
+                "description": "Takes every sample and follows the live catalogue.", "started_at": timezone.now()})
+        except IntegrityError:  # made by another process between the two reads
+            run = Run.objects.filter(is_current=True).first()
+    return run
+
+
+def current_run() -> Run:
+    """The run the fleet works on (read at most every CACHE_SECONDS per process)."""
+    run = _cached(None)
+    if run is None:
+        raise NoCurrentRun("no run is current: make one current (manage.py runs switch NAME)")
+    return run
+
+
+def run_by_id(run_id: int) -> Run | None:
+    """A message's run; None once deleted."""
+    return _cached(run_id)
+
+
+def forget_cached_runs() -> None:
+    with _lock:
+        _runs.clear()
+
+
+def run_dir(run: Run) -> Path:
+    return settings.DATA_DIR / "runs" / run.name
+
+
+def annotations_dir(run: Run) -> Path:
+    return run_dir(run) / "annotations"
+
+
+def workbook_path(key: WorkerKey, run: Run | None = None) -> Path:
+    """The worker's workbook of ``run`` (the current run when not given)."""
+    return annotations_dir(run or current_run()) / f"{key}.xlsx"
+
+
+def run_samples(run: Run) -> QuerySet[Sample]:
+    return Sample.objects.all() if run.all_samples else Sample.objects.filter(run_members__run=run)
+
+
+def takes_part(run: Run, annotator: int, domain: str) -> bool:
+    """The default run takes every annotator and domain, also those added later."""
+    return run.all_samples or (annotator in run.annotators and domain in run.domains)
+
+
+def _with(row, values: dict, fields: tuple[str, ...]):
+    pinned = copy.copy(row)
+    for name in fields:
+        if name in values:
+            setattr(pinned, name, values[name])
+    return pinned
+
+
+def pinned_rows(run: Run, annotator: Annotator, domain: Domain) -> tuple[Annotator, Domain]:
+    """The live rows with what the run pinned put over them (unchanged for the default run)."""
+    if not run.pinned:
+        return annotator, domain
+    return (_with(annotator, run.pinned.get("annotators", {}).get(str(annotator.number), {}),
+                  PINNED_ANNOTATOR_FIELDS),
+            _with(domain, run.pinned.get("domains", {}).get(domain.slug, {}), PINNED_DOMAIN_FIELDS))
+
+
+def pin(annotators: list[Annotator], domains: list[Domain]) -> dict:
+    """What a new run keeps of the catalogue as it is now."""
+    return {
+        "annotators": {str(a.number): {name: getattr(a, name) for name in PINNED_ANNOTATOR_FIELDS}
+                       for a in annotators},
+        "domains": {d.slug: {name: getattr(d, name) for name in PINNED_DOMAIN_FIELDS} for d in domains},
+    }

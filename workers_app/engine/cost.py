@@ -13,7 +13,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from workers_app.models import AnnotatorPrice, Outcome
+from workers_app.models import AnnotatorPrice, Outcome, Run
 from workers_app.models.pricing import COST_PLACES
 
 from .backends import Completion
@@ -83,8 +83,8 @@ class CostTotal:
         return self.cached / self.outcomes if self.outcomes else None
 
 
-def _filtered(annotator: int | None, domain: str | None):
-    outcomes = Outcome.objects.all()
+def _filtered(annotator: int | None, domain: str | None, run: Run | None):
+    outcomes = Outcome.objects.all() if run is None else Outcome.objects.filter(run=run)
     if annotator is not None:
         outcomes = outcomes.filter(annotator__number=annotator)
     if domain is not None:
@@ -101,10 +101,12 @@ def _currencies() -> dict[int, str]:
     return found
 
 
-def cost_totals(*, annotator: int | None = None, domain: str | None = None) -> list[CostTotal]:
+def cost_totals(*, annotator: int | None = None, domain: str | None = None,
+                run: Run | None = None) -> list[CostTotal]:
     """Per (annotator, domain): outcomes, their cost, cached answers and the money those saved, in the
-    annotator's currency. Two grouped queries, whatever the number of outcomes."""
-    outcomes = _filtered(annotator, domain)
+    annotator's currency, over one run's outcomes (every run's when ``run`` is None). Two grouped queries,
+    whatever the number of outcomes."""
+    outcomes = _filtered(annotator, domain, run)
     totals: dict[tuple[int, str], CostTotal] = {}
     for row in outcomes.values("annotator__number", "domain__slug").annotate(
             n=Count("id"), priced=Count("cost"), cost=Sum("cost"), cached=Count("id", filter=Q(cached=True))):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zipfile import ZIP_DEFLATED, ZipFile
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from openpyxl import Workbook
@@ -39,11 +38,13 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.cost import cost_totals
+from workers_app.engine.runs import current_run, run_annotators, run_dir, run_domains, run_samples
 from workers_app.excel.journal import safe_cell_text
-from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
+from workers_app.models import Domain, Outcome, ReviewItem, Run
 from workers_app.review.flags import URGENCY, describe, sync_review_items
 
 from .csv_safe import FORMULA_STARTS, csv_row
+from .run_record import reproducibility_rows
 
 MISSING = None
 
@@ -92,28 +93,28 @@ def _text(value: object) -> str:
 
 
 _OUTCOME_ROWS = (f"SELECT sample_id, annotator_id, domain_id, status, labels, reason, latency_ms, prompt_tokens, "
-                 f"completion_tokens FROM {Outcome._meta.db_table}")
+                 f"completion_tokens FROM {Outcome._meta.db_table} WHERE run_id = %s")
 
 
-def load_tables() -> tuple[list[Table], list[dict]]:
-    """Every outcome into its domain's table, in one plain query: the ORM's joins and one JSON decoding per row
-    cost more than the rest of the reading, and a run repeats few distinct labels (decoded once each)."""
-    samples = list(Sample.objects.order_by("id").values_list("id", "external_id"))
+def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
+    """Every outcome of the run into its domain's table, in one plain query: the ORM's joins and one JSON decoding
+    per row cost more than the rest of the reading, and a run repeats few distinct labels (decoded once each)."""
+    samples = list(run_samples(run).order_by("id").values_list("id", "external_id"))
     where = {pk: index for index, (pk, _) in enumerate(samples)}
     external_ids = [external_id for _, external_id in samples]
-    number_of = dict(Annotator.objects.values_list("id", "number"))
+    number_of = {a.pk: a.number for a in run_annotators(run)}
     annotators = sorted(number_of.values())
     tables = {d.pk: Table(d, annotators, external_ids, {a: [MISSING] * len(samples) for a in annotators},
-                          {a: [""] * len(samples) for a in annotators}) for d in Domain.objects.order_by("position")}
+                          {a: [""] * len(samples) for a in annotators}) for d in run_domains(run)}
     summary: dict[tuple[str, int], dict] = defaultdict(lambda: {"ok": 0, "malformed": 0, "refusals": 0,
                                                                 "latency": 0, "tokens": 0})
     decoded: dict[tuple[int, str], object] = {}
     with connection.cursor() as cursor:
-        cursor.execute(_OUTCOME_ROWS)
+        cursor.execute(_OUTCOME_ROWS, [run.pk])
         for sample_id, annotator_id, domain_id, status, labels, reason, latency, p_tokens, c_tokens in cursor:
-            table, index = tables[domain_id], where.get(sample_id)
-            if index is None:
-                continue  # imported after the samples were read: the next consolidation has it
+            table, index = tables.get(domain_id), where.get(sample_id)
+            if index is None or table is None or annotator_id not in number_of:
+                continue  # imported after the samples were read, or a row the run does not cover (yet)
             annotator = number_of[annotator_id]
             table.statuses[annotator][index] = status
             if status == Outcome.Status.OK:
@@ -150,8 +151,8 @@ def adjudicate_tables(tables: list[Table], items: list[ReviewItem]) -> None:
                              for e in table.samples]
 
 
-def sample_texts() -> dict[str, str]:
-    return dict(Sample.objects.values_list("external_id", "text"))
+def sample_texts(run: Run) -> dict[str, str]:
+    return dict(run_samples(run).values_list("external_id", "text"))
 
 
 def _matrix(table: Table) -> list[list[object]]:
@@ -254,9 +255,13 @@ def _kappa_rows(slug: str, kappa: KappaMatrix) -> list[list[object]]:
     return rows
 
 
-def _write_workbook(path: Path, tables: list[Table], summary: list[dict], stats: dict, review: list,
-                    texts: dict[str, str]) -> None:
+def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table], summary: list[dict],
+                    stats: dict, review: list, texts: dict[str, str]) -> None:
     book = Workbook(write_only=True)
+    sheet = book.create_sheet("Run")
+    sheet.column_dimensions["B"].width = 100
+    for row in run_rows:
+        _append(sheet, row, bold=len(row) == 1)
     for table in tables:
         sheet = book.create_sheet(table.domain.slug[:31])
         sheet.freeze_panes = "B2"
@@ -340,9 +345,9 @@ def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
     atomic_write(jsonl_path, write_jsonl)
 
 
-def _add_costs(summary: list[dict]) -> None:
+def _add_costs(summary: list[dict], run: Run) -> None:
     """Cost, cache hits and money saved per (domain, annotator); cost stays empty where no outcome has a price."""
-    totals = {(t.domain, t.annotator): t for t in cost_totals()}
+    totals = {(t.domain, t.annotator): t for t in cost_totals(run=run)}
     for row in summary:
         total = totals.get((row["domain"], row["annotator"]))
         priced = total is not None and total.priced > 0
@@ -351,23 +356,27 @@ def _add_costs(summary: list[dict]) -> None:
                     "saved": float(total.saved) if total and total.cached else None})
 
 
-def consolidate(path: str | Path | None = None, *, actor: Actor) -> ConsolidateReport:
-    folder = settings.DATA_DIR / "consolidated"
+def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None) -> ConsolidateReport:
+    """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``."""
+    run = run or current_run()
+    folder = run_dir(run) / "consolidated"
     folder.mkdir(parents=True, exist_ok=True)
     target = Path(path) if path else folder / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
-    with audited(Action.CONSOLIDATE, actor=actor, target=target.name, atomic=False) as entry:
+    with audited(Action.CONSOLIDATE, actor=actor, target=target.name, parameters={"run": run.name},
+                 atomic=False) as entry:
         items = review_items()
-        tables, summary = load_tables()
-        _add_costs(summary)
-        texts = sample_texts()
+        tables, summary = load_tables(run)
+        _add_costs(summary, run)
+        texts = sample_texts(run)
         adjudicate_tables(tables, items)
         for table in tables:
             table.settle()
         stats = {t.domain.slug: {**agreement(t), "adjudicated": agreement_with_adjudicated(t),
                                  "weights": _weights(t.domain)} for t in tables}
         review = _review_sheet_rows(items, tables, texts)
-        atomic_write(target, lambda temp: _write_workbook(temp, tables, summary, stats, review, texts))
+        run_rows = reproducibility_rows(run)
+        atomic_write(target, lambda temp: _write_workbook(temp, run_rows, tables, summary, stats, review, texts))
         _write_flat(report.csv_path, report.jsonl_path, tables)
         report.review = len(review)
         report.agreement = {slug: {r.level: r.alpha for r in found["alpha"]} for slug, found in stats.items()}

@@ -103,13 +103,30 @@ def _with(row, values: dict, fields: tuple[str, ...]):
     return pinned
 
 
+def pinned_annotator(run: Run, annotator: Annotator) -> Annotator:
+    """The live row with what the run pinned put over it (unchanged for the default run)."""
+    return _with(annotator, run.pinned.get("annotators", {}).get(str(annotator.number), {}), PINNED_ANNOTATOR_FIELDS)
+
+
+def pinned_domain(run: Run, domain: Domain) -> Domain:
+    return _with(domain, run.pinned.get("domains", {}).get(domain.slug, {}), PINNED_DOMAIN_FIELDS)
+
+
 def pinned_rows(run: Run, annotator: Annotator, domain: Domain) -> tuple[Annotator, Domain]:
-    """The live rows with what the run pinned put over them (unchanged for the default run)."""
     if not run.pinned:
         return annotator, domain
-    return (_with(annotator, run.pinned.get("annotators", {}).get(str(annotator.number), {}),
-                  PINNED_ANNOTATOR_FIELDS),
-            _with(domain, run.pinned.get("domains", {}).get(domain.slug, {}), PINNED_DOMAIN_FIELDS))
+    return pinned_annotator(run, annotator), pinned_domain(run, domain)
+
+
+def run_annotators(run: Run) -> list[Annotator]:
+    """The run's annotators as it uses them (every live one for the default run)."""
+    rows = Annotator.objects.all() if run.all_samples else Annotator.objects.filter(number__in=run.annotators)
+    return [pinned_annotator(run, a) for a in rows.order_by("number")]
+
+
+def run_domains(run: Run) -> list[Domain]:
+    rows = Domain.objects.all() if run.all_samples else Domain.objects.filter(slug__in=run.domains)
+    return [pinned_domain(run, d) for d in rows.order_by("position", "slug")]
 
 
 def pin(annotators: list[Annotator], domains: list[Domain]) -> dict:

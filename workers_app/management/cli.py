@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from workers_app.engine.queues import UnknownWorker
-from workers_app.models import Annotator
+from workers_app.models import Annotator, Run
 
 # ASCII digits only: str.isdigit() and int() also take '²' or Arabic-Indic digits.
 NUMBER = re.compile(r"[0-9]{1,9}")
@@ -74,3 +74,12 @@ def scoped(function, options: dict, **kwargs):
         return function(annotator=options.get("annotator"), domain=options.get("domain"), **kwargs)
     except UnknownWorker as exc:
         raise CommandError(str(exc)) from None
+
+
+def run_name(text: str) -> Run:
+    """An argparse type: the name of a run that exists."""
+    run = Run.objects.filter(name=text).first()
+    if run is None:
+        known = ", ".join(Run.objects.order_by("name").values_list("name", flat=True)) or "none"
+        raise ArgumentTypeError(f"no run named {text!r:.50}; the runs are {known}")
+    return run

@@ -1,0 +1,216 @@
+"""Named runs: made, switched and deleted through their services and command; pinned prompts; the fleet's real
+workers keeping two runs' outcomes and consolidations side by side."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from admin_ops.services.consolidate import consolidate
+from audit.models import AuditLog
+from tests.conftest import make_samples
+from tests.test_fleet import wait_until, worker
+from workers_app.engine.annotate import annotate_sample
+from workers_app.engine.keys import WorkerKey
+from workers_app.engine.queues import populate_queues, queue_length
+from workers_app.engine.runs import current_run, run_samples, workbook_path
+from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
+from workers_app.fleet.services import launch_worker, run_bulk
+from workers_app.models import DEFAULT_RUN, Domain, Outcome, Run
+
+URGENCY = WorkerKey(1, "urgency")
+
+
+def plan(name: str = "prompt-v2", **fields) -> RunPlan:
+    return RunPlan(name=name, **fields)
+
+
+def new_prompt(slug: str, wording: str) -> Domain:
+    domain = Domain.objects.get(slug=slug)
+    domain.prompt_template = f"{wording}\n{{codes}}\nPost: {{text}}"
+    domain.save()
+    return domain
+
+
+@pytest.mark.django_db
+def test_the_default_run_is_current_and_takes_every_sample(catalogue):
+    ids = make_samples(5)
+    run = current_run()
+    assert (run.name, run.is_current, run.all_samples, run.pinned) == (DEFAULT_RUN, True, True, {})
+    assert sorted(run_samples(run).values_list("pk", flat=True)) == sorted(ids)
+
+
+@pytest.mark.django_db
+def test_a_new_run_pins_the_prompts_and_settings_of_the_moment_and_takes_a_seeded_share(catalogue):
+    make_samples(50, vary=True)
+    before = Domain.objects.get(slug="urgency")
+    run = create_run(plan(annotators=[1, 2], domains=["urgency"], share=0.2, seed=7), actor="tester")
+    new_prompt("urgency", "Rate the urgency, carefully.")
+    run.refresh_from_db()
+    assert run.pinned["domains"]["urgency"]["prompt_template"] == before.prompt_template
+    assert run.pinned["domains"]["urgency"]["prompt_version"] == before.prompt_version
+    assert set(run.pinned["annotators"]) == {"1", "2"} and run.annotators == [1, 2] and run.domains == ["urgency"]
+    assert run_samples(run).count() == 10 == run.selection["samples"]
+    assert not run.is_current and run.code_version
+    again = chosen_samples(plan("other", share=0.2, seed=7))
+    assert sorted(run_samples(run).values_list("pk", flat=True)) == again
+    assert AuditLog.objects.filter(action="create_run", result="ok", target="prompt-v2").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"name": "Bad Name"}, "lower-case letters"),
+    ({"name": "../etc"}, "lower-case letters"),
+    ({"name": DEFAULT_RUN}, "exists already"),
+    ({"annotators": [9]}, "no annotator 9"),
+    ({"domains": ["mood"]}, "no domain mood"),
+    ({"corpora": [999]}, "no corpus 999"),
+    ({"share": 0.0}, "share 0.0"),
+    ({"share": 1.5}, "share 1.5"),
+    ({"limit": 0}, "limit 0"),
+])
+def test_a_bad_run_is_refused_by_name_and_nothing_is_made(catalogue, fields, message):
+    make_samples(3)
+    current_run()
+    fields = {"name": "fine", **fields}
+    with pytest.raises(RunRefused, match=message):
+        create_run(RunPlan(**fields), actor="tester")
+    assert list(Run.objects.values_list("name", flat=True)) == [DEFAULT_RUN]
+    assert AuditLog.objects.filter(action="create_run", result="failed").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_of_no_sample_is_refused(catalogue):
+    with pytest.raises(RunRefused, match="takes no sample"):
+        create_run(plan(), actor="tester")
+
+
+@pytest.mark.django_db
+def test_a_worker_of_a_run_sends_the_pinned_prompt_after_the_live_one_changed(http_annotator, fake_llm):
+    [sample] = make_samples(1)
+    run = create_run(plan(annotators=[1], domains=["urgency"]), actor="tester")
+    pinned = run.pinned["domains"]["urgency"]
+    new_prompt("urgency", "A NEW WORDING")
+    annotate_sample(sample, URGENCY, worker="w", run_id=run.pk)
+    sent = fake_llm.requests[-1]["body"]["messages"][0]["content"]
+    assert "A NEW WORDING" not in sent and pinned["prompt_template"].split("{")[0].strip()[:30] in sent
+    outcome = Outcome.objects.get(run=run)
+    assert outcome.prompt_version == pinned["prompt_version"]
+    # the default run follows the live catalogue
+    annotate_sample(sample, URGENCY, worker="w")
+    assert "A NEW WORDING" in fake_llm.requests[-1]["body"]["messages"][0]["content"]
+    assert Outcome.objects.get(run__name=DEFAULT_RUN).prompt_version == pinned["prompt_version"] + 1
+
+
+@pytest.mark.django_db
+def test_one_sample_is_stored_once_per_run(catalogue):
+    [sample] = make_samples(1)
+    run = create_run(plan(), actor="tester")
+    assert annotate_sample(sample, URGENCY, worker="w", run_id=run.pk) == "stored"
+    assert annotate_sample(sample, URGENCY, worker="w", run_id=run.pk) == "already_stored"
+    assert annotate_sample(sample, URGENCY, worker="w") == "stored"
+    assert Outcome.objects.filter(sample=sample).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_message_of_a_deleted_run_stores_nothing(catalogue):
+    [sample] = make_samples(1)
+    run = create_run(plan(), actor="tester")
+    run_id = run.pk
+    delete_run(run, actor="tester")
+    assert annotate_sample(sample, URGENCY, worker="w", run_id=run_id) == "gone"
+    assert not Outcome.objects.exists()
+
+
+@pytest.mark.django_db
+def test_switching_drops_the_old_runs_messages_and_queues_only_the_new_runs_samples(catalogue):
+    make_samples(30)
+    populate_queues(1, "urgency")
+    assert queue_length(URGENCY) == 2  # the built-in baseline takes 20 samples a message
+    run = create_run(plan(annotators=[1], domains=["urgency"], limit=5), actor="tester")
+    switch_run(run, actor="tester")
+    assert queue_length(URGENCY) == 0  # no worker is running: nothing queued yet
+    assert current_run() == run
+    assert populate_queues(1, "urgency") == {"annotator_1_urgency": 5}
+    assert populate_queues(1, "intensity") == {"annotator_1_intensity": 0}  # the run leaves intensity out
+    with pytest.raises(RunRefused, match="current run already"):
+        switch_run(run, actor="tester")
+    with pytest.raises(RunRefused, match="current run: make another"):
+        delete_run(run, actor="tester")
+    assert AuditLog.objects.filter(action="switch_run", result="ok", target="prompt-v2").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_runs_command_makes_lists_switches_and_deletes_with_confirmation(catalogue):
+    make_samples(10)
+    out = io.StringIO()
+    call_command("runs", "create", "small", "--annotator", "1", "--domain", "urgency", "--limit", "4", stdout=out)
+    assert "made run small: 4 samples x 1 annotator(s) x 1 domain(s)" in out.getvalue()
+    call_command("runs", "switch", "small", stdout=out)
+    call_command("runs", "list", stdout=out)
+    assert "* small" in out.getvalue()
+    call_command("runs", "switch", DEFAULT_RUN, stdout=out)
+    with pytest.raises(CommandError, match="add --yes"):
+        call_command("runs", "delete", "small")
+    call_command("runs", "delete", "small", "--yes", stdout=out)
+    assert not Run.objects.filter(name="small").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("argv", "message"), [
+    (["switch", "nope"], "no run named 'nope'"),
+    (["create", "x", "--budget", "lots"], "--budget"),
+    (["create", "x", "--annotator", "abc"], "annotator number"),
+    (["create", "UPPER"], "lower-case letters"),
+])
+def test_the_runs_command_names_a_bad_argument(catalogue, argv, message):
+    make_samples(2)
+    with pytest.raises(CommandError, match=message):
+        call_command("runs", *argv)
+    assert list(Run.objects.values_list("name", flat=True)) in ([], [DEFAULT_RUN])
+
+
+def _sheet_rows(path, title: str) -> list[tuple]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return list(book[title].iter_rows(values_only=True))
+    finally:
+        book.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_two_runs_with_different_prompt_versions_keep_both_outcomes_and_both_consolidations(agent):
+    make_samples(40, vary=True)
+    rows = [worker(1, "urgency"), worker(1, "intensity")]
+    assert all(r.ok for r in run_bulk(launch_worker, rows, actor="test"))
+    first = current_run()
+    wait_until(lambda: Outcome.objects.filter(run=first).count() == 80, 60, "the default run's 80 outcomes")
+    first_report = consolidate(actor="test")
+    version = new_prompt("urgency", "Second wording of the urgency prompt.").prompt_version
+    second = create_run(plan(annotators=[1], domains=["urgency", "intensity"], share=0.5, seed=3), actor="test")
+    switch_run(second, actor="test")
+    wait_until(lambda: Outcome.objects.filter(run=second).count() == 40, 60, "the second run's 40 outcomes")
+    second_report = consolidate(actor="test", run=second)
+
+    assert Outcome.objects.filter(run=first).count() == 80
+    assert set(Outcome.objects.filter(run=first, domain__slug="urgency").values_list("prompt_version",
+                                                                                     flat=True)) == {version - 1}
+    assert set(Outcome.objects.filter(run=second, domain__slug="urgency").values_list("prompt_version",
+                                                                                      flat=True)) == {version}
+    assert first_report.path.parent == first_report.path.parents[1] / "consolidated"
+    assert first_report.path.parts[-4:-2] == ("runs", DEFAULT_RUN)
+    assert second_report.path.parts[-4:-2] == ("runs", "prompt-v2")
+    assert first_report.path.exists() and second_report.path.exists()
+    for report, run, samples in ((first_report, first, 40), (second_report, second, 20)):
+        sheet = _sheet_rows(report.path, "Run")
+        assert sheet[0][0] == "Run" and ("name", run.name) == sheet[1][:2]
+        assert len(_sheet_rows(report.path, "urgency")) == samples + 1
+        assert openpyxl.load_workbook(report.path, read_only=True).sheetnames[0] == "Run"
+    wait_until(lambda: workbook_path(URGENCY, second).exists(), 90, "the second run's own workbook")
+    assert workbook_path(URGENCY, first).exists() and workbook_path(URGENCY, first) != workbook_path(URGENCY, second)
+    assert sum(switch_run(first, actor="test").values()) == 0  # the first run lacks nothing

@@ -1,0 +1,74 @@
+from decimal import Decimal, InvalidOperation
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.actors import cli_actor
+from workers_app.engine.runs import run_samples
+from workers_app.fleet.runs import RunPlan, RunRefused, create_run, delete_run, switch_run
+from workers_app.management.cli import annotator_number, run_name
+from workers_app.models import Outcome, Run
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise CommandError(f"--budget: {text!r:.40} is not a number") from None
+
+
+class Command(BaseCommand):
+    help = ("Named runs: list them, make one (a subset of the corpus x annotators x domains, with the prompts and "
+            "model settings pinned as they are now), make one current (the fleet then works on it), or delete one.")
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="command", required=True)
+        commands.add_parser("list", help="every run, the current one marked")
+        create = commands.add_parser("create", help="make a run (it does not become current)")
+        create.add_argument("name")
+        create.add_argument("--description", default="")
+        create.add_argument("--annotator", type=annotator_number, action="append", default=[],
+                            help="repeat for several (default: all)")
+        create.add_argument("--domain", action="append", default=[], help="repeat for several (default: all)")
+        create.add_argument("--corpus", type=int, action="append", default=[], help="corpus id (default: all)")
+        create.add_argument("--share", type=float, help="a seeded random share of the samples, e.g. 0.1")
+        create.add_argument("--seed", type=int, default=0)
+        create.add_argument("--limit", type=int, help="at most this many samples")
+        create.add_argument("--budget", help="stop calling once the run's outcomes cost this much")
+        switch = commands.add_parser("switch", help="make a run current: the previous run's waiting messages are "
+                                                    "dropped (its outcomes stay) and this run's samples queued")
+        switch.add_argument("run", type=run_name)
+        delete = commands.add_parser("delete", help="delete a run that is not current, with its outcomes")
+        delete.add_argument("run", type=run_name)
+        delete.add_argument("--yes", action="store_true", help="confirm: its outcomes are deleted")
+
+    def handle(self, *args, command, **options):
+        try:
+            getattr(self, f"_{command}")(**options)
+        except RunRefused as exc:
+            raise CommandError(str(exc)) from None
+
+    def _list(self, **options) -> None:
+        for run in Run.objects.order_by("created_at", "id"):
+            stored = Outcome.objects.filter(run=run).count()
+            mark = "*" if run.is_current else " "
+            self.stdout.write(f"{mark} {run.name:24} samples {run_samples(run).count():6}  outcomes {stored:7}  "
+                              f"made {run.created_at:%Y-%m-%d %H:%M} by {run.created_by}")
+
+    def _create(self, *, name, description, annotator, domain, corpus, share, seed, limit, budget, **options) -> None:
+        plan = RunPlan(name=name, description=description, annotators=annotator, domains=domain, corpora=corpus,
+                       share=share, seed=seed, limit=limit, budget=None if budget is None else _decimal(budget))
+        run = create_run(plan, actor=cli_actor())
+        self.stdout.write(f"made run {run.name}: {run.selection['samples']} samples x {len(run.annotators)} "
+                          f"annotator(s) x {len(run.domains)} domain(s); make it current with: "
+                          f"manage.py runs switch {run.name}")
+
+    def _switch(self, *, run, **options) -> None:
+        queued = switch_run(run, actor=cli_actor())
+        self.stdout.write(f"run {run.name} is current; queued {sum(queued.values())} sample(s) for the running "
+                          f"workers")
+
+    def _delete(self, *, run, yes, **options) -> None:
+        if not yes:
+            stored = Outcome.objects.filter(run=run).count()
+            raise CommandError(f"deleting run {run.name} deletes its {stored} outcome(s): add --yes to confirm")
+        self.stdout.write(f"deleted run {run.name} and its {delete_run(run, actor=cli_actor())} outcome(s)")

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from audit.models import AuditLog
 from tests.conftest import make_samples
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import current_run
 from workers_app.engine.store import store_outcomes
 from workers_app.fleet.rows import select_workers
 from workers_app.models import Alert, Annotator, Domain, Sample, Worker, WorkerEvent, WorkerMetric
@@ -37,7 +38,7 @@ def store_some(annotator: int, domain: str, count: int, status: str = "ok", skip
     a, d = Annotator.objects.get(number=annotator), Domain.objects.get(slug=domain)
     samples = Sample.objects.order_by("id")[skip:skip + count]
     store_outcomes(WorkerKey(annotator, domain), [
-        {"sample": s, "annotator": a, "domain": d, "status": status, "labels": [d.code_list[0]] if status == "ok"
+        {"run": current_run(), "sample": s, "annotator": a, "domain": d, "status": status, "labels": [d.code_list[0]] if status == "ok"
          else [], "reason": "", "prompt_version": 1, "started_at": timezone.now()} for s in samples])
 
 

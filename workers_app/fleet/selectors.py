@@ -5,12 +5,30 @@ from __future__ import annotations
 import time
 
 from workers_app.engine.queues import progress, queue_length
-from workers_app.models import Worker
+from workers_app.engine.runs import current_run
+from workers_app.models import Run, Worker
 from workers_app.redis_client import get_redis
 
 from .results import WorkerResult
 from .rows import key_of
 from .worker_side import heartbeat_key
+
+KNOWN_RUNS_SHOWN = 20
+
+
+class UnknownRun(LookupError):
+    """A run name that names no run; the message lists the runs there are."""
+
+
+def chosen_run(name: str | None) -> Run:
+    """The run called ``name``, or the current run when no name is given: every read of outcomes is for one run."""
+    if not name:
+        return current_run()
+    run = Run.objects.filter(name=name).first()
+    if run is None:
+        known = ", ".join(Run.objects.order_by("name").values_list("name", flat=True)[:KNOWN_RUNS_SHOWN])
+        raise UnknownRun(f"no run named {name[:50]!r}; the runs are {known or 'none'}")
+    return run
 
 
 def worker_status(worker: Worker) -> dict:
@@ -18,7 +36,7 @@ def worker_status(worker: Worker) -> dict:
     beat = get_redis().hgetall(heartbeat_key(key))
     counts = progress(key)
     return {
-        "worker": worker.name, "node": worker.node_name, "desired": worker.desired_state,
+        "worker": worker.name, "run": current_run().name, "node": worker.node_name, "desired": worker.desired_state,
         "observed": worker.observed_state, "pid": worker.pid, "restarts": worker.restarts,
         "heartbeat_age": round(time.time() - float(beat["at"]), 1) if beat else None,
         "consuming": bool(int(beat.get("consuming", 0))) if beat else False,

@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from workers_app.engine.cost import cost_totals
-from workers_app.models import Outcome, WorkerMetric
+from workers_app.models import Outcome, Run, WorkerMetric
 
 WIDTH, HEIGHT = 600, 120
 
@@ -67,14 +67,14 @@ def fleet_series() -> list[Series]:
             Series("Queue depth, last day (15-minute means)", "messages", _bucketed(day, 15, "queue"))]
 
 
-def spend_per_annotator() -> list[dict]:
+def spend_per_annotator(run: Run) -> list[dict]:
     """Tokens the backends reported (none for the built-in one), cost where a price applies, and the cache's hits
-    and savings, per annotator."""
-    rows = (Outcome.objects.values("annotator__number", "annotator__name")
+    and savings, per annotator, over the outcomes of ``run``."""
+    rows = (Outcome.objects.filter(run=run).values("annotator__number", "annotator__name")
             .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
             .order_by("annotator__number"))
     costs: dict[int, list] = defaultdict(lambda: [Decimal(0), 0, 0, Decimal(0), ""])
-    for total in cost_totals():
+    for total in cost_totals(run=run):
         found = costs[total.annotator]
         found[0] += total.cost
         found[1] += total.priced

@@ -1,5 +1,5 @@
 """What the dashboard shows of the fleet, read in one pass whatever its size: the workers (one query), their live
-state (two pipelined Redis round trips), the open alerts and the sample count (one query each)."""
+state (two pipelined Redis round trips), the open alerts and the current run's sample count (one query each)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from django.utils import timezone
 
 from workers_app.engine.keys import RATE_BUCKET_SECONDS
+from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import ensure_worker_rows, key_of
-from workers_app.models import Alert, Annotator, Domain, Sample, Worker
+from workers_app.models import Alert, Annotator, Domain, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
 
@@ -21,6 +22,7 @@ RATE_WINDOW_BUCKETS = 6  # the current bucket and the five before it: the last 5
 # database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.
 SHARED_FOR_MS = 500
 SHARED_KEY = "annot:dashboard:live"
+NOT_IN_RUN = "not in this run"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Cell:
     failed: list[str] = field(default_factory=list)
     alerts: int = 0
     inflight: int | None = None
+    in_run: bool = True  # the current run takes this worker's annotator and domain
 
     @property
     def display(self) -> dict[str, str]:
@@ -48,7 +51,8 @@ class Cell:
         beat = "—" if self.heartbeat_age is None else f"{self.heartbeat_age:.0f} s ago"
         return {"state": self.state if self.state == self.desired or self.desired == "running"
                 else f"{self.state} (wanted {self.desired})",
-                "progress": f"{self.done:,} / {self.total:,}", "per_minute": f"{self.per_minute:,}/min",
+                "progress": f"{self.done:,} / {self.total:,}" if self.in_run else NOT_IN_RUN,
+                "per_minute": f"{self.per_minute:,}/min",
                 "malformed": "—" if self.malformed_pct is None else f"{self.malformed_pct:.1f} %",
                 "heartbeat": beat, "queue": f"{self.queue:,} queued",
                 "inflight": "" if self.inflight is None else f"up to {self.inflight} in flight",
@@ -58,6 +62,7 @@ class Cell:
 
 @dataclass
 class Snapshot:
+    run: str  # the current run's name: every count here is of its outcomes and samples
     annotators: list[int]
     domains: list[str]
     cells: dict[str, Cell]
@@ -77,7 +82,7 @@ class Snapshot:
                 "running": sum(c.state == Worker.Observed.RUNNING for c in cells), "workers": len(self.cells)}
 
     def as_json(self) -> dict:
-        return {"at": self.at, "cells": {name: {**asdict(cell), "display": cell.display}
+        return {"at": self.at, "run": self.run, "cells": {name: {**asdict(cell), "display": cell.display}
                                          for name, cell in self.cells.items()},
                 "alerts": self.alerts, "totals": self.totals}
 
@@ -109,15 +114,16 @@ def _open_alerts(names: dict[int, str]) -> list[dict]:
              "opened_at": timezone.localtime(row["opened_at"]).strftime("%Y-%m-%d %H:%M:%S")} for row in rows]
 
 
-def _cell(health: WorkerHealth, total: int, per_minute: int, alerts: int) -> Cell:
+def _cell(health: WorkerHealth, run: Run, samples: int, per_minute: int, alerts: int) -> Cell:
     worker = health.worker
+    in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
     return Cell(name=worker.name, annotator=worker.annotator.number, domain=worker.domain.slug,
                 state=worker.observed_state, desired=worker.desired_state, host=worker.host, done=health.stored,
-                malformed=health.malformed, total=total, per_minute=per_minute,
+                malformed=health.malformed, total=samples if in_run else 0, per_minute=per_minute,
                 malformed_pct=round(100 * health.malformed / health.stored, 1) if health.stored else None,
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
-                alerts=alerts, inflight=health.inflight_target)
+                alerts=alerts, inflight=health.inflight_target, in_run=in_run)
 
 
 def live_json() -> bytes:
@@ -133,12 +139,13 @@ def live_json() -> bytes:
 def fleet_snapshot() -> Snapshot:
     now = time.time()
     workers = _workers()
-    total = Sample.objects.count()
+    run = current_run()
+    samples = run_samples(run).count()
     alerts = _open_alerts({w.pk: w.name for w in workers})
     per_worker_alerts = Counter(alert["worker"] for alert in alerts)
     rates = _per_minute(workers, now)
-    cells = {h.worker.name: _cell(h, total, rates[h.worker.pk], per_worker_alerts[h.worker.name])
+    cells = {h.worker.name: _cell(h, run, samples, rates[h.worker.pk], per_worker_alerts[h.worker.name])
              for h in evaluate(workers, read_files=False)}
     annotators = sorted({w.annotator.number for w in workers})
     domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]
-    return Snapshot(annotators, domains, cells, alerts, now)
+    return Snapshot(run.name, annotators, domains, cells, alerts, now)

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import workers_for
 from workspace.access import requires
 
@@ -47,7 +48,7 @@ def charts(request: HttpRequest) -> HttpResponse:
     snapshot = fleet_snapshot()
     return render(request, "workspace/dashboard/charts.html", {
         "series": fleet_series(), "malformed": malformed_per_annotator(snapshot.cells.values()),
-        "spend": spend_per_annotator()})
+        "spend": spend_per_annotator(current_run()), "run": snapshot.run})
 
 
 @require_POST

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import key_of
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Sample, Worker, WorkerEvent
+from workers_app.models import Run, Sample, Worker, WorkerEvent
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.monitoring.sweep import auto_restarts_in_last_hour
 from workers_app.redis_client import get_redis
@@ -29,6 +30,9 @@ class WorkerPage:
     log_lines: list[str]
     log_note: str
     auto_restarts: int
+    run: Run
+    in_run: bool  # the current run takes this worker's annotator and domain
+    samples: int  # the current run's samples this worker annotates; 0 when the run does not take it
 
 
 def log_path(worker: Worker) -> Path:
@@ -65,6 +69,9 @@ def _current_samples(worker: Worker) -> list[Sample]:
 def worker_page(worker: Worker) -> WorkerPage:
     [health] = evaluate([worker])
     lines, note = _log(worker)
+    run = current_run()
+    in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
     return WorkerPage(worker=worker, health=health, events=list(worker.events.all()[:EVENTS]),
                       current=_current_samples(worker), log_lines=lines, log_note=note,
-                      auto_restarts=auto_restarts_in_last_hour(worker))
+                      auto_restarts=auto_restarts_in_last_hour(worker), run=run, in_run=in_run,
+                      samples=run_samples(run).count() if in_run else 0)

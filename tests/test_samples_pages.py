@@ -16,10 +16,11 @@ AGREED = {"urgency": ["LEVEL_1"], "therapeutic": ["TA-1"], "intensity": ["INT-1"
 
 def store(sample_id: int, annotator: int, domain: str, labels: list[str] | None = None, *, status: str = "ok",
           reason: str = "", raw: str = "<<x>>", **fields):
+    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
 
     return Outcome.objects.create(
-        sample_id=sample_id, annotator=Annotator.objects.get(number=annotator), domain=Domain.objects.get(slug=domain),
+        run=fields.pop("run", None) or current_run(), sample_id=sample_id, annotator=Annotator.objects.get(number=annotator), domain=Domain.objects.get(slug=domain),
         status=status, labels=labels if labels is not None else ([] if status == "malformed" else AGREED[domain]),
         reason=reason, raw_answer=raw, model="builtin-lexicon-v1", prompt_version=1, started_at=timezone.now(),
         **fields)
@@ -231,9 +232,9 @@ def test_the_list_costs_a_fixed_number_of_queries(viewer, corpus, django_assert_
     make_samples(60, "many", vary=True)
     for params in ({}, {"disagreement": "on", "level_4": "on", "refusal": "on", "status": "ok", "domain": "urgency",
                         "annotator": 1, "review": "flagged", "q": "a", "corpus": corpus["plain"].corpus_id}):
-        # 4 for the session, the user and their permissions; then the corpora, annotators, domains, the count, the
-        # page and the outcomes of the page.
-        with django_assert_max_num_queries(10):
+        # 4 for the session, the user and their permissions; then the runs, corpora, annotators, domains, the count,
+        # the page and the outcomes of the page.
+        with django_assert_max_num_queries(11):
             response = viewer.get("/samples/", params)
         assert response.status_code == 200
     assert len(response.context["rows"]) <= 50
@@ -247,7 +248,7 @@ def test_the_sample_page_shows_the_text_and_a_five_by_six_table(viewer, corpus):
 
     sample = corpus["malformed"]
     broken = sample.outcomes.get(annotator__number=2, domain__slug="intensity")
-    MalformedAttempt.objects.create(sample=sample, annotator_id=broken.annotator_id, domain_id=broken.domain_id,
+    MalformedAttempt.objects.create(run=broken.run, sample=sample, annotator_id=broken.annotator_id, domain_id=broken.domain_id,
                                     attempt=1, reason="no_marker", raw_answer="first try, no marker", prompt_version=1)
     response = viewer.get(f"/samples/{sample.pk}/")
     html = response.content.decode()
@@ -327,7 +328,7 @@ def test_an_unknown_sample_is_404(viewer, path):
 
 def test_the_sample_page_costs_a_fixed_number_of_queries(viewer, corpus, django_assert_max_num_queries):
     # 4 for the session, the user and their permissions; then the sample with its corpus and review, annotators,
-    # domains, the outcomes and the malformed attempts.
-    with django_assert_max_num_queries(9):
+    # domains, the outcomes, the malformed attempts and the runs to link to.
+    with django_assert_max_num_queries(10):
         response = viewer.get(f"/samples/{corpus['urgent'].pk}/")
     assert response.status_code == 200

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django import forms
 
-from workers_app.models import Annotator, Corpus, Domain
+from workers_app.models import Annotator, Corpus, Domain, Run
 
 ANY = ("", "any")
 
 
 class SampleFilterForm(forms.Form):
+    run = forms.ChoiceField(label="Run", required=False, help_text="whose samples and outcomes; empty: the current run")
     q = forms.CharField(label="Search id or text", required=False, max_length=200, strip=True)
     corpus = forms.TypedChoiceField(label="Corpus", required=False, coerce=int, empty_value=None)
     domain = forms.ChoiceField(label="Domain", required=False)
@@ -22,8 +23,10 @@ class SampleFilterForm(forms.Form):
     review = forms.ChoiceField(label="Review", required=False, choices=[
         ANY, ("flagged", "flagged, not reviewed"), ("reviewed", "reviewed"), ("not_flagged", "not flagged")])
 
-    def __init__(self, data, *, corpora: list[Corpus], domains: list[Domain], annotators: list[Annotator]) -> None:
+    def __init__(self, data, *, runs: list[Run], corpora: list[Corpus], domains: list[Domain],
+                 annotators: list[Annotator]) -> None:
         super().__init__(data)
+        self.fields["run"].choices = [(r.name, f"{r.name} (current)" if r.is_current else r.name) for r in runs]
         self.fields["corpus"].choices = [ANY, *((c.pk, str(c)) for c in corpora)]
         self.fields["domain"].choices = [ANY, *((d.slug, d.title) for d in domains)]
         self.fields["annotator"].choices = [ANY, *((a.number, f"{a.number} · {a.name}") for a in annotators)]

@@ -4,11 +4,12 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from workers_app.fleet.selectors import UnknownRun, chosen_run
 from workers_app.models import Sample
 from workspace.access import requires
 
 from .forms import SampleFilterForm
-from .selectors import corpora, filtered_samples, for_listing, load_catalogue, page_rows, sample_view
+from .selectors import corpora, filtered_samples, for_listing, load_catalogue, page_rows, run_in, runs, sample_view
 
 PAGE_SIZE = 50
 
@@ -16,17 +17,20 @@ PAGE_SIZE = 50
 @requires("workers_app.view_sample")
 def index(request: HttpRequest) -> HttpResponse:
     catalogue = load_catalogue()
-    form = SampleFilterForm(request.GET or None, corpora=corpora(), domains=catalogue.domains,
+    known = runs()
+    form = SampleFilterForm(request.GET or None, runs=known, corpora=corpora(), domains=catalogue.domains,
                             annotators=catalogue.annotators)
     values = form.valid_values() if form.is_bound else {}
-    paginator = Paginator(for_listing(filtered_samples(values, catalogue)), PAGE_SIZE)
+    run = run_in(known, values.get("run"))
+    paginator = Paginator(for_listing(filtered_samples(values, catalogue, run)), PAGE_SIZE)
     number, page_note = page_number(request.GET.get("page"), paginator.num_pages)
     page = paginator.page(number)
     kept = request.GET.copy()
     kept.pop("page", None)
     return render(request, "workspace/samples/index.html", {
         "section": "samples", "form": form, "problems": [*form.problems(), *filter(None, [page_note])],
-        "page": page, "rows": page_rows(list(page.object_list), catalogue), "cells": catalogue.cells,
+        "page": page, "rows": page_rows(list(page.object_list), catalogue, run), "run": run,
+        "cells": catalogue.of_run(run).cells,
         "filters": kept.urlencode(), "filtered": bool(kept),
         "no_samples": paginator.count == 0 and not Sample.objects.exists(),
     })
@@ -45,7 +49,10 @@ def page_number(raw: str | None, pages: int) -> tuple[int, str | None]:
 @requires("workers_app.view_sample")
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        shown = sample_view(pk)
+        shown = sample_view(pk, chosen_run(request.GET.get("run")))
     except Sample.DoesNotExist:
         raise Http404("no sample with this id") from None
-    return render(request, "workspace/samples/detail.html", {"section": "samples", "view": shown})
+    except UnknownRun as exc:
+        raise Http404(f"run: {exc}") from None
+    return render(request, "workspace/samples/detail.html", {
+        "section": "samples", "view": shown, "other_runs": [r for r in runs() if r.pk != shown.run.pk]})

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.conftest import make_samples
+from workers_app.engine.runs import current_run
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.review.flags import flag_stored
 from workers_app.review.services import claim_review
@@ -35,7 +36,7 @@ def client_for(user, **kwargs) -> Client:
 def stored_urgency(sample_id: int, levels: list[int]) -> None:
     domain = Domain.objects.get(slug="urgency")
     sample = Sample.objects.get(pk=sample_id)
-    rows = [{"sample": sample,
+    rows = [{"run": current_run(), "sample": sample,
              "annotator": Annotator.objects.get(number=number), "domain": domain, "status": "ok",
              "labels": [f"LEVEL_{level}"], "reason": "", "prompt_version": 1, "started_at": timezone.now()}
             for number, level in enumerate(levels, start=1)]

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from admin_ops.agreement import majority_label
+from workers_app.engine.runs import current_run
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem
 from workers_app.review.flags import REASONS, URGENCY, describe, risk_level
 from workers_app.review.services import (
@@ -56,9 +57,11 @@ def _filtered(request: HttpRequest) -> tuple[object, dict]:
 
 
 def _urgency_given(sample_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
-    """(annotator number, label or 'malformed') of each sample's stored urgency outcomes: one query."""
+    """(annotator number, label or 'malformed') of each sample's stored urgency outcomes in the current run: one
+    query."""
     given: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    rows = Outcome.objects.filter(sample_id__in=sample_ids, domain__slug=URGENCY).order_by("annotator__number")
+    rows = Outcome.objects.filter(run=current_run(), sample_id__in=sample_ids, domain__slug=URGENCY).order_by(
+        "annotator__number")
     for sample_id, number, status, labels in rows.values_list("sample_id", "annotator__number", "status", "labels"):
         given[sample_id].append((number, ", ".join(labels) if status == Outcome.Status.OK else "malformed"))
     return given
@@ -102,9 +105,10 @@ class DomainField:
 
 
 def _labels_table(item: ReviewItem) -> tuple[list[Domain], list[dict]]:
-    """Every annotator's labels of the sample, one row per annotator, one cell per domain."""
+    """Every annotator's labels of the sample in the current run, one row per annotator, one cell per domain."""
     domains = list(Domain.objects.order_by("position", "slug"))
-    stored = {(o.annotator_id, o.domain_id): o for o in Outcome.objects.filter(sample_id=item.sample_id).only(
+    stored = {(o.annotator_id, o.domain_id): o for o in Outcome.objects.filter(
+        run=current_run(), sample_id=item.sample_id).only(
         "annotator_id", "domain_id", "status", "labels", "reason")}
     rows = []
     for annotator in Annotator.objects.order_by("number"):
@@ -117,7 +121,8 @@ def _labels_table(item: ReviewItem) -> tuple[list[Domain], list[dict]]:
 
 
 def _majority(item: ReviewItem, domain: Domain) -> list[str]:
-    given = Outcome.objects.filter(sample_id=item.sample_id, domain=domain, status=Outcome.Status.OK)
+    given = Outcome.objects.filter(run=current_run(), sample_id=item.sample_id, domain=domain,
+                                   status=Outcome.Status.OK)
     winner, _ = majority_label([frozenset(labels) for labels in given.values_list("labels", flat=True)])
     return sorted(winner) if winner else []
 

@@ -1,10 +1,14 @@
 """Archives: create (tar.gz + manifest.json of SHA-256 checksums), verify, and restore safely.
 
-Layout of an archive:
-    manifest.json                 format, version, created at/by, counts, and sha256 + size of every member
-    state.json                    the exported state (catalogue, desired states, progress; never a key)
-    data/{corpora,samples,outcomes,malformed,review,audit}.jsonl   (review since the review queue: optional)
-    workbooks/annotator_{n}_{domain}.xlsx
+Layout of an archive (version 2):
+    manifest.json                 format, version, created at/by, the run when it holds one run only, counts,
+                                  and sha256 + size of every member
+    state.json                    the exported state (catalogue, prices, runs, desired states, progress; no key)
+    data/{runs,corpora,samples,outcomes,malformed,review,audit}.jsonl   (review since the review queue: optional)
+    runs/{run}/annotations/annotator_{n}_{domain}.xlsx
+
+Version 1 (before named runs) has no data/runs.jsonl, no run in its outcome and malformed lines, and its workbooks
+as workbooks/annotator_{n}_{domain}.xlsx: all of it belongs to the default run. It still verifies and restores.
 """
 
 from __future__ import annotations
@@ -29,21 +33,40 @@ from annotation_site.files import atomic_write, file_sha256
 from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
+from workers_app.engine.runs import annotations_dir
+from workers_app.models import DEFAULT_RUN, Run
 
+from ..run_definitions import is_run_name
 from ..selectors import state_document
-from .snapshot import audit_lines, corpora_lines, malformed_lines, outcomes_lines, review_lines, samples_lines
+from .snapshot import (
+    audit_lines,
+    corpora_lines,
+    malformed_lines,
+    outcomes_lines,
+    review_lines,
+    runs_lines,
+    samples_lines,
+)
 
 FORMAT = "annotation-fleet-archive"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-DATA_MEMBERS = {"data/corpora.jsonl": corpora_lines, "data/samples.jsonl": samples_lines,
+RUNS_MEMBER = "data/runs.jsonl"
+# Each writes the lines of its member, of one run or (None) of every run. The audit log is kept whole, also in the
+# archive of one run: it is the history of every run.
+DATA_MEMBERS = {RUNS_MEMBER: runs_lines, "data/corpora.jsonl": corpora_lines, "data/samples.jsonl": samples_lines,
                 "data/outcomes.jsonl": outcomes_lines, "data/malformed.jsonl": malformed_lines,
-                "data/review.jsonl": review_lines, "data/audit.jsonl": audit_lines}
+                "data/review.jsonl": review_lines, "data/audit.jsonl": lambda run: audit_lines()}
 MANIFEST = "manifest.json"
 # Archives made before the review queue have no review member; they still verify and restore.
 OPTIONAL_MEMBERS = ("data/review.jsonl",)
-REQUIRED_MEMBERS = (*(m for m in DATA_MEMBERS if m not in OPTIONAL_MEMBERS), "state.json")
-WORKBOOK_MEMBER = re.compile(r"workbooks/annotator_[0-9]+_[A-Za-z0-9_-]+\.xlsx")
+REQUIRED_MEMBERS = {
+    2: (*(m for m in DATA_MEMBERS if m not in OPTIONAL_MEMBERS), "state.json"),
+    1: (*(m for m in DATA_MEMBERS if m not in (*OPTIONAL_MEMBERS, RUNS_MEMBER)), "state.json"),
+}
+WORKBOOK_FILE = re.compile(r"annotator_[0-9]+_[A-Za-z0-9_-]+\.xlsx")
+LEGACY_WORKBOOKS = "workbooks"
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 MANIFEST_MAX_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -77,20 +100,58 @@ def _add_checked(tar: tarfile.TarFile, name: str, data: bytes, manifest: dict) -
     manifest["members"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def _write_tar(temp: Path, manifest: dict) -> None:
+def workbook_place(name: str) -> tuple[str, str] | None:
+    """The run and file name of workbook member ``name`` (a version 1 workbook belongs to the default run); None
+    when ``name`` is not a workbook member."""
+    parts = name.split("/")
+    if len(parts) == 2 and parts[0] == LEGACY_WORKBOOKS and WORKBOOK_FILE.fullmatch(parts[1]):
+        return DEFAULT_RUN, parts[1]
+    if len(parts) == 4 and (parts[0], parts[2]) == ("runs", "annotations") and is_run_name(parts[1]) \
+            and WORKBOOK_FILE.fullmatch(parts[3]):
+        return parts[1], parts[3]
+    return None
+
+
+def _layout_version(name: str) -> int | None:
+    """The one archive version whose layout has member ``name``; None for a member of both."""
+    if name == RUNS_MEMBER or name.startswith("runs/"):
+        return 2
+    return 1 if name.startswith(f"{LEGACY_WORKBOOKS}/") else None
+
+
+def _run_workbooks(runs: list[Run]) -> Iterator[tuple[str, Path]]:
+    for run in runs:
+        for workbook in sorted(annotations_dir(run).glob("annotator_*.xlsx")):
+            member = f"runs/{run.name}/annotations/{workbook.name}"
+            if workbook_place(member):  # a stray copy would fail verification
+                yield member, workbook
+
+
+def _write_tar(temp: Path, manifest: dict, run: Run | None) -> None:
     with tarfile.open(temp, mode="w:gz") as tar:
         for member, lines in DATA_MEMBERS.items():
-            data = "".join(lines()).encode()
+            data = "".join(lines(run)).encode()
             manifest["counts"][member.split("/")[1].split(".")[0]] = data.count(b"\n")
             _add_checked(tar, member, data, manifest)
         _add_checked(tar, "state.json", json.dumps(state_document(), indent=1, sort_keys=True).encode(), manifest)
-        for workbook in sorted(settings.ANNOTATIONS_DIR.glob("annotator_*.xlsx")):
-            if WORKBOOK_MEMBER.fullmatch(f"workbooks/{workbook.name}"):  # a stray copy would fail verification
-                _add_checked(tar, f"workbooks/{workbook.name}", workbook.read_bytes(), manifest)
+        for member, workbook in _run_workbooks([run] if run else list(Run.objects.order_by("name"))):
+            _add_checked(tar, member, workbook.read_bytes(), manifest)
         _add(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
-def create_archive(name: str, *, actor: Actor) -> Archive:
+def _archived_run(name: str | None) -> Run | None:
+    if name is None:
+        return None
+    run = Run.objects.filter(name=name).first()
+    if run is None:
+        known = ", ".join(Run.objects.order_by("name").values_list("name", flat=True)) or "none"
+        raise ArchiveError(f"no run named {name!r:.50}; the runs are {known}")
+    return run
+
+
+def create_archive(name: str, *, actor: Actor, run: str | None = None) -> Archive:
+    """Write DATA_DIR/archives/NAME.tar.gz of everything, or of the run named ``run`` only (its outcomes, malformed
+    attempts and workbooks, the samples and corpora they need; the catalogue state and audit log as always)."""
     if not NAME.fullmatch(name):
         raise ArchiveError(f"archive name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
                            "letter or digit")
@@ -98,10 +159,13 @@ def create_archive(name: str, *, actor: Actor) -> Archive:
         raise ArchiveError(f"an archive named {name!r} exists already")
     settings.ARCHIVES_DIR.mkdir(parents=True, exist_ok=True)
     target = settings.ARCHIVES_DIR / f"{name}.tar.gz"
-    with audited(Action.CREATE_ARCHIVE, actor=actor, target=name, parameters={"name": name}, atomic=False) as entry:
+    with audited(Action.CREATE_ARCHIVE, actor=actor, target=name, parameters={"name": name, "run": run},
+                 atomic=False) as entry:
+        scope = _archived_run(run)
         manifest = {"format": FORMAT, "version": VERSION, "created_at": timezone.now().isoformat(),
-                    "created_by": actor_name(actor), "django": django.get_version(), "members": {}, "counts": {}}
-        atomic_write(target, lambda temp: _write_tar(temp, manifest))
+                    "created_by": actor_name(actor), "django": django.get_version(), "run": run, "members": {},
+                    "counts": {}}
+        atomic_write(target, lambda temp: _write_tar(temp, manifest, scope))
         archive = Archive.objects.create(name=name, file_name=target.name, sha256=file_sha256(target),
                                          size=target.stat().st_size, counts=manifest["counts"],
                                          created_by=actor_name(actor))
@@ -132,7 +196,7 @@ def _unsafe(member: tarfile.TarInfo) -> str:
 
 
 def _known_member(name: str) -> bool:
-    return name in (MANIFEST, *REQUIRED_MEMBERS, *OPTIONAL_MEMBERS) or bool(WORKBOOK_MEMBER.fullmatch(name))
+    return name in (MANIFEST, *REQUIRED_MEMBERS[VERSION], *OPTIONAL_MEMBERS) or workbook_place(name) is not None
 
 
 @contextmanager
@@ -168,12 +232,15 @@ def _bad_facts(facts: object) -> bool:
 
 
 def _manifest_problems(manifest: object) -> list[str]:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION \
-            or isinstance(manifest.get("version"), bool):
-        return [f"{MANIFEST}: not a version {VERSION} {FORMAT} manifest"]
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
+            or not _is_size(manifest.get("version")) or manifest["version"] not in READABLE_VERSIONS:
+        return [f"{MANIFEST}: not a version {' or '.join(map(str, READABLE_VERSIONS))} {FORMAT} manifest"]
+    version = manifest["version"]
     problems = []
     if not isinstance(manifest.get("created_at"), str):
         problems.append(f"{MANIFEST}: created_at: expected text")
+    if manifest.get("run") is not None and not is_run_name(manifest["run"]):
+        problems.append(f"{MANIFEST}: run: expected the name of a run, or null")
     counts = manifest.get("counts")
     if not isinstance(counts, dict) or not all(_is_size(n) for n in counts.values()):
         problems.append(f"{MANIFEST}: counts: expected an object of whole numbers")
@@ -182,7 +249,10 @@ def _manifest_problems(manifest: object) -> list[str]:
         return [*problems, f"{MANIFEST}: members: expected an object of member name -> {{sha256, size}}"]
     problems += [f"{MANIFEST}: members: {name!r:.120}: expected {{sha256: 64 hex digits, size: a whole number}}"
                  for name, facts in members.items() if _bad_facts(facts)]
-    problems += [f"{MANIFEST}: members: {name} is not listed" for name in REQUIRED_MEMBERS if name not in members]
+    problems += [f"{MANIFEST}: members: {name} is not listed" for name in REQUIRED_MEMBERS[version]
+                 if name not in members]
+    problems += [f"{MANIFEST}: members: {name!r:.120} is not a member of a version {version} archive"
+                 for name in members if _layout_version(name) not in (None, version)]
     return problems
 
 

@@ -1,6 +1,15 @@
 """Restore an archive: verify it, check every data line by the models' own field rules, then bring its records
 back into the store by their natural keys and write the workbooks of the catalogue's workers atomically. Nothing
-is extracted by path: members are read in memory and workbooks are written under the catalogue's names only."""
+is extracted by path: members are read in memory and workbooks are written under the catalogue's names only.
+
+Runs: a restore makes the archive's runs the store lacks (same name, pinned settings and members) and puts each
+outcome, malformed attempt and workbook in its run; a run the store has already must agree on its settings, and
+keeps its members. A version 1 archive (made before runs) restores into the default run, made when missing.
+
+Which run is current changes only on a store where no work was done yet: when no run is current, or the current
+one is the default run and has no outcome, the archive's current run becomes current (the default run when the
+archive names none and no run is current); otherwise the store's current run stays.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +22,34 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils import timezone
 
 from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.queues import sync_checkpoints, worker_keys
-from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, ReviewItem, Sample
+from workers_app.engine.runs import annotations_dir, forget_cached_runs
+from workers_app.fleet.runs import switch_run
+from workers_app.models import (
+    DEFAULT_RUN,
+    Annotator,
+    Corpus,
+    Domain,
+    MalformedAttempt,
+    Outcome,
+    ReviewItem,
+    Run,
+    Sample,
+)
 
-from .archive import OPTIONAL_MEMBERS, ArchiveError, read_members, verify_archive
+from ..field_rules import stored_value
+from ..run_definitions import checked_run, create_runs, missing_runs, run_set_problems
+from .archive import OPTIONAL_MEMBERS, RUNS_MEMBER, ArchiveError, read_members, verify_archive, workbook_place
 from .snapshot import ADDED_LATER, MALFORMED_FIELDS, OUTCOME_FIELDS, REVIEW_FIELDS
 
 BATCH = 2000
 MAX_PROBLEMS_SHOWN = 20
-WORKBOOKS = "workbooks/"
 
 
 def _is_text(value: object) -> bool:
@@ -46,7 +69,8 @@ def _is_corpus_key(value: object) -> bool:
 
 
 # The natural keys a line names other rows by: (what to expect, the check).
-KEYED = {"sample": ("text", _is_text), "annotator": ("a whole number", _is_number), "domain": ("text", _is_text)}
+KEYED = {"run": ("a run name", _is_text), "sample": ("text", _is_text), "annotator": ("a whole number", _is_number),
+         "domain": ("text", _is_text)}
 # What each restored member's lines hold: the model whose field rules check the values, the value fields, the keys.
 RECORDS: dict[str, tuple[type[models.Model], tuple[str, ...], dict[str, tuple[str, Callable]]]] = {
     "corpora": (Corpus, ("file_name", "sha256", "selection", "sheets", "row_count", "imported_by"), {}),
@@ -63,21 +87,44 @@ RECORDS: dict[str, tuple[type[models.Model], tuple[str, ...], dict[str, tuple[st
 @dataclass
 class RestorePlan:
     archive: str
+    only_run: str | None = None
+    runs: list[str] = field(default_factory=list)
     corpora: int = 0
     samples: int = 0
     outcomes: int = 0
     malformed: int = 0
     review: int = 0
     workbooks: list[str] = field(default_factory=list)
+    current: str | None = None
 
     def summary(self) -> str:
-        return (f"{self.archive}: {self.corpora} corpora, {self.samples} samples, {self.outcomes} outcomes, "
-                f"{self.malformed} malformed attempts, {self.review} review item(s) and {len(self.workbooks)} "
-                "workbook(s) to restore")
+        scope = f" (run {self.only_run} only)" if self.only_run else ""
+        made = f" ({', '.join(self.runs)})" if self.runs else ""
+        current = f"; run {self.current} becomes the current run" if self.current else ""
+        return (f"{self.archive}{scope}: {len(self.runs)} run(s){made}, {self.corpora} corpora, {self.samples} "
+                f"samples, {self.outcomes} outcomes, {self.malformed} malformed attempts, {self.review} review "
+                f"item(s) and {len(self.workbooks)} workbook(s) to restore{current}")
 
 
 class RestoreConflict(ValueError):
     """The archive disagrees with the store (a sample id with other text, an unknown annotator or domain)."""
+
+
+@dataclass(frozen=True)
+class _Workbook:
+    member: str
+    run: str
+    file_name: str
+    data: bytes
+
+    @property
+    def target(self) -> Path:
+        return annotations_dir(Run(name=self.run)) / self.file_name
+
+    @property
+    def shown(self) -> str:
+        """Where it goes, under DATA_DIR (a version 1 archive's workbooks go to the default run's folder)."""
+        return str(self.target.relative_to(settings.DATA_DIR))
 
 
 def _listed(problems: list[str]) -> str:
@@ -99,9 +146,7 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _record(line: str, kind: str) -> dict:
-    """One line as the values its row will take, checked by the model's field rules; _BadLine says why not."""
-    model, fields, keys = RECORDS[kind]
+def _parsed(line: str) -> dict:
     try:
         record = json.loads(line, parse_constant=_no_constant)
     except RecursionError:
@@ -110,9 +155,18 @@ def _record(line: str, kind: str) -> dict:
         raise _BadLine(f"not JSON ({exc})") from None
     if not isinstance(record, dict):
         raise _BadLine("expected a JSON object")
+    return record
+
+
+def _record(line: str, kind: str, version: int) -> dict:
+    """One line as the values its row will take, checked by the model's field rules; _BadLine says why not."""
+    model, fields, keys = RECORDS[kind]
+    record = _parsed(line)
     for name in ADDED_LATER:
         if name in fields and name not in record:  # a line of an older archive
             record[name] = model._meta.get_field(name).get_default()
+    if version == 1 and "run" in keys:  # made before runs: all of it was the default run's
+        record["run"] = DEFAULT_RUN
     missing = [name for name in (*keys, *fields) if name not in record]
     if missing:
         raise _BadLine(f"missing field '{missing[0]}'")
@@ -122,7 +176,7 @@ def _record(line: str, kind: str) -> dict:
     values, problems = {}, []
     for name in fields:
         try:
-            values[name] = _field_value(model._meta.get_field(name), record[name])
+            values[name] = stored_value(model._meta.get_field(name), record[name])
         except ValidationError as exc:
             problems.append(f"{name}: {' '.join(exc.messages)}")
     if problems:
@@ -130,19 +184,7 @@ def _record(line: str, kind: str) -> dict:
     return {**{name: record[name] for name in keys}, **values}
 
 
-def _field_value(field: models.Field, raw: object) -> object:
-    """``raw`` as the field stores it, by the field's own rules (type, choices, length, range). Unlike a form it
-    takes empty text where the field's default is empty text: stored rows hold such values."""
-    value = field.to_python(raw)
-    if value is None and not field.null:
-        raise ValidationError(field.error_messages["null"], code="null")
-    if value not in field.empty_values:
-        field.validate(value, None)
-    field.run_validators(value)
-    return value
-
-
-def _records(kind: str, data: bytes, problems: list[str]) -> list[dict]:
+def _lines(kind: str, data: bytes, problems: list[str]) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -152,26 +194,62 @@ def _records(kind: str, data: bytes, problems: list[str]) -> list[dict]:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
+    return lines
+
+
+def _records(kind: str, data: bytes, version: int, problems: list[str]) -> list[dict]:
     records = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_lines(kind, data, problems), start=1):
         try:
-            records.append(_record(line, kind))
+            records.append(_record(line, kind, version))
         except _BadLine as exc:
             problems.append(f"{_member(kind)} line {number}: {exc}")
     return records
 
 
-def _data(members: dict[str, bytes]) -> dict[str, list[dict]]:
+def _run_line(number: int) -> Callable[[str], str]:
+    return lambda name: f"{RUNS_MEMBER} line {number}" + (f": {name}" if name else "")
+
+
+def _run_records(data: bytes, problems: list[str]) -> list[dict]:
+    runs = []
+    for number, line in enumerate(_lines("runs", data, problems), start=1):
+        try:
+            record = _parsed(line)
+        except _BadLine as exc:
+            problems.append(f"{RUNS_MEMBER} line {number}: {exc}")
+            continue
+        values, found = checked_run(record, _run_line(number))
+        problems += found
+        runs.append(values)
+    return runs
+
+
+def _default_run() -> dict:
+    """The definition of the default run as a restore makes it when nothing names it (a version 1 archive)."""
+    return {"name": DEFAULT_RUN, "description": "Made by the restore of an archive from before named runs.",
+            "is_current": True, "all_samples": True, "selection": {}, "annotators": [], "domains": [], "pinned": {},
+            "code_version": "", "budget": None, "created_by": "restore", "created_at": timezone.now(),
+            "started_at": None, "samples": []}
+
+
+def _data(members: dict[str, bytes], version: int) -> dict[str, list[dict]]:
     problems: list[str] = []
     data = {kind: _records(kind, members.get(_member(kind), b"") if _member(kind) in OPTIONAL_MEMBERS
-                           else members[_member(kind)], problems) for kind in RECORDS}
+                           else members[_member(kind)], version, problems) for kind in RECORDS}
+    data["runs"] = _run_records(members[RUNS_MEMBER], problems) if version > 1 else [_default_run()]
     if problems:
         raise ArchiveError(f"the archive's data cannot be restored; nothing was restored:\n{_listed(problems)}")
     return data
 
 
+def _workbooks(members: dict[str, bytes]) -> list[_Workbook]:
+    return [_Workbook(name, *place, data) for name, data in sorted(members.items())
+            if (place := workbook_place(name)) is not None]
+
+
 def _outcome_key(record: dict) -> tuple:
-    return record["sample"], record["annotator"], record["domain"]
+    return record["run"], record["sample"], record["annotator"], record["domain"]
 
 
 def _malformed_key(record: dict) -> tuple:
@@ -188,23 +266,20 @@ def _repeated_lines(kind: str, records: list[dict], key: Callable[[dict], object
     return problems
 
 
-def _reference_problems(data: dict[str, list[dict]]) -> list[str]:
-    """Every line that names a corpus, sample, annotator or domain neither the archive nor the store has."""
-    corpora = set(Corpus.objects.values_list("sha256", "selection")) | {(c["sha256"], c["selection"])
-                                                                        for c in data["corpora"]}
-    samples = set(Sample.objects.values_list("external_id", flat=True)) | {s["external_id"] for s in data["samples"]}
-    numbers = set(Annotator.objects.values_list("number", flat=True))
-    slugs = set(Domain.objects.values_list("slug", flat=True))
-    problems = _repeated_lines("samples", data["samples"], lambda s: s["external_id"])
-    problems += _repeated_lines("outcomes", data["outcomes"], _outcome_key)
-    problems += _repeated_lines("review", data["review"], lambda r: r["sample"])
-    problems += [f"{_member('review')} line {n}: sample {r['sample']!r:.80} is neither in {_member('samples')} nor "
-                 "in the store" for n, r in enumerate(data["review"], start=1) if r["sample"] not in samples]
-    problems += [f"{_member('samples')} line {n}: corpus {s['corpus']} is neither in {_member('corpora')} nor in "
-                 "the store" for n, s in enumerate(data["samples"], start=1) if tuple(s["corpus"]) not in corpora]
+def _run_problems(data: dict[str, list[dict]], numbers: set[int], slugs: set[str]) -> list[str]:
+    return run_set_problems(data["runs"], lambda index, name: _run_line(index + 1)(name),
+                            samples={s["external_id"] for s in data["samples"]}, sample_source=_member("samples"),
+                            numbers=numbers, slugs=slugs)
+
+
+def _line_problems(data: dict[str, list[dict]], samples: set[str], runs: set[str], numbers: set[int],
+                   slugs: set[str]) -> list[str]:
+    problems = []
     for kind in ("outcomes", "malformed"):
         for number, record in enumerate(data[kind], start=1):
             where = f"{_member(kind)} line {number}"
+            if record["run"] not in runs:
+                problems.append(f"{where}: run {record['run']!r:.50} is neither in {RUNS_MEMBER} nor in the store")
             if record["sample"] not in samples:
                 problems.append(f"{where}: sample {record['sample']!r:.80} is neither in {_member('samples')} nor "
                                 "in the store")
@@ -214,32 +289,61 @@ def _reference_problems(data: dict[str, list[dict]]) -> list[str]:
     return problems
 
 
-def _workbooks(members: dict[str, bytes]) -> dict[str, bytes]:
-    """The archive's workbooks by file name; every one must belong to a worker of the catalogue."""
-    found = {name.removeprefix(WORKBOOKS): data for name, data in members.items() if name.startswith(WORKBOOKS)}
-    strangers = sorted(set(found) - {key.workbook.name for key in worker_keys()})
-    if strangers:
-        raise RestoreConflict(f"workbooks of workers the catalogue does not have: {', '.join(strangers)}; import "
-                              "the archive's state.json first; nothing was restored")
-    return found
+def _workbook_problems(workbooks: list[_Workbook], runs: set[str]) -> list[str]:
+    """Every workbook must belong to a run the archive or the store has, and to a worker of the catalogue."""
+    workers = {f"{key}.xlsx" for key in worker_keys()}
+    problems = [f"{w.member}: run {w.run!r} is neither in {RUNS_MEMBER} nor in the store" for w in workbooks
+                if w.run not in runs]
+    problems += [f"{w.member}: a workbook of a worker the catalogue does not have; import the archive's state.json "
+                 "first" for w in workbooks if w.file_name not in workers]
+    return problems
 
 
-def _existing_outcome_keys() -> set[tuple[str, int, str]]:
-    return set(Outcome.objects.values_list("sample__external_id", "annotator__number", "domain__slug"))
+def _reference_problems(data: dict[str, list[dict]], workbooks: list[_Workbook]) -> list[str]:
+    """Every line that names a run, corpus, sample, annotator or domain neither the archive nor the store has."""
+    corpora = set(Corpus.objects.values_list("sha256", "selection")) | {(c["sha256"], c["selection"])
+                                                                        for c in data["corpora"]}
+    samples = set(Sample.objects.values_list("external_id", flat=True)) | {s["external_id"] for s in data["samples"]}
+    runs = set(Run.objects.values_list("name", flat=True)) | {r["name"] for r in data["runs"]}
+    numbers = set(Annotator.objects.values_list("number", flat=True))
+    slugs = set(Domain.objects.values_list("slug", flat=True))
+    problems = _run_problems(data, numbers, slugs)
+    problems += _repeated_lines("samples", data["samples"], lambda s: s["external_id"])
+    problems += _repeated_lines("outcomes", data["outcomes"], _outcome_key)
+    problems += _repeated_lines("review", data["review"], lambda r: r["sample"])
+    problems += [f"{_member('review')} line {n}: sample {r['sample']!r:.80} is neither in {_member('samples')} nor "
+                 "in the store" for n, r in enumerate(data["review"], start=1) if r["sample"] not in samples]
+    problems += [f"{_member('samples')} line {n}: corpus {s['corpus']} is neither in {_member('corpora')} nor in "
+                 "the store" for n, s in enumerate(data["samples"], start=1) if tuple(s["corpus"]) not in corpora]
+    problems += _line_problems(data, samples, runs, numbers, slugs)
+    return problems + _workbook_problems(workbooks, runs)
+
+
+def _existing_outcome_keys() -> set[tuple[str, str, int, str]]:
+    return set(Outcome.objects.values_list("run__name", "sample__external_id", "annotator__number", "domain__slug"))
 
 
 def _existing_malformed_keys() -> set[tuple]:
-    return set(MalformedAttempt.objects.values_list("sample__external_id", "annotator__number", "domain__slug",
-                                                    "attempt", "created_at"))
+    return set(MalformedAttempt.objects.values_list("run__name", "sample__external_id", "annotator__number",
+                                                    "domain__slug", "attempt", "created_at"))
 
 
-def _workbook_differs(name: str, data: bytes) -> bool:
-    target = settings.ANNOTATIONS_DIR / name
-    return not target.exists() or target.read_bytes() != data
+def _workbook_differs(workbook: _Workbook) -> bool:
+    return not workbook.target.exists() or workbook.target.read_bytes() != workbook.data
 
 
-def _plan(archive: str, data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> RestorePlan:
-    problems = _reference_problems(data)
+def _new_current(runs: list[dict]) -> str | None:
+    """The run that becomes current, or None when the store's current run stays (see the module's doc)."""
+    current = Run.objects.filter(is_current=True).first()
+    if current is not None and (current.name != DEFAULT_RUN or current.outcomes.exists()):
+        return None
+    named = next((run["name"] for run in runs if run["is_current"]), None)
+    wanted = named or (DEFAULT_RUN if current is None else None)
+    return None if current is not None and wanted == current.name else wanted
+
+
+def _plan(archive: str, manifest: dict, data: dict[str, list[dict]], workbooks: list[_Workbook]) -> RestorePlan:
+    problems = _reference_problems(data, workbooks)
     if problems:
         raise RestoreConflict(f"the archive disagrees with the store; nothing was restored:\n{_listed(problems)}")
     corpora = set(Corpus.objects.values_list("sha256", "selection"))
@@ -248,17 +352,22 @@ def _plan(archive: str, data: dict[str, list[dict]], workbooks: dict[str, bytes]
         known = samples.get(record["external_id"])
         if known is not None and known != record["text"]:
             raise RestoreConflict(f"sample {record['external_id']} exists with other text; nothing was restored")
+    current = _new_current(data["runs"])
+    if current == DEFAULT_RUN and DEFAULT_RUN not in {run["name"] for run in data["runs"]}:
+        data["runs"].append(_default_run())
     outcomes = _existing_outcome_keys()
     malformed = _existing_malformed_keys()
     reviewed = _existing_review_samples()
     return RestorePlan(
-        archive=archive,
+        archive=archive, only_run=manifest.get("run"),
+        runs=[run["name"] for run in missing_runs(data["runs"])],
         corpora=sum((c["sha256"], c["selection"]) not in corpora for c in data["corpora"]),
         samples=sum(s["external_id"] not in samples for s in data["samples"]),
         outcomes=sum(_outcome_key(o) not in outcomes for o in data["outcomes"]),
         malformed=sum(_malformed_key(m) not in malformed for m in data["malformed"]),
         review=sum(r["sample"] not in reviewed for r in data["review"]),
-        workbooks=sorted(name for name, content in workbooks.items() if _workbook_differs(name, content)),
+        workbooks=[w.shown for w in workbooks if _workbook_differs(w)],
+        current=current,
     )
 
 
@@ -277,10 +386,11 @@ def _restore_samples(data: dict[str, list[dict]]) -> None:
 
 def _keyed_rows(kind: str, records: list[dict], key: Callable[[dict], tuple], existing: set) -> list:
     model, fields, _ = RECORDS[kind]
+    runs = dict(Run.objects.values_list("name", "pk"))
     samples = dict(Sample.objects.values_list("external_id", "pk"))
     annotators = dict(Annotator.objects.values_list("number", "pk"))
     domains = dict(Domain.objects.values_list("slug", "pk"))
-    return [model(sample_id=samples[r["sample"]], annotator_id=annotators[r["annotator"]],
+    return [model(run_id=runs[r["run"]], sample_id=samples[r["sample"]], annotator_id=annotators[r["annotator"]],
                   domain_id=domains[r["domain"]], **{name: r[name] for name in fields})
             for r in records if key(r) not in existing]
 
@@ -300,29 +410,34 @@ def _review_rows(records: list[dict]) -> list[ReviewItem]:
             for r in records if r["sample"] not in existing]
 
 
-def _write_workbook(name: str, data: bytes) -> None:
-    settings.ANNOTATIONS_DIR.mkdir(parents=True, exist_ok=True)
-    atomic_write(settings.ANNOTATIONS_DIR / name, lambda temp: temp.write_bytes(data))
+def _write_workbook(workbook: _Workbook) -> None:
+    workbook.target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(workbook.target, lambda temp: temp.write_bytes(workbook.data))
 
 
-def _apply(data: dict[str, list[dict]], workbooks: dict[str, bytes]) -> None:
+def _apply(prepared: _Prepared, actor: Actor) -> None:
+    data = prepared.data
     with transaction.atomic():
         _restore_samples(data)
+        create_runs(data["runs"])
         Outcome.objects.bulk_create(_keyed_rows("outcomes", data["outcomes"], _outcome_key,
                                                 _existing_outcome_keys()), batch_size=BATCH)
         MalformedAttempt.objects.bulk_create(_keyed_rows("malformed", data["malformed"], _malformed_key,
                                                          _existing_malformed_keys()), batch_size=BATCH)
         ReviewItem.objects.bulk_create(_review_rows(data["review"]), batch_size=BATCH)
-    for name, content in workbooks.items():
-        if _workbook_differs(name, content):
-            _write_workbook(name, content)
+    for workbook in prepared.workbooks:
+        if _workbook_differs(workbook):
+            _write_workbook(workbook)
+    forget_cached_runs()
+    if prepared.plan.current:
+        switch_run(Run.objects.get(name=prepared.plan.current), actor=actor)
     sync_checkpoints()
 
 
 @dataclass
 class _Prepared:
     data: dict[str, list[dict]]
-    workbooks: dict[str, bytes]
+    workbooks: list[_Workbook]
     plan: RestorePlan
 
 
@@ -330,9 +445,10 @@ def _prepared(path: Path) -> _Prepared:
     verification = verify_archive(path)
     if not verification.ok:
         raise ArchiveError(f"{path.name} failed verification; nothing was restored:\n{_listed(verification.problems)}")
-    members = read_members(path, verification.manifest["members"])
-    data, workbooks = _data(members), _workbooks(members)
-    return _Prepared(data, workbooks, _plan(path.name, data, workbooks))
+    manifest = verification.manifest
+    members = read_members(path, manifest["members"])
+    data, workbooks = _data(members, manifest["version"]), _workbooks(members)
+    return _Prepared(data, workbooks, _plan(path.name, manifest, data, workbooks))
 
 
 def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) -> RestorePlan:
@@ -343,6 +459,6 @@ def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) ->
         return _prepared(path).plan
     with audited(Action.RESTORE_ARCHIVE, actor=actor, target=path.name, atomic=False) as entry:
         prepared = _prepared(path)
-        _apply(prepared.data, prepared.workbooks)
+        _apply(prepared, actor)
         entry.detail = {"summary": prepared.plan.summary()}
     return prepared.plan

@@ -1,13 +1,21 @@
-"""The data of the store as JSON lines keyed by natural keys (external ids, numbers, slugs), never by row ids,
-so that an archive restores into any database and two exports of the same data are byte-identical."""
+"""The data of the store as JSON lines keyed by natural keys (run names, external ids, numbers, slugs), never by
+row ids, so that an archive restores into any database and two exports of the same data are byte-identical.
+
+Each takes an optional run: then only that run, its outcomes and malformed attempts, and the samples, corpora and
+review items they need."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 
+from django.db.models import Q, QuerySet
+
 from audit.models import AuditLog
-from workers_app.models import Corpus, MalformedAttempt, Outcome, ReviewItem, Sample
+from workers_app.engine.runs import run_samples
+from workers_app.models import Corpus, MalformedAttempt, Outcome, ReviewItem, Run, Sample
+
+from ..run_definitions import run_definition
 
 OUTCOME_FIELDS = ("status", "labels", "reason", "reason_detail", "raw_answer", "model", "prompt_version",
                   "parameters", "latency_ms", "prompt_tokens", "completion_tokens", "attempts", "worker", "cost",
@@ -24,42 +32,60 @@ def _line(record: dict) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
-def corpora_lines() -> Iterator[str]:
-    for corpus in Corpus.objects.order_by("id"):
+def _samples(run: Run | None) -> QuerySet[Sample]:
+    if run is None or run.all_samples:
+        return Sample.objects.all()
+    worked_on = (Q(pk__in=run_samples(run).values("pk")) | Q(pk__in=run.outcomes.values("sample_id"))
+                 | Q(pk__in=run.malformed_attempts.values("sample_id")))
+    return Sample.objects.filter(worked_on)
+
+
+def runs_lines(run: Run | None = None) -> Iterator[str]:
+    for each in Run.objects.filter(**({"pk": run.pk} if run else {})).order_by("name"):
+        yield _line(run_definition(each))
+
+
+def corpora_lines(run: Run | None = None) -> Iterator[str]:
+    corpora = Corpus.objects.filter(pk__in=_samples(run).values("corpus_id")) if run else Corpus.objects.all()
+    for corpus in corpora.order_by("id"):
         yield _line({"file_name": corpus.file_name, "sha256": corpus.sha256, "selection": corpus.selection,
                      "sheets": corpus.sheets, "row_count": corpus.row_count, "imported_by": corpus.imported_by,
                      "imported_at": corpus.imported_at.isoformat()})
 
 
-def samples_lines() -> Iterator[str]:
-    rows = Sample.objects.order_by("id").values_list("external_id", "text", "corpus__sha256", "corpus__selection",
+def samples_lines(run: Run | None = None) -> Iterator[str]:
+    rows = _samples(run).order_by("id").values_list("external_id", "text", "corpus__sha256", "corpus__selection",
                                                      "source_sheet", "source_row")
     for external_id, text, sha, selection, sheet, row in rows.iterator(chunk_size=2000):
         yield _line({"external_id": external_id, "text": text, "corpus": [sha, selection], "source_sheet": sheet,
                      "source_row": row})
 
 
-def _keyed(model, fields: tuple[str, ...], extra: tuple[str, ...]) -> Iterator[str]:
-    columns = ("sample__external_id", "annotator__number", "domain__slug", *fields, *extra)
-    order = ("annotator__number", "domain__slug", "sample__external_id", *(("attempt",) if "attempt" in fields else ()))
-    for values in model.objects.order_by(*order).values_list(*columns).iterator(chunk_size=2000):
-        record = dict(zip(("sample", "annotator", "domain", *fields, *extra), values, strict=True))
+def _keyed(model, fields: tuple[str, ...], extra: tuple[str, ...], run: Run | None) -> Iterator[str]:
+    keys = ("run", "sample", "annotator", "domain")
+    columns = ("run__name", "sample__external_id", "annotator__number", "domain__slug", *fields, *extra)
+    order = ("run__name", "annotator__number", "domain__slug", "sample__external_id",
+             *(("attempt",) if "attempt" in fields else ()))
+    rows = model.objects.filter(**({"run": run} if run else {})).order_by(*order).values_list(*columns)
+    for values in rows.iterator(chunk_size=2000):
+        record = dict(zip((*keys, *fields, *extra), values, strict=True))
         for name in extra:
             record[name] = record[name].isoformat()
         yield _line(record)
 
 
-def outcomes_lines() -> Iterator[str]:
-    return _keyed(Outcome, OUTCOME_FIELDS, ("started_at", "created_at"))
+def outcomes_lines(run: Run | None = None) -> Iterator[str]:
+    return _keyed(Outcome, OUTCOME_FIELDS, ("started_at", "created_at"), run)
 
 
-def malformed_lines() -> Iterator[str]:
-    return _keyed(MalformedAttempt, MALFORMED_FIELDS, ("created_at",))
+def malformed_lines(run: Run | None = None) -> Iterator[str]:
+    return _keyed(MalformedAttempt, MALFORMED_FIELDS, ("created_at",), run)
 
 
-def review_lines() -> Iterator[str]:
+def review_lines(run: Run | None = None) -> Iterator[str]:
     """The clinical review queue: what reviewers adjudicated, by sample; staff named by user name."""
-    rows = ReviewItem.objects.order_by("sample__external_id").values_list(
+    items = ReviewItem.objects.filter(sample__in=_samples(run)) if run else ReviewItem.objects.all()
+    rows = items.order_by("sample__external_id").values_list(
         "sample__external_id", "claimed_by__username", "reviewed_by__username", *REVIEW_FIELDS)
     for external_id, claimed_by, reviewed_by, *values in rows.iterator(chunk_size=2000):
         record = {"sample": external_id, "claimed_by": claimed_by, "reviewed_by": reviewed_by,

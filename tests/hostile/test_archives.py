@@ -23,34 +23,40 @@ from tests.hostile.conftest import assert_failed_audit
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import workbook_path
-from workers_app.models import Corpus, MalformedAttempt, Outcome, Sample
+from workers_app.engine.runs import current_run, workbook_path
+from workers_app.fleet.runs import RunPlan, create_run
+from workers_app.models import DEFAULT_RUN, Corpus, MalformedAttempt, Outcome, Run, Sample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OUTCOMES = "data/outcomes.jsonl"
+RUNS = "data/runs.jsonl"
+WORKBOOK = "runs/default/annotations/annotator_1_urgency.xlsx"
 
 
 @pytest.fixture
 def base(catalogue) -> dict[str, bytes]:
-    """The members of an honest archive (manifest aside) of 8 outcomes and a workbook the store no longer has, so
-    that a restore accepted by mistake would change something."""
+    """The members of an honest archive (manifest aside) of 8 outcomes of the default run, a named run of 2 samples
+    (line 2 of data/runs.jsonl) and a workbook, all of which the store no longer has, so that a restore accepted by
+    mistake would change something."""
     for sample in make_samples(4, vary=True):
         for key in (WorkerKey(1, "urgency"), WorkerKey(2, "urgency")):
             annotate_sample(sample, key, worker="w")
     flush_workbook(WorkerKey(1, "urgency"))
+    create_run(RunPlan(name="pilot", annotators=[1], domains=["urgency"], limit=2), actor="test")
     archive = create_archive("honest", actor="test")
     with tarfile.open(settings.ARCHIVES_DIR / archive.file_name) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    Run.objects.exclude(name=DEFAULT_RUN).delete()
     for model in (Outcome, MalformedAttempt, Sample, Corpus):
         model.objects.all().delete()
-    shutil.rmtree(settings.ANNOTATIONS_DIR)
-    assert members[OUTCOMES].count(b"\n") == 8
+    shutil.rmtree(settings.DATA_DIR / "runs")
+    assert members[OUTCOMES].count(b"\n") == 8 and members[RUNS].count(b"\n") == 2
     return {name: data for name, data in members.items() if name != "manifest.json"}
 
 
-def manifest_of(members: dict[str, bytes]) -> dict:
-    return {"format": "annotation-fleet-archive", "version": 1, "created_at": "2026-01-01T00:00:00+00:00",
+def manifest_of(members: dict[str, bytes], version: int = 2) -> dict:
+    return {"format": "annotation-fleet-archive", "version": version, "created_at": "2026-01-01T00:00:00+00:00",
             "created_by": "test", "counts": {"outcomes": 8},
             "members": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                         for name, data in members.items()}}
@@ -172,7 +178,7 @@ CASES = {
     "a manifest whose members is a list": (with_manifest(lambda m: m.update(members=list(m["members"]))),
                                            "manifest.json: members: expected an object of member name"),
     "an empty manifest object": (with_manifest(lambda m: m.clear()),
-                                 "manifest.json: not a version 1 annotation-fleet-archive manifest"),
+                                 "manifest.json: not a version 1 or 2 annotation-fleet-archive manifest"),
     "an empty manifest file": (lambda path, members: pack(path, members, manifest=b""), "manifest.json: not JSON"),
     "a manifest without its member list": (with_manifest(lambda m: m.pop("members")),
                                            "manifest.json: members: expected an object"),
@@ -185,18 +191,18 @@ CASES = {
                                     "manifest.json: counts: expected an object of whole numbers"),
     "created_at that is not text": (with_manifest(lambda m: m.update(created_at=20260101)),
                                     "manifest.json: created_at: expected text"),
-    "a manifest naming a member the archive lacks": (dropped("workbooks/annotator_1_urgency.xlsx",
-                                                             from_manifest=False),
-                                                     "workbooks/annotator_1_urgency.xlsx: missing from the archive"),
+    "a manifest naming a member the archive lacks": (dropped(WORKBOOK, from_manifest=False),
+                                                     f"{WORKBOOK}: missing from the archive"),
     "an archive without its outcomes": (dropped(OUTCOMES, from_manifest=True),
                                         "manifest.json: members: data/outcomes.jsonl is not listed"),
-    "an extra member": (extra_file("workbooks/annotator_2_urgency.xlsx"),
-                        "workbooks/annotator_2_urgency.xlsx: not in the manifest"),
+    "an extra member": (extra_file("runs/default/annotations/annotator_2_urgency.xlsx"),
+                        "runs/default/annotations/annotator_2_urgency.xlsx: not in the manifest"),
     "a member of no archive": (extra_file("run-me.sh"),
                                "run-me.sh: refused (not a member of an archive of this console)"),
     "a member given twice": (twice("state.json"), "state.json: refused (appears twice)"),
-    "a hard link": (extra_entry(special("workbooks/annotator_3_urgency.xlsx", tarfile.LNKTYPE, "state.json")),
-                    "workbooks/annotator_3_urgency.xlsx: refused (link)"),
+    "a hard link": (extra_entry(special("runs/default/annotations/annotator_3_urgency.xlsx", tarfile.LNKTYPE,
+                                        "state.json")),
+                    "runs/default/annotations/annotator_3_urgency.xlsx: refused (link)"),
     "a symbolic link": (extra_entry(special("data/passwd", tarfile.SYMTYPE, "/etc/passwd")),
                         "data/passwd: refused (link)"),
     "a device": (extra_entry(special("data/zero", tarfile.CHRTYPE)), "data/zero: refused (device or special file)"),
@@ -235,9 +241,54 @@ CASES = {
                                      "data/review.jsonl line 1: reviewed_by: expected a user name or null"),
     "a review item without its reasons": (with_review(reasons=None),
                                           "data/review.jsonl line 1: reasons: "),
-    "a workbook of a worker the catalogue lacks": (added("workbooks/annotator_9_urgency.xlsx"),
-                                                   ("workbooks of workers the catalogue does not have: "
-                                                    "annotator_9_urgency.xlsx")),
+    "a workbook of a worker the catalogue lacks": (added("runs/default/annotations/annotator_9_urgency.xlsx"),
+                                                   ("runs/default/annotations/annotator_9_urgency.xlsx: a workbook "
+                                                    "of a worker the catalogue does not have")),
+    "a run with a bad name": (with_line(RUNS, 2, set_field("name", "../Pilot")),
+                              "data/runs.jsonl line 2: name: 1-40 lower-case letters"),
+    "a run name ending in a newline": (with_line(RUNS, 2, set_field("name", "pilot\n")),
+                                       "data/runs.jsonl line 2: name: 1-40 lower-case letters"),
+    "two current runs": (with_line(RUNS, 2, set_field("is_current", True)),
+                         "data/runs.jsonl line 2: is_current: data/runs.jsonl line 1 is current too"),
+    "a run given twice": (with_line(RUNS, 2, set_field("name", "default")),
+                          "data/runs.jsonl line 2: name: run 'default' is given twice (also data/runs.jsonl line 1)"),
+    "a pinned that is not an object": (with_line(RUNS, 2, set_field("pinned", ["model"])),
+                                       "data/runs.jsonl line 2: pinned: expected an object"),
+    "a pinned temperature that is text": (
+        with_line(RUNS, 2, lambda run: run["pinned"]["annotators"]["1"].update(temperature="hot")),
+        "data/runs.jsonl line 2: pinned.annotators.1.temperature: "),
+    "a pinned setting no run pins": (
+        with_line(RUNS, 2, lambda run: run["pinned"]["annotators"]["1"].update(api_key_encrypted="x")),
+        "data/runs.jsonl line 2: pinned.annotators.1.api_key_encrypted: not a setting a run pins"),
+    "a run member the archive lacks": (with_line(RUNS, 2, set_field("samples", ["nobody"])),
+                                       "data/runs.jsonl line 2: samples: sample 'nobody' is not in data/samples.jsonl"),
+    "a run of an unknown annotator": (with_line(RUNS, 2, set_field("annotators", [1, 9])),
+                                      "data/runs.jsonl line 2: annotators: annotator 9 is not in the catalogue"),
+    "a negative run budget": (with_line(RUNS, 2, set_field("budget", "-1")),
+                              "data/runs.jsonl line 2: budget: The budget cannot be negative."),
+    "a run line without its members": (with_line(RUNS, 2, without("samples")),
+                                       "data/runs.jsonl line 2: missing field 'samples'"),
+    "a run the store has with other settings": (with_line(RUNS, 1, set_field("all_samples", False)),
+                                                ("data/runs.jsonl line 1: the store has a run 'default' with other "
+                                                 "all_samples")),
+    "an outcome of a run nobody has": (with_line(OUTCOMES, 1, set_field("run", "ghost")),
+                                       "data/outcomes.jsonl line 1: run 'ghost' is neither in data/runs.jsonl nor"),
+    "an outcome without its run": (with_line(OUTCOMES, 2, without("run")),
+                                   "data/outcomes.jsonl line 2: missing field 'run'"),
+    "a workbook of a run nobody has": (added("runs/ghost/annotations/annotator_1_urgency.xlsx"),
+                                       ("runs/ghost/annotations/annotator_1_urgency.xlsx: run 'ghost' is neither in "
+                                        "data/runs.jsonl nor in the store")),
+    "a workbook under a name no run may have": (extra_file("runs/Ghost/annotations/annotator_1_urgency.xlsx"),
+                                                ("runs/Ghost/annotations/annotator_1_urgency.xlsx: refused (not a "
+                                                 "member of an archive of this console)")),
+    "a workbook outside a run's annotations": (extra_file("runs/default/annotator_1_urgency.xlsx"),
+                                               ("runs/default/annotator_1_urgency.xlsx: refused (not a member of an "
+                                                "archive of this console)")),
+    "a version 1 workbook in a version 2 archive": (added("workbooks/annotator_1_urgency.xlsx"),
+                                                    ("manifest.json: members: 'workbooks/annotator_1_urgency.xlsx' is "
+                                                     "not a member of a version 2 archive")),
+    "a manifest whose run is not a run name": (with_manifest(lambda m: m.update(run="../x")),
+                                               "manifest.json: run: expected the name of a run, or null"),
 }
 
 
@@ -305,28 +356,88 @@ def test_the_honest_archive_of_these_tests_restores(base, tmp_path):
 
     plan = restore_archive(path, actor="test")
 
-    assert (plan.outcomes, plan.workbooks) == (8, ["annotator_1_urgency.xlsx"])
-    assert Outcome.objects.count() == 8 and workbook_path(WorkerKey(1, "urgency")).exists()
+    assert (plan.runs, plan.outcomes, plan.workbooks, plan.current) == (["pilot"], 8, [WORKBOOK], None)
+    assert Outcome.objects.filter(run__name=DEFAULT_RUN).count() == 8 and workbook_path(WorkerKey(1, "urgency")).exists()
+    pilot = Run.objects.get(name="pilot")
+    assert (pilot.annotators, pilot.domains, pilot.is_current, pilot.samples.count()) == ([1], ["urgency"], False, 2)
+    assert pilot.pinned["annotators"]["1"]["model"] == "builtin-lexicon-v1"
 
 
-def test_an_archive_made_before_costs_and_the_review_queue_still_restores(base, tmp_path):
-    """Its outcome lines lack cost, cached and cached_latency_ms, and it has no review member at all."""
-    def older(line: str) -> str:
-        record = json.loads(line)
-        for name in ("cost", "cached", "cached_latency_ms"):
-            del record[name]
-        return json.dumps(record)
+def lines_without(data: bytes, *names: str) -> bytes:
+    """JSON lines with the fields ``names`` taken out of every line."""
+    records = [json.loads(line) for line in data.decode().rstrip("\n").split("\n") if line]
+    return "".join(json.dumps({k: v for k, v in r.items() if k not in names}) + "\n" for r in records).encode()
 
-    lines = base[OUTCOMES].decode().rstrip("\n").split("\n")
-    members = {name: data for name, data in base.items() if name != REVIEW}
-    members[OUTCOMES] = ("\n".join(older(line) for line in lines) + "\n").encode()
+
+def before_runs(members: dict[str, bytes]) -> dict[str, bytes]:
+    """The members as an archive made before named runs had them (version 1): no data/runs.jsonl, no run in the
+    outcome and malformed lines, the workbooks under workbooks/."""
+    old = {}
+    for name, data in members.items():
+        if name in (OUTCOMES, "data/malformed.jsonl"):
+            data = lines_without(data, "run")
+        if name != RUNS:
+            old[f"workbooks/{name.rsplit('/', 1)[1]}" if name.startswith("runs/") else name] = data
+    return old
+
+
+def pack_version_1(path: Path, members: dict[str, bytes]) -> None:
+    pack(path, members, manifest=manifest_of(members, version=1))
+
+
+def test_an_archive_made_before_runs_costs_and_the_review_queue_still_restores(base, tmp_path):
+    """Its outcome lines lack the run, cost, cached and cached_latency_ms, and it has no review member at all."""
+    members = {name: data for name, data in before_runs(base).items() if name != REVIEW}
+    members[OUTCOMES] = lines_without(members[OUTCOMES], "cost", "cached", "cached_latency_ms")
     path = tmp_path / "older.tar.gz"
-    pack(path, members)
+    pack_version_1(path, members)
 
     plan = restore_archive(path, actor="test")
 
-    assert (plan.outcomes, plan.review) == (8, 0)
-    assert Outcome.objects.filter(cost__isnull=True, cached=False).count() == 8
+    assert (plan.runs, plan.outcomes, plan.review, plan.workbooks) == ([], 8, 0, [WORKBOOK])
+    assert Outcome.objects.filter(run__name=DEFAULT_RUN, cost__isnull=True, cached=False).count() == 8
+    assert (settings.DATA_DIR / WORKBOOK).read_bytes() == base[WORKBOOK]
+
+
+def test_an_archive_made_before_runs_restores_into_a_default_run_it_makes_current(base, tmp_path):
+    Run.objects.all().delete()
+    path = tmp_path / "older.tar.gz"
+    pack_version_1(path, before_runs(base))
+
+    plan = restore_archive(path, actor="test")
+
+    assert (plan.runs, plan.current, plan.outcomes) == ([DEFAULT_RUN], DEFAULT_RUN, 8)
+    default = Run.objects.get()
+    assert (default.name, default.is_current, default.all_samples, default.outcomes.count()) == (
+        DEFAULT_RUN, True, True, 8)
+    assert current_run() == default and workbook_path(WorkerKey(1, "urgency")).read_bytes() == base[WORKBOOK]
+
+
+def test_an_archive_made_before_runs_leaves_a_named_current_run_current(base, tmp_path):
+    from workers_app.fleet.runs import switch_run
+
+    make_samples(2, text="for the trial", vary=True)
+    trial = create_run(RunPlan(name="trial", limit=2), actor="test")
+    switch_run(trial, actor="test")
+    path = tmp_path / "older.tar.gz"
+    pack_version_1(path, before_runs(base))
+
+    plan = restore_archive(path, actor="test")
+
+    assert (plan.runs, plan.current) == ([], None)
+    assert Run.objects.get(is_current=True) == trial and not trial.outcomes.exists()
+    assert Outcome.objects.filter(run__name=DEFAULT_RUN).count() == 8
+
+
+@pytest.mark.parametrize(("name", "data"), [("data/runs.jsonl", b""), (WORKBOOK, b"PK")])
+def test_a_version_1_archive_with_a_member_of_version_2_is_refused(base, unchanged, tmp_path, name, data):
+    path = tmp_path / "mixed.tar.gz"
+    pack_version_1(path, {**before_runs(base), name: data})
+
+    with pytest.raises(ArchiveError, match=f"manifest.json: members: '{name}' is not a member of a version 1 archive"):
+        restore_archive(path, actor="test")
+
+    unchanged()
 
 
 def test_a_review_item_in_an_archive_comes_back_with_its_adjudication(base, tmp_path, django_user_model):

@@ -9,4 +9,5 @@ urlpatterns = [
     path("samples/", include("workspace.samples.urls")),
     path("review/", include("workspace.review.urls")),
     path("files/", include("workspace.files.urls")),
+    path("runs/", include("workspace.runs.urls")),
 ]

@@ -7,7 +7,15 @@ from django.shortcuts import render
 
 from workspace.access import requires
 
-from .selectors import NotListed, archive_file, archives, consolidated_file, consolidations
+from .selectors import (
+    NotListed,
+    archive_file,
+    archives,
+    consolidated_file,
+    consolidations,
+    run_consolidated_file,
+    run_consolidations,
+)
 
 
 @requires()
@@ -18,6 +26,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "workspace/files/index.html", {
         "section": "files", "may_consolidate": may_consolidate, "may_archive": may_archive,
         "consolidations": consolidations() if may_consolidate else [],
+        "run_consolidations": run_consolidations() if may_consolidate else [],
         "archives": archives() if may_archive else [],
     })
 
@@ -26,6 +35,14 @@ def index(request: HttpRequest) -> HttpResponse:
 def consolidated(request: HttpRequest, name: str) -> FileResponse:
     try:
         return _attachment(consolidated_file(name))
+    except (NotListed, FileNotFoundError):
+        raise Http404("no such consolidated file") from None
+
+
+@requires("admin_ops.consolidate")
+def run_consolidated(request: HttpRequest, run: str, name: str) -> FileResponse:
+    try:
+        return _attachment(run_consolidated_file(run, name))
     except (NotListed, FileNotFoundError):
         raise Http404("no such consolidated file") from None
 

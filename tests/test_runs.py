@@ -4,6 +4,7 @@ workers keeping two runs' outcomes and consolidations side by side."""
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -14,13 +15,15 @@ from admin_ops.services.consolidate import consolidate
 from audit.models import AuditLog
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until, worker
-from workers_app.engine.annotate import annotate_sample
+from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
 from workers_app.engine.runs import current_run, run_samples, workbook_path
 from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
+from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.fleet.services import launch_worker, run_bulk
-from workers_app.models import DEFAULT_RUN, Domain, Outcome, Run
+from workers_app.models import DEFAULT_RUN, Alert, AnnotatorPrice, Domain, Outcome, Run, Worker
+from workers_app.monitoring.budgets import budget_sweep
 
 URGENCY = WorkerKey(1, "urgency")
 
@@ -214,3 +217,34 @@ def test_two_runs_with_different_prompt_versions_keep_both_outcomes_and_both_con
     wait_until(lambda: workbook_path(URGENCY, second).exists(), 90, "the second run's own workbook")
     assert workbook_path(URGENCY, first).exists() and workbook_path(URGENCY, first) != workbook_path(URGENCY, second)
     assert sum(switch_run(first, actor="test").values()) == 0  # the first run lacks nothing
+
+
+@pytest.mark.django_db
+def test_a_runs_budget_stops_its_calls_pauses_its_workers_alerts_once_and_resumes_when_raised(http_annotator,
+                                                                                              fake_llm):
+    AnnotatorPrice.objects.create(annotator=http_annotator, input_per_1k=Decimal("0.1"),
+                                  output_per_1k=Decimal("0.5"), currency="USD")  # 0.016 a call
+    samples = make_samples(4, vary=True)
+    run = create_run(plan(annotators=[1], domains=["urgency"], budget=Decimal("0.032")), actor="tester")
+    switch_run(run, actor="tester")
+    ensure_worker_rows()
+    Worker.objects.update(desired_state=Worker.Desired.RUNNING)
+    for sample in samples[:2]:
+        assert annotate_sample(sample, URGENCY, worker="w", run_id=run.pk) == "stored"
+    with pytest.raises(RetryLater) as raised:
+        annotate_sample(samples[2], URGENCY, worker="w", run_id=run.pk)
+    assert "run prompt-v2 spent 0.032 of its budget of 0.032" in str(raised.value)
+    assert len(fake_llm.requests) == 2
+    paused = Worker.objects.filter(desired_state=Worker.Desired.PAUSED)
+    assert [w.name for w in paused] == ["annotator_1_urgency"]  # only the run's worker
+    budget_sweep()
+    budget_sweep()
+    [alert] = Alert.objects.filter(key="budget:run:prompt-v2")
+    assert alert.resolved_at is None and "run prompt-v2 reached its budget" in alert.message
+    default = Run.objects.get(name=DEFAULT_RUN)
+    assert annotate_sample(samples[2], URGENCY, worker="w", run_id=default.pk) == "stored"  # no budget there
+    Run.objects.filter(pk=run.pk).update(budget=Decimal(1))
+    assert annotate_sample(samples[2], URGENCY, worker="w", run_id=run.pk) == "stored"
+    budget_sweep()
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None

@@ -113,7 +113,7 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
             if factory:
                 for model in (WorkerMetric, Alert, WorkerEvent, Run, Sample, Corpus):
                     model.objects.all().delete()
-        forget_spend({w.annotator.number for w in workers})
+        forget_spend({w.annotator.number for w in workers}, None if factory else current_run())
         if factory:
             forget_cached_runs()  # the default run is made again on first use
             if not keep_excel:

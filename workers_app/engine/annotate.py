@@ -173,7 +173,7 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
             current_samples.pop(thread, None)
         if fields is not None:
             answered.append(fields)
-    process_flusher().note_stored(key, store_outcomes(key, answered))
+    process_flusher().note_stored(key, run, store_outcomes(key, answered))
     return later, delay
 
 
@@ -214,7 +214,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
     while True:
         attempt += 1
         try:
-            check_budget(job.annotator, actor=WORKER_ACTOR)
+            check_budget(job.annotator, job.run, actor=WORKER_ACTOR)
         except BudgetReached as exc:
             raise RetryLater(exc, BUDGET_RETRY_SECONDS) from exc
         release_connection()  # the rate limit and the LLM may keep this thread waiting for seconds
@@ -235,7 +235,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
             time.sleep(delay)
             continue
         cost = call_cost(job.annotator.pk, completion)
-        charge(job.annotator, cost)
+        charge(job.annotator, job.run, cost)
         spent = add_costs(spent, cost)
         parsed = job.parse(completion)
         if parsed.ok:

@@ -1,23 +1,25 @@
-"""An annotator's budget: what its calls have cost, checked before each call, and the pause once it is reached.
+"""Budgets of an annotator and of a run: what their calls have cost, checked before each call, and the pause once
+one is reached.
 
-The spend lives in Redis as an integer of 1e-9 currency units per annotator, raised by each paid call the moment
-its answer arrives, so every thread of every worker sees it before its next request: a budget is overspent by at
-most the requests in flight when it was reached. The counter caches the store (the cost of the annotator's stored
-outcomes, plus the calls whose outcomes are on their way): it is rebuilt from the store when missing, and a reset
-drops it with the outcomes it deletes.
+The spend lives in Redis as an integer of 1e-9 currency units per payer (an annotator, a run), raised by each paid
+call the moment its answer arrives, so every thread of every worker sees it before its next request: a budget is
+overspent by at most the requests in flight when it was reached. The counter caches the store (the cost of the
+payer's stored outcomes, plus the calls whose outcomes are on their way): it is rebuilt from the store when
+missing, and a reset drops it with the outcomes it deletes.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from redis.exceptions import RedisError
 
 from audit.actions import Action
 from audit.services import audited
-from workers_app.models import Annotator, Outcome, Worker, WorkerEvent
+from workers_app.models import Annotator, Outcome, Run, Worker, WorkerEvent
 from workers_app.models.pricing import COST_PLACES
 from workers_app.redis_client import get_redis
 
@@ -31,11 +33,37 @@ _RAISE_IF_KEPT = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('
 
 
 class BudgetReached(Exception):
-    """The annotator's calls cost its budget already: no further call until it is raised."""
+    """A payer's calls cost its budget already: no further call until it is raised."""
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Whose calls a budget limits: an annotator (every run) or a run (every annotator)."""
+
+    label: str
+    key: str
+    budget: Decimal | None
+    outcomes: QuerySet
+    workers: QuerySet
+
+    @classmethod
+    def of_annotator(cls, annotator: Annotator) -> Payer:
+        return cls(str(annotator), spent_key(annotator.number), annotator.budget,
+                   Outcome.objects.filter(annotator=annotator), Worker.objects.filter(annotator=annotator))
+
+    @classmethod
+    def of_run(cls, run: Run) -> Payer:
+        workers = Worker.objects.all() if run.all_samples else Worker.objects.filter(
+            annotator__number__in=run.annotators, domain__slug__in=run.domains)
+        return cls(f"run {run.name}", run_spent_key(run.pk), run.budget, Outcome.objects.filter(run=run), workers)
 
 
 def spent_key(annotator_number: int) -> str:
     return f"{PREFIX}:spent:{annotator_number}"
+
+
+def run_spent_key(run_id: int) -> str:
+    return f"{PREFIX}:spent:run:{run_id}"
 
 
 def _units(amount: Decimal) -> int:
@@ -46,74 +74,81 @@ def _amount(units: int) -> Decimal:
     return Decimal(units).scaleb(-COST_PLACES)
 
 
-def stored_spend(annotator: Annotator) -> Decimal:
-    return Outcome.objects.filter(annotator=annotator).aggregate(total=Sum("cost"))["total"] or Decimal(0)
+def _stored(payer: Payer) -> Decimal:
+    return payer.outcomes.aggregate(total=Sum("cost"))["total"] or Decimal(0)
+
+
+def spent_by(payer: Payer) -> Decimal:
+    """What the payer's calls cost so far: one GET, or the store's SUM when the counter is missing."""
+    try:
+        units = get_redis().get(payer.key)
+        if units is not None:
+            return _amount(int(units))
+        total = _stored(payer)
+        get_redis().set(payer.key, _units(total), nx=True)
+        return total
+    except RedisError as exc:
+        log.warning("%s: spend read from the store (Redis: %s)", payer.label, exc)
+        return _stored(payer)
 
 
 def spent(annotator: Annotator) -> Decimal:
-    """What the annotator's calls cost so far: one GET, or the store's SUM when the counter is missing."""
-    key = spent_key(annotator.number)
-    try:
-        units = get_redis().get(key)
-        if units is not None:
-            return _amount(int(units))
-        total = stored_spend(annotator)
-        get_redis().set(key, _units(total), nx=True)
-        return total
-    except RedisError as exc:
-        log.warning("annotator %s: spend read from the store (Redis: %s)", annotator.number, exc)
-        return stored_spend(annotator)
+    return spent_by(Payer.of_annotator(annotator))
 
 
-def forget_spend(annotator_numbers: set[int]) -> None:
+def forget_spend(annotator_numbers: set[int], run: Run | None = None) -> None:
     """After their outcomes were deleted: the next check rebuilds the spend from the store."""
-    if annotator_numbers:
-        get_redis().delete(*(spent_key(number) for number in annotator_numbers))
+    keys = [spent_key(number) for number in annotator_numbers] + ([run_spent_key(run.pk)] if run else [])
+    if keys:
+        get_redis().delete(*keys)
 
 
-def charge(annotator: Annotator, cost: Decimal | None) -> None:
-    """Add a paid call to the live spend; the store has it once the outcome is stored."""
+def charge(annotator: Annotator, run: Run, cost: Decimal | None) -> None:
+    """Add a paid call to the live spends; the store has it once the outcome is stored."""
     if not cost:
         return
     try:
-        get_redis().eval(_RAISE_IF_KEPT, 1, spent_key(annotator.number), _units(cost))
+        for key in (spent_key(annotator.number), run_spent_key(run.pk)):
+            get_redis().eval(_RAISE_IF_KEPT, 1, key, _units(cost))
     except RedisError as exc:
-        log.warning("annotator %s: call not charged in Redis (%s); the next rebuild counts it", annotator.number,
-                    exc)
+        log.warning("%s: call not charged in Redis (%s); the next rebuild counts it", annotator, exc)
 
 
-def over_budget(annotator: Annotator) -> Decimal | None:
-    """The spend, when the annotator has a budget and its spend has reached it."""
-    if annotator.budget is None:
+def over_budget(payer: Payer) -> Decimal | None:
+    """The spend, when the payer has a budget and its spend has reached it."""
+    if payer.budget is None:
         return None
-    used = spent(annotator)
-    return used if used >= annotator.budget else None
+    used = spent_by(payer)
+    return used if used >= payer.budget else None
 
 
-def check_budget(annotator: Annotator, *, actor: str) -> None:
-    """Before each call: raise BudgetReached (and pause the annotator's workers, once) when the budget is spent."""
-    used = over_budget(annotator)
-    if used is None:
-        return
-    # A worker's annotator row may be seconds old: a budget raised just before a resume must not pause it again.
-    fresh = Annotator.objects.get(pk=annotator.pk)
-    if over_budget(fresh) is None:
-        return
-    pause_for_budget(fresh, used, actor=actor)
-    raise BudgetReached(f"annotator {annotator.number} spent {used.normalize():f} of its budget of "
-                        f"{fresh.budget.normalize():f}")
+def check_budget(annotator: Annotator, run: Run, *, actor: str) -> None:
+    """Before each call: raise BudgetReached (and pause the payer's workers, once) when the annotator's or the run's
+    budget is spent."""
+    for payer, fresh in ((Payer.of_annotator(annotator), lambda: Payer.of_annotator(
+            Annotator.objects.get(pk=annotator.pk))), (Payer.of_run(run), lambda: Payer.of_run(
+            Run.objects.get(pk=run.pk)))):
+        if over_budget(payer) is None:
+            continue
+        # A worker's rows may be seconds old: a budget raised just before a resume must not pause it again.
+        payer = fresh()
+        used = over_budget(payer)
+        if used is None:
+            continue
+        pause_for_budget(payer, used, actor=actor)
+        raise BudgetReached(f"{payer.label} spent {used.normalize():f} of its budget of "
+                            f"{payer.budget.normalize():f}")
 
 
-def pause_for_budget(annotator: Annotator, used: Decimal, *, actor: str) -> int:
-    """Record that the annotator's running workers are to pause (desired state ``paused``, a WorkerEvent with
+def pause_for_budget(payer: Payer, used: Decimal, *, actor: str) -> int:
+    """Record that the payer's running workers are to pause (desired state ``paused``, a WorkerEvent with
     reason ``budget``) and return how many; the monitor's sweep tells the live processes and alerts."""
-    running = list(Worker.objects.select_related("annotator", "domain").filter(
-        annotator=annotator, desired_state=Worker.Desired.RUNNING))
+    running = list(payer.workers.select_related("annotator", "domain").filter(desired_state=Worker.Desired.RUNNING))
     if not running:
         return 0  # recorded by an earlier call or another thread: no second audit row
-    reason = f"{REASON}: spent {used.normalize():f} of {annotator.budget.normalize():f}"
-    with audited(Action.BUDGET_REACHED, actor=actor, target=str(annotator),
-                 parameters={"spent": str(used), "budget": str(annotator.budget)}) as entry:
+    reason = f"{REASON}: {payer.label} spent {used.normalize():f} of {payer.budget.normalize():f}"
+    with audited(Action.BUDGET_REACHED, actor=actor, target=payer.label,
+                 parameters={"spent": str(used), "budget": str(payer.budget)}) as entry:
         paused = [w for w in running if Worker.objects.filter(pk=w.pk, desired_state=Worker.Desired.RUNNING)
                   .update(desired_state=Worker.Desired.PAUSED)]
         WorkerEvent.objects.bulk_create(WorkerEvent(worker=w, from_state=w.observed_state, to_state=w.observed_state,

@@ -1,11 +1,14 @@
-"""The budget's part of the sweep: one alert per annotator whose spend reached its budget, and its live workers
-told to pause (the engine only records the wish and stops calling); the alert resolves once the budget is raised."""
+"""The budget's part of the sweep: one alert per annotator, and for the current run, whose spend reached its budget,
+and their live workers told to pause (the engine only records the wish and stops calling); the alert resolves once
+the budget is raised."""
 
 from __future__ import annotations
 
-from workers_app.engine.budget import REASON, over_budget, pause_for_budget
+from decimal import Decimal
+
+from workers_app.engine.budget import REASON, Payer, over_budget, pause_for_budget
 from workers_app.fleet.services import pause_workers
-from workers_app.models import Annotator, Worker
+from workers_app.models import Annotator, Run, Worker
 
 from .alerts import Incident, sync_alerts
 
@@ -13,23 +16,29 @@ ACTOR = "system:monitor"
 KIND = REASON
 
 
-def _incident(annotator: Annotator, used) -> Incident:
-    return Incident(f"{KIND}:{annotator.number}", KIND,
-                    f"annotator {annotator.number} reached its budget: spent {used.normalize():f} of "
-                    f"{annotator.budget.normalize():f}; its workers are paused (reason budget). Raise the budget "
-                    "and resume them to continue.")
+def _incident(key: str, payer: Payer, used: Decimal) -> Incident:
+    return Incident(f"{KIND}:{key}", KIND,
+                    f"{payer.label} reached its budget: spent {used.normalize():f} of {payer.budget.normalize():f}; "
+                    "its workers are paused (reason budget). Raise the budget and resume them to continue.")
+
+
+def _payers() -> list[tuple[str, Payer]]:
+    payers = [(str(a.number), Payer.of_annotator(a)) for a in Annotator.objects.filter(budget__isnull=False)]
+    # Read afresh (not the per-process cache of the current run): a budget raised a moment ago resolves the alert.
+    run = Run.objects.filter(is_current=True, budget__isnull=False).first()
+    return payers + ([(f"run:{run.name}", Payer.of_run(run))] if run else [])
 
 
 def budget_sweep() -> None:
     incidents = []
-    for annotator in Annotator.objects.filter(budget__isnull=False):
-        used = over_budget(annotator)
+    for key, payer in _payers():
+        used = over_budget(payer)
         if used is None:
             continue
-        pause_for_budget(annotator, used, actor=ACTOR)  # nothing to record if a worker thread did it first
-        live = list(Worker.objects.select_related("annotator", "domain").filter(
-            annotator=annotator, desired_state=Worker.Desired.PAUSED, observed_state=Worker.Observed.RUNNING))
+        pause_for_budget(payer, used, actor=ACTOR)  # nothing to record if a worker thread did it first
+        live = list(payer.workers.select_related("annotator", "domain").filter(
+            desired_state=Worker.Desired.PAUSED, observed_state=Worker.Observed.RUNNING))
         if live:
             pause_workers(live, actor=ACTOR)
-        incidents.append(_incident(annotator, used))
+        incidents.append(_incident(key, payer, used))
     sync_alerts(incidents, scope={KIND})

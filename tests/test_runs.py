@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -18,9 +19,9 @@ from tests.test_fleet import wait_until, worker
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
-from workers_app.engine.runs import current_run, run_samples, workbook_path
-from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
+from workers_app.engine.runs import current_run, forget_cached_runs, run_samples, workbook_path
 from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
 from workers_app.fleet.services import launch_worker, run_bulk
 from workers_app.models import DEFAULT_RUN, Alert, AnnotatorPrice, Domain, Outcome, Run, Worker
 from workers_app.monitoring.budgets import budget_sweep
@@ -248,3 +249,26 @@ def test_a_runs_budget_stops_its_calls_pauses_its_workers_alerts_once_and_resume
     budget_sweep()
     alert.refresh_from_db()
     assert alert.resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_runs_and_makes_one_current_only_for_staff_allowed_to(catalogue, client, staff,
+                                                                               django_user_model):
+    make_samples(4)
+    run = create_run(plan(limit=2), actor="tester")
+    client.force_login(staff)
+    listing = client.get("/admin/workers_app/run/")
+    assert listing.status_code == 200 and b"prompt-v2" in listing.content and b"make_current" in listing.content
+    client.post("/admin/workers_app/run/", {"action": "make_current", "_selected_action": [run.pk]})
+    assert current_run().name == "prompt-v2"
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client.force_login(viewer)
+    listing = client.get("/admin/workers_app/run/")
+    assert listing.status_code == 200 and b"make_current" not in listing.content
+    client.post("/admin/workers_app/run/", {"action": "make_current",
+                                            "_selected_action": [Run.objects.get(name=DEFAULT_RUN).pk]})
+    forget_cached_runs()
+    assert current_run().name == "prompt-v2"
+    assert client.get(f"/admin/workers_app/run/{run.pk}/delete/").status_code == 403

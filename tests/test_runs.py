@@ -19,7 +19,13 @@ from tests.test_fleet import wait_until, worker
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
-from workers_app.engine.runs import current_run, forget_cached_runs, run_samples, workbook_path
+from workers_app.engine.runs import (
+    adopt_legacy_workbooks,
+    current_run,
+    forget_cached_runs,
+    run_samples,
+    workbook_path,
+)
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
 from workers_app.fleet.services import launch_worker, run_bulk
@@ -272,3 +278,18 @@ def test_the_admin_lists_runs_and_makes_one_current_only_for_staff_allowed_to(ca
     forget_cached_runs()
     assert current_run().name == "prompt-v2"
     assert client.get(f"/admin/workers_app/run/{run.pk}/delete/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_workbooks_from_before_runs_move_into_the_default_runs_folder_once(catalogue, settings):
+    legacy = settings.ANNOTATIONS_DIR
+    legacy.mkdir(parents=True, exist_ok=True)
+    for name, data in (("annotator_1_urgency.xlsx", b"old book"), (".annotator_1_urgency.xlsx.journal", b"j"),
+                       (".annotator_1_urgency.lock", b""), ("annotator_2_urgency.xlsx", b"older")):
+        (legacy / name).write_bytes(data)
+    target = workbook_path(WorkerKey(2, "urgency"), current_run())
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"newer, kept")
+    assert adopt_legacy_workbooks() == [".annotator_1_urgency.xlsx.journal", "annotator_1_urgency.xlsx"]
+    assert workbook_path(URGENCY).read_bytes() == b"old book" and target.read_bytes() == b"newer, kept"
+    assert (legacy / "annotator_2_urgency.xlsx").exists() and adopt_legacy_workbooks() == []

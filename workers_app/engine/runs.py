@@ -136,3 +136,21 @@ def pin(annotators: list[Annotator], domains: list[Domain]) -> dict:
                        for a in annotators},
         "domains": {d.slug: {name: getattr(d, name) for name in PINNED_DOMAIN_FIELDS} for d in domains},
     }
+
+
+def adopt_legacy_workbooks() -> list[str]:
+    """Move the workbooks (and their journals) written before runs existed, in DATA_DIR/annotations, to the
+    default run's folder on this host, unless that folder has them already; return the names moved. Each agent
+    calls this at start, since every host keeps its own workbooks."""
+    legacy = settings.ANNOTATIONS_DIR
+    default = Run.objects.filter(name=DEFAULT_RUN).first()
+    if default is None or not legacy.is_dir():
+        return []
+    target = annotations_dir(default)
+    target.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in sorted(legacy.iterdir()):
+        if path.is_file() and not path.name.endswith(".lock") and not (target / path.name).exists():
+            path.rename(target / path.name)  # the same file system: atomic, and no copy to lose on a kill
+            moved.append(path.name)
+    return moved

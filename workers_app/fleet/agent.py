@@ -29,6 +29,7 @@ from annotation_site.celery import app
 from annotation_site.db import close_before_fork, limit_pool
 from workers_app.engine.flush import delete_workbook
 from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
+from workers_app.engine.runs import adopt_legacy_workbooks
 from workers_app.engine.workbook_check import publish_workbook_checks
 from workers_app.models import Worker, WorkerEvent
 from workers_app.redis_client import get_redis
@@ -143,6 +144,9 @@ class Agent:
         # Forked workers would show this command line too; Celery retitles each as "[celeryd: <node>…]".
         setproctitle(f"annotation fleet agent {self.host}")
         ensure_worker_rows(self.host)
+        moved = adopt_legacy_workbooks()
+        if moved:
+            log.info("moved %d workbook file(s) from before runs into the default run's folder", len(moved))
         self._forget_previous_processes()
         log.info("fleet agent for host %s is running", self.host)
         while not self.stopping:

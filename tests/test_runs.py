@@ -293,3 +293,22 @@ def test_workbooks_from_before_runs_move_into_the_default_runs_folder_once(catal
     assert adopt_legacy_workbooks() == [".annotator_1_urgency.xlsx.journal", "annotator_1_urgency.xlsx"]
     assert workbook_path(URGENCY).read_bytes() == b"old book" and target.read_bytes() == b"newer, kept"
     assert (legacy / "annotator_2_urgency.xlsx").exists() and adopt_legacy_workbooks() == []
+
+
+@pytest.mark.django_db
+def test_the_runs_command_compares_two_runs_and_names_what_it_cannot(catalogue):
+    samples = make_samples(6, vary=True)
+    run = create_run(plan(annotators=[1], domains=["urgency"]), actor="tester")
+    out = io.StringIO()
+    call_command("runs", "compare", DEFAULT_RUN, run.name, stdout=out)
+    assert "nothing in common" in out.getvalue()
+    for sample in samples:
+        annotate_sample(sample, URGENCY, worker="w")
+        annotate_sample(sample, URGENCY, worker="w", run_id=run.pk)
+    call_command("runs", "compare", DEFAULT_RUN, run.name, stdout=out)
+    [line] = [line for line in out.getvalue().splitlines() if line.startswith("urgency")]
+    assert line.split()[:4] == ["urgency", "1", "6", "100.0%"]  # the built-in baseline answers alike
+    with pytest.raises(CommandError, match="compared with itself"):
+        call_command("runs", "compare", run.name, run.name)
+    with pytest.raises(CommandError, match="--changes -1"):
+        call_command("runs", "compare", DEFAULT_RUN, run.name, "--changes", "-1")

@@ -2,6 +2,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
+from admin_ops.run_compare import ComparisonRefused, compare_runs
 from audit.actors import cli_actor
 from workers_app.engine.runs import run_samples
 from workers_app.fleet.runs import RunPlan, RunRefused, create_run, delete_run, switch_run
@@ -37,6 +38,11 @@ class Command(BaseCommand):
         switch = commands.add_parser("switch", help="make a run current: the previous run's waiting messages are "
                                                     "dropped (its outcomes stay) and this run's samples queued")
         switch.add_argument("run", type=run_name)
+        compare = commands.add_parser("compare", help="agreement between two runs per domain and annotator, and the "
+                                                      "labels that changed")
+        compare.add_argument("a", type=run_name)
+        compare.add_argument("b", type=run_name)
+        compare.add_argument("--changes", type=int, default=10, help="changed labels to print per pair (default 10)")
         delete = commands.add_parser("delete", help="delete a run that is not current, with its outcomes")
         delete.add_argument("run", type=run_name)
         delete.add_argument("--yes", action="store_true", help="confirm: its outcomes are deleted")
@@ -44,7 +50,7 @@ class Command(BaseCommand):
     def handle(self, *args, command, **options):
         try:
             getattr(self, f"_{command}")(**options)
-        except RunRefused as exc:
+        except (RunRefused, ComparisonRefused) as exc:
             raise CommandError(str(exc)) from None
 
     def _list(self, **options) -> None:
@@ -66,6 +72,23 @@ class Command(BaseCommand):
         queued = switch_run(run, actor=cli_actor())
         self.stdout.write(f"run {run.name} is current; queued {sum(queued.values())} sample(s) for the running "
                           f"workers")
+
+    def _compare(self, *, a, b, changes, **options) -> None:
+        if changes < 0:
+            raise CommandError(f"--changes {changes}: give 0 or more")
+        found = compare_runs(a, b, keep=changes)
+        if not found.pairs:
+            self.stdout.write(f"runs {a.name} and {b.name} have nothing in common: no domain and annotator with "
+                              "outcomes in both")
+            return
+        self.stdout.write(f"{'domain':12} {'annotator':>9} {'n':>6} {'identical':>9} {'agreement':>9}  changed  measure")
+        for pair in found.pairs:
+            identical = "—" if pair.identical is None else f"{pair.identical:.1%}"
+            agreement = "—" if pair.agreement is None else f"{pair.agreement:.3f}"
+            self.stdout.write(f"{pair.domain:12} {pair.annotator:9} {pair.n:6} {identical:>9} {agreement:>9}  "
+                              f"{pair.changed:7}  {pair.measure}")
+            for change in pair.changes:
+                self.stdout.write(f"    {change.external_id}: {change.label_a or '—'} -> {change.label_b or '—'}")
 
     def _delete(self, *, run, yes, **options) -> None:
         if not yes:

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.conftest import make_samples
+from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import current_run
 from workers_app.engine.store import store_outcomes
 from workers_app.models import Alert, Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.monitoring.review_alerts import KIND, alert_level_4_items, review_sweep
@@ -40,7 +42,7 @@ pytestmark = pytest.mark.django_db
 def row(sample_id: int, annotator: int, domain: str, labels: list[str] | None = None, *,
         reason: str = "") -> dict:
     """The fields of one outcome, as the engine hands them to store_outcomes."""
-    return {"sample": Sample(pk=sample_id), "annotator": Annotator.objects.get(number=annotator),
+    return {"run": current_run(), "sample": Sample(pk=sample_id), "annotator": Annotator.objects.get(number=annotator),
             "domain": Domain.objects.get(slug=domain), "status": "malformed" if reason else "ok",
             "labels": labels or [], "reason": reason, "raw_answer": "I'm sorry, I can't help" if reason else "",
             "prompt_version": 1, "started_at": timezone.now()}
@@ -139,6 +141,14 @@ def test_a_redelivered_message_whose_outcomes_are_stored_still_flags(samples):
     Outcome.objects.create(**rows[0])  # the first copy stored it and was killed before its flag
     assert store(1, "urgency", rows) == 0
     assert item_of(samples[0]).reasons == [LEVEL_4]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_between_its_insert_and_its_flag_is_flagged_by_the_redelivered_message(samples):
+    Outcome.objects.create(**row(samples[0], 1, "urgency", ["LEVEL_4"]))  # stored; the flag died with the process
+    later, _ = annotate_samples([samples[0], samples[1]], WorkerKey(1, "urgency"), worker="redelivered")
+    assert later == [] and item_of(samples[0]).reasons == [LEVEL_4]
+    assert Outcome.objects.filter(sample_id=samples[0]).count() == 1  # not asked again
 
 
 def test_flagging_twice_changes_nothing(samples):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotation_site.db import release_connection
 from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.redis_client import get_redis
+from workers_app.review.flags import flag_redelivered
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
 from .budget import BudgetReached, charge, check_budget
@@ -174,6 +175,7 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
         if fields is not None:
             answered.append(fields)
     process_flusher().note_stored(key, run, store_outcomes(key, answered))
+    flag_redelivered([sample_id for sample_id in sample_ids if found.get(sample_id, ("", False))[1]])
     return later, delay
 
 

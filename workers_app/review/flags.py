@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError
@@ -147,15 +147,27 @@ def _flag(rows: list[dict]) -> int:
     return _merge(findings, {item.sample_id: item for item in existing.only(*_MERGED)})
 
 
-def findings_in_store() -> dict[int, Finding]:
-    """Every sample's finding, derived from all stored outcomes (two queries)."""
+def findings_in_store(sample_ids: Collection[int] | None = None) -> dict[int, Finding]:
+    """Every sample's finding (or these samples'), derived from the stored outcomes (two queries)."""
+    outcomes = Outcome.objects.all() if sample_ids is None else Outcome.objects.filter(sample_id__in=sample_ids)
     urgency = Domain.objects.filter(slug=URGENCY).first()
-    findings = _urgency_findings(urgency, Outcome.objects.all()) if urgency else {}
-    refused = Outcome.objects.filter(status=Outcome.Status.MALFORMED, reason=REFUSAL).values_list("sample_id",
-                                                                                                  flat=True)
+    findings = _urgency_findings(urgency, outcomes) if urgency else {}
+    refused = outcomes.filter(status=Outcome.Status.MALFORMED, reason=REFUSAL).values_list("sample_id", flat=True)
     for sample_id in refused.distinct():
         findings.setdefault(sample_id, Finding()).reasons.add(REFUSAL)
     return findings
+
+
+def flag_redelivered(sample_ids: Collection[int]) -> int:
+    """Flag samples a redelivered message found stored already: the copy that stored them may have died between
+    its INSERT and its flag, so the store decides, at once rather than at the next sweep."""
+    if not sample_ids:
+        return 0
+    findings = findings_in_store(sample_ids)
+    if not findings:
+        return 0
+    return _merge(findings, {item.sample_id: item for item in
+                             ReviewItem.objects.filter(sample_id__in=findings).only(*_MERGED)})
 
 
 def sync_review_items() -> int:

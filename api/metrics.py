@@ -1,5 +1,6 @@
 """Prometheus metrics read at scrape time: 30 worker processes cannot share in-process counters, so every value
-comes from Redis (one pipelined read) and the database (a few grouped queries) when Prometheus asks."""
+comes from Redis (one pipelined read) and the database (a few grouped queries) when Prometheus asks. Outcome
+counts and latencies are of the current run (annotation_current_run names it)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from workers_app.engine.ratelimit import counters_key
+from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Alert, Annotator, Outcome, Worker
+from workers_app.models import Alert, Annotator, Outcome, Run, Worker
 from workers_app.redis_client import get_redis
 
 WORKER_LABELS = ["worker", "annotator", "domain", "host"]
@@ -36,10 +38,12 @@ class FleetCollector:
     def collect(self) -> Iterator[Metric]:
         workers = select_workers()
         numbers = list(Annotator.objects.order_by("number").values_list("number", flat=True))
+        run = current_run()
         live, counters = self._redis(workers, numbers)
+        yield self._run(run)
         yield from self._worker_metrics(workers, live)
         yield from self._annotator_counters(workers, live, numbers, counters)
-        yield self._latency(numbers)
+        yield self._latency(numbers, run)
         yield self._alerts()
 
     @staticmethod
@@ -118,10 +122,17 @@ class FleetCollector:
         yield from families.values()
 
     @staticmethod
-    def _latency(numbers: list[int]) -> Metric:
-        """One grouped query: cumulative bucket counts and the sum per annotator, from the stored outcomes."""
+    def _run(run: Run) -> Metric:
+        family = GaugeMetricFamily("annotation_current_run", "1 for the run the fleet works on; the outcome "
+                                   "counts and latencies are of its outcomes", labels=["run"])
+        family.add_metric([run.name], 1)
+        return family
+
+    @staticmethod
+    def _latency(numbers: list[int], run: Run) -> Metric:
+        """One grouped query: cumulative bucket counts and the sum per annotator, from the outcomes of ``run``."""
         buckets = {f"le_{bound}": Count("id", filter=Q(latency_ms__lte=bound)) for bound in LATENCY_BOUNDS_MS}
-        rows = (Outcome.objects.values("annotator__number")
+        rows = (Outcome.objects.filter(run=run).values("annotator__number")
                 .annotate(total=Count("id"), sum_ms=Sum("latency_ms", output_field=IntegerField()), **buckets)
                 .order_by())
         family = HistogramMetricFamily("annotation_llm_latency_seconds", "latency of the answer each stored "

@@ -1,16 +1,20 @@
 """Reads the API composes from the fleet's and monitoring's own reads: one pipelined Redis round trip and a few
-grouped queries for any number of workers, never a round trip per worker."""
+grouped queries for any number of workers, never a round trip per worker. The live counters are of the current
+run; what counts or lists outcomes is of one run, the current one unless the caller names another."""
 
 from __future__ import annotations
 
 import re
 import time
 
+from django.db.models import Count, Q
+
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import UnknownWorker
+from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Annotator, Outcome, ReviewItem, Sample, Worker
+from workers_app.models import Annotator, Outcome, ReviewItem, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
 from workers_app.review.flags import URGENCY, describe
@@ -47,21 +51,26 @@ def live_status(workers: list[Worker]) -> dict[int, dict]:
     return found
 
 
-def _status(worker: Worker, live: dict, health: WorkerHealth) -> dict:
+def _in_run(run: Run, worker: Worker) -> bool:
+    return takes_part(run, worker.annotator.number, worker.domain.slug)
+
+
+def _status(worker: Worker, run: Run, live: dict, health: WorkerHealth) -> dict:
     return {"worker": worker.name, "annotator": worker.annotator.number, "domain": worker.domain.slug,
-            "host": worker.host, "node": worker.node_name, "desired": worker.desired_state,
+            "run": run.name, "in_run": _in_run(run, worker), "host": worker.host, "node": worker.node_name, "desired": worker.desired_state,
             "observed": worker.observed_state, "restarts": worker.restarts, "last_error": worker.last_error,
             "healthy": health.healthy, **live}
 
 
 def fleet_status(workers: list[Worker], *, with_checks: bool = False) -> list[dict]:
-    """Each worker's state, live readings and health; ``with_checks`` adds the five checks (the workbook check
-    opens each workbook, so only a worker's detail asks for it)."""
+    """Each worker's state, live readings (of the current run) and health; ``with_checks`` adds the five checks
+    (the workbook check opens each workbook, so only a worker's detail asks for it)."""
+    run = current_run()
     live = live_status(workers)
     health = evaluate(workers, with_workbooks=with_checks)
     rows = []
     for worker, report in zip(workers, health, strict=True):
-        row = _status(worker, live[worker.pk], report)
+        row = _status(worker, run, live[worker.pk], report)
         if with_checks:
             row["checks"] = report.as_dict()["checks"]
         rows.append(row)
@@ -70,30 +79,49 @@ def fleet_status(workers: list[Worker], *, with_checks: bool = False) -> list[di
 
 def fleet_health(workers: list[Worker]) -> dict:
     reports = evaluate(workers)
-    return {"healthy": all(r.healthy for r in reports), "workers": [r.as_dict() for r in reports]}
+    return {"healthy": all(r.healthy for r in reports), "run": current_run().name,
+            "workers": [r.as_dict() for r in reports]}
 
 
-def fleet_progress(workers: list[Worker]) -> dict:
-    samples = Sample.objects.count()
-    live = live_status(workers)
+def _stored(workers: list[Worker], run: Run) -> dict[int, tuple[int, int]]:
+    """(ok, malformed) outcomes of each worker in ``run``: the live counters for the current run, one grouped query
+    for another (the counters hold the current run's only)."""
+    if run.is_current:
+        live = live_status(workers)
+        return {w.pk: (live[w.pk]["ok"], live[w.pk]["malformed"]) for w in workers}
+    counted = {(row["annotator_id"], row["domain_id"]): (row["ok"], row["malformed"])
+               for row in Outcome.objects.filter(run=run).values("annotator_id", "domain_id").annotate(
+                   ok=Count("id", filter=Q(status=Outcome.Status.OK)),
+                   malformed=Count("id", filter=Q(status=Outcome.Status.MALFORMED))).order_by()}
+    return {w.pk: counted.get((w.annotator_id, w.domain_id), (0, 0)) for w in workers}
+
+
+def fleet_progress(workers: list[Worker], run: Run) -> dict:
+    """Outcomes stored per worker in ``run`` against the run's samples; a worker the run does not take expects
+    none."""
+    samples = run_samples(run).count()
+    stored = _stored(workers, run)
     rows = []
     for worker in workers:
-        done = live[worker.pk]["ok"] + live[worker.pk]["malformed"]
-        rows.append({"worker": worker.name, "ok": live[worker.pk]["ok"], "malformed": live[worker.pk]["malformed"],
-                     "done": done, "remaining": max(samples - done, 0),
-                     "percent": round(100 * done / samples, 1) if samples else 0.0})
-    done = sum(r["done"] for r in rows)
-    return {"samples": samples, "done": done, "expected": samples * len(rows),
-            "percent": round(100 * done / (samples * len(rows)), 1) if samples and rows else 0.0, "workers": rows}
+        ok, malformed = stored[worker.pk]
+        in_run = _in_run(run, worker)
+        expected = samples if in_run else 0
+        rows.append({"worker": worker.name, "in_run": in_run, "ok": ok, "malformed": malformed,
+                     "done": ok + malformed, "expected": expected, "remaining": max(expected - ok - malformed, 0),
+                     "percent": round(100 * (ok + malformed) / expected, 1) if expected else 0.0})
+    done, expected = sum(r["done"] for r in rows), sum(r["expected"] for r in rows)
+    return {"run": run.name, "samples": samples, "done": done, "expected": expected,
+            "percent": round(100 * done / expected, 1) if expected else 0.0, "workers": rows}
 
 
-def review_items() -> list[dict]:
+def review_items(run: Run) -> list[dict]:
     """The clinical review queue, highest risk first (as on /review/ and the consolidated Review sheet): the items
-    made as outcomes were stored, with each annotator's urgency label; two queries, whatever the store's size."""
+    made as outcomes were stored, with each annotator's urgency label in ``run``; two queries, whatever the store's
+    size."""
     items = list(ReviewItem.objects.select_related("sample").order_by("-risk", "created_at", "id"))
     annotators = list(Annotator.objects.order_by("number").values_list("number", flat=True))
     given = {(sample, number): labels[0] if labels else "" for sample, number, labels in Outcome.objects.filter(
-        domain__slug=URGENCY, status=Outcome.Status.OK, sample__review_item__isnull=False).values_list(
+        run=run, domain__slug=URGENCY, status=Outcome.Status.OK, sample__review_item__isnull=False).values_list(
         "sample_id", "annotator__number", "labels")}
     return [{"sample": item.sample.external_id, "why": describe(item.reasons, item.spread), "risk": item.risk,
              "status": item.status, "urgency": {str(a): given.get((item.sample_id, a), "") for a in annotators}}

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from admin_ops.models import Archive
 from audit.models import AuditLog
 from workers_app.models import Alert, Corpus, Outcome, Sample
+from workers_app.models.runs import RUN_NAME
 
 from .fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
@@ -109,6 +110,18 @@ class BusySerializer(ErrorSerializer):
     results = WorkerResultSerializer(many=True)
 
 
+# -- runs
+
+
+class RunFilterSerializer(serializers.Serializer):
+    """Which run's outcomes to read: ``run`` (a name; one that names no run is 404), the current run when left
+    out."""
+
+    run = serializers.RegexField(RUN_NAME.regex.pattern, required=False, max_length=40,
+                                 error_messages={"invalid": RUN_NAME.message},
+                                 help_text="a run's name; left out: the current run")
+
+
 # -- fleet reads
 
 
@@ -127,6 +140,8 @@ class WorkerStatusSerializer(serializers.Serializer):
     worker = serializers.CharField()
     annotator = serializers.IntegerField()
     domain = serializers.CharField()
+    run = serializers.CharField(help_text="the current run: the fleet works on it and ok/malformed count its outcomes")
+    in_run = serializers.BooleanField(help_text="the current run takes this worker's annotator and domain")
     host = serializers.CharField()
     node = serializers.CharField()
     desired = serializers.CharField()
@@ -138,7 +153,7 @@ class WorkerStatusSerializer(serializers.Serializer):
     consuming = serializers.BooleanField(help_text="its heartbeat says it takes work from its queue")
     rss_bytes = serializers.IntegerField(allow_null=True)
     pid = serializers.IntegerField(allow_null=True)
-    ok = serializers.IntegerField()
+    ok = serializers.IntegerField(help_text="outcomes stored in the current run")
     malformed = serializers.IntegerField()
     queue = serializers.IntegerField(help_text="messages waiting in its queue")
 
@@ -160,6 +175,7 @@ class WorkerHealthSerializer(serializers.Serializer):
 
 class HealthSerializer(serializers.Serializer):
     healthy = serializers.BooleanField()
+    run = serializers.CharField(help_text="the current run, the one the fleet works on")
     workers = WorkerHealthSerializer(many=True)
 
 
@@ -171,17 +187,20 @@ class QueueSerializer(serializers.Serializer):
 
 class WorkerProgressSerializer(serializers.Serializer):
     worker = serializers.CharField()
+    in_run = serializers.BooleanField(help_text="the run takes this worker's annotator and domain")
     ok = serializers.IntegerField()
     malformed = serializers.IntegerField()
     done = serializers.IntegerField()
+    expected = serializers.IntegerField(help_text="the run's samples; 0 when the run does not take this worker")
     remaining = serializers.IntegerField()
     percent = serializers.FloatField()
 
 
 class ProgressSerializer(serializers.Serializer):
-    samples = serializers.IntegerField()
+    run = serializers.CharField()
+    samples = serializers.IntegerField(help_text="the run's samples")
     done = serializers.IntegerField()
-    expected = serializers.IntegerField(help_text="samples x workers")
+    expected = serializers.IntegerField(help_text="samples x the workers the run takes")
     percent = serializers.FloatField()
     workers = WorkerProgressSerializer(many=True)
 
@@ -236,7 +255,7 @@ class SampleSerializer(serializers.ModelSerializer):
         fields = ["id", "external_id", "corpus", "text"]
 
 
-class OutcomeFilterSerializer(serializers.Serializer):
+class OutcomeFilterSerializer(RunFilterSerializer):
     annotator = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
     domain = serializers.RegexField(NAME_PATTERN, required=False, max_length=50)
     status = serializers.ChoiceField(Outcome.Status.choices, required=False)
@@ -245,18 +264,19 @@ class OutcomeFilterSerializer(serializers.Serializer):
 
 
 class OutcomeSerializer(serializers.ModelSerializer):
+    run = serializers.CharField(source="run.name")
     sample = serializers.CharField(source="sample.external_id")
     annotator = serializers.IntegerField(source="annotator.number")
     domain = serializers.CharField(source="domain.slug")
 
     class Meta:
         model = Outcome
-        fields = ["id", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
+        fields = ["id", "run", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
                   "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "attempts",
                   "cost", "cached", "cached_latency_ms", "created_at"]
 
 
-class CostFilterSerializer(serializers.Serializer):
+class CostFilterSerializer(RunFilterSerializer):
     annotator = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
     domain = serializers.RegexField(NAME_PATTERN, required=False, max_length=50)
 

@@ -26,10 +26,10 @@ from workers_app.admin.corpus import _upload_on_disk as upload_on_disk
 from workers_app.engine.cost import cost_totals
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers
-from workers_app.fleet.selectors import queue_stats
+from workers_app.fleet.selectors import UnknownRun, chosen_run, queue_stats
 from workers_app.fleet.services import OPERATIONS
 from workers_app.importing.service import SHOWN_PROBLEMS, ImportRejected, import_corpus
-from workers_app.models import Alert, Corpus, Outcome, Sample, Worker
+from workers_app.models import Alert, Corpus, Outcome, Run, Sample, Worker
 
 from . import serializers as s
 from .authentication import acting
@@ -61,6 +61,14 @@ def checked(serializer_class: type[drf.Serializer], data) -> dict:
     return serializer.validated_data
 
 
+def run_of(scope: dict) -> Run:
+    """The run a checked ``run`` parameter names (taken out of ``scope``); the current run when it was left out."""
+    try:
+        return chosen_run(scope.pop("run", None))
+    except UnknownRun as exc:
+        raise ApiError(404, "unknown_run", f"run: {exc}") from None
+
+
 def unknown(exc: UnknownWorker) -> ApiError:
     return ApiError(404, "unknown_worker", str(exc))
 
@@ -75,6 +83,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JSON_BODY = {400: OpenApiResponse(s.ErrorSerializer, description="the body is not JSON"),
              415: OpenApiResponse(s.ErrorSerializer, description="the body is not application/json")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="no such worker, annotator or domain")}
+NO_RUN = {404: OpenApiResponse(s.ErrorSerializer, description="no run of the name given in `run`")}
 
 
 class WorkerList(APIView):
@@ -193,21 +202,25 @@ class Queues(APIView):
 
 
 class Progress(APIView):
-    @extend_schema(operation_id="progress", responses={200: s.ProgressSerializer, **ERRORS},
-                   summary="Outcomes stored per worker against the samples in the corpus")
+    @extend_schema(operation_id="progress", parameters=[s.RunFilterSerializer],
+                   responses={200: s.ProgressSerializer, **ERRORS, **NO_RUN},
+                   summary="Outcomes stored per worker in a run (the current one unless named) against its samples")
     def get(self, request: Request) -> Response:
         require(request, "workers_app.view_worker")
-        return Response(fleet_progress(select_workers()))
+        scope = checked(s.RunFilterSerializer, request.query_params.dict())
+        return Response(fleet_progress(select_workers(), run_of(scope)))
 
 
 class Costs(APIView):
     @extend_schema(operation_id="costs", parameters=[s.CostFilterSerializer],
-                   responses={200: s.CostTotalSerializer(many=True), **ERRORS},
-                   summary="Cost, cache hits and money saved per annotator and domain, over the stored outcomes")
+                   responses={200: s.CostTotalSerializer(many=True), **ERRORS, **NO_RUN},
+                   summary="Cost, cache hits and money saved per annotator and domain, over the outcomes of a run "
+                           "(the current one unless named)")
     def get(self, request: Request) -> Response:
         require(request, "workers_app.view_sample")
         scope = checked(s.CostFilterSerializer, request.query_params.dict())
-        return Response(s.CostTotalSerializer(cost_totals(**scope), many=True).data)
+        run = run_of(scope)
+        return Response(s.CostTotalSerializer(cost_totals(run=run, **scope), many=True).data)
 
 
 class FilteredList(ListAPIView):
@@ -224,9 +237,10 @@ class FilteredList(ListAPIView):
 
 
 def _listing(operation_id: str, filters: type[drf.Serializer], serializer: type[drf.Serializer], summary: str):
+    named_run = NO_RUN if issubclass(filters, s.RunFilterSerializer) else {}
     return extend_schema_view(get=extend_schema(operation_id=operation_id, summary=summary,
                                                 parameters=[filters] if filters().fields else [],
-                                                responses={200: serializer(many=True), **ERRORS}))
+                                                responses={200: serializer(many=True), **ERRORS, **named_run}))
 
 
 @_listing("alerts_list", s.AlertFilterSerializer, s.AlertSerializer, "Alerts, newest first (open=true: the open ones)")
@@ -279,14 +293,15 @@ class SampleList(FilteredList):
         return rows.order_by("id")
 
 
-@_listing("outcomes_list", s.OutcomeFilterSerializer, s.OutcomeSerializer, "Stored outcomes, filtered like the annotation browser")
+@_listing("outcomes_list", s.OutcomeFilterSerializer, s.OutcomeSerializer,
+          "Stored outcomes of a run (the current one unless named), filtered like the annotation browser")
 class OutcomeList(FilteredList):
     serializer_class = s.OutcomeSerializer
     permission = "workers_app.view_sample"
     filters = s.OutcomeFilterSerializer
 
     def get_queryset(self) -> QuerySet[Outcome]:
-        rows = Outcome.objects.select_related("sample", "annotator", "domain")
+        rows = Outcome.objects.select_related("run", "sample", "annotator", "domain").filter(run=run_of(self.scope))
         lookups = {"annotator": "annotator__number", "domain": "domain__slug", "status": "status",
                    "sample": "sample__external_id", "reason": "reason"}
         return rows.filter(**{lookups[k]: v for k, v in self.scope.items() if k in lookups}).order_by("id")
@@ -442,15 +457,16 @@ class ConsolidationDownload(APIView):
         return FileResponse(handle, as_attachment=True, filename=path.name, content_type=XLSX)
 
 
-@_listing("review_list", s.PageOnlySerializer, s.ReviewItemSerializer,
+@_listing("review_list", s.RunFilterSerializer, s.ReviewItemSerializer,
           "The clinical review queue, highest risk first: any LEVEL_4, urgency labels two or more levels apart, "
-          "or an answer that reads as a refusal")
+          "or an answer that reads as a refusal; with each annotator's urgency label in a run (the current one "
+          "unless named)")
 class ReviewList(FilteredList):
     serializer_class = s.ReviewItemSerializer
     permission = "admin_ops.consolidate"
-    filters = s.PageOnlySerializer
+    filters = s.RunFilterSerializer
 
     def get_queryset(self) -> list[dict]:
         if getattr(self, "swagger_fake_view", False):
             return []  # drf-spectacular calls this to describe the view: no reading for that
-        return review_items()
+        return review_items(run_of(self.scope))

@@ -115,6 +115,7 @@ def test_review_lists_the_queue_by_risk_with_each_annotators_urgency_label(roles
     from django.utils import timezone
 
     from tests.conftest import make_samples
+    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
     from workers_app.review.flags import sync_review_items
 
@@ -122,7 +123,7 @@ def test_review_lists_the_queue_by_risk_with_each_annotators_urgency_label(roles
     given = {0: ["LEVEL_1", "LEVEL_1"], 1: ["LEVEL_4", "LEVEL_2"], 2: ["LEVEL_0", "LEVEL_2"]}
     for index, sample in enumerate(make_samples(3, vary=True)):
         for number, label in zip((1, 2), given[index], strict=True):
-            Outcome.objects.create(sample_id=sample, annotator=Annotator.objects.get(number=number), domain=urgency,
+            Outcome.objects.create(run=current_run(), sample_id=sample, annotator=Annotator.objects.get(number=number), domain=urgency,
                                    status="ok", labels=[label], prompt_version=1, started_at=timezone.now())
     sync_review_items()  # these outcomes were written directly, not through the store that flags them
     body = as_operator.get("/api/v1/review").json()

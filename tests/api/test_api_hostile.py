@@ -101,6 +101,10 @@ def test_an_action_read_with_get_is_405(as_operator, unchanged):
     ("/api/v1/outcomes?status=great", "status"),
     ("/api/v1/outcomes?annotator=-3", "annotator"),
     ("/api/v1/outcomes?sample=%00", "sample"),
+    ("/api/v1/outcomes?run=Not%20A%20Name", "run"),
+    ("/api/v1/costs?run=" + "r" * 41, "run"),
+    ("/api/v1/progress?run=%00", "run"),
+    ("/api/v1/review?run=../default", "run"),
 ])
 def test_a_bad_query_parameter_is_422_naming_it(as_operator, unchanged, path, field):
     response = as_operator.get(path)

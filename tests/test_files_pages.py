@@ -36,14 +36,17 @@ def archivist(client, catalogue):
 @pytest.fixture
 def consolidation(data_dir, catalogue):
     from admin_ops.services.consolidate import consolidate
+    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
 
     pk = make_samples(1)[0]
-    Outcome.objects.create(sample_id=pk, annotator=Annotator.objects.get(number=1),
+    Outcome.objects.create(run=current_run(), sample_id=pk, annotator=Annotator.objects.get(number=1),
                            domain=Domain.objects.get(slug="urgency"), status="ok", labels=["LEVEL_1"],
                            prompt_version=1, started_at="2026-01-01T00:00:00Z")
     made_by = make_staff("maker", "admin_ops.consolidate")
-    return consolidate(actor=made_by)
+    # In the folder of the consolidations made before runs (tests/test_runs_pages.py covers the runs' folders).
+    (data_dir / "consolidated").mkdir()
+    return consolidate(data_dir / "consolidated" / "consolidated-20260101-000000.xlsx", actor=made_by)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ class Action(models.TextChoices):
     CREATE_RUN = "create_run"
     SWITCH_RUN = "switch_run"
     DELETE_RUN = "delete_run"
-    COMPARE_RUNS = "compare_runs"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"

@@ -28,7 +28,9 @@ import time
 
 import psutil
 from _setup import ROOT, import_posts, isolated_django, worker_env
-from throughput import _kill, _terminated, answer_for, beyond_limit, max_in_window
+from throughput import _kill, _terminated, answer_for, beyond_limit
+
+from tests.fake_llm import max_in_window
 
 LIMIT = 600  # requests per rolling minute, enforced by the fake server and set as the annotator's limit
 WINDOW = 60.0

@@ -17,7 +17,7 @@ from _setup import ROOT, import_posts, isolated_django, worker_env
 
 isolated_django()
 
-from tests.fake_llm import FakeLLM, Reply, start_fake_llm
+from tests.fake_llm import FakeLLM, Reply, max_in_window, start_fake_llm
 from workers_app.engine.queues import populate_queues
 from workers_app.models import Annotator, Domain
 
@@ -40,15 +40,6 @@ def start_workers(env: dict) -> list[subprocess.Popen]:
     while len(app.control.ping(destination=nodes, timeout=0.5)) < len(nodes):
         time.sleep(0.2)
     return processes
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def run(fake: FakeLLM, seconds: int, rpm: int) -> dict:

@@ -33,6 +33,8 @@ import time
 import psutil
 from _setup import ROOT, import_posts, isolated_django, worker_env
 
+from tests.fake_llm import max_in_window
+
 ANNOTATORS = 5
 LIMIT = 600  # requests per rolling minute, per annotator (API key)
 WINDOW = 60.0
@@ -56,16 +58,6 @@ ANSWERS = (("LEVEL_n", "<<LEVEL_1>>"), ("TA-1", "<<TA-1>>"), ("INT-n", "<<INT-1>
 def answer_for(body: dict) -> str:
     prompt = json.dumps(body.get("messages") or body.get("prompt") or "")
     return next((answer for marker, answer in ANSWERS if marker in prompt), "<<LEVEL_1>>")
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most of ``times`` (sorted) within any half-open window [t, t + window)."""
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def beyond_limit(times: list[float], limit: int, window: float) -> int:

@@ -139,6 +139,16 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # clients that are killed or time out mid-request are part of the scripts
 
 
+def max_in_window(times: list[float], window: float) -> int:
+    """The most of ``times`` (sorted) within any half-open window [t, t + window)."""
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def start_fake_llm(fake: FakeLLM) -> ThreadingHTTPServer:
     server = _QuietServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True

@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 
 from tests.conftest import make_samples
-from tests.fake_llm import Reply
+from tests.fake_llm import Reply, max_in_window
 from tests.test_settings_checks import run_check
 from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
@@ -149,15 +149,6 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def most_in_window(times: list[float], window: float) -> int:
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def target_of(key: WorkerKey) -> str:
     return get_redis().hget(heartbeat_key(key), "inflight_target") or ""
 
@@ -185,7 +176,7 @@ def test_a_slow_llm_under_a_generous_limit_gets_many_requests_in_flight_then_the
     wait_until(lambda: Outcome.objects.filter(annotator__number=1).count() == 200, 90, "all 200 outcomes")
     arrivals = sorted(r["at"] for r in fake_llm.requests)
     # each request takes a second at the server: those that arrived within one second were in flight together
-    assert most_in_window(arrivals, 1.0) > 4
+    assert max_in_window(arrivals, 1.0) > 4
     wait_until(lambda: target_of(key) == "1", 4 * PERIOD_SECONDS + 5, "the idle worker back at the minimum")
 
     events = list(WorkerEvent.objects.filter(worker__annotator__number=1, worker__domain__slug="urgency",
@@ -233,6 +224,6 @@ def test_under_a_tight_limit_the_server_never_sees_more_than_the_limit_in_any_wi
         arrivals = sorted(t for times in fake_llm.arrived_at.values() for t in times)
         refused = sum(len(times) for times in fake_llm.limited_at.values())
     assert refused == 0
-    assert limit - 3 <= most_in_window(arrivals, 60.0) <= limit  # the window was used, never overfilled
+    assert limit - 3 <= max_in_window(arrivals, 60.0) <= limit  # the window was used, never overfilled
     targets = [int(target_of(WorkerKey(1, d))) for d in ("urgency", "intensity", "modality")]
     assert targets == [1, 1, 1]  # half a request a second takes one in flight, whatever the queue

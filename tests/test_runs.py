@@ -76,6 +76,7 @@ def test_a_new_run_pins_the_prompts_and_settings_of_the_moment_and_takes_a_seede
     ({"name": "Bad Name"}, "lower-case letters"),
     ({"name": "../etc"}, "lower-case letters"),
     ({"name": DEFAULT_RUN}, "exists already"),
+    ({"name": "compare"}, "reserved"),
     ({"annotators": [9]}, "no annotator 9"),
     ({"domains": ["mood"]}, "no domain mood"),
     ({"corpora": [999]}, "no corpus 999"),

@@ -171,7 +171,7 @@ def test_the_form_makes_a_run_of_what_was_ticked_and_audits_it(client, samples):
 @pytest.mark.parametrize(("changes", "message"), [
     ({"name": "first"}, "a run named 'first' exists already"),
     ({"name": "Bad Name"}, "run name 'Bad Name': 1-40 lower-case letters"),
-    ({"name": "compare"}, "is the name of a page of its own"),
+    ({"name": "compare"}, "reserved for a page of the workspace"),
     ({"share": "1.5"}, "share 1.5: give a fraction above 0 and at most 1"),
     ({"share": "0"}, "share 0.0: give a fraction above 0"),
     ({"limit": "0"}, "limit 0: give at least 1 sample"),

@@ -24,6 +24,8 @@ from workers_app.models.runs import RUN_NAME
 from .rows import key_of
 
 MEMBER_BATCH = 2000
+# /runs/compare/ is a page: a run of that name could not have one.
+RESERVED_NAMES = {"compare"}
 
 
 class RunRefused(ValueError):
@@ -62,6 +64,8 @@ def _check_name(name: str) -> None:
         RUN_NAME(name)
     except ValidationError as exc:
         raise RunRefused(f"run name {name!r:.50}: {exc.messages[0]}") from None
+    if name in RESERVED_NAMES:
+        raise RunRefused(f"run name {name!r}: reserved for a page of the workspace (/runs/{name}/); choose another")
     if Run.objects.filter(name=name).exists():
         raise RunRefused(f"a run named {name!r} exists already")
 

@@ -11,8 +11,6 @@ from workers_app.models import Annotator, Corpus, Domain, Run
 from workers_app.models.catalogue import no_control_characters
 from workers_app.models.runs import RUN_NAME
 
-# The runs pages' own paths: a run of this name would hide behind them.
-RESERVED_NAMES = ("compare",)
 MAX_SEED = 2**31 - 1
 
 
@@ -44,12 +42,6 @@ class RunForm(forms.Form):
                                           for c in Corpus.objects.order_by("-imported_at")]
         if not self.is_bound:
             self.initial.update(annotators=[n for n, _ in annotators], domains=[s for s, _ in domains])
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"]
-        if name in RESERVED_NAMES:
-            raise ValidationError(f"“{name}” is the name of a page of its own: choose another name.")
-        return name
 
     def plan(self) -> RunPlan:
         values = self.cleaned_data

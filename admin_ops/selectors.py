@@ -2,33 +2,67 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.utils import timezone
 
 from workers_app.engine.queues import counts_from_store, worker_keys
+from workers_app.engine.runs import NoCurrentRun, current_run
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Annotator, Domain, Outcome, Sample, Worker
+from workers_app.models import Annotator, AnnotatorPrice, Domain, Outcome, Run, Sample, Worker
+
+from .run_definitions import NULLABLE_TEXT, run_definition
 
 FORMAT = "annotation-fleet-state"
-VERSION = 1
+# 2: each annotator's budget and cache_responses, the price versions and the run definitions.
+VERSION = 2
 DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
                  "prompt_version": int, "parse_rules": dict, "position": int}
 ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "base_url": str, "api_key_env": str,
                     "requests_per_minute": int, "temperature": (int, float), "max_tokens": int,
                     "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
-                    "builtin_latency_ms": int, "builtin_malformed_rate": (int, float)}
+                    "builtin_latency_ms": int, "builtin_malformed_rate": (int, float), "budget": NULLABLE_TEXT,
+                    "cache_responses": bool}
+# What version 1 documents lack: their import leaves these as the console has them.
+ADDED_IN_VERSION_2 = ("budget", "cache_responses")
+# Decimals as text: exact, where a JSON number would pass through a float.
+PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "output_per_1k": str, "currency": str}
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _price_record(price: AnnotatorPrice) -> dict:
+    return {"annotator": price.annotator.number, "valid_from": price.valid_from.isoformat(),
+            "input_per_1k": str(price.input_per_1k), "output_per_1k": str(price.output_per_1k),
+            "currency": price.currency}
+
+
+def _progress() -> dict[str, dict[str, int]]:
+    """The current run's counts per worker; none while no run is current (an archive is still made then)."""
+    try:
+        run = current_run()
+    except NoCurrentRun:
+        return {}
+    return {str(key): value for key, value in counts_from_store(worker_keys(), run).items()}
 
 
 def state_document() -> dict:
     ensure_worker_rows()
-    counts = counts_from_store(worker_keys())
+    progress = _progress()
     return {
         "format": FORMAT, "version": VERSION, "exported_at": timezone.now().isoformat(),
         "catalogue": {
             "domains": [{f: getattr(d, f) for f in DOMAIN_FIELDS} for d in Domain.objects.order_by("position")],
-            "annotators": [{f: getattr(a, f) for f in ANNOTATOR_FIELDS} for a in Annotator.objects.order_by("number")],
+            "annotators": [{f: _plain(getattr(a, f)) for f in ANNOTATOR_FIELDS}
+                           for a in Annotator.objects.order_by("number")],
         },
+        "prices": [_price_record(p) for p in AnnotatorPrice.objects.select_related("annotator")
+                   .order_by("annotator__number", "valid_from")],
+        "runs": [run_definition(run) for run in Run.objects.order_by("name")],
         "workers": [{"annotator": w.annotator.number, "domain": w.domain.slug, "desired_state": w.desired_state}
                     for w in Worker.objects.select_related("annotator", "domain")],
-        "progress": {str(key): value for key, value in counts.items()},
+        "progress": progress,
         "store": {"samples": Sample.objects.count(), "outcomes": Outcome.objects.count()},
     }

@@ -25,7 +25,7 @@ from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.runs import current_run, forget_cached_runs, workbook_path
 from workers_app.fleet.runs import RunPlan, create_run, delete_run, switch_run
-from workers_app.models import DEFAULT_RUN, Annotator, Outcome, Run, Sample
+from workers_app.models import DEFAULT_RUN, Annotator, Corpus, Outcome, Run, Sample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,3 +178,23 @@ def test_an_archive_of_an_unknown_run_is_refused_by_name_and_nothing_is_written(
 
     assert not Archive.objects.exists() and not list(settings.ARCHIVES_DIR.glob("of-a-*"))
     assert AuditLog.objects.filter(action=Action.CREATE_ARCHIVE, result=AuditLog.Result.FAILED).count() == 2
+
+
+def test_an_archive_is_made_and_restored_while_no_run_is_current(catalogue):
+    """A run made on a store without runs (after a factory reset) leaves none current: the archive is still made,
+    and its restore into an empty store makes the default run current."""
+    Run.objects.all().delete()
+    forget_cached_runs()
+    make_samples(3, vary=True)
+    create_run(RunPlan(name="first", limit=2), actor="test")
+    archive = create_archive("no-current", actor="test")
+    assert json.loads(members(archive)["state.json"])["progress"] == {}
+    for model in (Run, Sample, Corpus):  # the store a factory reset leaves (the reset itself wants a current run)
+        model.objects.all().delete()
+    forget_cached_runs()
+
+    plan = restore_archive(settings.ARCHIVES_DIR / archive.file_name, actor="test")
+
+    assert (sorted(plan.runs), plan.current) == ([DEFAULT_RUN, "first"], DEFAULT_RUN)
+    assert Run.objects.get(is_current=True).name == DEFAULT_RUN
+    assert Run.objects.get(name="first").samples.count() == 2

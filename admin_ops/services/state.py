@@ -1,8 +1,14 @@
-"""Export and import of the console's state: catalogue, worker desired states, progress and a store summary.
+"""Export and import of the console's state: catalogue (with budgets and the response cache setting), price
+versions, run definitions, worker desired states, progress and a store summary.
 
 A versioned JSON document. Import validates the whole document first (schema, version, every value by the
 models' own rules, references between its parts), shows what would change, and changes nothing on any error.
 API keys are never in it: annotators carry the NAME of their key's environment variable only.
+
+An import adds the prices and runs the console lacks and updates the ones it has by (annotator, valid_from) and
+by name; it keeps those the document does not hold. A run's settings never change (a run of the same name with
+other settings is refused); only its description and budget do. An import never changes which run is current.
+Version 1 documents (before budgets, prices and runs) still import and leave those as they are.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +28,19 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Annotator, Domain, Worker
+from workers_app.models import Annotator, AnnotatorPrice, Domain, Run, Sample, Worker
 
-from ..selectors import ANNOTATOR_FIELDS, DOMAIN_FIELDS, FORMAT, VERSION, state_document
+from ..field_rules import field_problem
+from ..run_definitions import NULLABLE_TEXT, checked_run, create_runs, run_set_problems
+from ..selectors import (
+    ADDED_IN_VERSION_2,
+    ANNOTATOR_FIELDS,
+    DOMAIN_FIELDS,
+    FORMAT,
+    PRICE_FIELDS,
+    VERSION,
+    state_document,
+)
 
 DESIRED = {choice for choice, _ in Worker.Desired.choices}
 WORKER_FIELDS = {"annotator": int, "domain": str, "desired_state": str}
@@ -31,7 +48,11 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # Deeper than any real export; it keeps the models' checks and the database's JSON encoder off recursion limits.
 MAX_DEPTH = 32
 MAX_PROBLEMS_SHOWN = 50
-KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object"}
+KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object",
+              NULLABLE_TEXT: "text or null"}
+READABLE_VERSIONS = (1, VERSION)
+# What an import may change of a run the console has.
+RUN_EDITABLE = ("description", "budget")
 
 
 class StateError(ValueError):
@@ -166,11 +187,15 @@ def _model_problems(instance: models.Model, where: str) -> list[str]:
 
 @dataclass
 class _Checked:
-    """A document that passed every check, with the catalogue rows it would save."""
+    """A document that passed every check, with the catalogue rows it would save and its prices and runs as
+    their fields store them."""
 
     document: dict
+    annotator_fields: dict
     domains: list[Domain]
     annotators: list[Annotator]
+    prices: list[dict]
+    runs: list[dict]
 
 
 def _catalogue_rows(specs: list, where: str, model: type[models.Model], key: str, fields: dict,
@@ -208,34 +233,110 @@ def _worker_problems(workers: list, numbers: set[int], slugs: set[str]) -> list[
     return problems
 
 
-def _check(document: object) -> tuple[_Checked | None, list[str]]:
-    """The document ready to apply, or every problem found, each naming where it is."""
+def _price(record: object, where: str, numbers: set[int]) -> tuple[dict, list[str]]:
+    problems = _shape_problems(record, PRICE_FIELDS, where)
+    if problems:
+        return {}, problems
+    price = {"annotator": record["annotator"]}
+    if record["annotator"] not in numbers:
+        problems.append(f"{where}.annotator: no annotator {record['annotator']} in the document or the console")
+    for name in PRICE_FIELDS:
+        if name != "annotator":
+            price[name], problem = field_problem(AnnotatorPrice, name, record[name])
+            if problem:
+                problems.append(f"{where}.{name}: {problem}")
+    return price, problems
+
+
+def _currency_problems(prices: list[dict]) -> list[str]:
+    """One currency per annotator, over the document's prices and the console's it keeps: budgets and totals are
+    sums in one currency."""
+    replaced = {(p["annotator"], p["valid_from"]) for p in prices}
+    first: dict[int, tuple[str, str]] = {}
+    for number, valid_from, currency in AnnotatorPrice.objects.values_list("annotator__number", "valid_from",
+                                                                           "currency"):
+        if (number, valid_from) not in replaced:
+            first.setdefault(number, (currency, f"its price from {valid_from} in the console"))
+    problems = []
+    for index, price in enumerate(prices):
+        currency, where = first.setdefault(price["annotator"], (price["currency"], f"prices[{index}]"))
+        if currency != price["currency"]:
+            problems.append(f"prices[{index}].currency: {price['currency']}, but annotator {price['annotator']} has "
+                            f"{currency} in {where}: one currency per annotator, so its budget and totals add up")
+    return problems
+
+
+def _price_problems(records: list, numbers: set[int]) -> tuple[list[dict], list[str]]:
+    prices, problems = [], []
+    for index, record in enumerate(records):
+        price, found = _price(record, f"prices[{index}]", numbers)
+        prices.append(price)
+        problems += found
+    if problems:
+        return prices, problems
+    return prices, (_repeats([(p["annotator"], p["valid_from"].isoformat()) for p in prices], "prices",
+                             "the price of (annotator, valid_from)") or _currency_problems(prices))
+
+
+def _run_where(index: int, name: str) -> str:
+    return f"runs[{index}]" + (f".{name}" if name else "")
+
+
+def _run_problems(records: list, numbers: set[int], slugs: set[str]) -> tuple[list[dict], list[str]]:
+    runs, problems = [], []
+    for index, record in enumerate(records):
+        run, found = checked_run(record, lambda name, index=index: _run_where(index, name))
+        runs.append(run)
+        problems += found
+    if problems:
+        return runs, problems
+    return runs, run_set_problems(runs, _run_where, samples=set(Sample.objects.values_list("external_id", flat=True)),
+                                  sample_source="the console", numbers=numbers, slugs=slugs)
+
+
+def _envelope_problems(document: object) -> list[str]:
+    """What must hold before the parts are read: the format, a readable version, JSON-only values, the parts."""
     if not isinstance(document, dict):
-        return None, ["the document is not a JSON object"]
+        return ["the document is not a JSON object"]
     if document.get("format") != FORMAT:
-        return None, [f"format: expected '{FORMAT}', got {document.get('format')!r:.80}"]
-    if document.get("version") != VERSION or isinstance(document.get("version"), bool):
-        found = document.get("version")
-        return None, [f"version: this console reads version {VERSION}, the file is version {found!r:.80}"]
+        return [f"format: expected '{FORMAT}', got {document.get('format')!r:.80}"]
+    version = document.get("version")
+    if version not in READABLE_VERSIONS or not isinstance(version, int) or isinstance(version, bool):
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        return [f"version: this console reads versions {readable}, the file is version {version!r:.80}"]
     problems = _structure_problems(document)
     if problems:
-        return None, problems
+        return problems
     catalogue = document.get("catalogue")
     if not isinstance(catalogue, dict) or not isinstance(catalogue.get("domains"), list) \
             or not isinstance(catalogue.get("annotators"), list):
-        return None, ["catalogue: expected an object with lists 'domains' and 'annotators'"]
-    if not isinstance(document.get("workers"), list):
-        return None, ["workers: expected a list"]
+        return ["catalogue: expected an object with lists 'domains' and 'annotators'"]
+    parts = ("workers", "prices", "runs") if version > 1 else ("workers",)
+    return [f"{part}: expected a list" for part in parts if not isinstance(document.get(part), list)]
+
+
+def _check(document: object) -> tuple[_Checked | None, list[str]]:
+    """The document ready to apply, or every problem found, each naming where it is."""
+    problems = _envelope_problems(document)
+    if problems:
+        return None, problems
+    catalogue = document["catalogue"]
+    annotator_fields = ANNOTATOR_FIELDS if document["version"] > 1 else {
+        name: kind for name, kind in ANNOTATOR_FIELDS.items() if name not in ADDED_IN_VERSION_2}
     domains, domain_problems = _catalogue_rows(catalogue["domains"], "catalogue.domains", Domain, "slug",
                                                DOMAIN_FIELDS, skip=("prompt_version",))
     annotators, annotator_problems = _catalogue_rows(catalogue["annotators"], "catalogue.annotators", Annotator,
-                                                     "number", ANNOTATOR_FIELDS)
+                                                     "number", annotator_fields)
     if domain_problems or annotator_problems:
         return None, domain_problems + annotator_problems
     numbers = {a.number for a in annotators} | set(Annotator.objects.values_list("number", flat=True))
     slugs = {d.slug for d in domains} | set(Domain.objects.values_list("slug", flat=True))
-    problems = _worker_problems(document["workers"], numbers, slugs)
-    return (None if problems else _Checked(document, domains, annotators)), problems
+    prices, price_problems = _price_problems(document.get("prices", []), numbers)
+    runs, run_problems = _run_problems(document.get("runs", []), numbers, slugs)
+    problems = _worker_problems(document["workers"], numbers, slugs) + price_problems + run_problems
+    if problems:
+        return None, problems
+    return _Checked(document, annotator_fields, domains, annotators, prices, runs), []
 
 
 def _checked(text: str, source: str) -> _Checked:
@@ -253,6 +354,15 @@ class ImportPlan:
     changes: list[str] = field(default_factory=list)
 
 
+def _shown(value: object) -> str:
+    return repr(str(value) if isinstance(value, Decimal) else value)
+
+
+def _differences(label: str, current: dict, wanted: dict, fields) -> list[str]:
+    return [f"{label}.{name}: {_shown(current[name])} -> {_shown(wanted[name])}" for name in fields
+            if current[name] != wanted[name]]
+
+
 def _catalogue_changes(label: str, model, key: str, fields: dict, specs: list[dict], skip: tuple = ()) -> list[str]:
     changes = []
     for spec in specs:
@@ -260,22 +370,53 @@ def _catalogue_changes(label: str, model, key: str, fields: dict, specs: list[di
         if current is None:
             changes.append(f"{label} {spec[key]}: new")
         else:
-            changes += [f"{label} {spec[key]}.{f}: {current[f]!r} -> {spec[f]!r}" for f in fields
-                        if f not in skip and current[f] != spec[f]]
+            # as the field stores it: a budget given as "20" is the stored Decimal("20.0000")
+            wanted = {name: model._meta.get_field(name).to_python(spec[name]) for name in fields}
+            changes += _differences(f"{label} {spec[key]}", current, wanted,
+                                    [name for name in fields if name not in skip])
     return changes
 
 
-def _plan(document: dict) -> ImportPlan:
-    catalogue = document["catalogue"]
+def _price_changes(prices: list[dict]) -> list[str]:
+    changes = []
+    for price in prices:
+        label = f"price of annotator {price['annotator']} from {price['valid_from']}"
+        current = AnnotatorPrice.objects.filter(annotator__number=price["annotator"],
+                                                valid_from=price["valid_from"]).values().first()
+        changes += [f"{label}: new"] if current is None else _differences(
+            label, current, price, ("input_per_1k", "output_per_1k", "currency"))
+    return changes
+
+
+def _run_changes(runs: list[dict]) -> list[str]:
+    changes = []
+    for run in runs:
+        current = Run.objects.filter(name=run["name"]).values(*RUN_EDITABLE).first()
+        changes += [f"run {run['name']}: new"] if current is None else _differences(
+            f"run {run['name']}", current, run, RUN_EDITABLE)
+    return changes
+
+
+def _plan(checked: _Checked) -> ImportPlan:
+    catalogue = checked.document["catalogue"]
     plan = ImportPlan(
         _catalogue_changes("domain", Domain, "slug", DOMAIN_FIELDS, catalogue["domains"], skip=("prompt_version",))
-        + _catalogue_changes("annotator", Annotator, "number", ANNOTATOR_FIELDS, catalogue["annotators"]))
-    for spec in document["workers"]:
+        + _catalogue_changes("annotator", Annotator, "number", checked.annotator_fields, catalogue["annotators"])
+        + _price_changes(checked.prices) + _run_changes(checked.runs))
+    for spec in checked.document["workers"]:
         current = Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).first()
         if current is not None and current.desired_state != spec["desired_state"]:
             plan.changes.append(f"worker annotator_{spec['annotator']}_{spec['domain']}: desired "
                                 f"{current.desired_state} -> {spec['desired_state']}")
     return plan
+
+
+def _apply_prices(prices: list[dict]) -> None:
+    annotators = dict(Annotator.objects.values_list("number", "pk"))
+    for price in prices:
+        AnnotatorPrice.objects.update_or_create(
+            annotator_id=annotators[price["annotator"]], valid_from=price["valid_from"],
+            defaults={name: price[name] for name in ("input_per_1k", "output_per_1k", "currency")})
 
 
 def _apply(checked: _Checked) -> None:
@@ -285,16 +426,20 @@ def _apply(checked: _Checked) -> None:
     for spec in checked.document["workers"]:
         Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).update(
             desired_state=spec["desired_state"])
+    _apply_prices(checked.prices)
+    create_runs(checked.runs)
+    for run in checked.runs:
+        Run.objects.filter(name=run["name"]).update(**{name: run[name] for name in RUN_EDITABLE})
 
 
 def import_state(text: str, *, source: str, actor: Actor, dry_run: bool = False) -> ImportPlan:
     """Validate the document ``text`` (named ``source`` in messages), then apply it all or not at all. A refused
     import (not a dry run) leaves a failed audit row naming every problem."""
     if dry_run:
-        return _plan(_checked(text, source).document)
+        return _plan(_checked(text, source))
     with audited(Action.IMPORT_STATE, actor=actor, target=source, parameters={"characters": len(text)}) as entry:
         checked = _checked(text, source)
-        plan = _plan(checked.document)
+        plan = _plan(checked)
         _apply(checked)
         entry.detail = {"changes": plan.changes[:200]}
     return plan

@@ -26,6 +26,22 @@ def domain(index: int, **values):
     return lambda d: d["catalogue"]["domains"][index].update(values)
 
 
+def price(**values):
+    """A price of annotator 1 from 2026-01-01, changed by ``values``."""
+    return lambda d: d["prices"].append({"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001",
+                                         "output_per_1k": "0.002", "currency": "USD", **values})
+
+
+def run(index: int, **values):
+    return lambda d: d["runs"][index].update(values)
+
+
+def new_run(**values):
+    """A second run, of annotator 1 and domain urgency, changed by ``values``."""
+    return lambda d: d["runs"].append({**d["runs"][0], "name": "second", "is_current": False, "all_samples": False,
+                                       "annotators": [1], "domains": ["urgency"], **values})
+
+
 def nested(depth: int) -> object:
     value: object = "deep"
     for _ in range(depth):
@@ -113,9 +129,48 @@ CASES = {
     "an annotator number of 10**30": (annotator(0, number=10**30),
                                       "catalogue.annotators[0].number: Ensure this value is less than or equal to 99."),
     "a NUL character in a slug": (domain(0, slug="urgency\x00"), "catalogue.domains[0].slug: a NUL character"),
-    "a version given as true": (lambda d: d.update(version=True), "version: this console reads version 1"),
+    "a version given as true": (lambda d: d.update(version=True),
+                                "version: this console reads versions 1 and 2, the file is version True"),
     "a list instead of the catalogue": (lambda d: d.update(catalogue=[]),
                                         "catalogue: expected an object with lists 'domains' and 'annotators'"),
+    "a negative budget": (annotator(0, budget="-5"), "catalogue.annotators[0].budget: The budget cannot be negative."),
+    "a budget given as a number": (annotator(0, budget=5),
+                                   "catalogue.annotators[0].budget: expected text or null, got a number"),
+    "the response cache at temperature 0.7": (
+        annotator(0, backend="openai_compatible", base_url="http://127.0.0.1:9/v1", temperature=0.7,
+                  cache_responses=True),
+        "catalogue.annotators[0].cache_responses: The response cache needs temperature 0: at 0.7"),
+    "cache_responses given as text": (annotator(0, cache_responses="yes"),
+                                      "catalogue.annotators[0].cache_responses: expected true or false, got text"),
+    "prices that are not a list": (lambda d: d.update(prices={}), "prices: expected a list"),
+    "a price in no currency": (price(currency="usd"),
+                               "prices[0].currency: Enter a three-letter ISO 4217 currency code in capitals"),
+    "a negative price": (price(input_per_1k="-0.5"),
+                         "prices[0].input_per_1k: Ensure this value is greater than or equal to 0."),
+    "a price given as a number": (price(output_per_1k=0.5), "prices[0].output_per_1k: expected text, got a number"),
+    "a price of no date": (price(valid_from="1st of May"), "prices[0].valid_from: "),
+    "a price of an unknown annotator": (price(annotator=42),
+                                        "prices[0].annotator: no annotator 42 in the document or the console"),
+    "two prices of one day": (lambda d: [price()(d), price()(d)],
+                              ("prices[1]: the price of (annotator, valid_from) (1, '2026-01-01') is given twice "
+                               "(also prices[0])")),
+    "two currencies for one annotator": (lambda d: [price()(d), price(valid_from="2026-02-01", currency="EUR")(d)],
+                                         "prices[1].currency: EUR, but annotator 1 has USD in prices[0]"),
+    "a key smuggled in with a price": (price(api_key="sk-live-0000"), "prices[0]: unknown field 'api_key'"),
+    "a runs part that is not a list": (lambda d: d.update(runs="default"), "runs: expected a list"),
+    "a run with a bad name": (new_run(name="../Second"), "runs[1].name: 1-40 lower-case letters"),
+    "two current runs": (new_run(is_current=True), "runs[1].is_current: runs[0] is current too"),
+    "a run of a sample the console lacks": (new_run(samples=["nobody"]),
+                                            "runs[1].samples: sample 'nobody' is not in the console"),
+    "a run of an unknown domain": (new_run(domains=["nope"]), "runs[1].domains: domain 'nope' is not in the catalogue"),
+    "a pinned that is not an object": (run(0, pinned="everything"), "runs[0].pinned: expected an object"),
+    "a key smuggled into what a run pins": (
+        run(0, pinned={"annotators": {"1": {"api_key_encrypted": "sk-live-0000"}}}),
+        "runs[0].pinned.annotators.1.api_key_encrypted: not a setting a run pins"),
+    "a run that changes the settings of one the console has": (
+        run(0, all_samples=False), "runs[0]: the store has a run 'default' with other all_samples"),
+    "a negative run budget": (run(0, budget="-1"), "runs[0].budget: The budget cannot be negative."),
+    "a run without its members": (lambda d: d["runs"][0].pop("samples"), "runs[0]: missing field 'samples'"),
 }
 
 

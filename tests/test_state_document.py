@@ -1,0 +1,129 @@
+"""State documents carry each annotator's budget and response-cache setting, the price versions and the run
+definitions; an import brings them back (never changing which run is current), and version 1 documents still
+import."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from admin_ops.services.state import StateError, export_state, import_state
+from tests.conftest import make_samples
+from workers_app.engine.api_keys import set_api_key
+from workers_app.engine.runs import current_run
+from workers_app.fleet.runs import RunPlan, create_run, delete_run, switch_run
+from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECRET = "sk-proj-the-real-key-0123456789"
+
+
+@pytest.fixture
+def priced(catalogue, fake_llm) -> Annotator:
+    """Annotator 1 on an OpenAI-compatible server at temperature 0, cached, with a budget, two price versions and a
+    key; a run 'pilot' of two samples."""
+    annotator = Annotator.objects.get(number=1)
+    annotator.backend, annotator.base_url, annotator.model = "openai_compatible", fake_llm.url, "fake-model"
+    annotator.cache_responses, annotator.budget = True, Decimal("12.5")
+    annotator.save()
+    set_api_key(annotator, SECRET, actor="test")
+    for valid_from, price in ((date(2026, 1, 1), "0.001"), (date(2026, 3, 1), "0.0015")):
+        AnnotatorPrice.objects.create(annotator=annotator, valid_from=valid_from, input_per_1k=Decimal(price),
+                                      output_per_1k=Decimal("0.002"), currency="EUR")
+    make_samples(4, vary=True)
+    current_run()  # the default run, made on first use where the migration's is gone (a flushed test database)
+    create_run(RunPlan(name="pilot", description="a trial", annotators=[1], domains=["urgency"], limit=2,
+                       budget=Decimal(3)), actor="test")
+    return annotator
+
+
+def test_a_state_export_carries_budgets_the_cache_prices_and_runs_and_never_a_key(priced):
+    text = export_state(actor="test", target="memory")
+    document = json.loads(text)
+
+    first = document["catalogue"]["annotators"][0]
+    assert (first["budget"], first["cache_responses"]) == ("12.5000", True)
+    assert document["prices"] == [
+        {"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001000", "output_per_1k": "0.002000",
+         "currency": "EUR"},
+        {"annotator": 1, "valid_from": "2026-03-01", "input_per_1k": "0.001500", "output_per_1k": "0.002000",
+         "currency": "EUR"}]
+    pilot = next(run for run in document["runs"] if run["name"] == "pilot")
+    assert (pilot["description"], pilot["budget"], pilot["annotators"], len(pilot["samples"])) == (
+        "a trial", "3.0000", [1], 2)
+    assert pilot["pinned"]["annotators"]["1"]["model"] == "fake-model"
+    stored = Annotator.objects.values_list("api_key_encrypted", flat=True).get(number=1)
+    assert SECRET not in text and stored not in text and "api_key_encrypted" not in text
+
+
+def test_an_import_brings_back_budgets_the_cache_prices_and_runs(priced):
+    text = export_state(actor="test", target="memory")
+    Annotator.objects.filter(number=1).update(budget=Decimal(1), cache_responses=False)
+    AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).delete()
+    AnnotatorPrice.objects.filter(valid_from=date(2026, 1, 1)).update(input_per_1k=Decimal("0.9"))
+    pilot = Run.objects.get(name="pilot")
+    members = sorted(pilot.samples.values_list("external_id", flat=True))
+    pinned = pilot.pinned
+    delete_run(pilot, actor="test")
+
+    plan = import_state(text, source="state.json", actor="test", dry_run=True)
+
+    assert {"annotator 1.budget: '1.0000' -> '12.5000'", "annotator 1.cache_responses: False -> True",
+            "price of annotator 1 from 2026-03-01: new", "run pilot: new",
+            "price of annotator 1 from 2026-01-01.input_per_1k: '0.900000' -> '0.001000'"} <= set(plan.changes)
+    assert not Run.objects.filter(name="pilot").exists()  # a dry run changes nothing
+
+    import_state(text, source="state.json", actor="test")
+
+    annotator = Annotator.objects.get(number=1)
+    assert (annotator.budget, annotator.cache_responses) == (Decimal("12.5"), True)
+    assert list(AnnotatorPrice.objects.order_by("valid_from").values_list("input_per_1k", "currency")) == [
+        (Decimal("0.001"), "EUR"), (Decimal("0.0015"), "EUR")]
+    back = Run.objects.get(name="pilot")
+    assert (back.description, back.budget, back.pinned, back.is_current) == ("a trial", Decimal(3), pinned, False)
+    assert sorted(back.samples.values_list("external_id", flat=True)) == members
+    assert import_state(text, source="state.json", actor="test").changes == []
+
+
+def test_an_import_changes_a_runs_description_and_budget_but_never_the_current_run(priced):
+    pilot = Run.objects.get(name="pilot")
+    switch_run(pilot, actor="test")
+    document = json.loads(export_state(actor="test", target="memory"))
+    switch_run(Run.objects.get(name=DEFAULT_RUN), actor="test")
+    spec = next(run for run in document["runs"] if run["name"] == "pilot")
+    spec.update(description="the second trial", budget="4.5")
+
+    plan = import_state(json.dumps(document), source="state.json", actor="test")
+
+    assert "run pilot.description: 'a trial' -> 'the second trial'" in plan.changes
+    pilot.refresh_from_db()
+    assert (pilot.description, pilot.budget, pilot.is_current) == ("the second trial", Decimal("4.5"), False)
+    assert Run.objects.get(is_current=True).name == DEFAULT_RUN
+
+
+def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(priced):
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["version"] = 1
+    del document["prices"], document["runs"]
+    for annotator in document["catalogue"]["annotators"]:
+        del annotator["budget"], annotator["cache_responses"]
+    document["catalogue"]["annotators"][1]["model"] = "changed-by-an-old-file"
+
+    plan = import_state(json.dumps(document), source="old.json", actor="test")
+
+    assert plan.changes == ["annotator 2.model: 'builtin-lexicon-v1' -> 'changed-by-an-old-file'"]
+    annotator = Annotator.objects.get(number=1)
+    assert (annotator.budget, annotator.cache_responses) == (Decimal("12.5"), True)
+    assert AnnotatorPrice.objects.count() == 2 and Run.objects.filter(name="pilot").exists()
+
+
+def test_a_price_of_an_impossible_date_is_refused_naming_the_field_and_why(priced):
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["prices"][0]["valid_from"] = "2026-02-30"
+
+    with pytest.raises(StateError, match=r"prices\[0\].valid_from: .*2026-02-30.* it is an invalid date"):
+        import_state(json.dumps(document), source="state.json", actor="test")

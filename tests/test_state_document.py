@@ -127,3 +127,12 @@ def test_a_price_of_an_impossible_date_is_refused_naming_the_field_and_why(price
 
     with pytest.raises(StateError, match=r"prices\[0\].valid_from: .*2026-02-30.* it is an invalid date"):
         import_state(json.dumps(document), source="state.json", actor="test")
+
+
+def test_the_export_command_counts_the_prices_and_runs_it_wrote(priced, tmp_path, capsys):
+    from django.core.management import call_command
+
+    call_command("export_state", str(tmp_path / "state.json"))
+
+    assert "2 price versions, 2 runs" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "state.json").read_text())["runs"]) == 2

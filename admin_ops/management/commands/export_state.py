@@ -8,7 +8,8 @@ from workers_app.management.cli import output_file
 
 
 class Command(BaseCommand):
-    help = "Write the catalogue, worker desired states, progress and a store summary as versioned JSON (no keys)."
+    help = ("Write the catalogue (budgets and cache settings too), price versions, run definitions, worker desired "
+            "states, progress and a store summary as versioned JSON (no keys).")
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=output_file())
@@ -17,4 +18,5 @@ class Command(BaseCommand):
         document = json.loads(export_state(actor=cli_actor(), target=str(path), destination=path))
         self.stdout.write(f"wrote {path}: {len(document['workers'])} workers, "
                           f"{len(document['catalogue']['domains'])} domains, "
-                          f"{len(document['catalogue']['annotators'])} annotators")
+                          f"{len(document['catalogue']['annotators'])} annotators, {len(document['prices'])} "
+                          f"price versions, {len(document['runs'])} runs")

@@ -14,4 +14,6 @@ class Command(BaseCommand):
         result = verify_archive(path)
         if not result.ok:
             raise CommandError(f"{path} failed verification:\n" + "\n".join(f"  - {p}" for p in result.problems))
-        self.stdout.write(f"{path}: {len(result.manifest['members'])} members, every checksum matches")
+        scope = f", run {result.manifest['run']} only" if result.manifest.get("run") else ""
+        self.stdout.write(f"{path} (version {result.manifest['version']}{scope}): "
+                          f"{len(result.manifest['members'])} members, every checksum matches")

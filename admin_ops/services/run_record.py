@@ -8,6 +8,8 @@ and what its outcomes actually saw (prompt versions and models, with counts and 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, Max, Min
 from django.utils import timezone
@@ -33,13 +35,33 @@ def _selection_rows(run: Run) -> list[list[object]]:
             ["seed", chosen.get("seed")], ["limit", chosen.get("limit") or "none"]]
 
 
-def _seen_rows(run: Run) -> list[list[object]]:
-    rows = (Outcome.objects.filter(run=run).values("domain__slug", "annotator__number", "prompt_version", "model")
+@dataclass(frozen=True)
+class SeenVersion:
+    """A prompt version and model that some of the run's outcomes of one (domain, annotator) came from."""
+
+    domain: str
+    annotator: int
+    prompt_version: int
+    model: str
+    outcomes: int
+    first: datetime
+    last: datetime
+
+
+def seen_versions(run: Run) -> list[SeenVersion]:
+    """The prompt versions and models the run's outcomes actually came from, with when; one grouped query."""
+    rows = (Outcome.objects.filter(run=run).values("domain__slug", "domain__position", "annotator__number",
+                                                   "prompt_version", "model")
             .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-            .order_by("domain__slug", "annotator__number", "prompt_version"))
-    return [[f"{r['domain__slug']} / annotator {r['annotator__number']}",
-             (f"prompt v{r['prompt_version']}, model {r['model']}: {r['n']} outcome(s), "
-             f"{_when(r['first'])} to {_when(r['last'])}")] for r in rows]
+            .order_by("domain__position", "domain__slug", "annotator__number", "prompt_version", "model"))
+    return [SeenVersion(r["domain__slug"], r["annotator__number"], r["prompt_version"], r["model"], r["n"],
+                        r["first"], r["last"]) for r in rows]
+
+
+def _seen_rows(run: Run) -> list[list[object]]:
+    return [[f"{s.domain} / annotator {s.annotator}",
+             (f"prompt v{s.prompt_version}, model {s.model}: {s.outcomes} outcome(s), {_when(s.first)} to "
+             f"{_when(s.last)}")] for s in seen_versions(run)]
 
 
 def reproducibility_rows(run: Run) -> list[list[object]]:

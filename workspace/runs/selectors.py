@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Q
 
+from admin_ops.services.run_record import SeenVersion, seen_versions
 from workers_app.engine.cost import cost_totals
 from workers_app.engine.runs import run_annotators, run_domains
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Run, RunSample, Sample
@@ -78,17 +78,6 @@ class WorkerProgress:
 
 
 @dataclass(frozen=True)
-class SeenVersion:
-    domain: str
-    annotator: int
-    prompt_version: int
-    model: str
-    outcomes: int
-    first: datetime
-    last: datetime
-
-
-@dataclass(frozen=True)
 class RunDomain:
     domain: Domain  # as the run uses it: pinned, or live for the default run
     live_version: int  # the catalogue's prompt version now
@@ -120,7 +109,7 @@ def run_detail(run: Run, *, with_consolidations: bool) -> RunDetail:
     live = dict(Domain.objects.values_list("slug", "prompt_version"))
     return RunDetail(
         row=row, annotators=annotators, domains=[RunDomain(d, live[d.slug]) for d in domains], corpora=corpora,
-        workers=_progress(run, annotators, domains, row.samples), seen=_seen(run),
+        workers=_progress(run, annotators, domains, row.samples), seen=seen_versions(run),
         consolidations=consolidations_of(run) if with_consolidations else [])
 
 
@@ -140,16 +129,6 @@ def _progress(run: Run, annotators: list[Annotator], domains: list[Domain],
                                       attempts.get((annotator.number, domain.slug), 0), expected))
         grid.append(row)
     return grid
-
-
-def _seen(run: Run) -> list[SeenVersion]:
-    """The prompt versions and models the run's outcomes actually came from, with when."""
-    rows = (Outcome.objects.filter(run=run).values("domain__slug", "domain__position", "annotator__number",
-                                                   "prompt_version", "model")
-            .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-            .order_by("domain__position", "domain__slug", "annotator__number", "prompt_version", "model"))
-    return [SeenVersion(r["domain__slug"], r["annotator__number"], r["prompt_version"], r["model"], r["n"],
-                        r["first"], r["last"]) for r in rows]
 
 
 def other_runs(run: Run) -> list[str]:

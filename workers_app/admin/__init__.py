@@ -1,1 +1,1 @@
-from . import beat, catalogue, corpus, fleet, monitoring, runs  # noqa: F401  (registers the admin pages)
+from . import beat, catalogue, corpus, fleet, monitoring, outcomes, runs  # noqa: F401  (registers the admin pages)

@@ -57,7 +57,7 @@ class PriceInline(admin.TabularInline):
 @admin.register(Annotator)
 class AnnotatorAdmin(AuditedModelAdmin):
     """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed,
-    cost and cache hits."""
+    cost and cache hits, over every run (as the annotator's budget is); a run's own are on its page."""
 
     form = AnnotatorForm
     inlines = [PriceInline]
@@ -97,7 +97,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
             latency=Avg("outcomes__latency_ms"), n_malformed=Count("outcomes", filter=Q(outcomes__status="malformed")),
             total_cost=Sum("outcomes__cost"), n_cached=Count("outcomes", filter=Q(outcomes__cached=True)))
 
-    @admin.display(description="calls", ordering="n_calls")
+    @admin.display(description="calls (all runs)", ordering="n_calls")
     def calls(self, obj) -> int:
         return obj.n_calls or 0
 
@@ -113,7 +113,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
     def malformed_rate(self, obj) -> str:
         return "—" if not obj.n_outcomes else f"{obj.n_malformed / obj.n_outcomes:.1%}"
 
-    @admin.display(description="cost", ordering="total_cost")
+    @admin.display(description="cost (all runs)", ordering="total_cost")
     def cost(self, obj) -> str:
         return "—" if obj.total_cost is None else f"{obj.total_cost.normalize():f}"
 

@@ -8,12 +8,13 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.hosts import ALIVE, LOST, InvalidHost, check_host_name, host_states, is_alive
 from workers_app.fleet.results import WorkerResult
 from workers_app.fleet.rows import ensure_worker_rows, key_of
 from workers_app.fleet.services import OPERATIONS
 from workers_app.fleet.worker_side import heartbeat_key
-from workers_app.models import Host, Sample, Worker, WorkerEvent
+from workers_app.models import Host, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
 STATE_COLOURS = {
@@ -92,8 +93,10 @@ class WorkerAdmin(admin.ModelAdmin):
         answers = pipe.execute()
         # The admin object serves every request thread; the readings belong to this request only.
         self._request.live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
-        self._request.total = Sample.objects.count()
+        run = self._request.run = current_run()
+        self._request.total = run_samples(run).count()
         self._request.hosts = host_states()
+        extra_context = {**(extra_context or {}), "subtitle": f"Progress in the current run, {run.name}"}
         return super().changelist_view(request, extra_context)
 
     # -- columns
@@ -115,6 +118,9 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="done / samples")
     def progress(self, obj: Worker) -> str:
+        run = getattr(self._request, "run", None)
+        if run is not None and not takes_part(run, obj.annotator.number, obj.domain.slug):
+            return "not in this run"
         counts = getattr(self._request, "live", {}).get(obj.pk, (None, {}))[1]
         ok, bad = int(counts.get("ok", 0)), int(counts.get("malformed", 0))
         note = f" ({bad} malformed)" if bad else ""

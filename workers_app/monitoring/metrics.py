@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Outcome, Worker, WorkerMetric
 
@@ -25,7 +26,8 @@ def _percentile(values: list[int], share: float) -> int | None:
 
 
 def snapshot_metrics() -> int:
-    """One row per worker for the minute just past; safe to run twice (a minute is recorded once)."""
+    """One row per worker for the minute just past, of the current run's outcomes (a message queued for the run
+    before stores into it a little longer); safe to run twice (a minute is recorded once)."""
     minute = timezone.now().replace(second=0, microsecond=0)
     ensure_worker_rows()
     workers = list(Worker.objects.select_related("annotator", "domain"))
@@ -33,7 +35,7 @@ def snapshot_metrics() -> int:
     latencies: dict[tuple[int, int], list[int]] = defaultdict(list)
     malformed: dict[tuple[int, int], int] = defaultdict(int)
     for annotator, domain, status, latency in Outcome.objects.filter(
-            created_at__gte=minute - timedelta(minutes=1), created_at__lt=minute).values_list(
+            run=current_run(), created_at__gte=minute - timedelta(minutes=1), created_at__lt=minute).values_list(
             "annotator_id", "domain_id", "status", "latency_ms"):
         latencies[(annotator, domain)].append(latency)
         malformed[(annotator, domain)] += status != Outcome.Status.OK

@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand
 
 from admin_ops.services.csv_safe import csv_row
 from annotation_site.files import atomic_write
-from workers_app.management.cli import output_file
+from workers_app.engine.runs import current_run
+from workers_app.management.cli import output_file, run_name
 from workers_app.models import MalformedAttempt
 
 FIELDS = ["created_at", "sample__external_id", "annotator__number", "domain__slug", "attempt", "reason",
@@ -13,13 +14,15 @@ FIELDS = ["created_at", "sample__external_id", "annotator__number", "domain__slu
 
 
 class Command(BaseCommand):
-    help = "Write every malformed answer (also those a retry fixed) to a CSV file."
+    help = "Write every malformed answer of one run (also those a retry fixed) to a CSV file."
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=output_file())
+        parser.add_argument("--run", type=run_name, metavar="NAME", help="the run to export; default: the current run")
 
-    def handle(self, *args, path, **options):
-        rows = MalformedAttempt.objects.order_by("id").values_list(*FIELDS)
+    def handle(self, *args, path, run=None, **options):
+        run = run or current_run()
+        rows = MalformedAttempt.objects.filter(run=run).order_by("id").values_list(*FIELDS)
 
         def write(temp: Path) -> None:
             with temp.open("w", newline="", encoding="utf-8") as handle:
@@ -29,4 +32,4 @@ class Command(BaseCommand):
                 writer.writerows(csv_row(row) for row in rows.iterator(chunk_size=2000))
 
         atomic_write(path, write)
-        self.stdout.write(f"wrote {rows.count()} malformed answer(s) to {path}")
+        self.stdout.write(f"wrote {rows.count()} malformed answer(s) of run {run.name} to {path}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.utils import timezone
-
 from workers_app.engine.runs import PINNED_ANNOTATOR_FIELDS, PINNED_DOMAIN_FIELDS
 from workers_app.models import Annotator, Domain, Run, RunSample, Sample
 from workers_app.models.runs import RUN_NAME
@@ -63,6 +61,15 @@ def _shape_problems(record: dict, where: Where) -> list[str]:
     return problems
 
 
+def _first_repeat(values: list) -> object:
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
 def _list_problems(record: dict, where: Where) -> list[str]:
     problems = []
     if not all(_fits(n, int) for n in record["annotators"]):
@@ -72,6 +79,10 @@ def _list_problems(record: dict, where: Where) -> list[str]:
             problems.append(f"{where(name)}: expected a list of {what}")
     if record["all_samples"] and record["samples"]:
         problems.append(f"{where('samples')}: a run of every sample lists no members")
+    for name in ("annotators", "domains", "samples"):
+        repeated = _first_repeat(record[name]) if not problems else None
+        if repeated is not None:
+            problems.append(f"{where(name)}: listed twice: {repeated!r:.80}")
     return problems
 
 
@@ -163,18 +174,15 @@ def run_set_problems(runs: list[dict], where: Callable[[int, str], str], *, samp
     """What is wrong between checked definitions and with the store: a name given twice, two current runs, a
     sample, annotator or domain nobody has, a run the store has with other settings."""
     first_name: dict[str, int] = {}
-    current = None
     stored = {r["name"]: r for r in Run.objects.values("name", *DEFINING)}
-    problems = []
+    currents = [index for index, run in enumerate(runs) if run["is_current"]]
+    problems = [f"{where(index, 'is_current')}: {where(currents[0], '')} is current too; at most one run is current"
+                for index in currents[1:]]
     for index, run in enumerate(runs):
         if run["name"] in first_name:
             problems.append(f"{where(index, 'name')}: run {run['name']!r} is given twice (also "
                             f"{where(first_name[run['name']], '')})")
         first_name.setdefault(run["name"], index)
-        if run["is_current"] and current is not None:
-            problems.append(f"{where(index, 'is_current')}: {where(current, '')} is current too; at most one run "
-                            "is current")
-        current = index if run["is_current"] and current is None else current
         problems += _reference_problems(index, run, where, samples=samples, sample_source=sample_source,
                                         numbers=numbers, slugs=slugs)
         disagreement = _store_disagreement(run, stored)
@@ -188,16 +196,13 @@ def missing_runs(runs: list[dict]) -> list[dict]:
     return [run for run in runs if run["name"] not in known]
 
 
-def create_runs(runs: list[dict]) -> list[str]:
-    """Make the runs of ``runs`` (checked definitions) the store lacks, with their members, none current; return
-    their names."""
-    made = []
-    for spec in missing_runs(runs):
+def create_runs(runs: list[dict]) -> None:
+    """Make the runs of ``runs`` (checked definitions) the store lacks, with their members; none becomes current."""
+    missing = missing_runs(runs)
+    samples = dict(Sample.objects.values_list("external_id", "pk")) if missing else {}
+    for spec in missing:
         values = {name: spec[name] for name in RUN_FIELDS if name not in ("is_current", "samples", "created_at")}
         run = Run.objects.create(**values)
-        Run.objects.filter(pk=run.pk).update(created_at=spec["created_at"] or timezone.now())  # not auto_now_add's
-        members = Sample.objects.filter(external_id__in=spec["samples"]).values_list("pk", flat=True)
-        RunSample.objects.bulk_create((RunSample(run=run, sample_id=pk) for pk in members.iterator()),
-                                      batch_size=MEMBER_BATCH)
-        made.append(run.name)
-    return made
+        Run.objects.filter(pk=run.pk).update(created_at=spec["created_at"])  # auto_now_add ignored the given one
+        RunSample.objects.bulk_create((RunSample(run=run, sample_id=samples[external_id])
+                                       for external_id in spec["samples"]), batch_size=MEMBER_BATCH)

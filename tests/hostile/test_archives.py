@@ -262,6 +262,8 @@ CASES = {
         "data/runs.jsonl line 2: pinned.annotators.1.api_key_encrypted: not a setting a run pins"),
     "a run member the archive lacks": (with_line(RUNS, 2, set_field("samples", ["nobody"])),
                                        "data/runs.jsonl line 2: samples: sample 'nobody' is not in data/samples.jsonl"),
+    "a run member given twice": (with_line(RUNS, 2, lambda run: run.update(samples=run["samples"][:1] * 2)),
+                                 "data/runs.jsonl line 2: samples: listed twice: 'S-"),
     "a run of an unknown annotator": (with_line(RUNS, 2, set_field("annotators", [1, 9])),
                                       "data/runs.jsonl line 2: annotators: annotator 9 is not in the catalogue"),
     "a negative run budget": (with_line(RUNS, 2, set_field("budget", "-1")),

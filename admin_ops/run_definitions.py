@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers_app.engine.runs import PINNED_ANNOTATOR_FIELDS, PINNED_DOMAIN_FIELDS
+from workers_app.fleet.runs import RESERVED_NAMES
 from workers_app.models import Annotator, Domain, Run, RunSample, Sample
 from workers_app.models.runs import RUN_NAME
 
@@ -131,6 +132,8 @@ def checked_run(record: object, where: Where) -> tuple[dict, list[str]]:
     problems = _list_problems(record, where)
     if not is_run_name(record["name"]):
         problems.append(f"{where('name')}: {RUN_NAME.message}")
+    elif record["name"] in RESERVED_NAMES:
+        problems.append(f"{where('name')}: {record['name']!r} is reserved for a page of the workspace")
     values = dict(record)
     for name in CHECKED_BY_THE_MODEL:
         values[name], problem = field_problem(Run, name, record[name])

@@ -160,6 +160,8 @@ CASES = {
     "a runs part that is not a list": (lambda d: d.update(runs="default"), "runs: expected a list"),
     "a run with a bad name": (new_run(name="../Second"), "runs[1].name: 1-40 lower-case letters"),
     "two current runs": (new_run(is_current=True), "runs[1].is_current: runs[0] is current too"),
+    "a run named like a page": (new_run(name="compare"),
+                                "runs[1].name: 'compare' is reserved for a page of the workspace"),
     "a run of a sample the console lacks": (new_run(samples=["nobody"]),
                                             "runs[1].samples: sample 'nobody' is not in the console"),
     "a run of an unknown domain": (new_run(domains=["nope"]), "runs[1].domains: domain 'nope' is not in the catalogue"),

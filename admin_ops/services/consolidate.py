@@ -359,9 +359,8 @@ def _add_costs(summary: list[dict], run: Run) -> None:
 def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None) -> ConsolidateReport:
     """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``."""
     run = run or current_run()
-    folder = run_dir(run) / "consolidated"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = Path(path) if path else folder / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+    target = Path(path) if path else run_dir(run) / "consolidated" / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+    target.parent.mkdir(parents=True, exist_ok=True)
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
     with audited(Action.CONSOLIDATE, actor=actor, target=target.name, parameters={"run": run.name},
                  atomic=False) as entry:

@@ -17,6 +17,7 @@ from audit.models import AuditLog
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until, worker
 from workers_app.engine.annotate import RetryLater, annotate_sample
+from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
 from workers_app.engine.runs import (
@@ -232,6 +233,7 @@ def test_a_runs_budget_stops_its_calls_pauses_its_workers_alerts_once_and_resume
                                                                                               fake_llm):
     AnnotatorPrice.objects.create(annotator=http_annotator, input_per_1k=Decimal("0.1"),
                                   output_per_1k=Decimal("0.5"), currency="USD")  # 0.016 a call
+    forget_cached_prices()  # an earlier test's process-wide price cache must not hide this price
     samples = make_samples(4, vary=True)
     run = create_run(plan(annotators=[1], domains=["urgency"], budget=Decimal("0.032")), actor="tester")
     switch_run(run, actor="tester")

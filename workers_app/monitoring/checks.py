@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
+from workers_app.engine.keys import RATE_BUCKET_SECONDS
 from workers_app.engine.workbook_check import check_workbook, read_report
 from workers_app.fleet.rows import key_of
 from workers_app.fleet.worker_side import heartbeat_key
@@ -19,6 +20,7 @@ from workers_app.models import Outcome, Worker
 from workers_app.redis_client import get_redis
 
 CHECKS = ("heartbeat", "progress", "error_rate", "memory", "workbook")
+RATE_WINDOW_BUCKETS = 6  # the current rate bucket and the five before it: the last 50-60 seconds
 
 
 @dataclass
@@ -39,6 +41,7 @@ class WorkerHealth:
     stored: int = 0
     malformed: int = 0
     inflight_target: int | None = None
+    per_minute: int = 0  # outcomes stored in the last minute, scaled from the rate buckets
 
     @property
     def healthy(self) -> bool:
@@ -66,10 +69,14 @@ class Live:
     recent: list[str]
     workbook_report: list
     inflight_target: int | None = None  # how many LLM requests the worker lets run at once (HTTP backends)
+    per_minute: int = 0
 
 
-def read_live(workers: list[Worker]) -> dict[int, Live]:
-    """Heartbeat, queue, counters and recent statuses of every worker, in one pipelined round trip."""
+def read_live(workers: list[Worker], now: float) -> dict[int, Live]:
+    """Heartbeat, queue, counters, recent statuses and the last minute's rate buckets of every worker, in one
+    pipelined round trip."""
+    current = int(now // RATE_BUCKET_SECONDS)
+    window = (RATE_WINDOW_BUCKETS - 1) * RATE_BUCKET_SECONDS + now % RATE_BUCKET_SECONDS
     pipe = get_redis().pipeline(transaction=False)
     for worker in workers:
         key = key_of(worker)
@@ -78,13 +85,16 @@ def read_live(workers: list[Worker]) -> dict[int, Live]:
         pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
         pipe.lrange(key.recent_key, 0, -1)
         pipe.hmget(key.workbook_report_key, "ok", "reason", "at", "host")
+        pipe.mget([key.rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])
     answers = iter(pipe.execute())
     live = {}
     for worker in workers:
         (at, rss, inflight), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
+        report, buckets = next(answers), next(answers)
         live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
                                int(ok or 0) + int(bad or 0), int(bad or 0), float(last) if last else None, recent,
-                               next(answers), int(inflight) if inflight else None)
+                               report, int(inflight) if inflight else None,
+                               round(sum(int(count or 0) for count in buckets) * 60 / window))
     return live
 
 
@@ -136,14 +146,14 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True, read_files: 
     """``read_files=False`` takes every workbook check from the agents' reports: a page refreshed every second
     must not read thirty workbooks."""
     now = time.time()
-    live = read_live(workers)
+    live = read_live(workers, now)
     reports = []
     for worker in workers:
         state = live[worker.pk]
         error_rate = _error_rate(state.recent)
         health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
                               rss=state.rss, queue=state.queue, stored=state.stored, malformed=state.malformed,
-                              inflight_target=state.inflight_target,
+                              inflight_target=state.inflight_target, per_minute=state.per_minute,
                               error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:

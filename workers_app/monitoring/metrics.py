@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -39,7 +40,7 @@ def snapshot_metrics() -> int:
             "annotator_id", "domain_id", "status", "latency_ms"):
         latencies[(annotator, domain)].append(latency)
         malformed[(annotator, domain)] += status != Outcome.Status.OK
-    live = read_live(workers)
+    live = read_live(workers, time.time())
     rows = []
     for worker in workers:
         if worker.pk in done:

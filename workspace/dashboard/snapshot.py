@@ -1,5 +1,5 @@
 """What the dashboard shows of the fleet, read in one pass whatever its size: the workers (one query), their live
-state (two pipelined Redis round trips), the open alerts and the current run's sample count (one query each)."""
+state (one pipelined Redis round trip), the open alerts and the current run's sample count (one query each)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from dataclasses import asdict, dataclass, field
 
 from django.utils import timezone
 
-from workers_app.engine.keys import RATE_BUCKET_SECONDS
 from workers_app.engine.runs import current_run, run_samples, takes_part
-from workers_app.fleet.rows import ensure_worker_rows, key_of
+from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Alert, Annotator, Domain, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
 
-RATE_WINDOW_BUCKETS = 6  # the current bucket and the five before it: the last 50-60 seconds
 # Every viewer polls each second; within this many milliseconds they share one snapshot, so ten viewers cost the
 # database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.
 SHARED_FOR_MS = 500
@@ -95,18 +93,6 @@ def _workers() -> list[Worker]:
     return rows
 
 
-def _per_minute(workers: list[Worker], now: float) -> dict[int, int]:
-    """Outcomes per minute over the last 50-60 s, from the buckets the store counts into."""
-    current = int(now // RATE_BUCKET_SECONDS)
-    window = (RATE_WINDOW_BUCKETS - 1) * RATE_BUCKET_SECONDS + now % RATE_BUCKET_SECONDS
-    pipe = get_redis().pipeline(transaction=False)
-    for worker in workers:
-        pipe.mget([key_of(worker).rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])
-    counts = pipe.execute()
-    return {w.pk: round(sum(int(v or 0) for v in found) * 60 / window) for w, found in zip(workers, counts,
-                                                                                          strict=True)}
-
-
 def _open_alerts(names: dict[int, str]) -> list[dict]:
     rows = Alert.objects.filter(resolved_at__isnull=True).order_by("-opened_at").values(
         "id", "kind", "message", "worker_id", "opened_at")
@@ -114,12 +100,12 @@ def _open_alerts(names: dict[int, str]) -> list[dict]:
              "opened_at": timezone.localtime(row["opened_at"]).strftime("%Y-%m-%d %H:%M:%S")} for row in rows]
 
 
-def _cell(health: WorkerHealth, run: Run, samples: int, per_minute: int, alerts: int) -> Cell:
+def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int) -> Cell:
     worker = health.worker
     in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
     return Cell(name=worker.name, annotator=worker.annotator.number, domain=worker.domain.slug,
                 state=worker.observed_state, desired=worker.desired_state, host=worker.host, done=health.stored,
-                malformed=health.malformed, total=samples if in_run else 0, per_minute=per_minute,
+                malformed=health.malformed, total=samples if in_run else 0, per_minute=health.per_minute,
                 malformed_pct=round(100 * health.malformed / health.stored, 1) if health.stored else None,
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
@@ -143,8 +129,7 @@ def fleet_snapshot() -> Snapshot:
     samples = run_samples(run).count()
     alerts = _open_alerts({w.pk: w.name for w in workers})
     per_worker_alerts = Counter(alert["worker"] for alert in alerts)
-    rates = _per_minute(workers, now)
-    cells = {h.worker.name: _cell(h, run, samples, rates[h.worker.pk], per_worker_alerts[h.worker.name])
+    cells = {h.worker.name: _cell(h, run, samples, per_worker_alerts[h.worker.name])
              for h in evaluate(workers, read_files=False)}
     annotators = sorted({w.annotator.number for w in workers})
     domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]

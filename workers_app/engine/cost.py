@@ -77,6 +77,8 @@ class CostTotal:
     cached: int = 0
     saved: Decimal = Decimal(0)  # what the cached answers would have cost on the day they were stored
     currency: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     @property
     def hit_rate(self) -> float | None:
@@ -109,10 +111,12 @@ def cost_totals(*, annotator: int | None = None, domain: str | None = None,
     outcomes = _filtered(annotator, domain, run)
     totals: dict[tuple[int, str], CostTotal] = {}
     for row in outcomes.values("annotator__number", "domain__slug").annotate(
-            n=Count("id"), priced=Count("cost"), cost=Sum("cost"), cached=Count("id", filter=Q(cached=True))):
+            n=Count("id"), priced=Count("cost"), cost=Sum("cost"), cached=Count("id", filter=Q(cached=True)),
+            prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")):
         key = (row["annotator__number"], row["domain__slug"])
         totals[key] = CostTotal(*key, outcomes=row["n"], priced=row["priced"],
-                                cost=(row["cost"] or Decimal(0)).quantize(QUANTUM), cached=row["cached"])
+                                cost=(row["cost"] or Decimal(0)).quantize(QUANTUM), cached=row["cached"],
+                                prompt_tokens=row["prompt"] or 0, completion_tokens=row["completion"] or 0)
     for key, saved in _saved(outcomes).items():
         totals[key].saved = saved
     currencies = _currencies()

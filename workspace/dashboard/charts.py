@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from workers_app.engine.cost import cost_totals
-from workers_app.models import Outcome, Run, WorkerMetric
+from workers_app.models import Annotator, Run, WorkerMetric
 
 WIDTH, HEIGHT = 600, 120
 
@@ -70,25 +70,23 @@ def fleet_series() -> list[Series]:
 def spend_per_annotator(run: Run) -> list[dict]:
     """Tokens the backends reported (none for the built-in one), cost where a price applies, and the cache's hits
     and savings, per annotator, over the outcomes of ``run``."""
-    rows = (Outcome.objects.filter(run=run).values("annotator__number", "annotator__name")
-            .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
-            .order_by("annotator__number"))
-    costs: dict[int, list] = defaultdict(lambda: [Decimal(0), 0, 0, Decimal(0), ""])
+    sums: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0), 0, 0, Decimal(0), ""])
     for total in cost_totals(run=run):
-        found = costs[total.annotator]
-        found[0] += total.cost
-        found[1] += total.priced
-        found[2] += total.cached
-        found[3] += total.saved
-        found[4] = total.currency
+        found = sums[total.annotator]
+        found[0] += total.prompt_tokens
+        found[1] += total.completion_tokens
+        found[2] += total.cost
+        found[3] += total.priced
+        found[4] += total.cached
+        found[5] += total.saved
+        found[6] = total.currency
+    names = dict(Annotator.objects.filter(number__in=sums).values_list("number", "name"))
     spend = []
-    for r in rows:
-        cost, priced, cached, saved, currency = costs[r["annotator__number"]]
-        prompt, completion = r["prompt"] or 0, r["completion"] or 0
-        spend.append({"number": r["annotator__number"], "name": r["annotator__name"], "prompt": prompt,
-                      "completion": completion, "total": prompt + completion,
-                      "cost": f"{cost:.4f} {currency}" if priced else "no price", "cached": cached,
-                      "saved": f"{saved:.4f} {currency}" if cached and priced else "—"})
+    for number in sorted(sums):
+        prompt, completion, cost, priced, cached, saved, currency = sums[number]
+        spend.append({"number": number, "name": names.get(number, ""), "prompt": prompt, "completion": completion,
+                      "total": prompt + completion, "cost": f"{cost:.4f} {currency}" if priced else "no price",
+                      "cached": cached, "saved": f"{saved:.4f} {currency}" if cached and priced else "—"})
     return spend
 
 

@@ -76,6 +76,7 @@ def test_a_new_run_pins_the_prompts_and_settings_of_the_moment_and_takes_a_seede
 @pytest.mark.parametrize(("fields", "message"), [
     ({"name": "Bad Name"}, "lower-case letters"),
     ({"name": "../etc"}, "lower-case letters"),
+    ({"name": "pilot\n"}, "lower-case letters"),
     ({"name": DEFAULT_RUN}, "exists already"),
     ({"name": "compare"}, "reserved"),
     ({"annotators": [9]}, "no annotator 9"),
@@ -315,3 +316,12 @@ def test_the_runs_command_compares_two_runs_and_names_what_it_cannot(catalogue):
         call_command("runs", "compare", run.name, run.name)
     with pytest.raises(CommandError, match="--changes -1"):
         call_command("runs", "compare", DEFAULT_RUN, run.name, "--changes", "-1")
+
+
+@pytest.mark.django_db
+def test_the_first_run_made_on_an_empty_store_leaves_the_default_run_current(catalogue):
+    make_samples(3)
+    Run.objects.all().delete()
+    forget_cached_runs()
+    create_run(plan(), actor="tester")
+    assert current_run().name == DEFAULT_RUN

@@ -19,6 +19,7 @@ from audit.actions import Action
 from audit.models import AuditLog
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Sample
 
@@ -125,7 +126,8 @@ def test_the_consolidated_csv_never_holds_a_formula_and_the_jsonl_keeps_the_text
 
 def test_the_malformed_answers_csv_never_holds_a_formula(catalogue, tmp_path):
     for attempt, formula in enumerate(FORMULAS, start=1):
-        MalformedAttempt.objects.create(sample_id=sample_with_id(f"S-{attempt}"), annotator=Annotator.objects.get(
+        MalformedAttempt.objects.create(run=current_run(), sample_id=sample_with_id(f"S-{attempt}"),
+                                        annotator=Annotator.objects.get(
             number=1), domain=Domain.objects.get(slug="urgency"), attempt=attempt, reason="no_marker",
             raw_answer=formula, reason_detail=formula, prompt_version=1)
 

@@ -17,7 +17,7 @@ from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.queues import populate_keys, purge_queue, sync_keys, worker_keys
-from workers_app.engine.runs import forget_cached_runs, pin, run_dir
+from workers_app.engine.runs import current_run, forget_cached_runs, pin, run_dir
 from workers_app.models import Annotator, Corpus, Domain, Run, RunSample, Sample, Worker
 from workers_app.models.runs import RUN_NAME
 
@@ -122,6 +122,7 @@ def create_run(plan: RunPlan, *, actor: Actor) -> Run:
                   "corpora": plan.corpora, "share": plan.share, "seed": plan.seed, "limit": plan.limit,
                   "budget": None if plan.budget is None else str(plan.budget)}
     with audited(Action.CREATE_RUN, actor=actor, target=plan.name, parameters=parameters) as entry:
+        current_run()  # a store's first run must not leave it without a current one: the default run exists first
         plan, samples = checked(plan)
         annotators = list(Annotator.objects.filter(number__in=plan.annotators))
         domains = list(Domain.objects.filter(slug__in=plan.domains))

@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
             name='Run',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='also its folder under DATA_DIR/runs/', max_length=40, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_-]{0,39}$', "1-40 lower-case letters, digits, '-' or '_', starting with a letter or digit.")])),
+                ('name', models.CharField(help_text='also its folder under DATA_DIR/runs/', max_length=40, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_-]{0,39}\\Z', "1-40 lower-case letters, digits, '-' or '_', starting with a letter or digit.")])),
                 ('description', models.TextField(blank=True, validators=[workers_app.models.catalogue.no_control_characters])),
                 ('is_current', models.BooleanField(default=False, editable=False)),
                 ('all_samples', models.BooleanField(default=False, editable=False)),

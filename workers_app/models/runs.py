@@ -17,7 +17,7 @@ from .catalogue import MAX_BUDGET, no_control_characters
 from .corpus import Sample
 
 DEFAULT_RUN = "default"
-RUN_NAME = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,39}$",
+RUN_NAME = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,39}\Z",
                           "1-40 lower-case letters, digits, '-' or '_', starting with a letter or digit.")
 
 

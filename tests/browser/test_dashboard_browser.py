@@ -13,6 +13,7 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers
+from workers_app.fleet.runs import RunPlan, create_run, switch_run
 from workers_app.fleet.services import launch_worker
 from workers_app.models import Outcome, Worker
 
@@ -84,3 +85,18 @@ def test_a_viewer_without_actions_sees_the_grid_and_no_action_buttons(browser, c
     assert not browser.find_elements(By.CSS_SELECTOR, 'button[name="op"]')
     wait_for(browser, lambda b: "Live · updated" in b.find_element(By.ID, "live-status").text,
              what="a live update")
+
+
+def test_an_open_dashboard_follows_a_switch_to_another_run(browser, catalogue):
+    make_samples(4)
+    make_staff("watcher", "workers_app.view_worker")
+    log_in(browser, "watcher")
+    wait_for(browser, lambda b: "Current run: default" in b.find_element(By.ID, "current-run").text,
+             what="the default run named")
+    run = create_run(RunPlan(name="urgency-only", annotators=[1], domains=["urgency"]), actor="tester")
+    switch_run(run, actor="tester")
+    wait_for(browser, lambda b: "Current run: urgency-only" in b.find_element(By.ID, "current-run").text,
+             timeout=10, what="the page to follow the switch")
+    outside = browser.find_element(By.CSS_SELECTOR, '[data-worker="annotator_2_urgency"]')
+    assert "not in this run" in outside.text
+    assert "not in this run" not in browser.find_element(By.CSS_SELECTOR, f'[data-worker="{NAME}"]').text

@@ -41,6 +41,11 @@
   }
 
   function apply(data) {
+    // Another run became current: which cells take part, and every total, changed with it.
+    if (data.run !== grid.dataset.run) {
+      window.location.reload();
+      return;
+    }
     for (const [name, cell] of Object.entries(data.cells)) applyCell(name, cell);
     for (const [field, value] of Object.entries(data.totals)) {
       setText(document.querySelector('[data-total="' + field + '"]'), String(value));

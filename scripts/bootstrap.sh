@@ -13,6 +13,9 @@ fi
 files="requirements.txt ${EXTRA_REQUIREMENTS:-}"
 stamp=.venv/.requirements.sha256
 wanted=$(cat $files | sha256sum | cut -d' ' -f1)
+# llama.cpp's default native build (-march=native) trapped with "invalid opcode" on a VM that lists AVX-512 and AMX
+# among its CPU flags; a portable AVX2 build runs there and on any x86-64 machine with AVX2.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "[setup] installing dependencies (the first time takes a minute or two; llama.cpp adds about 8) …"
   for file in $files; do

@@ -10,13 +10,14 @@ from django.utils import timezone
 
 from admin_ops.services.consolidate import consolidate
 from tests.conftest import make_samples
+from workers_app.engine.runs import current_run
 from workers_app.models import Annotator, Domain, Outcome, Sample
 
 pytestmark = pytest.mark.django_db
 
 
 def store(sample_id: int, annotator: int, slug: str, labels: list[str] | None) -> None:
-    Outcome.objects.create(sample_id=sample_id, annotator=Annotator.objects.get(number=annotator),
+    Outcome.objects.create(run=current_run(), sample_id=sample_id, annotator=Annotator.objects.get(number=annotator),
                            domain=Domain.objects.get(slug=slug), status="ok" if labels is not None else "malformed",
                            labels=labels or [], reason="" if labels is not None else "no_marker",
                            prompt_version=1, started_at=timezone.now(), latency_ms=100, prompt_tokens=10,
@@ -38,7 +39,7 @@ def labelled(catalogue):
 def test_the_consolidated_workbook_has_a_sheet_per_domain_and_the_research_sheets(labelled, tmp_path):
     report = consolidate(tmp_path / "all.xlsx", actor="test")
     book = openpyxl.load_workbook(report.path)
-    assert book.sheetnames == ["urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal", "Summary",
+    assert book.sheetnames == ["Run", "urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal", "Summary",
                                "Agreement", "Review"]
     urgency = list(book["urgency"].iter_rows(values_only=True))
     assert urgency[0][:3] == ("sample id", "annotator 1 label", "annotator 1 status")

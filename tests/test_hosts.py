@@ -27,7 +27,7 @@ from workers_app.excel.journal import journaled_row_count
 from workers_app.fleet.hosts import InvalidHost, host_states
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers, move_workers
-from workers_app.models import Alert, Annotator, Host, Outcome, Worker
+from workers_app.models import DEFAULT_RUN, Alert, Annotator, Host, Outcome, Worker
 from workers_app.monitoring.sweep import health_sweep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -58,7 +58,7 @@ def done(worker: Worker, total: int) -> bool:
 
 
 def rows_in_workbook(data_dir: Path, worker: Worker) -> int | None:
-    return journaled_row_count(data_dir / "annotations" / f"{worker.name}.xlsx")
+    return journaled_row_count(data_dir / "runs" / DEFAULT_RUN / "annotations" / f"{worker.name}.xlsx")
 
 
 def print_state(*agents: AgentProcess) -> None:
@@ -95,7 +95,7 @@ def test_two_hosts_run_the_fleet_move_workers_mid_run_and_lose_nothing_when_one_
         for row in Worker.objects.filter(pk__in=[w.pk for w in moving]):
             assert (row.host, row.moving_from, row.observed_state) == ("host-b", "", "running")
             assert psutil.Process(row.pid).parent().pid == agent_b.process.pid
-            assert not (dir_a / "annotations" / f"{row.name}.xlsx").exists(), "the old host dropped its copy"
+            assert not (dir_a / "runs" / DEFAULT_RUN / "annotations" / f"{row.name}.xlsx").exists(), "the old host dropped its copy"
 
         kill_host(agent_a)
         stranded = on_host("host-a")
@@ -121,7 +121,7 @@ def test_two_hosts_run_the_fleet_move_workers_mid_run_and_lose_nothing_when_one_
         agent_a.stop()
     per_sample = Outcome.objects.values("sample_id", "annotator_id", "domain_id").annotate(n=Count("id"))
     assert len(per_sample) == total * 30 and {row["n"] for row in per_sample} == {1}
-    assert all(workbook_rows(dir_b / "annotations" / f"{w.name}.xlsx") == total for w in select_workers())
+    assert all(workbook_rows(dir_b / "runs" / DEFAULT_RUN / "annotations" / f"{w.name}.xlsx") == total for w in select_workers())
     health_sweep()
     assert not Alert.objects.filter(key="host_lost:host-a", resolved_at=None).exists(), "nothing runs there now"
 

@@ -143,10 +143,10 @@ def switch_run(run: Run, *, actor: Actor) -> dict[str, int]:
     workbooks stay; switching back queues what it still lacks), rebuild the counters from the new run's outcomes
     and queue its samples for the workers that are running. Returns how many were queued per worker."""
     previous = Run.objects.filter(is_current=True).first()
-    if previous is not None and previous.pk == run.pk:
-        raise RunRefused(f"run {run.name} is the current run already")
     with audited(Action.SWITCH_RUN, actor=actor, target=run.name,
                  parameters={"from": previous.name if previous else None}, atomic=False) as entry:
+        if previous is not None and previous.pk == run.pk:
+            raise RunRefused(f"run {run.name} is the current run already")
         keys = worker_keys()
         dropped = sum(purge_queue(key) for key in keys)
         with entry.commit(), transaction.atomic():
@@ -165,9 +165,9 @@ def switch_run(run: Run, *, actor: Actor) -> dict[str, int]:
 def delete_run(run: Run, *, actor: Actor) -> int:
     """Delete a run that is not current: its outcomes, malformed attempts and its folder on this host. Returns how
     many outcomes went."""
-    if run.is_current:
-        raise RunRefused(f"run {run.name} is the current run: make another run current first")
     with audited(Action.DELETE_RUN, actor=actor, target=run.name) as entry:
+        if run.is_current:
+            raise RunRefused(f"run {run.name} is the current run: make another run current first")
         outcomes = run.outcomes.count()
         folder = run_dir(run)
         run.delete()

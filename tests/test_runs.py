@@ -24,13 +24,14 @@ from workers_app.engine.runs import (
     adopt_legacy_workbooks,
     current_run,
     forget_cached_runs,
+    pinned_rows,
     run_samples,
     workbook_path,
 )
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
 from workers_app.fleet.services import launch_worker, run_bulk
-from workers_app.models import DEFAULT_RUN, Alert, AnnotatorPrice, Domain, Outcome, Run, Worker
+from workers_app.models import DEFAULT_RUN, Alert, Annotator, AnnotatorPrice, Domain, Outcome, Run, Worker
 from workers_app.monitoring.budgets import budget_sweep
 
 URGENCY = WorkerKey(1, "urgency")
@@ -120,6 +121,18 @@ def test_a_worker_of_a_run_sends_the_pinned_prompt_after_the_live_one_changed(ht
 
 
 @pytest.mark.django_db
+def test_a_runs_pinned_rows_are_copied_once_and_again_with_the_live_fields_of_a_reread_row(catalogue):
+    make_samples(1)
+    run = create_run(plan(annotators=[1], domains=["urgency"]), actor="tester")
+    annotator, domain = Annotator.objects.get(number=1), Domain.objects.get(slug="urgency")
+    first = pinned_rows(run, annotator, domain)
+    assert all(made is again for made, again in zip(first, pinned_rows(run, annotator, domain), strict=True))
+    Annotator.objects.filter(number=1).update(model="a-newer-model", base_url="http://127.0.0.1:9/v1")
+    reread, _ = pinned_rows(run, Annotator.objects.get(number=1), domain)
+    assert (reread.model, reread.base_url) == (first[0].model, "http://127.0.0.1:9/v1")
+
+
+@pytest.mark.django_db
 def test_one_sample_is_stored_once_per_run(catalogue):
     [sample] = make_samples(1)
     run = create_run(plan(), actor="tester")
@@ -155,6 +168,9 @@ def test_switching_drops_the_old_runs_messages_and_queues_only_the_new_runs_samp
     with pytest.raises(RunRefused, match="current run: make another"):
         delete_run(run, actor="tester")
     assert AuditLog.objects.filter(action="switch_run", result="ok", target="prompt-v2").count() == 1
+    refused = AuditLog.objects.filter(result="failed", target="prompt-v2").values_list("action", flat=True)
+    assert sorted(refused) == ["delete_run", "switch_run"]
+    assert Run.objects.filter(pk=run.pk, is_current=True).exists()
 
 
 @pytest.mark.django_db
@@ -200,7 +216,8 @@ def _sheet_rows(path, title: str) -> list[tuple]:
 def test_two_runs_with_different_prompt_versions_keep_both_outcomes_and_both_consolidations(agent):
     make_samples(40, vary=True)
     rows = [worker(1, "urgency"), worker(1, "intensity")]
-    assert all(r.ok for r in run_bulk(launch_worker, rows, actor="test"))
+    results = run_bulk(launch_worker, rows, actor="test")
+    assert all(r.ok for r in results), results
     first = current_run()
     wait_until(lambda: Outcome.objects.filter(run=first).count() == 80, 60, "the default run's 80 outcomes")
     first_report = consolidate(actor="test")

@@ -23,6 +23,8 @@ PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "model", "temperat
                            "max_input_chars")
 
 _runs: dict[int | None, tuple[float, Run | None]] = {}
+# (run, annotator, domain) ids -> the rows they were made from, and the pinned copies.
+_pinned: dict[tuple[int, int, int], tuple[Run, Annotator, Domain, Annotator, Domain]] = {}
 _lock = threading.Lock()
 
 
@@ -71,10 +73,11 @@ def run_by_id(run_id: int) -> Run | None:
 def forget_cached_runs() -> None:
     with _lock:
         _runs.clear()
+        _pinned.clear()
 
 
-def run_dir(run: Run) -> Path:
-    return settings.DATA_DIR / "runs" / run.name
+def run_dir(run: Run | str) -> Path:
+    return settings.DATA_DIR / "runs" / (run if isinstance(run, str) else run.name)
 
 
 def annotations_dir(run: Run) -> Path:
@@ -113,9 +116,15 @@ def pinned_domain(run: Run, domain: Domain) -> Domain:
 
 
 def pinned_rows(run: Run, annotator: Annotator, domain: Domain) -> tuple[Annotator, Domain]:
+    """Called for every sample: the copies are made again only when one of the three (cached) rows was re-read."""
     if not run.pinned:
         return annotator, domain
-    return pinned_annotator(run, annotator), pinned_domain(run, domain)
+    slot = (run.pk, annotator.pk, domain.pk)
+    made = _pinned.get(slot)
+    if made is None or made[0] is not run or made[1] is not annotator or made[2] is not domain:
+        made = (run, annotator, domain, pinned_annotator(run, annotator), pinned_domain(run, domain))
+        _pinned[slot] = made  # a race only makes the same copies twice
+    return made[3], made[4]
 
 
 def run_annotators(run: Run) -> list[Annotator]:

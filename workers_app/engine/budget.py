@@ -124,14 +124,12 @@ def over_budget(payer: Payer) -> Decimal | None:
 
 def check_budget(annotator: Annotator, run: Run, *, actor: str) -> None:
     """Before each call: raise BudgetReached (and pause the payer's workers, once) when the annotator's or the run's
-    budget is spent."""
-    for payer, fresh in ((Payer.of_annotator(annotator), lambda: Payer.of_annotator(
-            Annotator.objects.get(pk=annotator.pk))), (Payer.of_run(run), lambda: Payer.of_run(
-            Run.objects.get(pk=run.pk)))):
-        if over_budget(payer) is None:
+    budget is spent. Without budgets this reads nothing."""
+    for row, payer_of in ((annotator, Payer.of_annotator), (run, Payer.of_run)):
+        if row.budget is None or over_budget(payer_of(row)) is None:
             continue
         # A worker's rows may be seconds old: a budget raised just before a resume must not pause it again.
-        payer = fresh()
+        payer = payer_of(type(row).objects.get(pk=row.pk))
         used = over_budget(payer)
         if used is None:
             continue

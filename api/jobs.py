@@ -1,16 +1,19 @@
 """Consolidation jobs started through the API: a Celery task, and a Redis note that the API started it (so that an
-id nobody started is a 404, not a job forever 'queued')."""
+id nobody started is a 404, not a job forever 'queued') and for which run."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from celery.result import AsyncResult
-from django.conf import settings
 
 from audit.actors import Actor, actor_name
 from workers_app.engine.keys import PREFIX
+from workers_app.models import Run
 from workers_app.redis_client import get_redis
 
-from .tasks import CONSOLIDATED, consolidate_task, job_workbook_name
+from .tasks import consolidate_task, job_workbook
 
 KEEP_SECONDS = 7 * 24 * 3600
 STATES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running", "RETRY": "running",
@@ -21,20 +24,31 @@ def _key(job: str) -> str:
     return f"{PREFIX}:api:consolidation:{job}"
 
 
-def start_consolidation(*, actor: Actor) -> str:
-    job = consolidate_task.delay(actor_name(actor)).id
-    get_redis().set(_key(job), actor_name(actor), ex=KEEP_SECONDS)
+def _note(job: str) -> dict | None:
+    """Who started the job, for which run; a note written before runs existed holds the actor's name only."""
+    raw = get_redis().get(_key(job))
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"by": raw, "run": None}
+
+
+def start_consolidation(run: Run, *, actor: Actor) -> str:
+    job = consolidate_task.delay(actor_name(actor), run.name).id
+    get_redis().set(_key(job), json.dumps({"by": actor_name(actor), "run": run.name}), ex=KEEP_SECONDS)
     return job
 
 
 def consolidation_status(job: str) -> dict | None:
     """None for a job the API did not start (or forgot after a week)."""
-    started_by = get_redis().get(_key(job))
-    if started_by is None:
+    note = _note(job)
+    if note is None:
         return None
     result = AsyncResult(job)
     state = STATES.get(result.state, "running")
-    found = {"job": job, "status": state, "started_by": started_by, "review": None, "error": ""}
+    found = {"job": job, "status": state, "started_by": note["by"], "run": note["run"], "review": None, "error": ""}
     if state == "done":
         found["review"] = result.result.get("review")
     elif state == "failed":
@@ -42,5 +56,6 @@ def consolidation_status(job: str) -> dict | None:
     return found
 
 
-def consolidation_workbook(job: str):
-    return settings.DATA_DIR / CONSOLIDATED / job_workbook_name(job)
+def consolidation_workbook(found: dict) -> Path:
+    """The workbook of a job, from its status."""
+    return job_workbook(found["job"], found["run"])

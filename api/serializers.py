@@ -355,6 +355,7 @@ class JobSerializer(serializers.Serializer):
     job = serializers.UUIDField()
     status = serializers.ChoiceField(["queued", "running", "done", "failed"])
     started_by = serializers.CharField()
+    run = serializers.CharField(allow_null=True, help_text="the run consolidated (null: a job from before runs)")
     review = serializers.IntegerField(allow_null=True, help_text="samples on the Review sheet, when done")
     error = serializers.CharField(allow_blank=True)
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import shared_task
 from django.conf import settings
 
 from admin_ops.services.consolidate import consolidate
+from workers_app.engine.runs import run_dir
+from workers_app.fleet.selectors import chosen_run
 
 CONSOLIDATED = "consolidated"
 
 
-def job_workbook_name(job: str) -> str:
-    return f"api-{job}.xlsx"
+def job_workbook(job: str, run: str | None) -> Path:
+    """In the run's consolidated folder; a job started before runs existed (no run) wrote to DATA_DIR/consolidated."""
+    folder = settings.DATA_DIR if run is None else run_dir(run)
+    return folder / CONSOLIDATED / f"api-{job}.xlsx"
 
 
 @shared_task(bind=True, name="api.consolidate")
-def consolidate_task(self, actor: str) -> dict:
-    report = consolidate(settings.DATA_DIR / CONSOLIDATED / job_workbook_name(self.request.id), actor=actor)
+def consolidate_task(self, actor: str, run: str | None = None) -> dict:
+    report = consolidate(job_workbook(self.request.id, run), actor=actor, run=chosen_run(run))
     return {"file": report.path.name, "review": report.review}

@@ -423,12 +423,17 @@ def _job(job: str) -> dict:
 
 
 class ConsolidationStart(APIView):
-    @extend_schema(operation_id="consolidations_start", request=None, responses={202: s.JobSerializer, **ERRORS},
-                   summary="Start a consolidation (one workbook: labels per domain, agreement, review list)",
-                   description="Runs on the control worker; follow it with GET /api/v1/consolidations/{job}.")
+    @extend_schema(operation_id="consolidations_start", request=None, parameters=[s.RunFilterSerializer],
+                   responses={202: s.JobSerializer, **ERRORS, **NO_RUN},
+                   summary="Start a consolidation of a run (one workbook: its Run sheet, labels per domain, "
+                           "agreement, review list)",
+                   description="Runs on the control worker; follow it with GET /api/v1/consolidations/{job}. The "
+                               "run is the current one unless `run` names one; the workbook goes to its "
+                               "consolidated folder.")
     def post(self, request: Request) -> Response:
         require(request, "admin_ops.consolidate")
-        return Response(_job(start_consolidation(actor=acting(request))), status=202)
+        run = run_of(checked(s.RunFilterSerializer, request.query_params.dict()))
+        return Response(_job(start_consolidation(run, actor=acting(request))), status=202)
 
 
 class ConsolidationStatus(APIView):
@@ -449,7 +454,7 @@ class ConsolidationDownload(APIView):
         found = _job(str(job))
         if found["status"] != "done":
             raise ApiError(409, "not_ready", f"job: the consolidation is {found['status']}")
-        path = consolidation_workbook(str(job))
+        path = consolidation_workbook(found)
         try:
             handle = path.open("rb")
         except FileNotFoundError:

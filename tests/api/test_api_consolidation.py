@@ -7,10 +7,14 @@ import uuid
 
 import openpyxl
 import pytest
+from django.conf import settings
 
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import WorkerProcess
+from workers_app.fleet.runs import RunPlan, create_run
+from workers_app.models import DEFAULT_RUN
+from workers_app.redis_client import get_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +36,21 @@ def test_a_consolidation_runs_on_the_control_worker_and_its_workbook_downloads(r
     download = as_operator.get(f"/api/v1/consolidations/{job}/download")
     assert download.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(b"".join(download.streaming_content)), read_only=True)
-    assert "Summary" in book.sheetnames
+    assert book.sheetnames[0] == "Run" and "Summary" in book.sheetnames
+    assert (settings.DATA_DIR / "runs" / DEFAULT_RUN / "consolidated" / f"api-{job}.xlsx").is_file()
+
+
+def test_a_consolidation_names_its_run_and_an_unknown_or_malformed_run_starts_nothing(as_operator):
+    make_samples(2)
+    create_run(RunPlan(name="second"), actor="tester")
+    started = as_operator.post("/api/v1/consolidations?run=second")
+    assert started.status_code == 202 and started.json()["run"] == "second"
+    assert as_operator.get(f"/api/v1/consolidations/{started.json()['job']}").json()["run"] == "second"
+    unknown = as_operator.post("/api/v1/consolidations?run=third")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_run"
+    malformed = as_operator.post("/api/v1/consolidations?run=../etc")
+    assert malformed.status_code == 422 and "run" in malformed.json()["detail"]
+    assert len(get_redis().keys("*api:consolidation:*")) == 1
 
 
 def test_a_job_nobody_started_is_404_and_a_queued_one_cannot_be_downloaded(as_operator):

@@ -37,7 +37,8 @@ def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_
     rows = [w for w in select_workers() if w.annotator.number <= 2 and w.domain.slug in ("urgency", "intensity",
                                                                                           "modality")]
     make_samples(SAMPLES, vary=True)
-    assert all(r.ok for r in launch_workers(rows, actor="test"))
+    results = launch_workers(rows, actor="test")
+    assert all(r.ok for r in results), results
     chaos = Chaos(settings.REDIS_URL, lambda: list(Worker.objects.filter(pk__in=[r.pk for r in rows])
                                                    .values_list("pid", flat=True)),
                   kill_every=3, outage_at=3, outage_seconds=2, wipe_at=8)

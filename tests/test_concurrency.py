@@ -155,7 +155,8 @@ def target_of(key: WorkerKey) -> str:
 
 def launch(number: int, *domains: str) -> None:
     workers = [w for domain in domains for w in select_workers(number, domain)]
-    assert all(r.ok for r in launch_workers(workers, actor="test"))
+    results = launch_workers(workers, actor="test")
+    assert all(r.ok for r in results), results
 
 
 def slow_annotator(annotator, *, per_minute: int) -> None:

@@ -278,7 +278,8 @@ def test_a_budget_of_n_calls_stops_within_the_threads_in_flight_alerts_once_and_
     Annotator.objects.filter(pk=http_annotator.pk).update(budget=calls * PER_CALL)
     make_samples(per_domain, vary=True)
     workers = select_workers(1, "urgency") + select_workers(1, "intensity")
-    assert all(r.ok for r in launch_workers(workers, actor="test"))
+    results = launch_workers(workers, actor="test")
+    assert all(r.ok for r in results), results
     for worker in workers:
         populate_queues(1, worker.domain.slug)
 

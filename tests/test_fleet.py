@@ -48,7 +48,8 @@ def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
 
 def test_a_paused_worker_consumes_nothing_while_the_others_work_and_drains_when_resumed(agent):
     rows = [worker(1, "urgency"), worker(1, "intensity"), worker(1, "modality")]
-    assert all(r.ok for r in run_bulk(launch_worker, rows, actor="test"))
+    results = run_bulk(launch_worker, rows, actor="test")
+    assert all(r.ok for r in results), results
     pause_worker(rows[0], actor="test")
     make_samples(60)
     for row in rows:

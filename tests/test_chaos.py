@@ -14,7 +14,7 @@ from django.db.models import Count
 from tests.chaos import Chaos
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until
-from tests.worker_processes import forget_broker_connections
+from tests.worker_processes import assert_all_ok, forget_broker_connections
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import key_of, select_workers
@@ -38,7 +38,7 @@ def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_
                                                                                           "modality")]
     make_samples(SAMPLES, vary=True)
     results = launch_workers(rows, actor="test")
-    assert all(r.ok for r in results), results
+    assert_all_ok(results, agent)
     chaos = Chaos(settings.REDIS_URL, lambda: list(Worker.objects.filter(pk__in=[r.pk for r in rows])
                                                    .values_list("pid", flat=True)),
                   kill_every=3, outage_at=3, outage_seconds=2, wipe_at=8)

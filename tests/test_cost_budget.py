@@ -15,6 +15,7 @@ from audit.models import AuditLog
 from tests.conftest import make_samples
 from tests.fake_llm import Reply
 from tests.test_fleet import wait_until
+from tests.worker_processes import assert_all_ok
 from workers_app.admin.catalogue import AnnotatorForm
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.budget import BudgetReached, spent, spent_key
@@ -279,7 +280,7 @@ def test_a_budget_of_n_calls_stops_within_the_threads_in_flight_alerts_once_and_
     make_samples(per_domain, vary=True)
     workers = select_workers(1, "urgency") + select_workers(1, "intensity")
     results = launch_workers(workers, actor="test")
-    assert all(r.ok for r in results), results
+    assert_all_ok(results, four_thread_agent)
     for worker in workers:
         populate_queues(1, worker.domain.slug)
 

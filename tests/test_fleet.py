@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Count
 
 from tests.conftest import make_samples
-from tests.worker_processes import AgentProcess
+from tests.worker_processes import AgentProcess, assert_all_ok
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
 from workers_app.engine.runs import workbook_path
@@ -49,7 +49,7 @@ def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
 def test_a_paused_worker_consumes_nothing_while_the_others_work_and_drains_when_resumed(agent):
     rows = [worker(1, "urgency"), worker(1, "intensity"), worker(1, "modality")]
     results = run_bulk(launch_worker, rows, actor="test")
-    assert all(r.ok for r in results), results
+    assert_all_ok(results, agent)
     pause_worker(rows[0], actor="test")
     make_samples(60)
     for row in rows:

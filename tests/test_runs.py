@@ -16,6 +16,7 @@ from admin_ops.services.consolidate import consolidate
 from audit.models import AuditLog
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until, worker
+from tests.worker_processes import assert_all_ok
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey
@@ -217,7 +218,7 @@ def test_two_runs_with_different_prompt_versions_keep_both_outcomes_and_both_con
     make_samples(40, vary=True)
     rows = [worker(1, "urgency"), worker(1, "intensity")]
     results = run_bulk(launch_worker, rows, actor="test")
-    assert all(r.ok for r in results), results
+    assert_all_ok(results, agent)
     first = current_run()
     wait_until(lambda: Outcome.objects.filter(run=first).count() == 80, 60, "the default run's 80 outcomes")
     first_report = consolidate(actor="test")

@@ -97,6 +97,12 @@ class AgentProcess:
         return self.process.returncode
 
 
+def assert_all_ok(results: list, agent: AgentProcess | None = None) -> None:
+    """A fleet action that failed for a worker shows each worker's result and the end of the agent's log."""
+    log = agent.log.read_text()[-4000:] if agent is not None and agent.log.exists() else ""
+    assert all(r.ok for r in results), f"{results}\nagent log:\n{log}"
+
+
 def forget_broker_connections() -> None:
     """After a test killed every Redis client (a restart), this process's pooled broker connections are dead: a
     later test would meet 'Connection closed by server' on its first control call. Drop the pools."""

@@ -78,6 +78,16 @@ def test_make_a_run_make_it_current_and_compare_it_with_the_baseline(browser, ca
     screenshot(browser, "runs")
 
     browser.get(f"{browser.base}/runs/prompt-v2/")
+    cell = wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, 'td[data-worker="1-urgency"]'),
+                    what="the run page's workers")
+    assert cell.text.startswith("4 / 4") and "0 malformed" in cell.text
+    urgency = browser.find_element(By.CSS_SELECTOR, 'section[aria-labelledby="domain-urgency"]')
+    prompt = urgency.find_element(By.CSS_SELECTOR, "pre.prompt")
+    assert not prompt.is_displayed()  # folded until asked for
+    urgency.find_element(By.TAG_NAME, "summary").click()
+    assert made.pinned["domains"]["urgency"]["prompt_template"].splitlines()[0].strip() in prompt.text
+    seen = browser.find_element(By.XPATH, "//h2[@id='seen']/following-sibling::table[1]").text
+    assert "urgency 1 2 large-model 4" in seen and "urgency 2 2 large-model 4" in seen
     Select(wait_for(browser, lambda b: b.find_element(By.NAME, "b"), what="the compare form")
            ).select_by_visible_text("baseline")
     browser.find_element(By.XPATH, "//button[normalize-space()='Compare']").click()

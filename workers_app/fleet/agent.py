@@ -117,6 +117,7 @@ class Agent:
         self.stopping = False
         self.lost_lock = False
         self.next_drift_check = 0.0
+        self.drift_suspects: dict[int, tuple[str, float]] = {}  # by Worker pk: the desired state, the heartbeat
         self.next_beat = 0.0
         self.next_workbook_report = 0.0
         self.started_at = timezone.now()
@@ -386,12 +387,22 @@ class Agent:
             return  # no heartbeats to judge by while Redis is away
         # Only a heartbeat taken after the worker's last change of state can contradict that state.
         changed = dict(WorkerEvent.objects.filter(worker__in=rows).values_list("worker").annotate(last=Max("at")))
+        suspected: dict[int, tuple[str, float]] = {}
         for worker, (consuming, at) in zip(rows, beats, strict=True):
             since = changed.get(worker.pk) or worker.started_at
             fresh = at is not None and since is not None and float(at) > since.timestamp() + 1
             wanted = worker.desired_state == Worker.Desired.RUNNING
-            if fresh and consuming is not None and bool(int(consuming)) != wanted:
+            if not (fresh and consuming is not None and bool(int(consuming)) != wanted):
+                continue
+            # A pause or resume through the product is half done for a moment (the wish recorded, its event not
+            # yet): a heartbeat taken then contradicts it. Drift is a contradiction a later heartbeat repeats.
+            earlier = self.drift_suspects.get(worker.pk)
+            if earlier is not None and earlier[0] == worker.desired_state and float(at) > earlier[1]:
                 self._set_right(worker, wanted)
+            else:
+                suspected[worker.pk] = earlier if earlier and earlier[0] == worker.desired_state else (
+                    worker.desired_state, float(at))
+        self.drift_suspects = suspected
 
     @staticmethod
     def _set_right(worker: Worker, consume: bool) -> None:

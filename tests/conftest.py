@@ -67,7 +67,7 @@ def agent(catalogue):
     from workers_app.models import Annotator, Worker
 
     Annotator.objects.update(builtin_latency_ms=20)
-    process = AgentProcess()
+    process = AgentProcess().wait_ready()
     yield process
     Worker.objects.update(desired_state=Worker.Desired.STOPPED)
     process.stop()

@@ -258,7 +258,7 @@ def test_the_sweep_alerts_once_and_resolves_the_alert_when_the_budget_is_raised(
 def four_thread_agent(catalogue):
     from tests.worker_processes import AgentProcess
 
-    process = AgentProcess(WORKER_THREADS="4", WORKER_MAX_INFLIGHT="4")
+    process = AgentProcess(WORKER_THREADS="4", WORKER_MAX_INFLIGHT="4").wait_ready()
     yield process
     Worker.objects.update(desired_state=Worker.Desired.STOPPED)
     process.stop()

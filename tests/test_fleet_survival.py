@@ -16,7 +16,7 @@ from annotation_site.celery import app
 from annotation_site.redis_service import start_private
 from tests.conftest import make_samples
 from tests.test_fleet import stored, wait_until, worker
-from tests.worker_processes import ROOT, AgentProcess, worker_env
+from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, worker_env
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
 from workers_app.models import Annotator, Outcome, Worker
@@ -64,10 +64,17 @@ def test_ps_names_each_worker_and_the_agent(agent):
     assert " ".join(psutil.Process(agent.process.pid).cmdline()).startswith("annotation fleet agent ")
 
 
+def consuming(row: Worker) -> bool:
+    """What the worker process itself says: observed ``running`` is recorded as its consumer is being added."""
+    replies = app.control.inspect(destination=[row.node_name], timeout=1).active_queues() or {}
+    return any(queue["name"] == row.name for queues in replies.values() for queue in queues)
+
+
 def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_seconds(agent):
     row = worker(5, "adjunct")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     row.refresh_from_db()
+    wait_until(lambda: consuming(row), what="the worker consuming its queue")
     app.control.cancel_consumer(row.name, destination=[row.node_name], reply=True, timeout=2)
     make_samples(100)
     populate_queues(5, "adjunct")

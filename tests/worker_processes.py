@@ -86,6 +86,18 @@ class AgentProcess:
             self.process = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
                                             env=worker_env(**settings_env), stdout=log, stderr=subprocess.STDOUT)
 
+    def wait_ready(self, timeout: float = 60) -> AgentProcess:
+        """Up and holding its host's lock, so that a test's first launch waits for its worker's boot only (CI
+        once gave up on a launch whose 60 s had also covered the agent's own start on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while "fleet agent for host" not in self.log.read_text():  # its "… is running" line
+            if self.process.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"agent not ready after {timeout} s:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return self
+
     def stop(self, timeout: float = 40) -> int:
         if self.process.poll() is None:
             self.process.terminate()

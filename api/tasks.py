@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery import shared_task
-from django.conf import settings
 
 from admin_ops.services.consolidate import consolidate
-from workers_app.engine.runs import run_dir
+from workers_app.engine.runs import consolidated_dir
 from workers_app.fleet.selectors import chosen_run
-
-CONSOLIDATED = "consolidated"
 
 
 def job_workbook(job: str, run: str | None) -> Path:
     """In the run's consolidated folder; a job started before runs existed (no run) wrote to DATA_DIR/consolidated."""
-    folder = settings.DATA_DIR if run is None else run_dir(run)
-    return folder / CONSOLIDATED / f"api-{job}.xlsx"
+    return consolidated_dir(run) / f"api-{job}.xlsx"
 
 
 @shared_task(bind=True, name="api.consolidate")

@@ -38,7 +38,7 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.cost import cost_totals
-from workers_app.engine.runs import current_run, run_annotators, run_dir, run_domains, run_samples
+from workers_app.engine.runs import consolidated_dir, current_run, run_annotators, run_domains, run_samples
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Domain, Outcome, ReviewItem, Run
 from workers_app.review.flags import URGENCY, describe, sync_review_items
@@ -359,7 +359,7 @@ def _add_costs(summary: list[dict], run: Run) -> None:
 def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None) -> ConsolidateReport:
     """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``."""
     run = run or current_run()
-    target = Path(path) if path else run_dir(run) / "consolidated" / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+    target = Path(path) if path else consolidated_dir(run) / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     target.parent.mkdir(parents=True, exist_ok=True)
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
     with audited(Action.CONSOLIDATE, actor=actor, target=target.name, parameters={"run": run.name},

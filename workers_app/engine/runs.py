@@ -80,6 +80,11 @@ def run_dir(run: Run | str) -> Path:
     return settings.DATA_DIR / "runs" / (run if isinstance(run, str) else run.name)
 
 
+def consolidated_dir(run: Run | str | None) -> Path:
+    """Where a run's consolidations go; for no run, DATA_DIR/consolidated, where those made before runs are."""
+    return (settings.DATA_DIR if run is None else run_dir(run)) / "consolidated"
+
+
 def annotations_dir(run: Run) -> Path:
     return run_dir(run) / "annotations"
 

@@ -15,11 +15,10 @@ from django.core.exceptions import ValidationError
 from admin_ops.models import Archive
 from audit.actions import Action
 from audit.models import AuditLog
-from workers_app.engine.runs import run_dir
+from workers_app.engine.runs import consolidated_dir
 from workers_app.models import Run
 from workers_app.models.runs import RUN_NAME
 
-CONSOLIDATED = "consolidated"
 FORMATS = (".xlsx", ".csv", ".jsonl")  # the workbook and its flat copies (admin_ops.services.consolidate)
 MAX_NAME = 255
 
@@ -52,7 +51,7 @@ def consolidated_files(folder: Path | None = None) -> dict[str, Path]:
     """Regular files of a consolidated folder (DATA_DIR/consolidated unless given) in the known formats; not the
     hidden temporary files of a consolidation still being written, and no symbolic links."""
     try:
-        entries = list(os.scandir(folder or settings.DATA_DIR / CONSOLIDATED))
+        entries = list(os.scandir(folder or consolidated_dir(None)))
     except (FileNotFoundError, NotADirectoryError):
         return {}
     return {entry.name: Path(entry.path) for entry in entries
@@ -93,7 +92,7 @@ def consolidated_file(name: str) -> Path:
 def _run_folder(run: Run) -> Path | None:
     """The run's consolidated folder; None when it, or the run's folder, is a symbolic link (it could lead out of
     DATA_DIR)."""
-    folder = run_dir(run) / CONSOLIDATED
+    folder = consolidated_dir(run)
     return None if folder.parent.is_symlink() or folder.is_symlink() else folder
 
 

@@ -86,7 +86,14 @@ def screenshot(browser, name: str) -> Path:
 
 
 def wait_for(browser, condition, timeout: float = 5.0, what: str = "the page"):
-    """Selenium's explicit wait with a readable failure."""
+    """Selenium's explicit wait with a readable failure.
+
+    A page that reloads itself (the dashboard after a run switch) can replace an element between finding it and
+    reading it; that poll counts as "not yet", not as a failure.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, message=f"waiting for {what}")

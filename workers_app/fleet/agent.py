@@ -116,6 +116,7 @@ class Agent:
         self.children: dict[int, Child] = {}  # by Worker pk
         self.stopping = False
         self.lost_lock = False
+        self.rebuild_owed = False  # Redis came back empty and what it held is not rebuilt yet
         self.next_drift_check = 0.0
         self.drift_suspects: dict[int, tuple[str, float]] = {}  # by Worker pk: the desired state, the heartbeat
         self.next_beat = 0.0
@@ -172,12 +173,15 @@ class Agent:
                           self.host)
                 self.lost_lock = self.stopping = True
                 return
-            self._rebuild_redis()
+            self.rebuild_owed = True
         except RedisError as exc:
             log.warning("Redis unreachable (%s); carrying on from the database", exc)
+        if self.rebuild_owed:
+            self._rebuild_redis()
 
     def _rebuild_redis(self) -> None:
-        """Counters and queued sets from the store; the queues of the workers meant to run refilled."""
+        """Counters and queued sets from the store; the queues of the workers meant to run refilled. Owed until it
+        succeeds: the lock, taken again already, would not show a second time that Redis lost everything."""
         rows = self._rows()
         try:
             sync_keys([key_of(w) for w in rows])
@@ -185,6 +189,7 @@ class Agent:
         except RedisError as exc:
             log.warning("rebuilding Redis failed (%s); the next renewal tries again", exc)
             return
+        self.rebuild_owed = False
         log.info("Redis rebuilt from the store; requeued %d sample(s)", sum(queued.values()))
 
     def _request_stop(self, signum, frame) -> None:

@@ -16,10 +16,12 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import assert_all_ok, forget_broker_connections
 from workers_app.engine.flush import flush_workbook
+from workers_app.engine.queues import queue_length, unacked_tags
 from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers
 from workers_app.models import Annotator, Outcome, Sample, Worker
+from workers_app.redis_client import get_redis
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SAMPLES = 300
@@ -46,7 +48,8 @@ def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_
     chaos.start()
     try:
         wait_until(lambda: Outcome.objects.count() == SAMPLES * len(rows), timeout=150,
-                   what=f"{SAMPLES * len(rows)} outcomes under chaos")
+                   what=f"{SAMPLES * len(rows)} outcomes under chaos",
+                   explain=lambda: where_the_missing_are(rows, chaos, agent))
     finally:
         chaos.stop.set()
         chaos.join()
@@ -60,3 +63,16 @@ def test_a_run_under_kills_a_redis_restart_and_a_wipe_stores_everything_exactly_
         sheet = openpyxl.load_workbook(workbook_path(key_of(row)), read_only=True).active
         ids = [values[0] for values in sheet.iter_rows(min_row=2, values_only=True)]
         assert len(ids) == SAMPLES and set(ids) == wanted, row.name
+
+
+def where_the_missing_are(rows: list[Worker], chaos: Chaos, agent) -> str:
+    """Per worker what is stored and what Redis holds for it, the faults, and the agent's last words: enough to
+    tell a lost message (nothing waiting anywhere) from a slow recovery (messages waiting or held)."""
+    client = get_redis()
+    lines = [f"faults: {chaos.kills} kills, {chaos.events}"]
+    for row in Worker.objects.filter(pk__in=[r.pk for r in rows]).select_related("annotator", "domain"):
+        key = key_of(row)
+        lines.append(f"{row.name}: stored {Outcome.objects.filter(annotator=row.annotator, domain=row.domain).count()}"
+                     f", waiting {queue_length(key)} messages, queued set {client.scard(key.queued_key)}, held "
+                     f"{len(unacked_tags(key))}, {row.observed_state}/{row.desired_state} pid {row.pid}")
+    return "\n".join(lines) + "\nagent log:\n" + agent.log.read_text()[-6000:]

@@ -39,10 +39,12 @@ def stored(number: int, domain: str) -> int:
     return Outcome.objects.filter(annotator__number=number, domain__slug=domain).count()
 
 
-def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
+def wait_until(condition, timeout: float = 30, what: str = "condition", explain=lambda: "") -> None:
+    """Poll until ``condition`` holds; a timeout names what was awaited and what ``explain`` finds."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{explain()}")
         time.sleep(0.1)
 
 

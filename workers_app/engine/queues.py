@@ -188,7 +188,7 @@ def progress(key: WorkerKey) -> dict[str, int]:
     return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}
 
 
-def _unacked_tags(key: WorkerKey) -> list[str]:
+def unacked_tags(key: WorkerKey) -> list[str]:
     """Delivery tags of this queue's messages that a consumer took and has not acknowledged.
 
     Kombu keeps them in one hash for all queues: tag -> [payload, exchange, routing key]."""
@@ -209,7 +209,7 @@ def requeue_unacked(key: WorkerKey) -> int:
     Each queue has exactly one consumer, so once that process is gone its unacknowledged messages can come back at
     once rather than after the broker's visibility timeout; a late second delivery finds the store and does nothing.
     """
-    tags = _unacked_tags(key)
+    tags = unacked_tags(key)
     if tags:
         with app.connection_for_write() as connection:
             qos = connection.default_channel.qos
@@ -223,7 +223,7 @@ def purge_queue(key: WorkerKey) -> int:
     client = get_redis()
     removed = client.llen(key.queue)
     client.delete(key.queue)
-    stale = _unacked_tags(key)
+    stale = unacked_tags(key)
     if stale:
         client.hdel("unacked", *stale)
         client.zrem("unacked_index", *stale)

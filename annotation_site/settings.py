@@ -232,6 +232,9 @@ FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5)
 FLEET_AUTO_FAILOVER = env_bool("FLEET_AUTO_FAILOVER", False)
 # Each agent checks its host's workbooks this often and publishes the result for the health sweep.
 WORKBOOK_REPORT_SECONDS = env_int("WORKBOOK_REPORT_SECONDS", 10, minimum=1)
+# Each agent looks this often for samples its idle running workers lost (see workers_app/fleet/lost_work.py); they
+# are queued again at the second look that finds the same shortfall.
+LOST_WORK_CHECK_SECONDS = env_int("LOST_WORK_CHECK_SECONDS", 10, minimum=1)
 
 # Health checks (a worker is healthy when all five pass) and alerts.
 HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)

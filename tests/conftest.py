@@ -63,14 +63,12 @@ def fresh_catalogue_cache():
 @pytest.fixture
 def agent(catalogue):
     """A real fleet agent whose built-in annotators answer in 20 ms; every worker is stopped afterwards."""
-    from tests.worker_processes import AgentProcess
-    from workers_app.models import Annotator, Worker
+    from tests.worker_processes import running_agent
+    from workers_app.models import Annotator
 
     Annotator.objects.update(builtin_latency_ms=20)
-    process = AgentProcess().wait_ready()
-    yield process
-    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
-    process.stop()
+    with running_agent() as process:
+        yield process
 
 
 @pytest.fixture

@@ -256,12 +256,10 @@ def test_the_sweep_alerts_once_and_resolves_the_alert_when_the_budget_is_raised(
 
 @pytest.fixture
 def four_thread_agent(catalogue):
-    from tests.worker_processes import AgentProcess
+    from tests.worker_processes import running_agent
 
-    process = AgentProcess(WORKER_THREADS="4", WORKER_MAX_INFLIGHT="4").wait_ready()
-    yield process
-    Worker.objects.update(desired_state=Worker.Desired.STOPPED)
-    process.stop()
+    with running_agent(WORKER_THREADS="4", WORKER_MAX_INFLIGHT="4") as process:
+        yield process
 
 
 @pytest.mark.slow

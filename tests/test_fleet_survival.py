@@ -16,8 +16,10 @@ from annotation_site.celery import app
 from annotation_site.redis_service import start_private
 from tests.conftest import make_samples
 from tests.test_fleet import stored, wait_until, worker
-from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, worker_env
-from workers_app.engine.queues import populate_queues
+from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, running_agent, worker_env
+from workers_app.engine.queues import claim_samples, populate_queues
+from workers_app.engine.runs import current_run
+from workers_app.fleet.rows import key_of
 from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
 from workers_app.models import Annotator, Outcome, Worker
 from workers_app.redis_client import get_redis
@@ -54,6 +56,19 @@ def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(age
     _each_once(2, 300)
     assert agent.process.poll() is None, "the agent must survive the wipe"
     assert "taking it again" in agent.log.read_text()
+
+
+def test_samples_lost_from_an_idle_workers_queue_are_handed_out_again_by_the_agent(catalogue):
+    Annotator.objects.update(builtin_latency_ms=20)
+    with running_agent(LOST_WORK_CHECK_SECONDS="1") as agent:
+        row = worker(3, "modality")
+        assert_all_ok([launch_worker(row, actor="test")], agent)
+        make_samples(40)
+        # Claimed with no message sent: what a kill between kombu's BRPOP and its unacked record leaves.
+        claim_samples([key_of(row)], current_run())
+        wait_until(lambda: stored(3, "modality") == 40, timeout=30, what="the lost samples stored")
+        _each_once(3, 40)
+        assert "40 sample(s) were in no queue, no worker's hands and no outcome; queued again" in agent.log.read_text()
 
 
 def test_ps_names_each_worker_and_the_agent(agent):

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -107,6 +109,19 @@ class AgentProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@contextmanager
+def running_agent(**env: str) -> Iterator[AgentProcess]:
+    """A ready agent for a test; afterwards every worker is stopped with it."""
+    from workers_app.models import Worker
+
+    process = AgentProcess(**env).wait_ready()
+    try:
+        yield process
+    finally:
+        Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+        process.stop()
 
 
 def assert_all_ok(results: list, agent: AgentProcess | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import zip_longest
 
 from django.conf import settings
@@ -188,19 +188,25 @@ def progress(key: WorkerKey) -> dict[str, int]:
     return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}
 
 
-def unacked_tags(key: WorkerKey) -> list[str]:
-    """Delivery tags of this queue's messages that a consumer took and has not acknowledged.
+def _unacked() -> Iterator[tuple[str, str]]:
+    """(delivery tag, queue) of every message a consumer took and has not acknowledged.
 
     Kombu keeps them in one hash for all queues: tag -> [payload, exchange, routing key]."""
-    tags = []
     for tag, raw in get_redis().hscan_iter("unacked"):
         try:
-            routing_key = json.loads(raw)[2]
+            yield tag, json.loads(raw)[2]
         except (ValueError, IndexError, TypeError):
             continue
-        if routing_key == key.queue:
-            tags.append(tag)
-    return tags
+
+
+def unacked_tags(key: WorkerKey) -> list[str]:
+    """Delivery tags of this queue's messages that its consumer holds unacknowledged."""
+    return [tag for tag, queue in _unacked() if queue == key.queue]
+
+
+def queues_holding() -> set[str]:
+    """The queues whose consumer holds a message unacknowledged (being answered, or waiting for its retry)."""
+    return {queue for _, queue in _unacked()}
 
 
 def requeue_unacked(key: WorkerKey) -> int:

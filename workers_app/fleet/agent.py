@@ -36,6 +36,7 @@ from workers_app.redis_client import get_redis
 
 from . import hosts
 from .inflight import pool_threads
+from .lost_work import LostWork
 from .rows import ensure_worker_rows, key_of
 from .transitions import force_observed, set_observed
 from .worker_side import ENV_NAME, START_GROUP_ENV, heartbeat_key, idle_queue
@@ -118,6 +119,8 @@ class Agent:
         self.lost_lock = False
         self.rebuild_owed = False  # Redis came back empty and what it held is not rebuilt yet
         self.next_drift_check = 0.0
+        self.lost_work = LostWork()
+        self.next_lost_work_check = 0.0
         self.drift_suspects: dict[int, tuple[str, float]] = {}  # by Worker pk: the desired state, the heartbeat
         self.next_beat = 0.0
         self.next_workbook_report = 0.0
@@ -157,6 +160,7 @@ class Agent:
             self._reap()
             self._reconcile()
             self._correct_drift()
+            self._hand_out_lost_work()
             self._report_workbooks()
             self._wait_for_news()
         self._stop_all()
@@ -408,6 +412,21 @@ class Agent:
                 suspected[worker.pk] = earlier if earlier and earlier[0] == worker.desired_state else (
                     worker.desired_state, float(at))
         self.drift_suspects = suspected
+
+    def _hand_out_lost_work(self) -> None:
+        now = time.monotonic()
+        if now < self.next_lost_work_check:
+            return
+        self.next_lost_work_check = now + settings.LOST_WORK_CHECK_SECONDS
+        rows = [w for w in self._rows() if w.pk in self.children and self.children[w.pk].stop_sent is None
+                and w.desired_state == Worker.Desired.RUNNING and w.observed_state == Worker.Observed.RUNNING]
+        try:
+            queued = self.lost_work.hand_out_again(rows)
+        except RedisError:
+            return  # Redis away: when it is back, the rebuild refills every queue
+        for name, count in queued.items():
+            log.warning("%s: %d sample(s) were in no queue, no worker's hands and no outcome; queued again", name,
+                        count)
 
     @staticmethod
     def _set_right(worker: Worker, consume: bool) -> None:

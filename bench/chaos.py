@@ -15,8 +15,6 @@ import time
 
 from _setup import ROOT, import_posts, isolated_django, worker_env
 
-from workers_app.engine.runs import workbook_path
-
 
 def one_run(chaos: bool) -> dict:
     from django.conf import settings
@@ -24,6 +22,7 @@ def one_run(chaos: bool) -> dict:
 
     from tests.chaos import Chaos
     from workers_app.engine.integrity import UnreadableWorkbook, workbook_rows
+    from workers_app.engine.runs import workbook_path
     from workers_app.fleet.rows import key_of, select_workers
     from workers_app.fleet.services import launch_workers
     from workers_app.models import Outcome, Sample, Worker

@@ -145,14 +145,6 @@ def queue_length(key: WorkerKey) -> int:
     return get_redis().llen(key.queue)
 
 
-def queue_lengths(keys: list[WorkerKey]) -> dict[WorkerKey, int]:
-    """Every queue's length in one round trip."""
-    pipe = get_redis().pipeline(transaction=False)
-    for key in keys:
-        pipe.llen(key.queue)
-    return dict(zip(keys, pipe.execute(), strict=True))
-
-
 def counts_from_store(keys: list[WorkerKey], run: Run | None = None) -> dict[WorkerKey, dict[str, int]]:
     """Per worker, its stored outcomes of the run (the current run when not given) by status."""
     counts = {key: {"ok": 0, "malformed": 0} for key in keys}

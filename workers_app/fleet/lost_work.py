@@ -10,7 +10,7 @@ and the store keeps one outcome.
 from __future__ import annotations
 
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.queues import counts_from_store, populate_keys, queue_lengths, queues_holding, sync_keys
+from workers_app.engine.queues import counts_from_store, populate_keys, queue_length, queues_holding, sync_keys
 from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.models import Worker
 
@@ -27,10 +27,10 @@ class LostWork:
     def hand_out_again(self, workers: list[Worker]) -> dict[str, int]:
         """Queue again, for these running workers, the current run's samples that are lost; per worker, how many."""
         run = current_run()
-        candidates = [key_of(w) for w in workers if w.annotator.enabled and not w.annotator.backend_error
-                      and takes_part(run, w.annotator.number, w.domain.slug)]
         holding = queues_holding()
-        idle = [key for key, length in queue_lengths(candidates).items() if length == 0 and key.queue not in holding]
+        idle = [key_of(w) for w in workers if w.annotator.enabled and not w.annotator.backend_error
+                and takes_part(run, w.annotator.number, w.domain.slug)
+                and key_of(w).queue not in holding and queue_length(key_of(w)) == 0]
         wanted = run_samples(run).count() if idle else 0
         stored = {key: sum(counts.values()) for key, counts in counts_from_store(idle, run).items()}
         short = {key: n for key, n in stored.items() if n < wanted}

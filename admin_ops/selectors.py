@@ -7,11 +7,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from workers_app.engine.queues import counts_from_store, worker_keys
-from workers_app.engine.runs import NoCurrentRun, current_run
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, AnnotatorPrice, Domain, Outcome, Run, Sample, Worker
-
-from .run_definitions import NULLABLE_TEXT, run_definition
+from workers_app.runs.current import NoCurrentRun, current_run
+from workers_app.runs.definitions import NULLABLE_TEXT, run_definition
 
 FORMAT = "annotation-fleet-state"
 # 2: each annotator's budget and cache_responses, the price versions and the run definitions.

@@ -18,11 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from workers_app.engine.ratelimit import counters_key
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Alert, Annotator, Outcome, Run, Worker
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 
 WORKER_LABELS = ["worker", "annotator", "domain", "host"]
 # Bucket bounds of the LLM latency histogram, in milliseconds (an LLM call takes 0.1 s to a minute).

@@ -11,13 +11,13 @@ from django.db.models import Count, Q
 
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import UnknownWorker
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Annotator, Outcome, ReviewItem, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
 from workers_app.review.flags import URGENCY, describe
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 WORKER_NAME = re.compile(r"annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from celery import shared_task
 
 from admin_ops.services.consolidate import consolidate
-from workers_app.engine.runs import consolidated_dir
 from workers_app.fleet.selectors import chosen_run
+from workers_app.runs.files import consolidated_dir
 
 
 def job_workbook(job: str, run: str | None) -> Path:

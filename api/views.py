@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 
 from admin_ops.models import Archive
 from admin_ops.services.archive import ArchiveError, create_archive, verify_and_record
+from annotation_site.uploads import upload_on_disk
 from audit.models import AuditLog
 from audit.request_context import client_address
-from workers_app.admin.corpus import _upload_on_disk as upload_on_disk
 from workers_app.engine.cost import cost_totals
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import select_workers

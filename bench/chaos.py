@@ -22,10 +22,10 @@ def one_run(chaos: bool) -> dict:
 
     from tests.chaos import Chaos
     from workers_app.engine.integrity import UnreadableWorkbook, workbook_rows
-    from workers_app.engine.runs import workbook_path
     from workers_app.fleet.rows import key_of, select_workers
     from workers_app.fleet.services import launch_workers
     from workers_app.models import Outcome, Sample, Worker
+    from workers_app.runs.files import workbook_path
 
     agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT, env=worker_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,8 +21,8 @@ from workers_app.engine.builtin import builtin_answer
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.parsing import parse_answer
-from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.runs.files import workbook_path
 
 RUNS = 3
 

@@ -23,8 +23,8 @@ from workers_app.engine.flush import flush_workbook
 from workers_app.engine.integrity import workbook_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
-from workers_app.engine.runs import workbook_path
 from workers_app.models import Outcome, Sample
+from workers_app.runs.files import workbook_path
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 

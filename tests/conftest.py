@@ -54,7 +54,7 @@ def clean_annotations_dir():
 @pytest.fixture(autouse=True)
 def fresh_catalogue_cache():
     from workers_app.engine.catalogue_cache import forget_cached_rows
-    from workers_app.engine.runs import forget_cached_runs
+    from workers_app.runs.current import forget_cached_runs
 
     forget_cached_runs()
     forget_cached_rows()

@@ -26,8 +26,8 @@ from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
-from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Domain, MalformedAttempt, Outcome, Sample, Worker
+from workers_app.runs.files import workbook_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from admin_ops import agreement
-from admin_ops.agreement import (
+from stats import agreement
+from stats.agreement import (
     AlphaResult,
     Interval,
     alpha_with_distance,

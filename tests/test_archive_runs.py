@@ -23,9 +23,10 @@ from tests.conftest import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run, forget_cached_runs, workbook_path
-from workers_app.fleet.runs import RunPlan, create_run, delete_run, switch_run
 from workers_app.models import DEFAULT_RUN, Annotator, Corpus, Outcome, Run, Sample
+from workers_app.runs.current import current_run, forget_cached_runs
+from workers_app.runs.files import workbook_path
+from workers_app.runs.services import RunPlan, create_run, delete_run, switch_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

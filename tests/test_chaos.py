@@ -18,12 +18,12 @@ from tests.test_fleet import wait_until
 from tests.worker_processes import assert_all_ok, forget_broker_connections
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.queues import queue_length, unacked_tags
-from workers_app.engine.runs import workbook_path
 from workers_app.fleet.agent import MAX_QUICK_FAILURES, QUICK_FAILURE_SECONDS
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers
 from workers_app.models import Annotator, Outcome, Sample, Worker
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SAMPLES = 300

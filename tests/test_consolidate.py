@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from admin_ops.services.consolidate import consolidate
 from tests.conftest import make_samples
-from workers_app.engine.runs import current_run
 from workers_app.models import Annotator, Domain, Outcome, Sample
+from workers_app.runs.current import current_run
 
 pytestmark = pytest.mark.django_db
 

@@ -11,11 +11,11 @@ from django.contrib.auth.models import Permission
 from audit.models import AuditLog
 from tests.conftest import make_samples
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run
 from workers_app.engine.store import store_outcomes
 from workers_app.fleet.rows import select_workers
 from workers_app.models import Alert, Annotator, Domain, Sample, Worker, WorkerEvent, WorkerMetric
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 from workspace.dashboard.snapshot import SHARED_KEY
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,9 @@ from tests.worker_processes import WorkerProcess
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, progress, sync_checkpoints
-from workers_app.engine.runs import workbook_path
 from workers_app.models import Annotator, Outcome
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -337,7 +337,9 @@ def check_crash_leftovers(folder: Path, path: Path, batch: int) -> int:
     """The workbook is absent or complete; returns its data row count."""
     names = set(os.listdir(folder))
     temps = names - {path.name, f".{path.name}.journal", f".{path.name}.journal.json"}
-    assert all(re.fullmatch(re.escape(f".{path.name}.") + r"\w{8}\.tmp", name) for name in temps), temps
+    # A temporary file of a publish or a sidecar write, named after the file it was to replace.
+    named = "|".join(re.escape(f".{target}.") + r"\w{8}\.tmp" for target in (path.name, f".{path.name}.journal.json"))
+    assert all(re.fullmatch(named, name) for name in temps), temps
     assert [name for name in names if name.endswith(".xlsx")] in ([], [path.name])
     if not path.exists():
         return 0

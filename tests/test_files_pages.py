@@ -36,8 +36,8 @@ def archivist(client, catalogue):
 @pytest.fixture
 def consolidation(data_dir, catalogue):
     from admin_ops.services.consolidate import consolidate
-    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
+    from workers_app.runs.current import current_run
 
     pk = make_samples(1)[0]
     Outcome.objects.create(run=current_run(), sample_id=pk, annotator=Annotator.objects.get(number=1),

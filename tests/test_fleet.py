@@ -15,7 +15,6 @@ from tests.conftest import make_samples
 from tests.worker_processes import AgentProcess, assert_all_ok
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
-from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import (
     launch_worker,
@@ -26,6 +25,7 @@ from workers_app.fleet.services import (
     stop_worker,
 )
 from workers_app.models import Annotator, Outcome, Worker
+from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

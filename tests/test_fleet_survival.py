@@ -18,11 +18,11 @@ from tests.conftest import make_samples
 from tests.test_fleet import stored, wait_until, worker
 from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, running_agent, worker_env
 from workers_app.engine.queues import claim_samples, populate_queues
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import key_of
 from workers_app.fleet.services import launch_worker, pause_worker, resume_worker
 from workers_app.models import Annotator, Outcome, Worker
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -22,13 +22,13 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import AgentProcess
 from workers_app.engine.integrity import workbook_rows
-from workers_app.engine.runs import workbook_path
 from workers_app.excel.journal import journaled_row_count
 from workers_app.fleet.hosts import InvalidHost, host_states
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_workers, move_workers
 from workers_app.models import DEFAULT_RUN, Alert, Annotator, Host, Outcome, Worker
 from workers_app.monitoring.sweep import health_sweep
+from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 LOST_AFTER = 6

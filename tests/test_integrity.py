@@ -9,8 +9,8 @@ from workers_app.engine.flush import flush_workbook
 from workers_app.engine.integrity import verify_integrity, workbook_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import sync_checkpoints
-from workers_app.engine.runs import workbook_path
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import workbook_path
 
 pytestmark = pytest.mark.django_db
 

@@ -18,9 +18,9 @@ from tests.conftest import SHARED_DATASETS
 from tests.worker_processes import WorkerProcess
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
-from workers_app.engine.runs import workbook_path
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Outcome, Sample
+from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.local_llm]
 

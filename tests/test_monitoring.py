@@ -20,7 +20,6 @@ from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_worker
 from workers_app.fleet.worker_side import heartbeat_key
@@ -29,6 +28,7 @@ from workers_app.monitoring.checks import evaluate
 from workers_app.monitoring.metrics import prune_metrics, snapshot_metrics
 from workers_app.monitoring.sweep import ACTOR, AUTO_RESTART, health_sweep
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import workbook_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

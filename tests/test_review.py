@@ -15,7 +15,6 @@ from audit.models import AuditLog
 from tests.conftest import make_samples
 from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run
 from workers_app.engine.store import store_outcomes
 from workers_app.models import Alert, Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.monitoring.review_alerts import KIND, alert_level_4_items, review_sweep
@@ -35,6 +34,7 @@ from workers_app.review.services import (
     claim_review,
     release_review,
 )
+from workers_app.runs.current import current_run
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.conftest import make_samples
-from workers_app.engine.runs import current_run
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.review.flags import flag_stored
 from workers_app.review.services import claim_review
+from workers_app.runs.current import current_run
 
 pytestmark = pytest.mark.django_db
 

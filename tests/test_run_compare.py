@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from admin_ops.run_compare import ComparisonRefused, compare_runs
 from tests.conftest import make_samples
+from workers_app.runs.compare import ComparisonRefused, compare_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_a_code_set_domain_gets_masi_alpha_and_order_within_a_set_is_no_change(r
     store(second, samples[3], 1, "therapeutic", ["TA-3", "TA-1"])
     pair = only_pair(compare_runs(first, second))
     # The fourth sample's sets differ only in order: the same set. (The hand-computed alpha is the next test's.)
-    from admin_ops.agreement import MASI, krippendorff_alpha
+    from stats.agreement import MASI, krippendorff_alpha
 
     sets = [frozenset({"TA-1"}), frozenset({"TA-1", "TA-2"}), frozenset({"TA-2"}), frozenset({"TA-1", "TA-3"})]
     moved = [sets[0], sets[0], sets[2], sets[3]]

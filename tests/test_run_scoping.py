@@ -22,11 +22,11 @@ from tests.api.conftest import TokenClient, make_token
 from tests.browser.conftest import make_staff
 from tests.conftest import make_samples
 from workers_app.engine.cost import cost_totals
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.fleet.runs import RunPlan, create_run, switch_run
 from workers_app.fleet.selectors import UnknownRun, chosen_run
 from workers_app.models import Annotator, Domain, MalformedAttempt, Outcome, ReviewItem, Run, Sample
+from workers_app.runs.current import current_run
+from workers_app.runs.services import RunPlan, create_run, switch_run
 
 pytestmark = pytest.mark.django_db
 

@@ -21,19 +21,13 @@ from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, queue_length
-from workers_app.engine.runs import (
-    adopt_legacy_workbooks,
-    current_run,
-    forget_cached_runs,
-    pinned_rows,
-    run_samples,
-    workbook_path,
-)
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.fleet.runs import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
 from workers_app.fleet.services import launch_worker, run_bulk
 from workers_app.models import DEFAULT_RUN, Alert, Annotator, AnnotatorPrice, Domain, Outcome, Run, Worker
 from workers_app.monitoring.budgets import budget_sweep
+from workers_app.runs.current import current_run, forget_cached_runs, pinned_rows, run_samples
+from workers_app.runs.files import adopt_legacy_workbooks, workbook_path
+from workers_app.runs.services import RunPlan, RunRefused, chosen_samples, create_run, delete_run, switch_run
 
 URGENCY = WorkerKey(1, "urgency")
 

@@ -21,7 +21,7 @@ VIEW, ADD, SWITCH, COMPARE = ("workers_app.view_run", "workers_app.add_run", "wo
 
 
 def make(name: str, **plan):
-    from workers_app.fleet.runs import RunPlan, create_run
+    from workers_app.runs.services import RunPlan, create_run
 
     return create_run(RunPlan(name=name, **plan), actor="maker")
 
@@ -398,7 +398,7 @@ def data_dir(settings, tmp_path):
 def consolidated_by(run, name: str, actor) -> None:
     from audit.actions import Action
     from audit.services import audited
-    from workers_app.engine.runs import run_dir
+    from workers_app.runs.files import run_dir
 
     folder = run_dir(run) / "consolidated"
     folder.mkdir(parents=True, exist_ok=True)
@@ -461,7 +461,7 @@ def test_a_runs_consolidation_needs_the_consolidate_permission(client, runs, dat
     "/files/runs/outer/consolidated/secret.xlsx",
 ])
 def test_hostile_run_downloads_are_not_found(client, runs, data_dir, path):
-    from workers_app.engine.runs import run_dir
+    from workers_app.runs.files import run_dir
 
     first, _ = runs
     consolidated_by(first, "consolidated-1.xlsx", "cli:ops")

@@ -16,8 +16,8 @@ AGREED = {"urgency": ["LEVEL_1"], "therapeutic": ["TA-1"], "intensity": ["INT-1"
 
 def store(sample_id: int, annotator: int, domain: str, labels: list[str] | None = None, *, status: str = "ok",
           reason: str = "", raw: str = "<<x>>", **fields):
-    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
+    from workers_app.runs.current import current_run
 
     return Outcome.objects.create(
         run=fields.pop("run", None) or current_run(), sample_id=sample_id, annotator=Annotator.objects.get(number=annotator), domain=Domain.objects.get(slug=domain),

@@ -13,9 +13,9 @@ import pytest
 from admin_ops.services.state import StateError, export_state, import_state
 from tests.conftest import make_samples
 from workers_app.engine.api_keys import set_api_key
-from workers_app.engine.runs import current_run
-from workers_app.fleet.runs import RunPlan, create_run, delete_run, switch_run
 from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Run
+from workers_app.runs.current import current_run
+from workers_app.runs.services import RunPlan, create_run, delete_run, switch_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -33,10 +33,10 @@ from annotation_site.files import atomic_write, file_sha256
 from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
-from workers_app.engine.runs import annotations_dir
 from workers_app.models import DEFAULT_RUN, Run
+from workers_app.runs.definitions import is_run_name
+from workers_app.runs.files import annotations_dir
 
-from ..run_definitions import is_run_name
 from ..selectors import state_document
 from .snapshot import (
     audit_lines,

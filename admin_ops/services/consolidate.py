@@ -21,7 +21,11 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
-from admin_ops.agreement import (
+from annotation_site.files import atomic_write
+from audit.actions import Action
+from audit.actors import Actor
+from audit.services import audited
+from stats.agreement import (
     BINARY_PREFIX,
     AlphaResult,
     KappaMatrix,
@@ -33,18 +37,15 @@ from admin_ops.agreement import (
     pairwise_kappa,
     per_code_binary_alpha,
 )
-from annotation_site.files import atomic_write
-from audit.actions import Action
-from audit.actors import Actor
-from audit.services import audited
 from workers_app.engine.cost import cost_totals
-from workers_app.engine.runs import consolidated_dir, current_run, run_annotators, run_domains, run_samples
 from workers_app.excel.journal import safe_cell_text
 from workers_app.models import Domain, Outcome, ReviewItem, Run
 from workers_app.review.flags import URGENCY, describe, sync_review_items
+from workers_app.runs.current import current_run, run_annotators, run_domains, run_samples
+from workers_app.runs.files import consolidated_dir
+from workers_app.runs.record import reproducibility_rows
 
 from .csv_safe import FORMULA_STARTS, csv_row
-from .run_record import reproducibility_rows
 
 MISSING = None
 

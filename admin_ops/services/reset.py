@@ -15,7 +15,6 @@ from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.budget import forget_spend
 from workers_app.engine.queues import queue_length
-from workers_app.engine.runs import current_run, forget_cached_runs, workbook_path
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import retire_worker, run_bulk
 from workers_app.models import (
@@ -29,6 +28,8 @@ from workers_app.models import (
     WorkerEvent,
     WorkerMetric,
 )
+from workers_app.runs.current import current_run, forget_cached_runs
+from workers_app.runs.files import workbook_path
 
 from .archive import create_archive
 

@@ -24,13 +24,12 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from annotation_site.field_rules import stored_value
 from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.queues import sync_checkpoints, worker_keys
-from workers_app.engine.runs import annotations_dir, forget_cached_runs
-from workers_app.fleet.runs import switch_run
 from workers_app.models import (
     DEFAULT_RUN,
     Annotator,
@@ -42,9 +41,11 @@ from workers_app.models import (
     Run,
     Sample,
 )
+from workers_app.runs.current import forget_cached_runs
+from workers_app.runs.definitions import checked_run, create_runs, missing_runs, run_set_problems
+from workers_app.runs.files import annotations_dir
+from workers_app.runs.services import switch_run
 
-from ..field_rules import stored_value
-from ..run_definitions import checked_run, create_runs, missing_runs, run_set_problems
 from .archive import OPTIONAL_MEMBERS, RUNS_MEMBER, ArchiveError, read_members, verify_archive, workbook_place
 from .snapshot import ADDED_LATER, MALFORMED_FIELDS, OUTCOME_FIELDS, REVIEW_FIELDS
 

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditLog
-from workers_app.engine.runs import run_samples
 from workers_app.models import Corpus, MalformedAttempt, Outcome, ReviewItem, Run, Sample
-
-from ..run_definitions import run_definition
+from workers_app.runs.current import run_samples
+from workers_app.runs.definitions import run_definition
 
 OUTCOME_FIELDS = ("status", "labels", "reason", "reason_detail", "raw_answer", "model", "prompt_version",
                   "parameters", "latency_ms", "prompt_tokens", "completion_tokens", "attempts", "worker", "cost",

@@ -23,15 +23,15 @@ from typing import BinaryIO
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
+from annotation_site.field_rules import field_problem
 from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, AnnotatorPrice, Domain, Run, Sample, Worker
+from workers_app.runs.definitions import NULLABLE_TEXT, checked_run, create_runs, run_set_problems
 
-from ..field_rules import field_problem
-from ..run_definitions import NULLABLE_TEXT, checked_run, create_runs, run_set_problems
 from ..selectors import (
     ADDED_IN_VERSION_2,
     ANNOTATOR_FIELDS,

@@ -12,9 +12,9 @@ from django.conf import settings
 from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from tests.worker_processes import WorkerProcess
-from workers_app.fleet.runs import RunPlan, create_run
 from workers_app.models import DEFAULT_RUN
 from workers_app.redis_client import get_redis
+from workers_app.runs.services import RunPlan, create_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

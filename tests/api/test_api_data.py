@@ -115,9 +115,9 @@ def test_review_lists_the_queue_by_risk_with_each_annotators_urgency_label(roles
     from django.utils import timezone
 
     from tests.conftest import make_samples
-    from workers_app.engine.runs import current_run
     from workers_app.models import Annotator, Domain, Outcome
     from workers_app.review.flags import sync_review_items
+    from workers_app.runs.current import current_run
 
     urgency = Domain.objects.get(slug="urgency")
     given = {0: ["LEVEL_1", "LEVEL_1"], 1: ["LEVEL_4", "LEVEL_2"], 2: ["LEVEL_0", "LEVEL_2"]}

@@ -13,9 +13,9 @@ from tests.conftest import make_samples
 from tests.test_fleet import wait_until
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers
-from workers_app.fleet.runs import RunPlan, create_run, switch_run
 from workers_app.fleet.services import launch_worker
 from workers_app.models import Outcome, Worker
+from workers_app.runs.services import RunPlan, create_run, switch_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 NAME = "annotator_1_urgency"

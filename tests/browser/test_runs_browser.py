@@ -13,8 +13,8 @@ from selenium.webdriver.support.ui import Select
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
 from tests.conftest import make_samples
 from tests.test_run_compare import store
-from workers_app.fleet.runs import RunPlan, create_run
 from workers_app.models import Annotator, AnnotatorPrice, Outcome, Run, Sample
+from workers_app.runs.services import RunPlan, create_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LEVELS = ["LEVEL_0", "LEVEL_1", "LEVEL_2", "LEVEL_1", "LEVEL_3", "LEVEL_0"]  # the baseline's urgency per sample

@@ -23,9 +23,10 @@ from tests.hostile.conftest import assert_failed_audit
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run, workbook_path
-from workers_app.fleet.runs import RunPlan, create_run
 from workers_app.models import DEFAULT_RUN, Corpus, MalformedAttempt, Outcome, Run, Sample
+from workers_app.runs.current import current_run
+from workers_app.runs.files import workbook_path
+from workers_app.runs.services import RunPlan, create_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -416,7 +417,7 @@ def test_an_archive_made_before_runs_restores_into_a_default_run_it_makes_curren
 
 
 def test_an_archive_made_before_runs_leaves_a_named_current_run_current(base, tmp_path):
-    from workers_app.fleet.runs import switch_run
+    from workers_app.runs.services import switch_run
 
     make_samples(2, text="for the trial", vary=True)
     trial = create_run(RunPlan(name="trial", limit=2), actor="test")

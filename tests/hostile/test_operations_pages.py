@@ -19,9 +19,9 @@ from audit.actions import Action
 from audit.models import AuditLog
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Sample
+from workers_app.runs.current import current_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadedfile import UploadedFile
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from annotation_site.uploads import upload_on_disk
 from audit.admin_helpers import ReadOnlyAdmin, client_address
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
@@ -27,24 +24,6 @@ class ImportForm(forms.Form):
     allow_cut_cells = forms.BooleanField(
         required=False, help_text="xlsx only: import texts of exactly 32,767 characters, the most a cell holds "
         "(probably cut when the file was saved), with a warning instead of refusing them")
-
-
-@contextmanager
-def _upload_on_disk(upload: UploadedFile) -> Iterator[Path]:
-    """Django has streamed a large upload to a temporary file already; a small one, kept in memory, is written to
-    one here. Either file is removed afterwards."""
-    try:
-        if hasattr(upload, "temporary_file_path"):
-            yield Path(upload.temporary_file_path())
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = Path(tmp) / "upload"
-            with saved.open("wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-            yield saved
-    finally:
-        upload.close()
 
 
 @admin.register(Corpus)
@@ -71,7 +50,7 @@ class CorpusAdmin(ReadOnlyAdmin):
     def _run_import(self, request, form: ImportForm) -> bool:
         upload = form.cleaned_data["file"]
         sheets = [s.strip() for s in form.cleaned_data["sheets"].split(",") if s.strip()] or None
-        with _upload_on_disk(upload) as saved:
+        with upload_on_disk(upload) as saved:
             try:
                 report = import_corpus(
                     saved, actor=request.user, sheets=sheets, display_name=Path(upload.name).name,

@@ -8,7 +8,6 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.hosts import ALIVE, LOST, InvalidHost, check_host_name, host_states, is_alive
 from workers_app.fleet.results import WorkerResult
 from workers_app.fleet.rows import ensure_worker_rows, key_of
@@ -16,6 +15,7 @@ from workers_app.fleet.services import OPERATIONS
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Host, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 STATE_COLOURS = {
     "running": "#2e7d32", "paused": "#f9a825", "starting": "#0277bd", "stopping": "#6a1b9a",

@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 
 from audit.admin_helpers import ReadOnlyAdmin
-from workers_app.engine.runs import current_run
 from workers_app.models import Outcome, Run
+from workers_app.runs.current import current_run
 
 # As in the workspace and the API: whoever may look at samples may look at their outcomes.
 PERMISSION = "workers_app.view_sample"

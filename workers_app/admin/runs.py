@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.utils.html import format_html
 
-from workers_app.fleet.runs import RunRefused, switch_run
 from workers_app.models import Run
+from workers_app.runs.services import RunRefused, switch_run
 
 
 @admin.register(Run)

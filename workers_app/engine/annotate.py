@@ -19,6 +19,7 @@ from annotation_site.db import release_connection
 from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.redis_client import get_redis
 from workers_app.review.flags import flag_redelivered
+from workers_app.runs.current import current_run, pinned_rows, run_by_id
 
 from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
 from .budget import BudgetReached, charge, check_budget
@@ -31,7 +32,6 @@ from .parsing import ParseResult, parse_answer
 from .prompts import cut_input, render_completion_prompt, render_prompt
 from .ratelimit import RateLimiter
 from .response_cache import forget, recall, remember
-from .runs import current_run, pinned_rows, run_by_id
 from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
 
 MAX_BACKOFF_S = 60.0

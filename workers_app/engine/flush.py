@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from workers_app.excel.journal import Column, WorkbookJournal
 from workers_app.models import Outcome, Run
+from workers_app.runs.current import current_run
+from workers_app.runs.files import annotations_dir, workbook_path
 
 from .keys import WorkerKey
-from .runs import annotations_dir, current_run, workbook_path
 
 COLUMNS = (
     Column("sample id", 14), Column("text", 60), Column("label", 24), Column("status", 11),

@@ -12,10 +12,10 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from workers_app.models import Run
+from workers_app.runs.current import current_run, run_by_id
 
 from .flush import flush_workbook
 from .keys import WorkerKey
-from .runs import current_run, run_by_id
 
 log = logging.getLogger(__name__)
 

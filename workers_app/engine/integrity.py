@@ -7,10 +7,11 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workers_app.runs.files import workbook_path
+
 from .flush import flush_workbook
 from .keys import WorkerKey
 from .queues import counts_from_store, progress, sync_checkpoints, worker_keys
-from .runs import workbook_path
 
 SHEET = "xl/worksheets/sheet1.xml"
 

@@ -18,9 +18,9 @@ from django.db.models import Count
 from annotation_site.celery import app
 from workers_app.models import DEFAULT_RUN, Annotator, Domain, Outcome, Run
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 from .keys import WorkerKey
-from .runs import current_run, run_samples, takes_part
 
 # The task that workers_app.tasks defines; sent by name, since the engine sits below the tasks module.
 ANNOTATE_TASK = "workers_app.annotate"

@@ -14,10 +14,10 @@ from django.conf import settings
 
 from workers_app.excel.journal import journaled_row_count
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import workbook_path
 
 from .integrity import SHEET
 from .keys import WorkerKey
-from .runs import workbook_path
 
 REPORT_TTL = 3600
 

@@ -1,4 +1,4 @@
-"""Low-level file helpers for the journal: complete writes, kernel-side copies and directory fsyncs."""
+"""Low-level file helpers for the journal: complete writes and kernel-side copies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import zlib
 from pathlib import Path
 
-__all__ = ["copy_prefix", "crc_of_prefix", "fsync_dir", "pwrite_all", "write_all"]
+__all__ = ["copy_prefix", "crc_of_prefix", "pwrite_all", "write_all"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -45,15 +45,6 @@ def copy_prefix(src_fd: int, dst_fd: int, count: int) -> None:
             raise OSError(errno.EIO, "journal is shorter than its sidecar says")
         write_all(dst_fd, data)
         done += len(data)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink itself durable, not only the file contents."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def crc_of_prefix(path: Path, length: int) -> int:

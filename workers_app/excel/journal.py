@@ -25,19 +25,20 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from annotation_site.files import fsync_dir, replacing
+
 # copy_prefix, Member and check_zip32 keep their private names here because tests/test_excel_journal.py reaches
 # them through this module: it patches _copy_prefix to make a publish fail midway.
 from .cells import EXCEL_CELL_LIMIT, cell, column_letter, safe_cell_text, text_cell, xml_attr, xml_text
 from .deflate import crc_concat, deflate_final, deflate_piece
 from .fileio import copy_prefix as _copy_prefix
-from .fileio import crc_of_prefix, fsync_dir, pwrite_all, write_all
+from .fileio import crc_of_prefix, pwrite_all, write_all
 from .zipparts import Member as _Member
 from .zipparts import central_directory, dos_timestamp, local_header, small_member
 from .zipparts import check_zip32 as _check_zip32
@@ -166,19 +167,9 @@ class WorkbookJournal:
         )
         small = [small_member(name, xml) for name, xml in self._package_parts(last_row)]
         _check_zip32([member for member, _ in small] + [sheet])
-        fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._folder)
-        try:
-            try:
-                self._write_zip(fd, small, sheet, packed_prefix, packed_tail)
-                os.fchmod(fd, self._workbook_mode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp_name, self.path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(self._folder)
+        with replacing(self.path) as (fd, _):
+            self._write_zip(fd, small, sheet, packed_prefix, packed_tail)
+            os.fchmod(fd, self._workbook_mode())
 
     def reset(self) -> None:
         """Forget everything; the caller rebuilds from its store."""
@@ -245,8 +236,10 @@ class WorkbookJournal:
         fsync_dir(self._folder)
 
     def _remove_stale_temps(self) -> None:
-        """Temp files of a publish or sidecar write killed midway; they never carry the workbook's name."""
-        pattern = re.compile(re.escape(f".{self.path.name}.") + _TEMP_NAME_TAIL)
+        """Temp files of a publish or sidecar write killed midway (annotation_site.files.replacing names them after
+        the file they were to replace); they never carry the workbook's own name."""
+        pattern = re.compile("|".join(re.escape(f".{target.name}.") + _TEMP_NAME_TAIL
+                                      for target in (self.path, self.sidecar_path)))
         for entry in os.scandir(self._folder):
             if pattern.fullmatch(entry.name):
                 Path(entry.path).unlink(missing_ok=True)
@@ -278,18 +271,8 @@ class WorkbookJournal:
         payload = {"format": _JOURNAL_FORMAT, "head_sha256": self._head_digest}
         payload.update({name: getattr(state, name) for name in _STATE_FIELDS})
         data = json.dumps(payload, indent=1).encode("utf-8")
-        fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._folder)
-        try:
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp_name, self.sidecar_path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(self._folder)
+        with replacing(self.sidecar_path) as (fd, _):
+            write_all(fd, data)
 
     def _write_zip(
         self, fd: int, small: list[tuple[_Member, bytes]], sheet: _Member, packed_prefix: bytes, packed_tail: bytes

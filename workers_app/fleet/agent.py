@@ -29,10 +29,10 @@ from annotation_site.celery import app
 from annotation_site.db import close_before_fork, limit_pool
 from workers_app.engine.flush import delete_workbook
 from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
-from workers_app.engine.runs import adopt_legacy_workbooks
 from workers_app.engine.workbook_check import publish_workbook_checks
 from workers_app.models import Worker, WorkerEvent
 from workers_app.redis_client import get_redis
+from workers_app.runs.files import adopt_legacy_workbooks
 
 from . import hosts
 from .inflight import pool_threads

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import counts_from_store, populate_keys, queue_length, queues_holding, sync_keys
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.models import Worker
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 from .rows import key_of
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from workers_app.engine.queues import progress, queue_length
-from workers_app.engine.runs import current_run
 from workers_app.models import Run, Worker
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 
 from .results import WorkerResult
 from .rows import key_of

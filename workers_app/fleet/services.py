@@ -22,9 +22,9 @@ from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
 from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 from .agent import wake_agent
 from .hosts import check_host_name, is_alive

@@ -19,6 +19,8 @@ from .corpus import Sample
 DEFAULT_RUN = "default"
 RUN_NAME = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,39}\Z",
                           "1-40 lower-case letters, digits, '-' or '_', starting with a letter or digit.")
+# /runs/compare/ is a page: a run of that name could not have one.
+RESERVED_NAMES = {"compare"}
 
 
 class Run(models.Model):

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Outcome, Worker, WorkerMetric
+from workers_app.runs.current import current_run
 
 from .checks import read_live
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, field
 
 from django.utils import timezone
 
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Alert, Annotator, Domain, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 # Every viewer polls each second; within this many milliseconds they share one snapshot, so ten viewers cost the
 # database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.

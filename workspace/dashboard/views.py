@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from workers_app.engine.keys import WorkerKey
-from workers_app.engine.runs import current_run
 from workers_app.fleet.rows import workers_for
+from workers_app.runs.current import current_run
 from workspace.access import requires
 
 from .actions import CONFIRM, ActionRefused, allowed_actions, parse_action, run_action

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from django.conf import settings
 
-from workers_app.engine.runs import current_run, run_samples, takes_part
 from workers_app.fleet.rows import key_of
 from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Run, Sample, Worker, WorkerEvent
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.monitoring.sweep import auto_restarts_in_last_hour
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 LOG_LINES = 100
 LOG_TAIL_BYTES = 256 * 1024  # enough for 100 lines of Celery's log; a huge file is never read whole

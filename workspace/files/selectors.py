@@ -15,9 +15,9 @@ from django.core.exceptions import ValidationError
 from admin_ops.models import Archive
 from audit.actions import Action
 from audit.models import AuditLog
-from workers_app.engine.runs import consolidated_dir
 from workers_app.models import Run
 from workers_app.models.runs import RUN_NAME
+from workers_app.runs.files import consolidated_dir
 
 FORMATS = (".xlsx", ".csv", ".jsonl")  # the workbook and its flat copies (admin_ops.services.consolidate)
 MAX_NAME = 255

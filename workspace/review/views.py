@@ -13,8 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from admin_ops.agreement import majority_label
-from workers_app.engine.runs import current_run
+from stats.agreement import majority_label
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem
 from workers_app.review.flags import REASONS, URGENCY, describe, risk_level
 from workers_app.review.services import (
@@ -27,6 +26,7 @@ from workers_app.review.services import (
     claim_review,
     release_review,
 )
+from workers_app.runs.current import current_run
 from workspace.access import requires
 
 PAGE_SIZE = 50

@@ -6,10 +6,10 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from workers_app.fleet.runs import RunPlan
 from workers_app.models import Annotator, Corpus, Domain, Run
 from workers_app.models.catalogue import no_control_characters
 from workers_app.models.runs import RUN_NAME
+from workers_app.runs.services import RunPlan
 
 MAX_SEED = 2**31 - 1
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from django.db.models import Count, Q
 
-from admin_ops.services.run_record import SeenVersion, seen_versions
 from workers_app.engine.cost import cost_totals
-from workers_app.engine.runs import run_annotators, run_domains
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Run, RunSample, Sample
+from workers_app.runs.current import run_annotators, run_domains
+from workers_app.runs.record import SeenVersion, seen_versions
 from workspace.files.selectors import Consolidation, consolidations_of
 
 

@@ -12,11 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from admin_ops.run_compare import CHANGES_KEPT, ComparisonRefused, RunComparison, compare_runs
 from admin_ops.services.csv_safe import csv_row
-from workers_app.fleet.runs import RunRefused, create_run, switch_run
 from workers_app.models import Run, Sample
 from workers_app.models.runs import RUN_NAME
+from workers_app.runs.compare import CHANGES_KEPT, ComparisonRefused, RunComparison, compare_runs
+from workers_app.runs.services import RunRefused, create_run, switch_run
 from workspace.access import requires
 
 from .forms import CompareForm, RunForm

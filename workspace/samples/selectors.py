@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Substr
 
-from admin_ops.agreement import majority_label
-from workers_app.engine.runs import current_run, run_samples, takes_part
+from stats.agreement import majority_label
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, ReviewItem, Run, Sample
+from workers_app.runs.current import current_run, run_samples, takes_part
 
 URGENCY = "urgency"
 URGENT = "LEVEL_4"

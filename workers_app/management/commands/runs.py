@@ -2,12 +2,12 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
-from admin_ops.run_compare import ComparisonRefused, compare_runs
 from audit.actors import cli_actor
-from workers_app.engine.runs import run_samples
-from workers_app.fleet.runs import RunPlan, RunRefused, create_run, delete_run, switch_run
 from workers_app.management.cli import annotator_number, run_name
 from workers_app.models import Outcome, Run
+from workers_app.runs.compare import ComparisonRefused, compare_runs
+from workers_app.runs.current import run_samples
+from workers_app.runs.services import RunPlan, RunRefused, create_run, delete_run, switch_run
 
 
 def _decimal(text: str) -> Decimal:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from admin_ops.agreement import MASI, agreement_with_reference, krippendorff_alpha
-from workers_app.engine.runs import pinned_domain
+from stats.agreement import MASI, agreement_with_reference, krippendorff_alpha
 from workers_app.models import Annotator, Domain, Outcome, Run, Sample
+from workers_app.runs.current import pinned_domain
 
 CHANGES_KEPT = 200  # per (domain, annotator): enough to read on a page; the CSV takes them all
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workers_app.engine.runs import PINNED_ANNOTATOR_FIELDS, PINNED_DOMAIN_FIELDS
-from workers_app.fleet.runs import RESERVED_NAMES
+from annotation_site.field_rules import field_problem
 from workers_app.models import Annotator, Domain, Run, RunSample, Sample
-from workers_app.models.runs import RUN_NAME
-
-from .field_rules import field_problem
+from workers_app.models.runs import RESERVED_NAMES, RUN_NAME
+from workers_app.runs.current import PINNED_ANNOTATOR_FIELDS, PINNED_DOMAIN_FIELDS
 
 MEMBER_BATCH = 2000
 NULLABLE_TEXT = (str, type(None))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import random
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,15 +15,14 @@ from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.queues import populate_keys, purge_queue, sync_keys, worker_keys
-from workers_app.engine.runs import current_run, forget_cached_runs, pin, run_dir
+from workers_app.fleet.rows import key_of
 from workers_app.models import Annotator, Corpus, Domain, Run, RunSample, Sample, Worker
-from workers_app.models.runs import RUN_NAME
-
-from .rows import key_of
+from workers_app.models.runs import RESERVED_NAMES, RUN_NAME
+from workers_app.runs.current import current_run, forget_cached_runs, pin
+from workers_app.runs.files import run_dir
+from workers_app.runs.record import code_version
 
 MEMBER_BATCH = 2000
-# /runs/compare/ is a page: a run of that name could not have one.
-RESERVED_NAMES = {"compare"}
 
 
 class RunRefused(ValueError):
@@ -45,18 +42,6 @@ class RunPlan:
     seed: int = 0
     limit: int | None = None
     budget: Decimal | None = None
-
-
-def code_version() -> str:
-    """The commit the product runs from, marked when the checkout has local changes; 'unknown' outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}+local-changes" if dirty else head
 
 
 def _check_name(name: str) -> None:

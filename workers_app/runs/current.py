@@ -1,18 +1,15 @@
-"""Which run the fleet works on, where a run's files live, and the catalogue rows as a run pinned them."""
+"""Which run the fleet works on, and the catalogue rows (annotators, domains, samples) as a run uses them."""
 
 from __future__ import annotations
 
 import copy
 import threading
 import time
-from pathlib import Path
 
-from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from workers_app.engine.keys import WorkerKey
 from workers_app.models import DEFAULT_RUN, Annotator, Domain, Run, Sample
 
 CACHE_SECONDS = 2.0
@@ -76,24 +73,6 @@ def forget_cached_runs() -> None:
         _pinned.clear()
 
 
-def run_dir(run: Run | str) -> Path:
-    return settings.DATA_DIR / "runs" / (run if isinstance(run, str) else run.name)
-
-
-def consolidated_dir(run: Run | str | None) -> Path:
-    """Where a run's consolidations go; for no run, DATA_DIR/consolidated, where those made before runs are."""
-    return (settings.DATA_DIR if run is None else run_dir(run)) / "consolidated"
-
-
-def annotations_dir(run: Run) -> Path:
-    return run_dir(run) / "annotations"
-
-
-def workbook_path(key: WorkerKey, run: Run | None = None) -> Path:
-    """The worker's workbook of ``run`` (the current run when not given)."""
-    return annotations_dir(run or current_run()) / f"{key}.xlsx"
-
-
 def run_samples(run: Run) -> QuerySet[Sample]:
     return Sample.objects.all() if run.all_samples else Sample.objects.filter(run_members__run=run)
 
@@ -150,21 +129,3 @@ def pin(annotators: list[Annotator], domains: list[Domain]) -> dict:
                        for a in annotators},
         "domains": {d.slug: {name: getattr(d, name) for name in PINNED_DOMAIN_FIELDS} for d in domains},
     }
-
-
-def adopt_legacy_workbooks() -> list[str]:
-    """Move the workbooks (and their journals) written before runs existed, in DATA_DIR/annotations, to the
-    default run's folder on this host, unless that folder has them already; return the names moved. Each agent
-    calls this at start, since every host keeps its own workbooks."""
-    legacy = settings.ANNOTATIONS_DIR
-    default = Run.objects.filter(name=DEFAULT_RUN).first()
-    if default is None or not legacy.is_dir():
-        return []
-    target = annotations_dir(default)
-    target.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for path in sorted(legacy.iterdir()):
-        if path.is_file() and not path.name.endswith(".lock") and not (target / path.name).exists():
-            path.rename(target / path.name)  # the same file system: atomic, and no copy to lose on a kill
-            moved.append(path.name)
-    return moved

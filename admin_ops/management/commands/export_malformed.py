@@ -5,9 +5,9 @@ from django.core.management.base import BaseCommand
 
 from admin_ops.services.csv_safe import csv_row
 from annotation_site.files import atomic_write
-from workers_app.engine.runs import current_run
 from workers_app.management.cli import output_file, run_name
 from workers_app.models import MalformedAttempt
+from workers_app.runs.current import current_run
 
 FIELDS = ["created_at", "sample__external_id", "annotator__number", "domain__slug", "attempt", "reason",
           "reason_detail", "model", "prompt_version", "worker", "raw_answer"]

@@ -8,17 +8,30 @@ and what its outcomes actually saw (prompt versions and models, with counts and 
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from workers_app.engine.runs import run_annotators, run_domains, run_samples
-from workers_app.fleet.runs import code_version
 from workers_app.models import Corpus, Outcome, Run
+from workers_app.runs.current import run_annotators, run_domains, run_samples
 
 ANNOTATOR_SETTINGS = ("name", "backend", "request_mode", "model", "temperature", "max_tokens", "max_input_chars")
+
+
+def code_version() -> str:
+    """The commit the product runs from, marked when the checkout has local changes; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+local-changes" if dirty else head
 
 
 def _when(value) -> str:

@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 @pytest.fixture
@@ -17,19 +13,6 @@ def catalogue(db):
     from workers_app.catalogue_defaults import seed_defaults
 
     seed_defaults(actor="test")
-
-
-def write_xlsx(path: Path, sheets: dict[str, list[tuple]]) -> Path:
-    import openpyxl
-
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    for title, rows in sheets.items():
-        sheet = book.create_sheet(title)
-        for row in rows:
-            sheet.append(row)
-    book.save(path)
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -94,14 +77,3 @@ def http_annotator(catalogue, fake_llm):
     annotator.timeout_seconds = 1.0
     annotator.save()
     return annotator
-
-
-def make_samples(count: int, text: str = "I feel anxious before exams and cannot sleep.", *,
-                 vary: bool = False) -> list[int]:
-    from workers_app.models import Corpus, Sample
-
-    corpus = Corpus.objects.create(file_name="made.csv", sha256=f"made-{count}-{Corpus.objects.count()}",
-                                   imported_by="test")
-    Sample.objects.bulk_create(Sample(external_id=f"S-{corpus.pk}-{i}", text=f"{text} (#{i})" if vary else text,
-                                      corpus=corpus, source_row=i + 2) for i in range(count))
-    return list(Sample.objects.filter(corpus=corpus).values_list("pk", flat=True))

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.conftest import write_xlsx
+from tests.helpers import write_xlsx
 from workers_app.models import Sample
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from admin_ops.services.snapshot import outcomes_lines
 from admin_ops.services.state import StateError, export_state, import_state
 from audit.actions import Action
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey

@@ -14,7 +14,7 @@ from admin_ops.services.archive import create_archive
 from admin_ops.services.state import export_state
 from audit.actions import Action
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Annotator, Outcome

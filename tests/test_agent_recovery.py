@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.queues import populate_keys, queue_length
 from workers_app.fleet import agent as agent_module
 from workers_app.fleet.agent import Agent

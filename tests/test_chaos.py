@@ -13,8 +13,7 @@ from django.conf import settings
 from django.db.models import Count
 
 from tests.chaos import Chaos
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from tests.worker_processes import assert_all_ok, forget_broker_connections
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.queues import queue_length, unacked_tags

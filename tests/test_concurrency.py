@@ -10,9 +10,8 @@ from itertools import pairwise
 
 import pytest
 
-from tests.conftest import make_samples
 from tests.fake_llm import Reply, max_in_window
-from tests.test_settings_checks import run_check
+from tests.helpers import make_samples, run_check
 from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.ratelimit import RateLimiter

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from admin_ops.services.consolidate import consolidate
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.models import Annotator, Domain, Outcome, Sample
 from workers_app.runs.current import current_run
 

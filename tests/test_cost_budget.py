@@ -12,9 +12,8 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from tests.worker_processes import assert_all_ok
 from workers_app.admin.catalogue import AnnotatorForm
 from workers_app.engine.annotate import RetryLater, annotate_sample

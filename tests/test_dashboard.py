@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.store import store_outcomes
 from workers_app.fleet.rows import select_workers

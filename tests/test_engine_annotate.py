@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
+from tests.helpers import make_samples
 from workers_app.engine.annotate import Result, RetryLater, annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Annotator, MalformedAttempt, Outcome

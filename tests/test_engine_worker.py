@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 from django.db.models import Count
 
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from tests.worker_processes import WorkerProcess
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.browser.conftest import make_staff
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 
 pytestmark = pytest.mark.django_db
 

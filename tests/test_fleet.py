@@ -11,11 +11,10 @@ import psutil
 import pytest
 from django.db.models import Count
 
-from tests.conftest import make_samples
+from tests.helpers import make_samples, stored, wait_until, worker
 from tests.worker_processes import AgentProcess, assert_all_ok
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
-from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import (
     launch_worker,
     pause_worker,
@@ -28,24 +27,6 @@ from workers_app.models import Annotator, Outcome, Worker
 from workers_app.runs.files import workbook_path
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def worker(number: int, domain: str) -> Worker:
-    [row] = select_workers(number, domain)
-    return row
-
-
-def stored(number: int, domain: str) -> int:
-    return Outcome.objects.filter(annotator__number=number, domain__slug=domain).count()
-
-
-def wait_until(condition, timeout: float = 30, what: str = "condition", explain=lambda: "") -> None:
-    """Poll until ``condition`` holds; a timeout names what was awaited and what ``explain`` finds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{explain()}")
-        time.sleep(0.1)
 
 
 def test_a_paused_worker_consumes_nothing_while_the_others_work_and_drains_when_resumed(agent):

@@ -14,8 +14,7 @@ from django.db.models import Count
 
 from annotation_site.celery import app
 from annotation_site.redis_service import start_private
-from tests.conftest import make_samples
-from tests.test_fleet import stored, wait_until, worker
+from tests.helpers import make_samples, stored, wait_until, worker
 from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, running_agent, worker_env
 from workers_app.engine.queues import claim_samples, populate_queues
 from workers_app.fleet.rows import key_of

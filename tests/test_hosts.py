@@ -18,8 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from tests.worker_processes import AgentProcess
 from workers_app.engine.integrity import workbook_rows
 from workers_app.excel.journal import journaled_row_count

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from audit.models import AuditLog
-from tests.conftest import SHARED_DATASETS, write_xlsx
+from tests.helpers import SHARED_DATASETS, write_xlsx
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
 

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from annotation_site.local_llm import start_server
 from annotation_site.redis_service import free_port
-from tests.conftest import SHARED_DATASETS
+from tests.helpers import SHARED_DATASETS
 from tests.worker_processes import WorkerProcess
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
+from tests.helpers import make_samples
 from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook

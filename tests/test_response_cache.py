@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
+from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey

@@ -12,7 +12,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.store import store_outcomes

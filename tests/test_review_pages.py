@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Sample
 from workers_app.review.flags import flag_stored
 from workers_app.review.services import claim_review

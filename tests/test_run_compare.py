@@ -4,9 +4,8 @@ The expected figures are worked out by hand in the comments."""
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
-from tests.conftest import make_samples
+from tests.helpers import make_samples, store_outcome
 from workers_app.runs.compare import ComparisonRefused, compare_runs
 
 pytestmark = pytest.mark.django_db
@@ -18,19 +17,9 @@ def make_run(name: str, **fields):
     return Run.objects.create(name=name, created_by="test", **fields)
 
 
-def store(run, sample_id: int, annotator: int, domain: str, labels: list[str], *, status: str = "ok",
-          prompt_version: int = 1, model: str = "model-x"):
-    from workers_app.models import Annotator, Domain, Outcome
-
-    return Outcome.objects.create(
-        run=run, sample_id=sample_id, annotator=Annotator.objects.get(number=annotator),
-        domain=Domain.objects.get(slug=domain), status=status, labels=labels if status == "ok" else [],
-        prompt_version=prompt_version, model=model, started_at=timezone.now())
-
-
 def store_column(run, samples: list[int], annotator: int, domain: str, labels: list[list[str]], **fields) -> None:
     for sample_id, given in zip(samples, labels, strict=True):
-        store(run, sample_id, annotator, domain, given, **fields)
+        store_outcome(run, sample_id, annotator, domain, given, **fields)
 
 
 @pytest.fixture
@@ -89,8 +78,8 @@ def test_a_code_set_domain_gets_masi_alpha_and_order_within_a_set_is_no_change(r
     first, second = runs
     store_column(first, samples[:3], 1, "therapeutic", [["TA-1"], ["TA-2", "TA-1"], ["TA-2"]])
     store_column(second, samples[:3], 1, "therapeutic", [["TA-1"], ["TA-1"], ["TA-2"]])
-    store(first, samples[3], 1, "therapeutic", ["TA-1", "TA-3"])
-    store(second, samples[3], 1, "therapeutic", ["TA-3", "TA-1"])
+    store_outcome(first, samples[3], 1, "therapeutic", ["TA-1", "TA-3"])
+    store_outcome(second, samples[3], 1, "therapeutic", ["TA-3", "TA-1"])
     pair = only_pair(compare_runs(first, second))
     # The fourth sample's sets differ only in order: the same set. (The hand-computed alpha is the next test's.)
     from stats.agreement import MASI, krippendorff_alpha
@@ -124,9 +113,9 @@ def test_free_text_lists_count_changes_but_get_no_agreement_measure(runs, sample
 def test_only_samples_both_runs_annotated_ok_count(runs, samples):
     first, second = runs
     store_column(first, samples[:3], 1, "urgency", [["LEVEL_1"], ["LEVEL_1"], ["LEVEL_1"]])
-    store(second, samples[0], 1, "urgency", ["LEVEL_2"])
-    store(second, samples[1], 1, "urgency", [], status="malformed")  # no label: not compared
-    store(second, samples[4], 1, "urgency", ["LEVEL_3"])  # only in the second run
+    store_outcome(second, samples[0], 1, "urgency", ["LEVEL_2"])
+    store_outcome(second, samples[1], 1, "urgency", [], status="malformed")  # no label: not compared
+    store_outcome(second, samples[4], 1, "urgency", ["LEVEL_3"])  # only in the second run
     pair = only_pair(compare_runs(first, second))
     assert (pair.n, pair.changed, pair.identical) == (1, 1, 0.0)
 
@@ -134,10 +123,10 @@ def test_only_samples_both_runs_annotated_ok_count(runs, samples):
 def test_pairs_are_listed_by_domain_position_then_annotator_and_only_where_both_runs_have_outcomes(runs, samples):
     first, second = runs
     for run in runs:
-        store(run, samples[0], 2, "intensity", ["INT-1"])
-        store(run, samples[0], 1, "intensity", ["INT-1"])
-        store(run, samples[0], 4, "urgency", ["LEVEL_1"])
-    store(first, samples[0], 5, "urgency", ["LEVEL_1"])  # the second run has no annotator 5
+        store_outcome(run, samples[0], 2, "intensity", ["INT-1"])
+        store_outcome(run, samples[0], 1, "intensity", ["INT-1"])
+        store_outcome(run, samples[0], 4, "urgency", ["LEVEL_1"])
+    store_outcome(first, samples[0], 5, "urgency", ["LEVEL_1"])  # the second run has no annotator 5
     comparison = compare_runs(first, second)
     assert [(p.domain, p.annotator) for p in comparison.pairs] == [("urgency", 4), ("intensity", 1),
                                                                    ("intensity", 2)]
@@ -148,10 +137,10 @@ def test_pairs_are_listed_by_domain_position_then_annotator_and_only_where_both_
 
 def test_each_pair_names_the_prompt_versions_and_models_each_run_used(runs, samples):
     first, second = runs
-    store(first, samples[0], 1, "urgency", ["LEVEL_1"], prompt_version=1, model="small-model")
-    store(first, samples[1], 1, "urgency", ["LEVEL_1"], prompt_version=1, model="small-model")
-    store(second, samples[0], 1, "urgency", ["LEVEL_1"], prompt_version=2, model="large-model")
-    store(second, samples[1], 1, "urgency", [], status="malformed", prompt_version=3, model="large-model")
+    store_outcome(first, samples[0], 1, "urgency", ["LEVEL_1"], prompt_version=1, model="small-model")
+    store_outcome(first, samples[1], 1, "urgency", ["LEVEL_1"], prompt_version=1, model="small-model")
+    store_outcome(second, samples[0], 1, "urgency", ["LEVEL_1"], prompt_version=2, model="large-model")
+    store_outcome(second, samples[1], 1, "urgency", [], status="malformed", prompt_version=3, model="large-model")
     pair = only_pair(compare_runs(first, second))
     assert [(s.prompt_version, s.model, s.outcomes) for s in pair.seen_a] == [(1, "small-model", 2)]
     assert [(s.prompt_version, s.model, s.outcomes) for s in pair.seen_b] == [(2, "large-model", 1),
@@ -202,9 +191,9 @@ def test_comparing_a_run_with_itself_is_refused(runs):
 
 def test_runs_without_a_shared_annotator_and_domain_have_nothing_in_common(runs, samples):
     first, second = runs
-    store(first, samples[0], 1, "urgency", ["LEVEL_1"])
-    store(second, samples[0], 2, "urgency", ["LEVEL_1"])
-    store(second, samples[0], 1, "intensity", ["INT-1"])
+    store_outcome(first, samples[0], 1, "urgency", ["LEVEL_1"])
+    store_outcome(second, samples[0], 2, "urgency", ["LEVEL_1"])
+    store_outcome(second, samples[0], 1, "intensity", ["INT-1"])
     comparison = compare_runs(first, second)
     assert comparison.pairs == []
     assert comparison.nothing_in_common.startswith("Nothing in common: no annotator has outcomes for the same domain")
@@ -212,9 +201,9 @@ def test_runs_without_a_shared_annotator_and_domain_have_nothing_in_common(runs,
 
 def test_runs_without_a_shared_ok_sample_have_nothing_in_common_but_show_their_pairs(runs, samples):
     first, second = runs
-    store(first, samples[0], 1, "urgency", ["LEVEL_1"])
-    store(second, samples[1], 1, "urgency", ["LEVEL_1"])
-    store(second, samples[0], 1, "urgency", [], status="malformed")
+    store_outcome(first, samples[0], 1, "urgency", ["LEVEL_1"])
+    store_outcome(second, samples[1], 1, "urgency", ["LEVEL_1"])
+    store_outcome(second, samples[0], 1, "urgency", [], status="malformed")
     comparison = compare_runs(first, second)
     pair = only_pair(comparison)
     assert (pair.n, pair.identical, pair.agreement, pair.changed) == (0, None, None, 0)
@@ -231,8 +220,8 @@ def test_the_comparison_only_reads(runs, samples):
     from workers_app.models import Outcome, Run
 
     first, second = runs
-    store(first, samples[0], 1, "urgency", ["LEVEL_1"])
-    store(second, samples[0], 1, "urgency", ["LEVEL_3"])
+    store_outcome(first, samples[0], 1, "urgency", ["LEVEL_1"])
+    store_outcome(second, samples[0], 1, "urgency", ["LEVEL_3"])
     before = (list(Outcome.objects.values_list("id", "labels", "run_id")), list(Run.objects.values_list("id", "is_current")),
               AuditLog.objects.count())
     compare_runs(first, second, keep=None)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import TokenClient, make_token
 from tests.browser.conftest import make_staff
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.cost import cost_totals
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.fleet.selectors import UnknownRun, chosen_run

@@ -14,8 +14,7 @@ from django.core.management.base import CommandError
 
 from admin_ops.services.consolidate import consolidate
 from audit.models import AuditLog
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until, worker
+from tests.helpers import make_samples, wait_until, worker
 from tests.worker_processes import assert_all_ok
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.cost import forget_cached_prices

@@ -11,8 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tests.browser.conftest import make_staff
-from tests.conftest import make_samples
-from tests.test_run_compare import store
+from tests.helpers import make_samples, store_outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -37,8 +36,8 @@ def runs(samples):
     first = make("first", description="the baseline prompt", annotators=[1], domains=["urgency"])
     second = make("second", annotators=[1], domains=["urgency"])
     for index, sample_id in enumerate(samples):
-        store(first, sample_id, 1, "urgency", ["LEVEL_1"], model="small-model")
-        store(second, sample_id, 1, "urgency", ["LEVEL_3" if index % 2 else "LEVEL_1"], prompt_version=2,
+        store_outcome(first, sample_id, 1, "urgency", ["LEVEL_1"], model="small-model")
+        store_outcome(second, sample_id, 1, "urgency", ["LEVEL_3" if index % 2 else "LEVEL_1"], prompt_version=2,
               model="large-model")
     return first, second
 
@@ -335,7 +334,7 @@ def test_the_compare_page_shows_the_figures_and_the_changed_labels(client, runs,
 
 def test_runs_with_nothing_in_common_say_so(client, runs, samples):
     third = make("third", annotators=[2], domains=["urgency"])
-    store(third, samples[0], 2, "urgency", ["LEVEL_1"])
+    store_outcome(third, samples[0], 2, "urgency", ["LEVEL_1"])
     html = logged_in(client, VIEW, COMPARE).get("/runs/compare/", {"a": "first", "b": "third"}).content.decode()
     assert 'id="nothing-in-common"' in html and "Nothing in common" in html and "Download" not in html
 

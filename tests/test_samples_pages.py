@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tests.browser.conftest import make_staff
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from tests.worker_processes import WorkerProcess
 from workers_app.engine.queues import populate_queues
 from workers_app.models import Annotator, Outcome

@@ -3,16 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_check(tmp_path, **env) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings",
-                   "DATA_DIR": str(tmp_path), **env}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, check=False)
+from tests.helpers import ROOT, run_check
 
 
 def test_bad_environment_values_are_reported_by_system_checks_not_tracebacks(tmp_path):

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from admin_ops.services.state import StateError, export_state, import_state
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.api_keys import set_api_key
 from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Run
 from workers_app.runs.current import current_run

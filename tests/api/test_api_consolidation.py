@@ -9,8 +9,7 @@ import openpyxl
 import pytest
 from django.conf import settings
 
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from tests.worker_processes import WorkerProcess
 from workers_app.models import DEFAULT_RUN
 from workers_app.redis_client import get_redis

@@ -114,7 +114,7 @@ def test_downloading_an_archive_needs_create_archive(as_viewer):
 def test_review_lists_the_queue_by_risk_with_each_annotators_urgency_label(roles, as_operator):
     from django.utils import timezone
 
-    from tests.conftest import make_samples
+    from tests.helpers import make_samples
     from workers_app.models import Annotator, Domain, Outcome
     from workers_app.review.flags import sync_review_items
     from workers_app.runs.current import current_run

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
+from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Worker

@@ -6,7 +6,7 @@ import pytest
 
 from annotation_site.celery import app
 from tests.api.conftest import TokenClient, make_token
-from tests.test_fleet import wait_until
+from tests.helpers import wait_until
 from workers_app.models import Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.usefixtures("roles")]

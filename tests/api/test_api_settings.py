@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_settings_checks import run_check
+from tests.helpers import run_check
 
 
 @pytest.mark.parametrize(("variable", "value", "named"), [

@@ -9,8 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import launch_worker

@@ -11,8 +11,7 @@ from selenium.webdriver.support.ui import Select
 
 from admin_ops.services.consolidate import consolidate
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
-from tests.conftest import make_samples
-from tests.test_fleet import wait_until
+from tests.helpers import make_samples, wait_until
 from tests.test_review import row, store
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers

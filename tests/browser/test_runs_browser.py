@@ -11,8 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
-from tests.conftest import make_samples
-from tests.test_run_compare import store
+from tests.helpers import make_samples, store_outcome
 from workers_app.models import Annotator, AnnotatorPrice, Outcome, Run, Sample
 from workers_app.runs.services import RunPlan, create_run
 
@@ -31,7 +30,7 @@ def test_make_a_run_make_it_current_and_compare_it_with_the_baseline(browser, ca
                                   domains=["urgency", "intensity"]), actor="test")
     for index, sample_id in enumerate(samples):
         for annotator in (1, 2, 3):
-            store(baseline, sample_id, annotator, "urgency", [LEVELS[index]], model="small-model")
+            store_outcome(baseline, sample_id, annotator, "urgency", [LEVELS[index]], model="small-model")
     make_staff("rae", "workers_app.view_run", "workers_app.add_run", "workers_app.switch_run",
                "workers_app.compare_runs")
 
@@ -65,8 +64,8 @@ def test_make_a_run_make_it_current_and_compare_it_with_the_baseline(browser, ca
     chosen = list(made.members.order_by("sample_id").values_list("sample_id", flat=True))
     assert chosen == samples[:4]
     for index, sample_id in enumerate(chosen):
-        store(made, sample_id, 1, "urgency", [MOVED[index]], prompt_version=2, model="large-model")
-        store(made, sample_id, 2, "urgency", [LEVELS[index]], prompt_version=2, model="large-model")
+        store_outcome(made, sample_id, 1, "urgency", [MOVED[index]], prompt_version=2, model="large-model")
+        store_outcome(made, sample_id, 2, "urgency", [LEVELS[index]], prompt_version=2, model="large-model")
     for annotator in Annotator.objects.filter(number__in=[1, 2]):
         AnnotatorPrice.objects.create(annotator=annotator, input_per_1k=Decimal("0.5"),
                                       output_per_1k=Decimal("1.5"), currency="USD")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from tests.test_samples_pages import store_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

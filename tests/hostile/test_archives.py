@@ -18,7 +18,7 @@ from admin_ops.services.archive import ArchiveError, create_archive, verify_arch
 from admin_ops.services.restore import RestoreConflict, restore_archive
 from audit.actions import Action
 from audit.models import AuditLog
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from tests.hostile.conftest import assert_failed_audit
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook

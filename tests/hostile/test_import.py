@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditLog
-from tests.conftest import write_xlsx
+from tests.helpers import write_xlsx
 from tests.hostile.conftest import assert_failed_audit
 from workers_app.importing.service import ImportRejected, import_corpus
 

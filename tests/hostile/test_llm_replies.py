@@ -15,8 +15,8 @@ import pytest
 from django.conf import settings
 
 from audit.models import AuditLog
-from tests.conftest import make_samples
 from tests.fake_llm import Reply
+from tests.helpers import make_samples
 from workers_app.engine.annotate import Result, RetryLater, annotate_sample
 from workers_app.engine.backends import ERROR_BODY_CHARS
 from workers_app.engine.keys import WorkerKey

@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from annotation_site.outbound import OutboundRefused, check_url, policy_client
-from tests.conftest import make_samples
+from tests.helpers import make_samples
 from workers_app.engine.annotate import Result, annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Alert, AlertChannel, Annotator, MalformedAttempt, Outcome

@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against a private Redis and a private DATA_DIR (see tests/settings.py).
+# The test suite, against a private Redis and a private DATA_DIR (see tests/settings.py): it never touches the data
+# of a running product.
+#   ./test.sh           the whole suite: the quick tests in parallel (pytest-xdist, one process per core), then the
+#                       tests that start real processes one at a time (tests/passes.py says which)
+#   ./test.sh ARGS...   pytest with these arguments in one process (./test.sh -k import -x, ./test.sh -m "not slow")
+# TEST_MARKERS narrows the whole suite to a marker expression: .ci/run's PostgreSQL pass sets it to "postgres".
 set -euo pipefail
 cd "$(dirname "$0")"
 EXTRA_REQUIREMENTS=requirements-local-llm.txt
@@ -9,4 +14,19 @@ if ! command -v chromedriver >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   echo "[setup] installing chromium and chromium-driver for the browser tests …"
   apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+if [ -n "${TEST_MARKERS:-}" ]; then
+  quick="(${TEST_MARKERS}) and not slow" slow="(${TEST_MARKERS}) and slow"
+else
+  quick="not slow" slow="slow"
+fi
+started=$SECONDS
+status=0
+echo "== the quick tests, in parallel (-m \"$quick\")"
+.venv/bin/python -m pytest -m "$quick" -n "${TEST_PROCESSES:-auto}" --durations=15 || status=$?
+echo "== the tests that start real processes, one at a time (-m \"$slow\")"
+.venv/bin/python -m pytest -m "$slow" --durations=30 || status=$?
+echo "== test suite: $((SECONDS - started)) s, exit status $status"
+exit "$status"

@@ -67,8 +67,17 @@ def prepare_database() -> str:
     from workers_app.admin_login import ensure_admin
 
     login = ensure_admin(actor="system:run")
+    from workers_app.fleet.install import check_install
+
+    check_install()  # before any process starts: this install's database and Redis keys are its own
     connections.close_all()
     return login
+
+
+def django_ready() -> bool:
+    from django.apps import apps
+
+    return apps.ready
 
 
 def admin_login_hint() -> str:
@@ -145,6 +154,13 @@ def stop_children(children: dict[str, subprocess.Popen], redis_service: RedisSer
     if redis_service.private:
         say("stopping the private Redis …")
         redis_service.stop()
+    elif django_ready():
+        from workers_app.fleet.install import release_namespace
+
+        try:
+            say(f"removed this install's {release_namespace()} keys from the shared Redis (rebuilt at the next start)")
+        except Exception as exc:  # noqa: BLE001  a Redis gone away: nothing of ours is left in it to remove
+            say(f"could not tidy the shared Redis ({exc.__class__.__name__}); its keys of this install stay")
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -155,7 +171,8 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 
 
 # Exits that a restart cannot mend.
-FINAL_EXITS = {("fleet agent", 3): "another fleet agent runs for this host (a second ./run.sh on the same data?)"}
+FINAL_EXITS = {("fleet agent", 3): "another fleet agent runs for this host (a second ./run.sh on the same data?)",
+               ("fleet agent", 4): "another install holds this install's Redis keys (see the agent's log above)"}
 
 
 class ChildCannotRun(RuntimeError):

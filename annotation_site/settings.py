@@ -95,6 +95,32 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+INSTALL_ID_FORMAT = re.compile(r"[a-z0-9][a-z0-9-]{3,31}")
+
+
+def _install_id() -> str:
+    """Which install this is: INSTALL_ID (every host of one install sets the same), else an id made once and kept in
+    DATA_DIR. Every Redis key of the install, Celery's own included, lives under it, so two installs may share one
+    Redis server and database number without meeting."""
+    given = env_str("INSTALL_ID", "")
+    if given:
+        if INSTALL_ID_FORMAT.fullmatch(given):
+            return given
+        PROBLEMS.append(Problem("INSTALL_ID", given, "expected 4-32 lower-case letters, digits or '-', starting with a "
+                                "letter or digit"))
+    path = DATA_DIR / "install_id"
+    if not path.exists():
+        atomic_write(path, lambda temp: temp.write_text(secrets.token_hex(6) + "\n"))
+    kept = path.read_text().strip()
+    if not INSTALL_ID_FORMAT.fullmatch(kept):
+        PROBLEMS.append(Problem("INSTALL_ID", str(path), "the install id file is damaged; set INSTALL_ID to the id "
+                                "this install used (the prefix of its Redis keys) or delete the file to start afresh"))
+    return kept
+
+
+INSTALL_ID = _install_id()
+# Every Redis key of this install starts with this (workers_app.engine.keys.redis_key; kombu's global_keyprefix).
+REDIS_KEY_PREFIX = f"annot:{INSTALL_ID}:"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -197,7 +223,9 @@ CELERY_DB_REUSE_MAX = None if DATABASES["default"]["OPTIONS"].get("pool") else 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 # Longer than any task may run, so a slow task is never handed to a second worker meanwhile.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+# The queues, kombu's bindings and its unacknowledged-message hash live under the install's prefix too.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300,
+                                   "global_keyprefix": REDIS_KEY_PREFIX}
 CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

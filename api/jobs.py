@@ -9,7 +9,7 @@ from pathlib import Path
 from celery.result import AsyncResult
 
 from audit.actors import Actor, actor_name
-from workers_app.engine.keys import PREFIX
+from workers_app.engine.keys import redis_key
 from workers_app.models import Run
 from workers_app.redis_client import get_redis
 
@@ -21,7 +21,7 @@ STATES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running", "RETR
 
 
 def _key(job: str) -> str:
-    return f"{PREFIX}:api:consolidation:{job}"
+    return redis_key("api", "consolidation", job)
 
 
 def _note(job: str) -> dict | None:

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from workers_app.engine.live import Live, read_live
 from workers_app.engine.ratelimit import counters_key
 from workers_app.fleet.rows import key_of, select_workers
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Alert, Annotator, Outcome, Run, Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
@@ -27,7 +27,7 @@ from workers_app.runs.current import current_run
 WORKER_LABELS = ["worker", "annotator", "domain", "host"]
 # Bucket bounds of the LLM latency histogram, in milliseconds (an LLM call takes 0.1 s to a minute).
 LATENCY_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
-# Per-annotator counter fields in annot:counters:{n}, besides requests:<status>.
+# Per-annotator counter fields in counters:<n> (engine.ratelimit.counters_key), besides requests:<status>.
 COUNTERS = {"tokens_in": ("annotation_llm_tokens_in", "prompt tokens sent to the LLM"),
             "tokens_out": ("annotation_llm_tokens_out", "completion tokens the LLM answered"),
             "retries": ("annotation_llm_retries", "LLM requests that were a retry of the same sample"),
@@ -47,21 +47,15 @@ class FleetCollector:
         yield self._alerts()
 
     @staticmethod
-    def _redis(workers: list[Worker], numbers: list[int]) -> tuple[list, list]:
+    def _redis(workers: list[Worker], numbers: list[int]) -> tuple[list[Live], list[dict]]:
+        live = read_live([key_of(w) for w in workers], time.time())
         pipe = get_redis().pipeline(transaction=False)
-        for worker in workers:
-            key = key_of(worker)
-            pipe.hmget(heartbeat_key(key), "at", "rss", "consuming")
-            pipe.hmget(key.progress_key, "ok", "malformed")
-            pipe.llen(key.queue)
         for number in numbers:
             pipe.hgetall(counters_key(number))
-        answers = pipe.execute()
-        split = 3 * len(workers)
-        return [answers[i:i + 3] for i in range(0, split, 3)], answers[split:]
+        return live, pipe.execute()
 
     @staticmethod
-    def _worker_metrics(workers: list[Worker], live: list) -> Iterator[Metric]:
+    def _worker_metrics(workers: list[Worker], live: list[Live]) -> Iterator[Metric]:
         state_labels = [*WORKER_LABELS, "state"]
         observed = GaugeMetricFamily("annotation_worker_observed_state", "1 for the state its agent last saw",
                                      labels=state_labels)
@@ -79,32 +73,32 @@ class FleetCollector:
                                 labels=WORKER_LABELS)
         restarts = GaugeMetricFamily("annotation_worker_restarts", "restarts by its agent", labels=WORKER_LABELS)
         now = time.time()
-        for worker, ((at, rss_bytes, consumes), (ok, bad), waiting) in zip(workers, live, strict=True):
+        for worker, state in zip(workers, live, strict=True):
             labels = [worker.name, str(worker.annotator.number), worker.domain.slug, worker.host]
-            for state in Worker.Observed.values:
-                observed.add_metric([*labels, state], float(worker.observed_state == state))
-            for state in Worker.Desired.values:
-                desired.add_metric([*labels, state], float(worker.desired_state == state))
-            queue.add_metric(labels, waiting)
-            done.add_metric([*labels, Outcome.Status.OK], int(ok or 0))
-            done.add_metric([*labels, Outcome.Status.MALFORMED], int(bad or 0))
-            consuming.add_metric(labels, float(consumes == "1"))
+            for value in Worker.Observed.values:
+                observed.add_metric([*labels, value], float(worker.observed_state == value))
+            for value in Worker.Desired.values:
+                desired.add_metric([*labels, value], float(worker.desired_state == value))
+            queue.add_metric(labels, state.queue)
+            done.add_metric([*labels, Outcome.Status.OK], state.ok)
+            done.add_metric([*labels, Outcome.Status.MALFORMED], state.malformed)
+            consuming.add_metric(labels, float(bool(state.consuming)))
             restarts.add_metric(labels, worker.restarts)
-            if at:
-                age.add_metric(labels, round(now - float(at), 3))
-            if rss_bytes:
-                rss.add_metric(labels, int(rss_bytes))
+            if state.beat_at is not None:
+                age.add_metric(labels, round(now - state.beat_at, 3))
+            if state.rss:
+                rss.add_metric(labels, state.rss)
         yield from (observed, desired, queue, done, consuming, age, rss, restarts)
 
     @staticmethod
-    def _annotator_counters(workers: list[Worker], live: list, numbers: list[int],
+    def _annotator_counters(workers: list[Worker], live: list[Live], numbers: list[int],
                             counters: list[dict]) -> Iterator[Metric]:
         annotations = CounterMetricFamily("annotation_annotations", "outcomes stored, by status",
                                           labels=["annotator", "status"])
         totals: dict[tuple[str, str], int] = defaultdict(int)
-        for worker, (_, (ok, bad), _) in zip(workers, live, strict=True):
-            totals[str(worker.annotator.number), Outcome.Status.OK] += int(ok or 0)
-            totals[str(worker.annotator.number), Outcome.Status.MALFORMED] += int(bad or 0)
+        for worker, state in zip(workers, live, strict=True):
+            totals[str(worker.annotator.number), Outcome.Status.OK] += state.ok
+            totals[str(worker.annotator.number), Outcome.Status.MALFORMED] += state.malformed
         for (number, status), value in sorted(totals.items()):
             annotations.add_metric([number, status], value)
         yield annotations

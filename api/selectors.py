@@ -10,12 +10,11 @@ import time
 from django.db.models import Count, Q
 
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.live import Live, read_live
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import key_of, select_workers
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Annotator, Outcome, ReviewItem, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
-from workers_app.redis_client import get_redis
 from workers_app.review.flags import URGENCY, describe
 from workers_app.runs.current import current_run, run_samples, takes_part
 
@@ -30,47 +29,34 @@ def find_worker(name: str) -> Worker:
     return select_workers(key.annotator, key.domain)[0]
 
 
-def live_status(workers: list[Worker]) -> dict[int, dict]:
-    """Heartbeat, progress counters and queue length of every worker, in one pipelined read."""
-    pipe = get_redis().pipeline(transaction=False)
-    for worker in workers:
-        key = key_of(worker)
-        pipe.hmget(heartbeat_key(key), "at", "rss", "consuming", "pid")
-        pipe.hmget(key.progress_key, "ok", "malformed")
-        pipe.llen(key.queue)
-    answers = iter(pipe.execute())
-    now = time.time()
-    found = {}
-    for worker in workers:
-        (at, rss, consuming, pid), (ok, malformed), queue = next(answers), next(answers), next(answers)
-        found[worker.pk] = {
-            "heartbeat_age": round(now - float(at), 1) if at else None, "consuming": consuming == "1",
-            "rss_bytes": int(rss) if rss else None, "pid": int(pid) if pid else worker.pid,
-            "ok": int(ok or 0), "malformed": int(malformed or 0), "queue": queue,
-        }
-    return found
+def live_status(live: Live, worker: Worker, now: float) -> dict:
+    """A worker's heartbeat, progress counters and queue length as the API shows them."""
+    age = live.heartbeat_age(now)
+    return {"heartbeat_age": None if age is None else round(age, 1), "consuming": bool(live.consuming),
+            "rss_bytes": live.rss, "pid": live.pid if live.pid is not None else worker.pid,
+            "ok": live.ok, "malformed": live.malformed, "queue": live.queue}
 
 
 def _in_run(run: Run, worker: Worker) -> bool:
     return takes_part(run, worker.annotator.number, worker.domain.slug)
 
 
-def _status(worker: Worker, run: Run, live: dict, health: WorkerHealth) -> dict:
+def _status(worker: Worker, run: Run, health: WorkerHealth, now: float) -> dict:
     return {"worker": worker.name, "annotator": worker.annotator.number, "domain": worker.domain.slug,
             "run": run.name, "in_run": _in_run(run, worker), "host": worker.host, "node": worker.node_name, "desired": worker.desired_state,
             "observed": worker.observed_state, "restarts": worker.restarts, "last_error": worker.last_error,
-            "healthy": health.healthy, **live}
+            "healthy": health.healthy, **live_status(health.live, worker, now)}
 
 
 def fleet_status(workers: list[Worker], *, with_checks: bool = False) -> list[dict]:
     """Each worker's state, live readings (of the current run) and health; ``with_checks`` adds the five checks
     (the workbook check opens each workbook, so only a worker's detail asks for it)."""
     run = current_run()
-    live = live_status(workers)
+    now = time.time()
     health = evaluate(workers, with_workbooks=with_checks)
     rows = []
     for worker, report in zip(workers, health, strict=True):
-        row = _status(worker, run, live[worker.pk], report)
+        row = _status(worker, run, report, now)
         if with_checks:
             row["checks"] = report.as_dict()["checks"]
         rows.append(row)
@@ -87,8 +73,8 @@ def _stored(workers: list[Worker], run: Run) -> dict[int, tuple[int, int]]:
     """(ok, malformed) outcomes of each worker in ``run``: the live counters for the current run, one grouped query
     for another (the counters hold the current run's only)."""
     if run.is_current:
-        live = live_status(workers)
-        return {w.pk: (live[w.pk]["ok"], live[w.pk]["malformed"]) for w in workers}
+        live = read_live([key_of(w) for w in workers], time.time())
+        return {w.pk: (state.ok, state.malformed) for w, state in zip(workers, live, strict=True)}
     counted = {(row["annotator_id"], row["domain_id"]): (row["ok"], row["malformed"])
                for row in Outcome.objects.filter(run=run).values("annotator_id", "domain_id").annotate(
                    ok=Count("id", filter=Q(status=Outcome.Status.OK)),

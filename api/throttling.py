@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from workers_app.engine.keys import PREFIX
+from workers_app.engine.keys import redis_key
 from workers_app.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class PerTokenThrottle(BaseThrottle):
         limit, period = parse_rate(settings.API_TOKEN_RATE)
         now = time.time()
         window = int(now // period)
-        key = f"{PREFIX}:api:throttle:{who}:{window}"
+        key = redis_key("api", "throttle", who, window)
         try:
             pipe = get_redis().pipeline(transaction=False)
             pipe.incr(key)

@@ -43,10 +43,10 @@ def measure_variant(name: str, seconds: int, domains: int) -> dict:
     signal.signal(signal.SIGTERM, _terminated)
     data_dir = isolated_django(OUTBOUND_ALLOW="127.0.0.1")
     from tests.fake_llm import FakeLLM, Reply, start_fake_llm
+    from workers_app.engine.live import heartbeat_key
     from workers_app.engine.ratelimit import counters_key
     from workers_app.fleet.rows import key_of, select_workers
     from workers_app.fleet.services import launch_workers
-    from workers_app.fleet.worker_side import heartbeat_key
     from workers_app.models import Annotator, Worker, WorkerEvent
     from workers_app.redis_client import get_redis
 

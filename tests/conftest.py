@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests.passes import POSTGRES, SLOW
 
 
 @pytest.fixture
@@ -77,3 +81,14 @@ def http_annotator(catalogue, fake_llm):
     annotator.timeout_seconds = 1.0
     annotator.save()
     return annotator
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers from tests/passes.py: ``postgres`` (also runs on PostgreSQL) and ``slow`` (starts real processes)."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        name = Path(str(item.path)).relative_to(root).as_posix()
+        if name in POSTGRES:
+            item.add_marker(pytest.mark.postgres)
+        if name in SLOW:
+            item.add_marker(pytest.mark.slow)

@@ -12,6 +12,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.helpers import make_samples
+from workers_app.engine.keys import broker_key, redis_key
 from workers_app.engine.queues import populate_keys, queue_length
 from workers_app.fleet import agent as agent_module
 from workers_app.fleet.agent import Agent
@@ -31,7 +32,7 @@ def agent_here(catalogue):
 
 @pytest.fixture
 def held_lock(agent_here):
-    lock = get_redis().lock(f"annot:agent:{agent_here.host}", timeout=settings.FLEET_AGENT_LOCK_SECONDS)
+    lock = get_redis().lock(redis_key("agent", agent_here.host), timeout=settings.FLEET_AGENT_LOCK_SECONDS)
     assert lock.acquire(blocking=False)
     return lock
 
@@ -47,14 +48,14 @@ def lose_the_queued_message(key) -> None:
     """What a worker SIGKILLed between kombu's BRPOP and its record of the unacknowledged message leaves: the
     samples claimed, their message nowhere."""
     populate_keys([key])
-    get_redis().delete(key.queue)
+    get_redis().delete(key.queue_key)
 
 
 def hold_the_queued_message(key) -> None:
     """What a worker answering (or waiting to retry) a message looks like in Redis: taken, not acknowledged."""
     populate_keys([key])
-    raw = get_redis().rpop(key.queue)
-    get_redis().hset("unacked", "tag-1", f'[{raw}, "", "{key.queue}"]')
+    raw = get_redis().rpop(key.queue_key)
+    get_redis().hset(broker_key("unacked"), "tag-1", f'[{raw}, "", "{key.queue}"]')
 
 
 def test_it_refills_a_running_workers_queue_when_redis_comes_back_empty(agent_here, held_lock):

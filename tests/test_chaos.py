@@ -24,7 +24,7 @@ from workers_app.models import Annotator, Outcome, Sample, Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.files import workbook_path
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 SAMPLES = 300
 
 

@@ -14,6 +14,7 @@ from tests.fake_llm import Reply, max_in_window
 from tests.helpers import make_samples, run_check
 from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.live import heartbeat_key
 from workers_app.engine.ratelimit import RateLimiter
 from workers_app.fleet.inflight import (
     PERIOD_SECONDS,
@@ -24,7 +25,6 @@ from workers_app.fleet.inflight import (
 )
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import launch_workers, pause_worker
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Outcome, WorkerEvent
 from workers_app.redis_client import get_redis
 
@@ -164,7 +164,6 @@ def slow_annotator(annotator, *, per_minute: int) -> None:
     annotator.save()
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_slow_llm_under_a_generous_limit_gets_many_requests_in_flight_then_the_idle_worker_shrinks(
         agent, http_annotator, fake_llm):
@@ -190,7 +189,6 @@ def test_a_slow_llm_under_a_generous_limit_gets_many_requests_in_flight_then_the
     assert all(gap > PERIOD_SECONDS - 0.5 for gap in gaps), gaps
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_paused_worker_takes_no_share_of_the_limit_from_its_running_sibling(agent, http_annotator, fake_llm):
     fake_llm.default = Reply(delay=1.0)
@@ -207,7 +205,6 @@ def test_a_paused_worker_takes_no_share_of_the_limit_from_its_running_sibling(ag
     assert all("over 1 busy worker(s)" in reason for reason in reasons.values_list("reason", flat=True))
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_under_a_tight_limit_the_server_never_sees_more_than_the_limit_in_any_window(
         agent, http_annotator, fake_llm):

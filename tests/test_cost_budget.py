@@ -261,7 +261,6 @@ def four_thread_agent(catalogue):
         yield process
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_budget_of_n_calls_stops_within_the_threads_in_flight_alerts_once_and_resumes(
         http_annotator, fake_llm, four_thread_agent):

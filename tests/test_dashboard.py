@@ -229,7 +229,7 @@ def test_the_live_answer_is_json_that_is_never_cached(client, viewer):
 def test_a_cell_shows_how_many_requests_its_worker_lets_run_at_once(client, viewer):
     import time
 
-    from workers_app.fleet.worker_side import heartbeat_key
+    from workers_app.engine.live import heartbeat_key
 
     get_redis().hset(heartbeat_key(WorkerKey(2, "modality")), mapping={"at": time.time(), "inflight_target": 12})
     client.force_login(viewer)

@@ -26,7 +26,7 @@ from workers_app.fleet.services import (
 from workers_app.models import Annotator, Outcome, Worker
 from workers_app.runs.files import workbook_path
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_paused_worker_consumes_nothing_while_the_others_work_and_drains_when_resumed(agent):

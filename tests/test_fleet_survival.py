@@ -23,7 +23,7 @@ from workers_app.models import Annotator, Outcome, Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _each_once(number: int, total: int) -> None:

@@ -29,14 +29,16 @@ from workers_app.models import DEFAULT_RUN, Alert, Annotator, Host, Outcome, Wor
 from workers_app.monitoring.sweep import health_sweep
 from workers_app.runs.files import workbook_path
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 LOST_AFTER = 6
 
 
 def host_agent(name: str) -> tuple[AgentProcess, Path]:
     data_dir = settings.DATA_DIR / f"host-{name}"
     data_dir.mkdir(exist_ok=True)
-    return AgentProcess(FLEET_HOST=name, DATA_DIR=str(data_dir), FLEET_HOST_LOST_SECONDS=str(LOST_AFTER),
+    # Every host of one install shares its INSTALL_ID, and so its Redis keys (README, "Several hosts").
+    return AgentProcess(FLEET_HOST=name, DATA_DIR=str(data_dir), INSTALL_ID=settings.INSTALL_ID,
+                        FLEET_HOST_LOST_SECONDS=str(LOST_AFTER),
                         WORKBOOK_REPORT_SECONDS="2"), data_dir
 
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 import redis
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.local_llm]
 
 
 def _free_port() -> int:

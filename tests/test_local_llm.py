@@ -22,7 +22,7 @@ from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Outcome, Sample
 from workers_app.runs.files import workbook_path
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.local_llm]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

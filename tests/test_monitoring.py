@@ -20,9 +20,9 @@ from tests.worker_processes import ROOT, AgentProcess, worker_env
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.live import heartbeat_key
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import launch_worker
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Alert, Annotator, Worker, WorkerEvent, WorkerMetric
 from workers_app.monitoring.checks import evaluate
 from workers_app.monitoring.metrics import prune_metrics, snapshot_metrics
@@ -166,7 +166,6 @@ def test_metrics_are_recorded_once_per_minute_and_pruned_after_30_days(catalogue
     assert prune_metrics() == 30
 
 
-@pytest.mark.slow
 def test_a_worker_frozen_with_sigstop_is_restarted_by_the_sweep(catalogue, settings):
     settings.HEALTH_HEARTBEAT_MAX_AGE = 4
     Annotator.objects.update(builtin_latency_ms=10)

@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.fake_llm import FakeLLM, start_fake_llm
+from tests.worker_processes import worker_env
 from workers_app.engine.ratelimit import RateLimiter, counters_key
 from workers_app.redis_client import get_redis
 
@@ -48,8 +49,9 @@ def redis_ms() -> float:
 
 
 def test_six_processes_sharing_an_annotator_never_exceed_its_limit_in_any_window():
+    # The product's settings on this test's DATA_DIR: the same install, so the same Redis keys.
     processes = [subprocess.Popen([sys.executable, "-c", HAMMER, settings.REDIS_URL], stdout=subprocess.PIPE,
-                                  text=True, cwd=settings.BASE_DIR) for _ in range(6)]
+                                  text=True, cwd=settings.BASE_DIR, env=worker_env()) for _ in range(6)]
     granted = sorted(t for p in processes for t in json.loads(p.communicate(timeout=60)[0]))
     for index, start in enumerate(granted):
         in_window = sum(1 for t in granted[index:] if t < start + WINDOW_MS)

@@ -482,7 +482,6 @@ def wait_until(condition, timeout: float = 60, what: str = "condition") -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_storing_level_4_makes_an_item_and_the_sweep_alerts_once(agent, mailed):
     from workers_app.engine.queues import populate_queues

@@ -206,7 +206,6 @@ def _sheet_rows(path, title: str) -> list[tuple]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.slow
 def test_two_runs_with_different_prompt_versions_keep_both_outcomes_and_both_consolidations(agent):
     make_samples(40, vary=True)
     rows = [worker(1, "urgency"), worker(1, "intensity")]

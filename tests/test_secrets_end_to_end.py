@@ -18,7 +18,7 @@ from tests.worker_processes import WorkerProcess
 from workers_app.engine.queues import populate_queues
 from workers_app.models import Annotator, Outcome
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 STORED_KEY = "sk-stored-key-of-annotator-one-0123456789"
 ENV_KEY = "sk-env-key-of-annotator-two-9876543210"

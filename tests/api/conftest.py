@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.hostile.conftest import fingerprint
+from workers_app.engine.keys import redis_key
 
-THROTTLE_KEYS = "annot:api:throttle:"
+THROTTLE_KEYS = redis_key("api", "throttle", "")
 
 
 def _state() -> dict:

@@ -18,7 +18,6 @@ from workers_app.runs.services import RunPlan, create_run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.slow
 def test_a_consolidation_runs_on_the_control_worker_and_its_workbook_downloads(roles, as_operator):
     make_samples(3, vary=True)
     worker = WorkerProcess("control").wait_ready()

@@ -9,7 +9,7 @@ from tests.api.conftest import TokenClient, make_token
 from tests.helpers import wait_until
 from workers_app.models import Worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.usefixtures("roles")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
 
 NAME = "annotator_1_urgency"
 

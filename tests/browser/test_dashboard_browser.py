@@ -16,7 +16,7 @@ from workers_app.fleet.services import launch_worker
 from workers_app.models import Outcome, Worker
 from workers_app.runs.services import RunPlan, create_run, switch_run
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 NAME = "annotator_1_urgency"
 
 

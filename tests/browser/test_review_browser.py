@@ -18,7 +18,7 @@ from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import launch_worker
 from workers_app.models import Outcome, ReviewItem, Sample
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 URGENT = "I am suicidal and I want to kill myself tonight; I have written a goodbye note."
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 import pytest
 from django.apps import apps
 from django.conf import settings
 
-SKIPPED_FILES = ("admin_audit.log", "db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "test_db.sqlite3",
-                 "test_db.sqlite3-wal", "test_db.sqlite3-shm", "secret_key", "field_encryption_key")
+SKIPPED_FILES = ("admin_audit.log", "secret_key", "field_encryption_key")
+# The databases and their journals; under pytest-xdist the test database is test_db.sqlite3_gw<N>.
+DATABASE_FILE = re.compile(r"(test_)?db\.sqlite3(_gw\d+)?(-wal|-shm|-journal)?")
 SKIPPED_FOLDERS = ("redis", "logs", "static")
 
 
@@ -36,7 +38,8 @@ def _files() -> dict[str, str]:
     found = {}
     for path in sorted(settings.DATA_DIR.rglob("*")):
         relative = path.relative_to(settings.DATA_DIR)
-        if path.is_dir() or relative.parts[0] in SKIPPED_FOLDERS or path.name in SKIPPED_FILES:
+        if path.is_dir() or relative.parts[0] in SKIPPED_FOLDERS or path.name in SKIPPED_FILES \
+                or DATABASE_FILE.fullmatch(path.name):
             continue
         found[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found

@@ -8,13 +8,12 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from workers_app.engine.live import read_live
 from workers_app.fleet.hosts import ALIVE, LOST, InvalidHost, check_host_name, host_states, is_alive
 from workers_app.fleet.results import WorkerResult
 from workers_app.fleet.rows import ensure_worker_rows, key_of
 from workers_app.fleet.services import OPERATIONS
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Host, Worker, WorkerEvent
-from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
 STATE_COLOURS = {
@@ -86,13 +85,9 @@ class WorkerAdmin(admin.ModelAdmin):
         ensure_worker_rows()
         # One pipelined read for every row's heartbeat and counters, not two round trips per row.
         rows = list(Worker.objects.select_related("annotator", "domain"))
-        pipe = get_redis().pipeline(transaction=False)
-        for row in rows:
-            pipe.hget(heartbeat_key(key_of(row)), "at")
-            pipe.hgetall(key_of(row).progress_key)
-        answers = pipe.execute()
+        live = read_live([key_of(row) for row in rows], time.time())
         # The admin object serves every request thread; the readings belong to this request only.
-        self._request.live = {row.pk: (answers[2 * i], answers[2 * i + 1]) for i, row in enumerate(rows)}
+        self._request.live = {row.pk: state for row, state in zip(rows, live, strict=True)}
         run = self._request.run = current_run()
         self._request.total = run_samples(run).count()
         self._request.hosts = host_states()
@@ -113,16 +108,17 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="heartbeat")
     def heartbeat_age(self, obj: Worker) -> str:
-        beat = getattr(self._request, "live", {}).get(obj.pk, (None, {}))[0]
-        return "—" if beat is None else f"{time.time() - float(beat):.0f} s ago"
+        state = getattr(self._request, "live", {}).get(obj.pk)
+        age = None if state is None else state.heartbeat_age(time.time())
+        return "—" if age is None else f"{age:.0f} s ago"
 
     @admin.display(description="done / samples")
     def progress(self, obj: Worker) -> str:
         run = getattr(self._request, "run", None)
         if run is not None and not takes_part(run, obj.annotator.number, obj.domain.slug):
             return "not in this run"
-        counts = getattr(self._request, "live", {}).get(obj.pk, (None, {}))[1]
-        ok, bad = int(counts.get("ok", 0)), int(counts.get("malformed", 0))
+        state = getattr(self._request, "live", {}).get(obj.pk)
+        ok, bad = (state.ok, state.malformed) if state is not None else (0, 0)
         note = f" ({bad} malformed)" if bad else ""
         return f"{ok + bad} / {getattr(self._request, 'total', 0)}{note}"
 

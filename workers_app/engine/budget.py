@@ -23,7 +23,7 @@ from workers_app.models import Annotator, Outcome, Run, Worker, WorkerEvent
 from workers_app.models.pricing import COST_PLACES
 from workers_app.redis_client import get_redis
 
-from .keys import PREFIX
+from .keys import redis_key
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ class Payer:
 
 
 def spent_key(annotator_number: int) -> str:
-    return f"{PREFIX}:spent:{annotator_number}"
+    return redis_key("spent", annotator_number)
 
 
 def run_spent_key(run_id: int) -> str:
-    return f"{PREFIX}:spent:run:{run_id}"
+    return redis_key("spent", "run", run_id)
 
 
 def _units(amount: Decimal) -> int:

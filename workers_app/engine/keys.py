@@ -1,14 +1,30 @@
-"""Names shared by the engine and the fleet: queues, workbook files and Redis keys of one worker."""
+"""Names shared by the engine and the fleet: queues, workbook files and Redis keys of one worker.
+
+Every Redis key of an install starts with its ``REDIS_KEY_PREFIX`` (``annot:<install id>:``); kombu puts the same
+prefix before the keys of Celery's queues, bindings and unacknowledged messages (its ``global_keyprefix``), so a
+queue called ``annotator_1_urgency`` is the Redis list ``annot:<install id>:annotator_1_urgency``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREFIX = "annot"
+from django.conf import settings
+
 # Outcomes are counted per worker in buckets of this many seconds, kept a little over a minute: the live
 # throughput of the dashboard, without a query over the outcomes.
 RATE_BUCKET_SECONDS = 10
 RATE_BUCKETS_KEPT = 8
+
+
+def redis_key(*parts: object) -> str:
+    """A key of this install: its prefix and the parts joined by ':'."""
+    return settings.REDIS_KEY_PREFIX + ":".join(map(str, parts))
+
+
+def broker_key(name: str) -> str:
+    """The Redis key kombu uses for one of its own names (a queue, ``unacked``, ``unacked_index``)."""
+    return settings.REDIS_KEY_PREFIX + name
 
 
 @dataclass(frozen=True)
@@ -31,30 +47,36 @@ class WorkerKey:
 
     @property
     def queue(self) -> str:
+        """The Celery queue's name (what -Q and send_task take)."""
         return str(self)
 
     @property
+    def queue_key(self) -> str:
+        """The Redis list that holds the queue's waiting messages."""
+        return broker_key(self.queue)
+
+    @property
     def queued_key(self) -> str:
-        return f"{PREFIX}:queued:{self}"
+        return redis_key("queued", self)
 
     @property
     def progress_key(self) -> str:
-        return f"{PREFIX}:progress:{self}"
+        return redis_key("progress", self)
 
     @property
     def recent_key(self) -> str:
         """The statuses of its last outcomes, newest first: the health check's error-rate window."""
-        return f"{PREFIX}:recent:{self}"
+        return redis_key("recent", self)
 
     def rate_key(self, bucket: int) -> str:
         """Outcomes stored in the ``bucket``-th RATE_BUCKET_SECONDS of the epoch."""
-        return f"{PREFIX}:rate:{self}:{bucket}"
+        return redis_key("rate", self, bucket)
 
     @property
     def workbook_report_key(self) -> str:
         """The quick workbook check as the agent of the worker's host last made it (the file lives there)."""
-        return f"{PREFIX}:workbook-report:{self}"
+        return redis_key("workbook-report", self)
 
 
 def rate_limit_key(annotator_number: int) -> str:
-    return f"{PREFIX}:ratelimit:{annotator_number}"
+    return redis_key("ratelimit", annotator_number)

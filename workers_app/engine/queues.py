@@ -20,7 +20,7 @@ from workers_app.models import DEFAULT_RUN, Annotator, Domain, Outcome, Run
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
-from .keys import WorkerKey
+from .keys import WorkerKey, broker_key
 
 # The task that workers_app.tasks defines; sent by name, since the engine sits below the tasks module.
 ANNOTATE_TASK = "workers_app.annotate"
@@ -142,7 +142,7 @@ def is_for_run(args: list, run: Run) -> bool:
 
 
 def queue_length(key: WorkerKey) -> int:
-    return get_redis().llen(key.queue)
+    return get_redis().llen(key.queue_key)
 
 
 def counts_from_store(keys: list[WorkerKey], run: Run | None = None) -> dict[WorkerKey, dict[str, int]]:
@@ -167,7 +167,7 @@ def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
     synced = {}
     run = current_run()
     for key, counts in counts_from_store(keys, run).items():
-        waiting = _sample_ids_in_queue(client.lrange(key.queue, 0, -1), run)
+        waiting = _sample_ids_in_queue(client.lrange(key.queue_key, 0, -1), run)
         recent = list(Outcome.objects.filter(**_outcome_filter(key, run)).order_by("-id").values_list(
             "status", "created_at")[: settings.HEALTH_ERROR_WINDOW])
         pipe = client.pipeline()
@@ -191,8 +191,8 @@ def progress(key: WorkerKey) -> dict[str, int]:
 def _unacked() -> Iterator[tuple[str, str]]:
     """(delivery tag, queue) of every message a consumer took and has not acknowledged.
 
-    Kombu keeps them in one hash for all queues: tag -> [payload, exchange, routing key]."""
-    for tag, raw in get_redis().hscan_iter("unacked"):
+    Kombu keeps them in one hash for all queues: tag -> [payload, exchange, routing key (the queue's name)]."""
+    for tag, raw in get_redis().hscan_iter(broker_key("unacked")):
         try:
             yield tag, json.loads(raw)[2]
         except (ValueError, IndexError, TypeError):
@@ -227,11 +227,11 @@ def requeue_unacked(key: WorkerKey) -> int:
 def purge_queue(key: WorkerKey) -> int:
     """Drop every message of this worker's queue, waiting or delivered-but-unacknowledged; return how many."""
     client = get_redis()
-    removed = client.llen(key.queue)
-    client.delete(key.queue)
+    removed = client.llen(key.queue_key)
+    client.delete(key.queue_key)
     stale = unacked_tags(key)
     if stale:
-        client.hdel("unacked", *stale)
-        client.zrem("unacked_index", *stale)
+        client.hdel(broker_key("unacked"), *stale)
+        client.zrem(broker_key("unacked_index"), *stale)
     client.delete(key.queued_key, key.progress_key, key.recent_key)
     return removed + len(stale)

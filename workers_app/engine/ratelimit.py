@@ -25,7 +25,7 @@ from typing import Self
 
 import redis
 
-from .keys import PREFIX, rate_limit_key
+from .keys import rate_limit_key, redis_key
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ end
 
 def counters_key(annotator_number: int) -> str:
     """An annotator's counters, shared by its workers: ``ratelimit_waits`` counts requests the limit held back."""
-    return f"{PREFIX}:counters:{annotator_number}"
+    return redis_key("counters", annotator_number)
 
 
 class Slot:

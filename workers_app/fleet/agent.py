@@ -28,6 +28,8 @@ from setproctitle import setproctitle
 from annotation_site.celery import app
 from annotation_site.db import close_before_fork, limit_pool
 from workers_app.engine.flush import delete_workbook
+from workers_app.engine.keys import redis_key
+from workers_app.engine.live import read_live, wake_agent, wake_key
 from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
 from workers_app.engine.workbook_check import publish_workbook_checks
 from workers_app.models import Worker, WorkerEvent
@@ -36,10 +38,11 @@ from workers_app.runs.files import adopt_legacy_workbooks
 
 from . import hosts
 from .inflight import pool_threads
+from .install import CLAIM_SECONDS, InstallConflict, check_install, claim_namespace
 from .lost_work import LostWork
 from .rows import ensure_worker_rows, key_of
 from .transitions import force_observed, set_observed
-from .worker_side import ENV_NAME, START_GROUP_ENV, heartbeat_key, idle_queue
+from .worker_side import ENV_NAME, START_GROUP_ENV, idle_queue
 
 log = logging.getLogger(__name__)
 ACTOR = "system:agent"
@@ -47,17 +50,8 @@ QUICK_FAILURE_SECONDS = 10
 DRIFT_CHECK_SECONDS = 2.0
 HOST_BEAT_SECONDS = 2.0
 MAX_QUICK_FAILURES = 5
+INSTALL_CONFLICT = 4  # the exit code of an agent that would mix two installs (see fleet.install)
 PR_SET_PDEATHSIG = 1
-
-
-def wake_key(host: str) -> str:
-    return f"annot:agent:{host}:wake"
-
-
-def wake_agent(host: str) -> None:
-    client = get_redis()
-    client.rpush(wake_key(host), 1)
-    client.expire(wake_key(host), 60)
 
 
 @dataclass
@@ -117,12 +111,14 @@ class Agent:
         self.children: dict[int, Child] = {}  # by Worker pk
         self.stopping = False
         self.lost_lock = False
+        self.conflict = False  # another install holds this one's Redis namespace
         self.rebuild_owed = False  # Redis came back empty and what it held is not rebuilt yet
         self.next_drift_check = 0.0
         self.lost_work = LostWork()
         self.next_lost_work_check = 0.0
         self.drift_suspects: dict[int, tuple[str, float]] = {}  # by Worker pk: the desired state, the heartbeat
         self.next_beat = 0.0
+        self.next_claim = 0.0
         self.next_workbook_report = 0.0
         self.started_at = timezone.now()
         preload()
@@ -130,8 +126,13 @@ class Agent:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+        try:
+            check_install()
+        except InstallConflict as exc:
+            log.error("%s; this agent exits", exc)
+            return INSTALL_CONFLICT
         # One agent per host: a second one would start every worker twice. A killed agent's lock expires.
-        lock = get_redis().lock(f"annot:agent:{self.host}", timeout=settings.FLEET_AGENT_LOCK_SECONDS,
+        lock = get_redis().lock(redis_key("agent", self.host), timeout=settings.FLEET_AGENT_LOCK_SECONDS,
                                 blocking_timeout=settings.FLEET_AGENT_LOCK_SECONDS + 5)
         if not lock.acquire():
             log.error("another fleet agent is running for host %s (same Redis); this one exits", self.host)
@@ -143,7 +144,7 @@ class Agent:
                 lock.release()
             except (LockNotOwnedError, RedisError):
                 pass  # Redis lost it or is away: it expires by itself
-        return 3 if self.lost_lock else 0
+        return INSTALL_CONFLICT if self.conflict else 3 if self.lost_lock else 0
 
     def _run_holding(self, lock) -> None:
         # Forked workers would show this command line too; Celery retitles each as "[celeryd: <node>…]".
@@ -170,6 +171,7 @@ class Agent:
         what Redis held from the store. While Redis is away, reaping and reconciling go on from the database."""
         try:
             lock.reacquire()
+            self._renew_claim()
         except LockNotOwnedError:
             log.warning("the host lock of %s vanished (Redis restarted empty or wiped): taking it again", self.host)
             if not lock.acquire(blocking=False):
@@ -182,6 +184,18 @@ class Agent:
             log.warning("Redis unreachable (%s); carrying on from the database", exc)
         if self.rebuild_owed:
             self._rebuild_redis()
+
+    def _renew_claim(self) -> None:
+        """Hold this install's Redis namespace while the agent runs (see fleet.install)."""
+        now = time.monotonic()
+        if now < self.next_claim:
+            return
+        self.next_claim = now + CLAIM_SECONDS / 3
+        try:
+            claim_namespace()
+        except InstallConflict as exc:
+            log.error("%s; this agent stops its workers and exits", exc)
+            self.conflict = self.stopping = True
 
     def _rebuild_redis(self) -> None:
         """Counters and queued sets from the store; the queues of the workers meant to run refilled. Owed until it
@@ -388,29 +402,27 @@ class Agent:
         rows = [w for w in self._rows() if w.pk in self.children and self.children[w.pk].stop_sent is None
                 and w.observed_state in (Worker.Observed.RUNNING, Worker.Observed.PAUSED)]
         try:
-            pipe = get_redis().pipeline(transaction=False)
-            for worker in rows:
-                pipe.hmget(heartbeat_key(key_of(worker)), "consuming", "at")
-            beats = pipe.execute()
+            beats = read_live([key_of(w) for w in rows], time.time())
         except RedisError:
             return  # no heartbeats to judge by while Redis is away
         # Only a heartbeat taken after the worker's last change of state can contradict that state.
         changed = dict(WorkerEvent.objects.filter(worker__in=rows).values_list("worker").annotate(last=Max("at")))
         suspected: dict[int, tuple[str, float]] = {}
-        for worker, (consuming, at) in zip(rows, beats, strict=True):
+        for worker, beat in zip(rows, beats, strict=True):
             since = changed.get(worker.pk) or worker.started_at
-            fresh = at is not None and since is not None and float(at) > since.timestamp() + 1
+            at = beat.beat_at
+            fresh = at is not None and since is not None and at > since.timestamp() + 1
             wanted = worker.desired_state == Worker.Desired.RUNNING
-            if not (fresh and consuming is not None and bool(int(consuming)) != wanted):
+            if not (fresh and beat.consuming is not None and beat.consuming != wanted):
                 continue
             # A pause or resume through the product is half done for a moment (the wish recorded, its event not
             # yet): a heartbeat taken then contradicts it. Drift is a contradiction a later heartbeat repeats.
             earlier = self.drift_suspects.get(worker.pk)
-            if earlier is not None and earlier[0] == worker.desired_state and float(at) > earlier[1]:
+            if earlier is not None and earlier[0] == worker.desired_state and at > earlier[1]:
                 self._set_right(worker, wanted)
             else:
                 suspected[worker.pk] = earlier if earlier and earlier[0] == worker.desired_state else (
-                    worker.desired_state, float(at))
+                    worker.desired_state, at)
         self.drift_suspects = suspected
 
     def _hand_out_lost_work(self) -> None:

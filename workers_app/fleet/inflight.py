@@ -24,7 +24,7 @@ from django.db import close_old_connections
 
 from workers_app.engine.catalogue_cache import catalogue_rows
 from workers_app.engine.concurrency import process_gate
-from workers_app.engine.keys import PREFIX, WorkerKey, rate_limit_key
+from workers_app.engine.keys import WorkerKey, rate_limit_key, redis_key
 from workers_app.models import Annotator, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
 
@@ -58,7 +58,7 @@ return {redis.call('HGETALL', KEYS[1]), ahead}
 
 
 def states_key(annotator_number: int) -> str:
-    return f"{PREFIX}:inflight:{annotator_number}"
+    return redis_key("inflight", annotator_number)
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class InflightController(threading.Thread):
 
     def observe(self, annotator: Annotator) -> Observation:
         # A paused worker's queue waits for no request of its: it takes no share of the limit.
-        queued = get_redis().llen(self.key.queue) if self.consuming() else 0
+        queued = get_redis().llen(self.key.queue_key) if self.consuming() else 0
         demand = queued + self.gate.held
         mine = {"latency": self.gate.latency_s, "demand": demand}
         flat, ahead = self.report(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
-from workers_app.engine.queues import progress, queue_length
+from workers_app.engine.live import read_live
 from workers_app.models import Run, Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
 
 from .results import WorkerResult
 from .rows import key_of
-from .worker_side import heartbeat_key
 
 KNOWN_RUNS_SHOWN = 20
 
@@ -32,17 +31,14 @@ def chosen_run(name: str | None) -> Run:
 
 
 def worker_status(worker: Worker) -> dict:
-    key = key_of(worker)
-    beat = get_redis().hgetall(heartbeat_key(key))
-    counts = progress(key)
+    [live] = read_live([key_of(worker)], time.time())
+    age = live.heartbeat_age(time.time())
     return {
         "worker": worker.name, "run": current_run().name, "node": worker.node_name, "desired": worker.desired_state,
         "observed": worker.observed_state, "pid": worker.pid, "restarts": worker.restarts,
-        "heartbeat_age": round(time.time() - float(beat["at"]), 1) if beat else None,
-        "consuming": bool(int(beat.get("consuming", 0))) if beat else False,
-        "rss_mb": round(int(beat["rss"]) / 2**20, 1) if beat else None,
-        "ok": counts["ok"], "malformed": counts["malformed"], "queue": queue_length(key),
-        "last_error": worker.last_error,
+        "heartbeat_age": None if age is None else round(age, 1), "consuming": bool(live.consuming),
+        "rss_mb": None if live.rss is None else round(live.rss / 2**20, 1),
+        "ok": live.ok, "malformed": live.malformed, "queue": live.queue, "last_error": worker.last_error,
     }
 
 
@@ -61,7 +57,7 @@ def queue_stats(workers: list[Worker]) -> dict[str, dict[str, int]]:
     pipe = client.pipeline(transaction=False)
     for worker in workers:
         key = key_of(worker)
-        pipe.llen(key.queue)
+        pipe.llen(key.queue_key)
         pipe.scard(key.queued_key)
     answers = pipe.execute()
     return {w.name: {"messages": answers[2 * i], "samples_queued": answers[2 * i + 1]}

@@ -21,18 +21,18 @@ from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
+from workers_app.engine.keys import redis_key
+from workers_app.engine.live import heartbeat_key, wake_agent
 from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
-from .agent import wake_agent
 from .hosts import check_host_name, is_alive
 from .results import WorkerResult
 from .rows import key_of
 from .selectors import status_results
 from .transitions import set_observed
-from .worker_side import heartbeat_key
 
 CONTROL_TIMEOUT = 2.0
 LOCK_SECONDS = 120
@@ -46,7 +46,7 @@ class FleetBusy(RuntimeError):
 @contextmanager
 def _held(worker: Worker) -> Iterator[None]:
     """The per-worker Redis lock, with its owner token, around one operation."""
-    lock = get_redis().lock(f"annot:lock:{worker.name}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
+    lock = get_redis().lock(redis_key("lock", worker.name), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
     if not lock.acquire():
         raise FleetBusy(f"{worker.name} is busy with another operation")
     try:

@@ -22,7 +22,8 @@ from redis.exceptions import RedisError
 from workers_app.engine.annotate import current_samples
 from workers_app.engine.concurrency import process_gate
 from workers_app.engine.flusher import process_flusher
-from workers_app.engine.keys import PREFIX, WorkerKey
+from workers_app.engine.keys import WorkerKey, redis_key
+from workers_app.engine.live import write_heartbeat
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
@@ -35,7 +36,6 @@ ENV_NAME = "FLEET_WORKER"
 START_GROUP_ENV = "FLEET_START_GROUP"
 START_GROUP_SECONDS = 10
 ACTOR = "system:worker"
-HEARTBEAT_TTL = 300
 
 
 def managed_key() -> WorkerKey | None:
@@ -45,10 +45,6 @@ def managed_key() -> WorkerKey | None:
 
 def idle_queue(key: WorkerKey) -> str:
     return f"{key}.idle"
-
-
-def heartbeat_key(key: WorkerKey) -> str:
-    return f"{PREFIX}:heartbeat:{key}"
 
 
 def is_consuming(consumer, key: WorkerKey) -> bool:
@@ -110,7 +106,7 @@ def _consume_with_group(consumer, key: WorkerKey, group: str) -> None:
     """Wait (at most START_GROUP_SECONDS) until every process the agent started with this one is ready, then
     apply the desired state as it is by then (a pause may have come meanwhile)."""
     size = int(group.rsplit(":", 1)[1])
-    name = f"{PREFIX}:start-group:{group}"
+    name = redis_key("start-group", group)
     deadline = time.monotonic() + START_GROUP_SECONDS
     try:
         client = get_redis()
@@ -135,14 +131,9 @@ class Heartbeat(threading.Thread):
         self.process = psutil.Process()
 
     def beat(self) -> None:
-        client = get_redis()
-        client.hset(heartbeat_key(self.key), mapping={
-            "at": time.time(), "pid": self.process.pid, "rss": self.process.memory_info().rss,
-            "consuming": int(is_consuming(self.consumer, self.key)),
-            "current": ",".join(map(str, current_samples.values())),
-            "inflight_target": process_gate().size or "",  # empty: no gate (the built-in baseline)
-        })
-        client.expire(heartbeat_key(self.key), HEARTBEAT_TTL)
+        write_heartbeat(self.key, at=time.time(), pid=self.process.pid, rss=self.process.memory_info().rss,
+                        consuming=is_consuming(self.consumer, self.key), current=list(current_samples.values()),
+                        inflight_target=process_gate().size or None)
 
     def run(self) -> None:
         while True:

@@ -1,11 +1,11 @@
 from .catalogue import Annotator, Domain
 from .corpus import Corpus, Sample
-from .fleet import Host, Worker, WorkerEvent
+from .fleet import Host, Installation, Worker, WorkerEvent
 from .monitoring import Alert, AlertChannel, WorkerMetric
 from .outcomes import MalformedAttempt, Outcome
 from .pricing import AnnotatorPrice, CachedResponse
 from .review import ReviewItem
 from .runs import DEFAULT_RUN, Run, RunSample
 
-__all__ = ["DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host",
+__all__ = ["DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
            "MalformedAttempt", "Outcome", "ReviewItem", "Run", "RunSample", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]

@@ -95,3 +95,15 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Installation(models.Model):
+    """The one row that names this install (settings.INSTALL_ID): every host of the install must carry the same id,
+    since its Redis keys live under it (see workers_app.fleet.install)."""
+
+    install_id = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_on_host = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.install_id

@@ -12,15 +12,12 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
-from workers_app.engine.keys import RATE_BUCKET_SECONDS
+from workers_app.engine.live import Live, read_live
 from workers_app.engine.workbook_check import check_workbook, read_report
 from workers_app.fleet.rows import key_of
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Outcome, Worker
-from workers_app.redis_client import get_redis
 
 CHECKS = ("heartbeat", "progress", "error_rate", "memory", "workbook")
-RATE_WINDOW_BUCKETS = 6  # the current rate bucket and the five before it: the last 50-60 seconds
 
 
 @dataclass
@@ -42,6 +39,7 @@ class WorkerHealth:
     malformed: int = 0
     inflight_target: int | None = None
     per_minute: int = 0  # outcomes stored in the last minute, scaled from the rate buckets
+    live: Live = field(default_factory=Live)  # everything Redis said of it, for readers that show more
 
     @property
     def healthy(self) -> bool:
@@ -54,48 +52,6 @@ class WorkerHealth:
         return {"worker": self.worker.name, "healthy": self.healthy, "observed": self.worker.observed_state,
                 "heartbeat_age": self.heartbeat_age, "rss": self.rss, "queue": self.queue,
                 "error_rate": round(self.error_rate, 3), "checks": [asdict(c) for c in self.checks]}
-
-
-@dataclass
-class Live:
-    """What Redis says of one worker."""
-
-    beat_at: float | None
-    rss: int | None
-    queue: int
-    stored: int
-    malformed: int
-    last_stored: float | None
-    recent: list[str]
-    workbook_report: list
-    inflight_target: int | None = None  # how many LLM requests the worker lets run at once (HTTP backends)
-    per_minute: int = 0
-
-
-def read_live(workers: list[Worker], now: float) -> dict[int, Live]:
-    """Heartbeat, queue, counters, recent statuses and the last minute's rate buckets of every worker, in one
-    pipelined round trip."""
-    current = int(now // RATE_BUCKET_SECONDS)
-    window = (RATE_WINDOW_BUCKETS - 1) * RATE_BUCKET_SECONDS + now % RATE_BUCKET_SECONDS
-    pipe = get_redis().pipeline(transaction=False)
-    for worker in workers:
-        key = key_of(worker)
-        pipe.hmget(heartbeat_key(key), "at", "rss", "inflight_target")
-        pipe.llen(key.queue)
-        pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
-        pipe.lrange(key.recent_key, 0, -1)
-        pipe.hmget(key.workbook_report_key, "ok", "reason", "at", "host")
-        pipe.mget([key.rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])
-    answers = iter(pipe.execute())
-    live = {}
-    for worker in workers:
-        (at, rss, inflight), queue, (ok, bad, last), recent = next(answers), next(answers), next(answers), next(answers)
-        report, buckets = next(answers), next(answers)
-        live[worker.pk] = Live(float(at) if at else None, int(rss) if rss else None, queue,
-                               int(ok or 0) + int(bad or 0), int(bad or 0), float(last) if last else None, recent,
-                               report, int(inflight) if inflight else None,
-                               round(sum(int(count or 0) for count in buckets) * 60 / window))
-    return live
 
 
 def _heartbeat(worker: Worker, live: Live, now: float) -> Check:
@@ -146,15 +102,14 @@ def evaluate(workers: list[Worker], *, with_workbooks: bool = True, read_files: 
     """``read_files=False`` takes every workbook check from the agents' reports: a page refreshed every second
     must not read thirty workbooks."""
     now = time.time()
-    live = read_live(workers, now)
     reports = []
-    for worker in workers:
-        state = live[worker.pk]
+    for worker, state in zip(workers, read_live([key_of(w) for w in workers], now), strict=True):
         error_rate = _error_rate(state.recent)
         health = WorkerHealth(worker, heartbeat_age=None if state.beat_at is None else round(now - state.beat_at, 1),
                               rss=state.rss, queue=state.queue, stored=state.stored, malformed=state.malformed,
                               inflight_target=state.inflight_target, per_minute=state.per_minute,
-                              error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1))
+                              error_rate=sum(s != Outcome.Status.OK for s in state.recent) / max(len(state.recent), 1),
+                              live=state)
         health.checks = [_heartbeat(worker, state, now), _progress(worker, state, now), error_rate, _memory(state)]
         if with_workbooks:
             health.checks.append(_workbook(worker, state, now, read_files))

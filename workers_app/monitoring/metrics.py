@@ -11,11 +11,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.engine.live import read_live
+from workers_app.fleet.rows import ensure_worker_rows, key_of
 from workers_app.models import Outcome, Worker, WorkerMetric
 from workers_app.runs.current import current_run
-
-from .checks import read_live
 
 
 def _percentile(values: list[int], share: float) -> int | None:
@@ -40,9 +39,9 @@ def snapshot_metrics() -> int:
             "annotator_id", "domain_id", "status", "latency_ms"):
         latencies[(annotator, domain)].append(latency)
         malformed[(annotator, domain)] += status != Outcome.Status.OK
-    live = read_live(workers, time.time())
+    live = read_live([key_of(w) for w in workers], time.time())
     rows = []
-    for worker in workers:
+    for worker, state in zip(workers, live, strict=True):
         if worker.pk in done:
             continue
         pair = (worker.annotator_id, worker.domain_id)
@@ -51,7 +50,7 @@ def snapshot_metrics() -> int:
                                  malformed_rate=malformed[pair] / count if count else 0.0,
                                  latency_p50_ms=_percentile(sorted(latencies[pair]), 0.50),
                                  latency_p95_ms=_percentile(sorted(latencies[pair]), 0.95),
-                                 queue_length=live[worker.pk].queue, rss=live[worker.pk].rss))
+                                 queue_length=state.queue, rss=state.rss))
     with transaction.atomic():
         WorkerMetric.objects.bulk_create(rows)
     return len(rows)

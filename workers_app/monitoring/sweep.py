@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from workers_app.engine.keys import redis_key
 from workers_app.fleet.hosts import ALIVE, LOST, host_states, least_loaded
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.fleet.services import move_workers, restart_worker
@@ -138,7 +139,7 @@ def _mirror_live(reports: list[WorkerHealth]) -> None:
 
 
 def health_sweep() -> SweepReport:
-    lock = get_redis().lock("annot:health-sweep", timeout=120, blocking=False)
+    lock = get_redis().lock(redis_key("health-sweep"), timeout=120, blocking=False)
     if not lock.acquire():
         return SweepReport(skipped=True)
     started = time.perf_counter()

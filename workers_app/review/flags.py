@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from workers_app.engine.keys import redis_key
 from workers_app.engine.parsing import REFUSAL
 from workers_app.models import Domain, Outcome, ReviewItem
 from workers_app.redis_client import get_redis
@@ -41,7 +42,7 @@ REFUSAL_RISK = 1
 _CAS_TRIES = 20
 _MERGED = ("id", "sample_id", "reasons", "spread", "risk")
 # While this key lives the beat sweep skips its sync; a failed flag deletes it, so the next sweep syncs at once.
-SYNC_THROTTLE_KEY = "annot:review:sync-throttle"
+SYNC_THROTTLE_KEY = redis_key("review", "sync-throttle")
 
 
 def risk_of(reasons: Iterable[str], spread: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.utils import timezone
 
+from workers_app.engine.keys import redis_key
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Alert, Annotator, Domain, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
@@ -19,7 +20,7 @@ from workers_app.runs.current import current_run, run_samples, takes_part
 # Every viewer polls each second; within this many milliseconds they share one snapshot, so ten viewers cost the
 # database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.
 SHARED_FOR_MS = 500
-SHARED_KEY = "annot:dashboard:live"
+SHARED_KEY = redis_key("dashboard", "live")
 NOT_IN_RUN = "not in this run"
 
 

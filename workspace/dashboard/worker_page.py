@@ -8,12 +8,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from workers_app.fleet.rows import key_of
-from workers_app.fleet.worker_side import heartbeat_key
 from workers_app.models import Run, Sample, Worker, WorkerEvent
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.monitoring.sweep import auto_restarts_in_last_hour
-from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
 LOG_LINES = 100
@@ -60,9 +57,7 @@ def _log(worker: Worker) -> tuple[list[str], str]:
     return tail(path), ""
 
 
-def _current_samples(worker: Worker) -> list[Sample]:
-    current = get_redis().hget(heartbeat_key(key_of(worker)), "current") or ""
-    ids = [int(part) for part in current.split(",") if part.isdigit()]
+def _current_samples(ids: list[int]) -> list[Sample]:
     return list(Sample.objects.filter(pk__in=ids).only("id", "external_id")) if ids else []
 
 
@@ -72,6 +67,6 @@ def worker_page(worker: Worker) -> WorkerPage:
     run = current_run()
     in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
     return WorkerPage(worker=worker, health=health, events=list(worker.events.all()[:EVENTS]),
-                      current=_current_samples(worker), log_lines=lines, log_note=note,
+                      current=_current_samples(health.live.current), log_lines=lines, log_note=note,
                       auto_restarts=auto_restarts_in_last_hour(worker), run=run, in_run=in_run,
                       samples=run_samples(run).count() if in_run else 0)

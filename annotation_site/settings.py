@@ -167,6 +167,8 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Not its start-up banner in the output of every management command; lockouts are audited and logged regardless.
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "annotation_site.urls"
 WSGI_APPLICATION = "annotation_site.wsgi.application"
@@ -220,11 +222,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # reconnecting (and re-running the SQLite PRAGMAs) cost more than the annotation itself. With a pool a close only
 # hands the connection back, which the process's other threads are waiting for.
 CELERY_DB_REUSE_MAX = None if DATABASES["default"]["OPTIONS"].get("pool") else 1000
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10)
-CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
-# Longer than any task may run, so a slow task is never handed to a second worker meanwhile.
+# Celery's own time limits do nothing in the threads pool: the engine checks this deadline itself before every LLM
+# call and every wait (workers_app.engine.annotate), and requeues the sample once it is past.
+TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10)
+# Longer than any task may hold its message (its deadline, plus the last call's timeout of at most 600 s), so a slow
+# task is never handed to a second worker meanwhile.
 # The queues, kombu's bindings and its unacknowledged-message hash live under the install's prefix too.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300,
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_SOFT_TIME_LIMIT + 600,
                                    "global_keyprefix": REDIS_KEY_PREFIX}
 CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

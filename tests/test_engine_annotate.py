@@ -138,3 +138,18 @@ def test_every_malformed_attempt_is_exported_to_csv(catalogue, tmp_path):
     assert len(rows) == MalformedAttempt.objects.count() == 6
     assert {row["reason"] for row in rows} <= {"no_marker", "unknown_code", "ambiguous", "empty_marker"}
     assert all(row["raw_answer"] for row in rows)
+
+
+def test_a_sample_past_the_task_time_limit_is_requeued_and_its_calls_so_far_are_kept(http_annotator, fake_llm,
+                                                                                      settings):
+    """The threads pool ignores Celery's time limits: the engine's own deadline stops asking before the next call."""
+    settings.TASK_SOFT_TIME_LIMIT = 1
+    Annotator.objects.filter(pk=http_annotator.pk).update(max_retries=10, timeout_seconds=5.0)
+    fake_llm.default = Reply(content="no marker at all", delay=0.4)
+    [sample] = make_samples(1)
+    started = time.monotonic()
+    with pytest.raises(RetryLater) as refused:
+        annotate_sample(sample, URGENCY, worker="w")
+    assert "TASK_SOFT_TIME_LIMIT" in str(refused.value.__cause__ or refused.value)
+    assert time.monotonic() - started < 1 + 0.4 + 1  # the deadline, the call under way, and slack
+    assert Outcome.objects.count() == 0 and 2 <= MalformedAttempt.objects.count() < 10

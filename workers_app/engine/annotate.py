@@ -208,12 +208,16 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
         forget(job.annotator, job.prompt)  # the retries ask the server
     backend = backend_for(job.annotator)
     limiter = _limiter_for(job.annotator)
-    # The threads pool enforces no time limit, so the task keeps its own: past it, the message is requeued.
-    deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT
+    # The threads pool enforces no time limit, so the task keeps its own, checked before every call and every wait:
+    # past it the sample is requeued (a call already sent still ends within the annotator's timeout).
+    deadline = time.monotonic() + settings.TASK_SOFT_TIME_LIMIT
     transient = 0
     attempt = malformed = int(recalled is not None)
     spent = None
     while True:
+        if time.monotonic() >= deadline:
+            raise RetryLater(TimeoutError(f"past TASK_SOFT_TIME_LIMIT ({settings.TASK_SOFT_TIME_LIMIT} s) after "
+                                          f"{attempt} call(s)"), 0.0)
         attempt += 1
         try:
             check_budget(job.annotator, job.run, actor=WORKER_ACTOR)

@@ -29,7 +29,7 @@ from workers_app.engine.queues import populate_queues, queue_length
 from workers_app.models import Annotator, Domain, MalformedAttempt, Outcome, Sample, Worker
 from workers_app.runs.files import workbook_path
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 KEYS = [WorkerKey(1, "urgency"), WorkerKey(2, "adjunct"), WorkerKey(3, "urgency")]
 
@@ -52,6 +52,8 @@ def workbook_digests() -> dict[str, str]:
     return {workbook_path(k).name: hashlib.sha256(workbook_path(k).read_bytes()).hexdigest() for k in KEYS if workbook_path(k).exists()}
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_archive_factory_reset_restore_gives_back_identical_outcomes_and_workbooks(annotated):
     outcomes, workbooks = digest_of_outcomes(), workbook_digests()
     malformed = MalformedAttempt.objects.count()
@@ -67,6 +69,8 @@ def test_archive_factory_reset_restore_gives_back_identical_outcomes_and_workboo
     assert MalformedAttempt.objects.count() == malformed
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_restore_gives_back_the_reviewers_adjudications_and_the_costs(annotated, staff):
     from decimal import Decimal
 
@@ -139,6 +143,8 @@ def test_a_bad_archive_name_or_a_duplicate_is_refused(catalogue):
     assert Archive.objects.count() == 1
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_resetting_one_domain_leaves_every_other_worker_untouched(annotated):
     make_samples(5, text="queued later", vary=True)
     populate_queues(3, "urgency")
@@ -156,6 +162,8 @@ def test_resetting_one_domain_leaves_every_other_worker_untouched(annotated):
     assert queue_length(WorkerKey(2, "adjunct")) == adjunct_queue > 0
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_reset_archives_first_unless_told_not_to(annotated):
     report = reset_data(actor="test", annotator=1, backup=True, keep_excel=True)
     assert report.archive.startswith("before-reset-") and Archive.objects.filter(name=report.archive).exists()

@@ -19,7 +19,7 @@ from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Annotator, Outcome
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 BASE = "/admin/admin_ops/archive/"
 OPERATIONS = [Action.RESET_DATA, Action.CREATE_ARCHIVE, Action.IMPORT_STATE, Action.CONSOLIDATE]
@@ -77,6 +77,8 @@ def test_archive_actions_need_their_permissions(client, clerk):
     assert Archive.objects.get().verify_ok is True
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_domain_reset_shows_the_counts_and_deletes_only_after_confirmation(client, clerk):
     for sample in make_samples(4, vary=True):
         annotate_sample(sample, WorkerKey(1, "urgency"), worker="w")
@@ -88,6 +90,8 @@ def test_a_domain_reset_shows_the_counts_and_deletes_only_after_confirmation(cli
     assert Outcome.objects.count() == 0
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_factory_reset_needs_the_project_name_typed(client, django_user_model, catalogue):
     root = django_user_model.objects.create_superuser("root", password="pw")
     for sample in make_samples(2, vary=True):

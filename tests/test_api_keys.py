@@ -12,7 +12,7 @@ from audit.models import AuditLog
 from workers_app.engine.api_keys import BadApiKey, api_key_for, clear_api_key, set_api_key
 from workers_app.models import Annotator
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 KEY = "sk-test-rotation-0123456789abcdef"
 
 

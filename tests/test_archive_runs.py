@@ -28,7 +28,7 @@ from workers_app.runs.current import current_run, forget_cached_runs
 from workers_app.runs.files import workbook_path
 from workers_app.runs.services import RunPlan, create_run, delete_run, switch_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 DEFAULT_KEYS = [WorkerKey(1, "urgency"), WorkerKey(2, "adjunct")]
 PILOT_KEY = WorkerKey(1, "urgency")
@@ -74,6 +74,8 @@ def members(archive: Archive) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_factory_reset_and_restore_give_back_every_run_its_outcomes_and_workbooks(two_runs):
     outcomes, malformed, files = digest(outcomes_lines()), digest(malformed_lines()), workbooks()
     runs = {run.name: definition(run) for run in Run.objects.all()}
@@ -141,6 +143,8 @@ def test_a_restore_keeps_the_current_run_of_a_store_with_work(two_runs):
     assert Run.objects.get(is_current=True).name == DEFAULT_RUN
 
 
+# Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_restore_makes_the_archives_current_run_current_over_an_empty_default_run(two_runs):
     archive = create_archive("pilot-current", actor="test")
     reset_data(actor="test", factory=True, backup=False)

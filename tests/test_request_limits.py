@@ -8,7 +8,7 @@ from django.test import override_settings
 from audit.models import AuditLog
 from workers_app.models import Corpus
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @override_settings(MAX_REQUEST_BYTES=1024)

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from audit.models import AuditLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from audit.models import AuditLog
 from audit.services import audited
 from workers_app.beat_schedules import seed_schedules
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 PASSWORD = "Right-Password-4711"
 BEAT = "/admin/django_celery_beat/"
@@ -226,6 +226,8 @@ def test_staff_with_the_view_permission_see_the_schedules_but_may_not_act_on_the
 
 # --- the mirror file and flush --------------------------------------------------------------------------------------
 
+# Committed: the audit mirror is written when the transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_the_mirror_file_is_created_readable_by_its_owner_only(tmp_path):
     mirror = tmp_path / "admin_audit.log"
     with override_settings(AUDIT_LOG_FILE=mirror), audited(Action.CONSOLIDATE, actor="alice"):

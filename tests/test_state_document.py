@@ -17,7 +17,7 @@ from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Run
 from workers_app.runs.current import current_run
 from workers_app.runs.services import RunPlan, create_run, delete_run, switch_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 SECRET = "sk-proj-the-real-key-0123456789"
 

@@ -15,7 +15,7 @@ from audit.models import AuditLog
 from tests.api.conftest import TokenClient, make_token
 from workers_app.models import Worker
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_token_reads_every_worker_with_its_state_and_health(as_viewer):

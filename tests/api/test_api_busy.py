@@ -9,7 +9,7 @@ from workers_app.fleet import services
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_busy_worker_is_409_with_the_results(as_operator, monkeypatch):

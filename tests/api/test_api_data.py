@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from audit.models import AuditLog
 from workers_app.models import Corpus, Sample
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 GOOD = b"ID,Text\nP-1,I cannot sleep before exams.\nP-2,My family does not listen.\n"
 

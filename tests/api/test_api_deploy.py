@@ -11,7 +11,7 @@ import yaml
 
 from tests.api.test_api_metrics import scrape
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\bannotation_[a-z_]+")

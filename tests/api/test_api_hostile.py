@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ACTION = "/api/v1/workers/actions/{}"
 

@@ -12,7 +12,7 @@ from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Worker
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def scrape(client: Client | None = None) -> dict:

@@ -15,7 +15,7 @@ from api.models import ApiToken
 from audit.models import AuditLog
 from tests.api.conftest import TokenClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ADD = "/admin/api/apitoken/add/"
 

@@ -11,7 +11,7 @@ from django.test import override_settings
 from tests.hostile.admin_forms import form_data
 from workers_app.models import AlertChannel, Annotator, Domain
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ANNOTATOR_CASES = [
     ({"api_key_env": "ADMIN_PASSWORD"}, "api_key_env", "starts with LLM_KEY_"),

@@ -28,7 +28,7 @@ from workers_app.runs.current import current_run
 from workers_app.runs.files import workbook_path
 from workers_app.runs.services import RunPlan, create_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 OUTCOMES = "data/outcomes.jsonl"
 RUNS = "data/runs.jsonl"

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from audit.models import AuditLog
 from workers_app.fleet.rows import ensure_worker_rows
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.helpers import write_xlsx
 from tests.hostile.conftest import assert_failed_audit
 from workers_app.importing.service import ImportRejected, import_corpus
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 HEADER = ("ID", "Text")
 SHEET = "xl/worksheets/sheet1.xml"

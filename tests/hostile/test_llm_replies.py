@@ -22,7 +22,7 @@ from workers_app.engine.backends import ERROR_BODY_CHARS
 from workers_app.engine.keys import WorkerKey
 from workers_app.models import Annotator, MalformedAttempt, Outcome
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 URGENCY = WorkerKey(1, "urgency")
 KEY = "sk-hostile-test-key-0123456789abcdef"

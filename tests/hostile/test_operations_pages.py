@@ -23,7 +23,7 @@ from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Sample
 from workers_app.runs.current import current_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 BASE = "/admin/admin_ops/archive/"
 OPERATIONS = [Action.RESET_DATA, Action.CREATE_ARCHIVE, Action.IMPORT_STATE, Action.CONSOLIDATE]

@@ -23,7 +23,7 @@ from workers_app.engine.keys import WorkerKey
 from workers_app.models import Alert, AlertChannel, Annotator, MalformedAttempt, Outcome
 from workers_app.monitoring.alerts import Incident, sync_alerts
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 URGENCY = WorkerKey(1, "urgency")
 LOCAL_LLM = "http://127.0.0.1:8081/v1"

@@ -12,7 +12,7 @@ from audit.actions import Action
 from audit.models import AuditLog
 from tests.hostile.conftest import assert_failed_audit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 # Marks a value that json.dumps cannot write (1e400): the text is put in after dumping.
 RAW = "@@raw@@"

@@ -30,7 +30,7 @@ from workers_app.monitoring.sweep import ACTOR, AUTO_RESTART, health_sweep
 from workers_app.redis_client import get_redis
 from workers_app.runs.files import workbook_path
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def looks_alive_but_silent(number: int = 1, domain: str = "urgency", beat_age: float = 120) -> Worker:
@@ -52,6 +52,8 @@ def test_a_silent_worker_is_marked_stalled_and_restarted(catalogue):
     assert Alert.objects.filter(key=f"stalled:{row.name}", resolved_at__isnull=True).exists()
 
 
+# Committed: the two sweeps run in threads of their own.
+@pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_restart_a_stalled_worker_once(catalogue):
     row = looks_alive_but_silent()
     reports = []
@@ -77,6 +79,8 @@ def test_the_fourth_automatic_restart_in_an_hour_is_refused_marked_and_alerted(c
     assert "3 automatic restarts in the last hour" in alert.message
 
 
+# Committed: the second sweep runs in a process of its own.
+@pytest.mark.django_db(transaction=True)
 def test_the_throttle_survives_a_restart_of_the_process_that_runs_the_sweep(catalogue):
     row = looks_alive_but_silent()
     for _ in range(3):
@@ -166,6 +170,8 @@ def test_metrics_are_recorded_once_per_minute_and_pruned_after_30_days(catalogue
     assert prune_metrics() == 30
 
 
+# Committed: a real agent and worker read the rows.
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_frozen_with_sigstop_is_restarted_by_the_sweep(catalogue, settings):
     settings.HEALTH_HEARTBEAT_MAX_AGE = 4
     Annotator.objects.update(builtin_latency_ms=10)

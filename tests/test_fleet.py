@@ -14,7 +14,9 @@ from django.db.models import Count
 from tests.helpers import make_samples, stored, wait_until, worker
 from tests.worker_processes import AgentProcess, assert_all_ok
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.live import read_live
 from workers_app.engine.queues import populate_queues
+from workers_app.fleet.rows import key_of
 from workers_app.fleet.services import (
     launch_worker,
     pause_worker,
@@ -94,7 +96,7 @@ def test_a_forced_stop_kills_the_process_within_the_grace_period(agent):
     launch_worker(row, actor="test")
     make_samples(1)
     populate_queues(4, "intensity")
-    time.sleep(1.5)
+    wait_until(lambda: read_live([key_of(row)], time.time())[0].current, what="the minute-long task to be under way")
     started = time.monotonic()
     result = stop_worker(row, actor="test", force=True)
     assert result.ok and time.monotonic() - started < 3 + 5
@@ -118,9 +120,8 @@ def test_two_concurrent_restarts_of_one_worker_make_exactly_one_new_process(agen
 
 
 def test_a_second_agent_for_the_same_host_refuses_to_run(catalogue):
-    first = AgentProcess(FLEET_AGENT_LOCK_SECONDS="3")
+    first = AgentProcess(FLEET_AGENT_LOCK_SECONDS="3").wait_ready()
     try:
-        time.sleep(3)
         second = AgentProcess(FLEET_AGENT_LOCK_SECONDS="3")
         assert second.process.wait(timeout=30) == 3
         assert "another fleet agent is running" in second.log.read_text()

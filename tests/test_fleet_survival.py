@@ -24,6 +24,7 @@ from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
+LOCK_SECONDS = 5
 
 
 def _each_once(number: int, total: int) -> None:
@@ -109,13 +110,14 @@ def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(ag
     assert Worker.objects.get(pk=row.pk).observed_state == "running"
 
 
-def test_a_thirty_second_redis_outage_is_ridden_out_and_the_run_completes(catalogue, tmp_path):
-    """Its own Redis, stopped for 30 s mid-run and started again with its data: the agent and the worker carry on."""
+def test_a_redis_outage_longer_than_the_agents_lock_is_ridden_out_and_the_run_completes(catalogue, tmp_path):
+    """Its own Redis, stopped mid-run for longer than the agent's host lock lives and started again with its data
+    (the lock gone): the agent takes its lock again, and it and the worker carry on."""
     redis = start_private(tmp_path / "redis", persist=True)
     port = int(redis.url.rsplit(":", 1)[1].split("/")[0])
     Annotator.objects.update(builtin_latency_ms=50)
     make_samples(300)
-    process = AgentProcess(REDIS_URL=redis.url)
+    process = AgentProcess(REDIS_URL=redis.url, FLEET_AGENT_LOCK_SECONDS=str(LOCK_SECONDS))
     try:
         wait_until(lambda: Worker.objects.exists(), what="the agent's worker rows")
         row = worker(1, "therapeutic")
@@ -125,12 +127,13 @@ def test_a_thirty_second_redis_outage_is_ridden_out_and_the_run_completes(catalo
                        capture_output=True)
         wait_until(lambda: stored(1, "therapeutic") >= 40, what="work to start")
         redis.stop()
-        time.sleep(30)
+        time.sleep(LOCK_SECONDS + 3)
         redis = start_private(tmp_path / "redis", persist=True, port=port)
         wait_until(lambda: stored(1, "therapeutic") == 300, timeout=120, what="all 300 outcomes after the outage")
         _each_once(1, 300)
         assert process.process.poll() is None, "the agent must ride out the outage"
         assert "Redis unreachable" in process.log.read_text()
+        assert "the host lock of" in process.log.read_text()  # it expired during the outage and was taken again
     finally:
         Worker.objects.update(desired_state=Worker.Desired.STOPPED)
         process.stop()

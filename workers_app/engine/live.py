@@ -7,6 +7,8 @@ What each side writes (all keys under the install's prefix, see ``keys.redis_key
 - the engine, with every stored outcome: ``progress:<worker>`` (``ok, malformed, last_at``), ``recent:<worker>``
   (the statuses of the last outcomes) and the per-10-second ``rate:<worker>:<bucket>`` counters;
 - an agent, every WORKBOOK_REPORT_SECONDS: ``workbook-report:<worker>`` for the workbooks on its host;
+- whoever gives a worker work after it had none (a launch or resume, a fill of its empty queue, a requeue):
+  ``work-since:<worker>``, the time that work became available, from which the health check counts idleness;
 - anyone who changes what an agent should run: a push to ``agent:<host>:wake``, so it looks at once.
 
 Readers (the health checks, the dashboard, the worker page, the admin, the API, /metrics, the agent's drift check)
@@ -15,6 +17,7 @@ take all of it for any number of workers in one pipelined round trip: ``read_liv
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from workers_app.redis_client import get_redis
@@ -22,6 +25,7 @@ from workers_app.redis_client import get_redis
 from .keys import RATE_BUCKET_SECONDS, WorkerKey, redis_key
 
 HEARTBEAT_TTL = 300
+WORK_SINCE_TTL = 7 * 24 * 3600  # older than any idleness the health check could measure against it
 # The current rate bucket and the five before it: the last 50-60 seconds.
 RATE_WINDOW_BUCKETS = 6
 
@@ -39,6 +43,29 @@ def wake_agent(host: str) -> None:
     client = get_redis()
     client.rpush(wake_key(host), 1)
     client.expire(wake_key(host), 60)
+
+
+def work_since_key(key: WorkerKey) -> str:
+    return redis_key("work-since", key)
+
+
+def mark_work_available(keys: list[WorkerKey], *, only_if_idle: bool = False) -> None:
+    """Work became available to these workers now: the progress check measures idleness from here, not from a last
+    outcome long ago. ``only_if_idle``: only for workers whose queue is empty (a fill of a queue that already has
+    work gives nothing new to wait for)."""
+    if not keys:
+        return
+    client = get_redis()
+    if only_if_idle:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.llen(key.queue_key)
+        keys = [key for key, waiting in zip(keys, pipe.execute(), strict=True) if not waiting]
+    now = time.time()
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.set(work_since_key(key), now, ex=WORK_SINCE_TTL)
+    pipe.execute()
 
 
 def write_heartbeat(key: WorkerKey, *, at: float, pid: int, rss: int, consuming: bool, current: list[int],
@@ -68,6 +95,7 @@ class Live:
     recent: list[str] = field(default_factory=list)
     workbook_report: list = field(default_factory=list)  # ok, reason, at, host as its host's agent published them
     per_minute: int = 0  # outcomes stored in the last minute, scaled from the rate buckets
+    work_since: float | None = None  # when work last became available to it after it had none
 
     @property
     def stored(self) -> int:
@@ -93,16 +121,19 @@ def read_live(keys: list[WorkerKey], now: float) -> list[Live]:
         pipe.lrange(key.recent_key, 0, -1)
         pipe.hmget(key.workbook_report_key, "ok", "reason", "at", "host")
         pipe.mget([key.rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])
+        pipe.get(work_since_key(key))
     answers = iter(pipe.execute())
     found = []
     for _ in keys:
         (at, pid, rss, consuming, samples, inflight), queue = next(answers), next(answers)
         (ok, malformed, last), recent, report, buckets = next(answers), next(answers), next(answers), next(answers)
+        work_since = next(answers)
         found.append(Live(
             beat_at=_number(at, float), pid=_number(pid), rss=_number(rss),
             consuming=None if consuming is None else consuming == "1",
             current=[int(part) for part in (samples or "").split(",") if part.isdigit()],
             inflight_target=_number(inflight), queue=queue, ok=int(ok or 0), malformed=int(malformed or 0),
             last_stored=_number(last, float), recent=recent, workbook_report=report,
-            per_minute=round(sum(int(count or 0) for count in buckets) * 60 / window)))
+            per_minute=round(sum(int(count or 0) for count in buckets) * 60 / window),
+            work_since=_number(work_since, float)))
     return found

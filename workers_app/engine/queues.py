@@ -21,6 +21,7 @@ from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
 from .keys import WorkerKey, broker_key
+from .live import mark_work_available
 
 # The task that workers_app.tasks defines; sent by name, since the engine sits below the tasks module.
 ANNOTATE_TASK = "workers_app.annotate"
@@ -110,6 +111,7 @@ def send_claimed(claimed: dict[WorkerKey, list[int]], run: Run) -> None:
     A failure part-way leaves claimed samples without a message: the next launch's sync finds them and queues
     them."""
     batches = {key: _split(ids, samples_per_message(key)) for key, ids in claimed.items()}
+    mark_work_available([key for key, ids in claimed.items() if ids], only_if_idle=True)
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
         for round_ in zip_longest(*batches.values()):
             for key, batch in zip(batches, round_, strict=True):
@@ -217,6 +219,7 @@ def requeue_unacked(key: WorkerKey) -> int:
     """
     tags = unacked_tags(key)
     if tags:
+        mark_work_available([key], only_if_idle=True)
         with app.connection_for_write() as connection:
             qos = connection.default_channel.qos
             for tag in tags:

@@ -29,7 +29,7 @@ from annotation_site.celery import app
 from annotation_site.db import close_before_fork, limit_pool
 from workers_app.engine.flush import delete_workbook
 from workers_app.engine.keys import redis_key
-from workers_app.engine.live import read_live, wake_agent, wake_key
+from workers_app.engine.live import mark_work_available, read_live, wake_agent, wake_key
 from workers_app.engine.queues import populate_keys, requeue_unacked, sync_keys
 from workers_app.engine.workbook_check import publish_workbook_checks
 from workers_app.models import Worker, WorkerEvent
@@ -445,6 +445,8 @@ class Agent:
         command, state = ("fleet_resume", Worker.Observed.RUNNING) if consume else ("fleet_pause",
                                                                                    Worker.Observed.PAUSED)
         app.control.broadcast(command, destination=[worker.node_name], reply=False)
+        if consume:
+            mark_work_available([key_of(worker)])
         reason = (f"drift: desired {worker.desired_state} but {'not ' if consume else ''}consuming -> corrected")
         log.warning("%s %s", worker.name, reason)
         if worker.observed_state != state:

@@ -22,7 +22,7 @@ from audit.actors import Actor, actor_name
 from audit.services import audited
 from workers_app.engine.flush import delete_workbook, flush_workbook
 from workers_app.engine.keys import redis_key
-from workers_app.engine.live import heartbeat_key, wake_agent
+from workers_app.engine.live import heartbeat_key, mark_work_available, wake_agent
 from workers_app.engine.queues import claim_samples, purge_queue, send_claimed, sync_checkpoints, sync_keys
 from workers_app.models import Worker
 from workers_app.redis_client import get_redis
@@ -112,6 +112,8 @@ def _set_desired(workers: list[Worker], desired: str, **fields) -> None:
         worker.desired_state = desired
     for host in {w.host for w in workers}:
         transaction.on_commit(lambda host=host: wake_agent(host))
+    if desired == Worker.Desired.RUNNING:  # what waits in their queues is theirs to do from now on
+        transaction.on_commit(lambda: mark_work_available([key_of(w) for w in workers]))
 
 
 def _mark(confirmed: set[str], workers: list[Worker], state: str, reason: str, actor: Actor) -> None:

@@ -66,14 +66,20 @@ def _heartbeat(worker: Worker, live: Live, now: float) -> Check:
 
 
 def _progress(worker: Worker, live: Live, now: float) -> Check:
-    if worker.desired_state != Worker.Desired.RUNNING or live.queue == 0:
-        return Check("progress", True, "nothing to do" if live.queue == 0 else "not meant to run")
-    since = worker.started_at.timestamp() if worker.started_at else now
-    if live.last_stored is not None:
-        since = max(since, live.last_stored)
+    # Its work: what waits in its queue and what its threads hold (its heartbeat names the samples it works on; an
+    # LLM worker may take many messages at once, leaving its queue empty while it answers none of them).
+    work = live.queue + len(live.current)
+    if worker.desired_state != Worker.Desired.RUNNING or work == 0:
+        return Check("progress", True, "nothing to do" if work == 0 else "not meant to run")
+    # Idle since the later of its process start, its last outcome and the moment it was last given work after it had
+    # none (a launch, resume, run switch, import or requeue): a fleet that sat idle and is then given work is not
+    # stuck before its first answer could come back.
+    marks = [worker.started_at.timestamp() if worker.started_at else now, live.last_stored, live.work_since]
+    since = max(mark for mark in marks if mark is not None)
     idle = now - since
     ok = idle <= settings.HEALTH_STUCK_SECONDS
-    return Check("progress", ok, f"{live.queue} queued, last outcome {idle:.0f} s ago" + ("" if ok else " (stuck)"))
+    return Check("progress", ok, f"{live.queue} queued, {len(live.current)} in hand, last outcome or new work "
+                 f"{idle:.0f} s ago" + ("" if ok else " (stuck)"))
 
 
 def _error_rate(recent: list[str]) -> Check:

@@ -20,6 +20,7 @@ POSTGRES = {
     "tests/test_chaos.py",
     "tests/test_monitoring.py",
     "tests/test_progress_check.py",
+    "tests/test_counters.py",
     "tests/test_agent_recovery.py",
     # Audit log: append-only triggers and the migration that made them.
     "tests/test_audit_log.py",
@@ -99,6 +100,7 @@ ONCE = {
 SLOW = {
     "tests/test_fleet.py",
     "tests/test_progress_check.py",
+    "tests/test_counters.py",
     "tests/test_fleet_survival.py",
     "tests/test_hosts.py",
     "tests/test_engine_worker.py",

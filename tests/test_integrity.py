@@ -10,6 +10,7 @@ from workers_app.engine.integrity import verify_integrity, workbook_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import sync_checkpoints
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 from workers_app.runs.files import workbook_path
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def test_a_consistent_worker_has_no_problems(annotated):
 
 
 def test_wrong_counters_are_reported_and_rebuilt(annotated):
-    get_redis().hset(KEY.progress_key, "ok", 99)
+    get_redis().hset(KEY.progress_key(current_run().pk), "ok", 99)
     report = report_for()
     assert "Redis counters" in report.problems[0] and report.ok
     assert report_for().problems == []

@@ -59,9 +59,9 @@ class WorkerKey:
     def queued_key(self) -> str:
         return redis_key("queued", self)
 
-    @property
-    def progress_key(self) -> str:
-        return redis_key("progress", self)
+    def progress_key(self, run_id: int | str) -> str:
+        """Its counters of one run (engine.counters)."""
+        return redis_key("progress", run_id, self)
 
     @property
     def recent_key(self) -> str:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 
 from .keys import RATE_BUCKET_SECONDS, WorkerKey, redis_key
 
@@ -109,15 +110,18 @@ def _number(raw: str | None, kind: type = int):
     return kind(raw) if raw not in (None, "") else None
 
 
-def read_live(keys: list[WorkerKey], now: float) -> list[Live]:
-    """Everything Redis holds of these workers, in one pipelined round trip; in the order of ``keys``."""
+def read_live(keys: list[WorkerKey], now: float, run_id: int | None = None) -> list[Live]:
+    """Everything Redis holds of these workers, in one pipelined round trip; in the order of ``keys``. The counters
+    are of the current run unless ``run_id`` names another."""
+    if run_id is None:
+        run_id = current_run().pk
     current = int(now // RATE_BUCKET_SECONDS)
     window = (RATE_WINDOW_BUCKETS - 1) * RATE_BUCKET_SECONDS + now % RATE_BUCKET_SECONDS
     pipe = get_redis().pipeline(transaction=False)
     for key in keys:
         pipe.hmget(heartbeat_key(key), "at", "pid", "rss", "consuming", "current", "inflight_target")
         pipe.llen(key.queue_key)
-        pipe.hmget(key.progress_key, "ok", "malformed", "last_at")
+        pipe.hmget(key.progress_key(run_id), "ok", "malformed", "last_at")
         pipe.lrange(key.recent_key, 0, -1)
         pipe.hmget(key.workbook_report_key, "ok", "reason", "at", "host")
         pipe.mget([key.rate_key(current - back) for back in range(RATE_WINDOW_BUCKETS)])

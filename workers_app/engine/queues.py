@@ -20,6 +20,7 @@ from workers_app.models import DEFAULT_RUN, Annotator, Domain, Outcome, Run
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
+from . import counters
 from .keys import WorkerKey, broker_key
 from .live import mark_work_available
 
@@ -168,26 +169,26 @@ def sync_keys(keys: list[WorkerKey]) -> dict[str, dict[str, int]]:
     client = get_redis()
     synced = {}
     run = current_run()
-    for key, counts in counts_from_store(keys, run).items():
+    written = counters.rebuild(keys, run)
+    for key in keys:
         waiting = _sample_ids_in_queue(client.lrange(key.queue_key, 0, -1), run)
         recent = list(Outcome.objects.filter(**_outcome_filter(key, run)).order_by("-id").values_list(
-            "status", "created_at")[: settings.HEALTH_ERROR_WINDOW])
+            "status", flat=True)[: settings.HEALTH_ERROR_WINDOW])
         pipe = client.pipeline()
-        pipe.delete(key.progress_key, key.queued_key, key.recent_key)
-        pipe.hset(key.progress_key, mapping=counts)
+        pipe.delete(key.queued_key, key.recent_key)
         if recent:
-            pipe.hset(key.progress_key, "last_at", recent[0][1].timestamp())
-            pipe.rpush(key.recent_key, *(status for status, _ in recent))
+            pipe.rpush(key.recent_key, *recent)
         if waiting:
             pipe.sadd(key.queued_key, *waiting)
         pipe.execute()
+        counts = written.get(key) or counters.read([key], run)[key]
         synced[str(key)] = {**counts, "queued": len(waiting)}
     return synced
 
 
 def progress(key: WorkerKey) -> dict[str, int]:
-    values = get_redis().hgetall(key.progress_key)
-    return {field: int(values.get(field, 0)) for field in ("ok", "malformed")}
+    """Its counters of the current run."""
+    return counters.read([key], current_run())[key]
 
 
 def _unacked() -> Iterator[tuple[str, str]]:
@@ -236,5 +237,5 @@ def purge_queue(key: WorkerKey) -> int:
     if stale:
         client.hdel(broker_key("unacked"), *stale)
         client.zrem(broker_key("unacked_index"), *stale)
-    client.delete(key.queued_key, key.progress_key, key.recent_key)
+    client.delete(key.queued_key, key.recent_key)
     return removed + len(stale)

@@ -20,6 +20,7 @@ from workers_app.models import Annotator, MalformedAttempt, Outcome
 from workers_app.redis_client import get_redis
 from workers_app.review.flags import flag_stored
 
+from . import counters
 from .keys import RATE_BUCKET_SECONDS, RATE_BUCKETS_KEPT, WorkerKey
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,10 @@ def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
     except IntegrityError:
         stored = [fields for fields in rows if _insert_unless_stored(fields)]
     with _cache_update(key):
-        statuses = Counter(fields["status"] for fields in stored)
+        now = time.time()
         pipe = get_redis().pipeline(transaction=False)
-        for status, count in statuses.items():
-            pipe.hincrby(key.progress_key, status, count)
+        counters.add_stored(pipe, key, rows[0]["run"].pk, Counter(fields["status"] for fields in stored), now)
         if stored:
-            now = time.time()
-            pipe.hset(key.progress_key, "last_at", now)
             bucket = key.rate_key(int(now // RATE_BUCKET_SECONDS))
             pipe.incrby(bucket, len(stored))
             pipe.expire(bucket, RATE_BUCKET_SECONDS * RATE_BUCKETS_KEPT)

@@ -14,8 +14,10 @@ from django.conf import settings
 
 from workers_app.excel.journal import journaled_row_count
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 from workers_app.runs.files import workbook_path
 
+from . import counters
 from .integrity import SHEET
 from .keys import WorkerKey
 
@@ -41,13 +43,11 @@ def check_workbook(key: WorkerKey, stored: int) -> tuple[bool, str]:
 def publish_workbook_checks(keys: list[WorkerKey], host: str) -> None:
     """Check this host's workbooks against the stored counts and publish each result, in two round trips."""
     client = get_redis()
+    stored = counters.read(keys, current_run())
     pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hmget(key.progress_key, "ok", "malformed")
-    counts = pipe.execute()
     now = time.time()
-    for key, (ok, bad) in zip(keys, counts, strict=True):
-        healthy, reason = check_workbook(key, int(ok or 0) + int(bad or 0))
+    for key in keys:
+        healthy, reason = check_workbook(key, stored[key]["ok"] + stored[key]["malformed"])
         pipe.hset(key.workbook_report_key, mapping={"ok": int(healthy), "reason": reason, "at": now, "host": host})
         pipe.expire(key.workbook_report_key, REPORT_TTL)
     pipe.execute()

@@ -20,6 +20,7 @@ from annotation_site.celery import app
 from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
+from workers_app.engine.counters import forget as forget_counters
 from workers_app.engine.flush import delete_workbook, flush_workbook
 from workers_app.engine.keys import redis_key
 from workers_app.engine.live import heartbeat_key, mark_work_available, wake_agent
@@ -245,6 +246,7 @@ def retire_worker(worker: Worker, *, actor: Actor, keep_workbook: bool = False) 
     with _audited_fleet(Action.RETIRE_WORKER, [worker], actor, keep_workbook=keep_workbook) as entry, \
             _held(worker):
         entry.detail = {"purged": purge_queue(key)}
+        forget_counters(key)  # its outcomes are about to go; the next rebuild counts afresh
         get_redis().delete(heartbeat_key(key))
         if not keep_workbook:
             delete_workbook(key)

@@ -7,6 +7,7 @@ comes from WorkerEvent rows, so restarting beat or the monitor does not reset th
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,20 +16,24 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from workers_app.engine.counters import repair as repair_counters
 from workers_app.engine.keys import redis_key
 from workers_app.fleet.hosts import ALIVE, LOST, host_states, least_loaded
-from workers_app.fleet.rows import ensure_worker_rows
+from workers_app.fleet.rows import ensure_worker_rows, key_of
 from workers_app.fleet.services import move_workers, restart_worker
 from workers_app.fleet.transitions import set_observed
 from workers_app.models import Annotator, Worker, WorkerEvent
 from workers_app.redis_client import get_redis
+from workers_app.runs.current import current_run
 
 from .alerts import Incident, sync_alerts
 from .budgets import budget_sweep
 from .checks import WorkerHealth, evaluate
 from .review_alerts import review_sweep
 
+log = logging.getLogger(__name__)
 ACTOR = "system:monitor"
+COUNTERS_EVERY_SECONDS = 60
 AUTO_RESTART = "auto-restart"
 SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "integrity", "host_lost"}
 _PROCESS_UP = (Worker.Observed.RUNNING, Worker.Observed.PAUSED)
@@ -43,6 +48,7 @@ class SweepReport:
     throttled: list[str] = field(default_factory=list)
     lost_hosts: list[str] = field(default_factory=list)
     failed_over: list[str] = field(default_factory=list)
+    repaired_counters: list[str] = field(default_factory=list)
 
 
 def auto_restarts_in_last_hour(worker: Worker) -> int:
@@ -138,6 +144,17 @@ def _mirror_live(reports: list[WorkerHealth]) -> None:
         cursor.executemany(_MIRROR, rows)
 
 
+def _repair_counters(workers: list[Worker]) -> list[str]:
+    """Once a minute: the current run's progress counters against the store, set right where they differ, whatever
+    made them differ (engine.counters)."""
+    if not get_redis().set(redis_key("counters-checked"), 1, nx=True, ex=COUNTERS_EVERY_SECONDS):
+        return []
+    repaired = [str(key) for key in repair_counters([key_of(w) for w in workers], current_run())]
+    if repaired:
+        log.warning("progress counters differed from the store and were rebuilt: %s", ", ".join(repaired))
+    return repaired
+
+
 def health_sweep() -> SweepReport:
     lock = get_redis().lock(redis_key("health-sweep"), timeout=120, blocking=False)
     if not lock.acquire():
@@ -156,6 +173,7 @@ def health_sweep() -> SweepReport:
                 _restart_or_throttle(health, why, report)
         if settings.FLEET_AUTO_FAILOVER:
             _fail_over(workers, report.lost_hosts, {h for h, s in states.items() if s == ALIVE}, report)
+        report.repaired_counters = _repair_counters(workers)
         sync_alerts(_incidents(report.health) + _host_incidents(workers, report.lost_hosts), scope=SWEEP_KINDS)
         review_sweep()
         budget_sweep()

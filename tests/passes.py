@@ -78,6 +78,7 @@ ONCE = {
     "tests/test_excel_journal.py",
     "tests/test_files_pages.py",
     "tests/test_fleiss_kappa.py",
+    "tests/test_installs.py",
     "tests/test_integrity.py",
     "tests/test_launcher.py",
     "tests/test_layers.py",
@@ -98,6 +99,7 @@ ONCE = {
 }
 
 SLOW = {
+    "tests/test_installs.py",
     "tests/test_fleet.py",
     "tests/test_progress_check.py",
     "tests/test_counters.py",

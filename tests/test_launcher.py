@@ -1,5 +1,5 @@
 """./run.sh's launcher as a user runs it: its own ports for the console and the model server, a crashed agent
-brought back, and Ctrl-C leaving no process of the product behind."""
+brought back, and Ctrl-C leaving no process of the product behind and a shared Redis as it found it."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ def test_run_sh_uses_its_ports_restarts_a_killed_agent_and_leaves_nothing_behind
     environment = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")},
                    "DATA_DIR": str(tmp_path / "data"), "REDIS_URL": redis_url, "PORT": str(web_port),
                    "LOCAL_LLM_PORT": str(model_port), "FLEET_HOST": "launcher-test"}
+    shared = redis.Redis.from_url(redis_url, decode_responses=True)
+    shared.set("another-product:queue", "theirs")  # the Redis is shared: run.sh must leave it as it found it
     log = tmp_path / "run.log"
     with log.open("w") as out:
         launcher = subprocess.Popen([sys.executable, "-m", "annotation_site.launcher", "--local-llm"], cwd=ROOT,
@@ -83,7 +85,11 @@ def test_run_sh_uses_its_ports_restarts_a_killed_agent_and_leaves_nothing_behind
     finally:
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=120)
-        redis.Redis.from_url(redis_url).flushdb()  # its own database of the test Redis
+    try:
+        assert shared.keys("*") == ["another-product:queue"]
+    finally:
+        shared.flushdb()  # its own database of the test Redis
+    assert "removed this install's" in log.read_text()
     assert log.read_text().rstrip().endswith("[run] stopped.")
     time.sleep(1)
     assert [p.pid for p in tree if _alive(p)] == []

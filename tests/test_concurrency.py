@@ -12,6 +12,7 @@ import pytest
 
 from tests.fake_llm import Reply, max_in_window
 from tests.helpers import make_samples, run_check
+from tests.worker_processes import assert_all_ok
 from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.live import heartbeat_key
@@ -154,8 +155,7 @@ def target_of(key: WorkerKey) -> str:
 
 def launch(number: int, *domains: str) -> None:
     workers = [w for domain in domains for w in select_workers(number, domain)]
-    results = launch_workers(workers, actor="test")
-    assert all(r.ok for r in results), results
+    assert_all_ok(launch_workers(workers, actor="test"))
 
 
 def slow_annotator(annotator, *, per_minute: int) -> None:

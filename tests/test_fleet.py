@@ -48,7 +48,7 @@ def test_a_paused_worker_consumes_nothing_while_the_others_work_and_drains_when_
 
 def test_a_paused_worker_killed_with_sigkill_is_restarted_and_stays_paused(agent):
     row = worker(2, "urgency")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     pause_worker(row, actor="test")
     old_pid = Worker.objects.get(pk=row.pk).pid
     os.kill(old_pid, signal.SIGKILL)
@@ -63,14 +63,14 @@ def test_a_paused_worker_killed_with_sigkill_is_restarted_and_stays_paused(agent
 
 def test_a_running_worker_killed_mid_run_is_restarted_and_loses_or_duplicates_nothing(agent):
     row = worker(3, "urgency")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     make_samples(300)
     populate_queues(3, "urgency")
     wait_until(lambda: stored(3, "urgency") >= 60, what="work to start")
     os.kill(Worker.objects.get(pk=row.pk).pid, signal.SIGKILL)
     wait_until(lambda: Worker.objects.get(pk=row.pk).observed_state == "running"
                and Worker.objects.get(pk=row.pk).restarts == 1, what="the agent to restart it")
-    launch_worker(row, actor="test")  # the launch's pre-sync requeues what the killed process held
+    assert_all_ok([launch_worker(row, actor="test")], agent)  # its pre-sync requeues what the killed process held
     wait_until(lambda: stored(3, "urgency") == 300, timeout=60, what="all 300 outcomes")
     counts = Outcome.objects.filter(annotator__number=3).values("sample_id").annotate(n=Count("id"))
     assert {c["n"] for c in counts} == {1} and len(counts) == 300
@@ -78,7 +78,7 @@ def test_a_running_worker_killed_mid_run_is_restarted_and_loses_or_duplicates_no
 
 def test_a_graceful_stop_flushes_the_workbook_before_the_process_exits(agent):
     row = worker(4, "urgency")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     make_samples(40)
     populate_queues(4, "urgency")
     wait_until(lambda: stored(4, "urgency") == 40, what="the work")
@@ -93,7 +93,7 @@ def test_a_graceful_stop_flushes_the_workbook_before_the_process_exits(agent):
 def test_a_forced_stop_kills_the_process_within_the_grace_period(agent):
     row = worker(4, "intensity")
     Annotator.objects.filter(number=4).update(builtin_latency_ms=60_000)  # a task that would run a minute
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     make_samples(1)
     populate_queues(4, "intensity")
     wait_until(lambda: read_live([key_of(row)], time.time())[0].current, what="the minute-long task to be under way")
@@ -104,7 +104,7 @@ def test_a_forced_stop_kills_the_process_within_the_grace_period(agent):
 
 def test_two_concurrent_restarts_of_one_worker_make_exactly_one_new_process(agent):
     row = worker(5, "urgency")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     first_pid = Worker.objects.get(pk=row.pk).pid
     results = []
     threads = [threading.Thread(target=lambda: results.append(restart_worker(worker(5, "urgency"), actor="t")))

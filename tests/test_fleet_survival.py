@@ -34,7 +34,7 @@ def _each_once(number: int, total: int) -> None:
 
 def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_again(agent):
     row = worker(4, "urgency")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     make_samples(300)
     populate_queues(4, "urgency")
     wait_until(lambda: stored(4, "urgency") >= 60, what="work to start")
@@ -47,7 +47,7 @@ def test_what_a_killed_worker_held_is_requeued_at_once_without_anyone_launching_
 
 def test_a_wiped_redis_mid_run_is_rebuilt_by_the_agent_and_the_run_completes(agent):
     row = worker(2, "intensity")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     make_samples(300)
     populate_queues(2, "intensity")
     wait_until(lambda: stored(2, "intensity") >= 60, what="work to start")
@@ -73,7 +73,7 @@ def test_samples_lost_from_an_idle_workers_queue_are_handed_out_again_by_the_age
 
 def test_ps_names_each_worker_and_the_agent(agent):
     row = worker(1, "modality")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     row.refresh_from_db()
     assert f"[celeryd: {row.node_name}" in " ".join(psutil.Process(row.pid).cmdline())
     assert " ".join(psutil.Process(agent.process.pid).cmdline()).startswith("annotation fleet agent ")
@@ -99,7 +99,7 @@ def test_a_consumer_cancelled_behind_the_products_back_is_set_right_within_ten_s
 
 def test_pausing_and_resuming_through_the_product_is_never_mistaken_for_drift(agent):
     row = worker(3, "modality")
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     for _ in range(3):
         pause_worker(row, actor="test")
         time.sleep(1.5)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.helpers import make_samples, wait_until
-from tests.worker_processes import AgentProcess
+from tests.worker_processes import AgentProcess, assert_all_ok
 from workers_app.engine.integrity import workbook_rows
 from workers_app.excel.journal import journaled_row_count
 from workers_app.fleet.hosts import InvalidHost, host_states
@@ -85,7 +85,7 @@ def test_two_hosts_run_the_fleet_move_workers_mid_run_and_lose_nothing_when_one_
     try:
         wait_until(lambda: set(host_states().values()) == {"alive"} and Host.objects.count() == 2, timeout=60,
                    what="both agents to beat")
-        assert all(r.ok for r in launch_workers(select_workers(), actor="test", wait=False))
+        assert_all_ok(launch_workers(select_workers(), actor="test", wait=False))
         wait_until(lambda: Worker.objects.filter(observed_state="running").count() == 30, timeout=120,
                    what="all 30 workers running")
         wait_until(lambda: Outcome.objects.count() >= 300, timeout=60, what="the run to be under way")
@@ -175,7 +175,7 @@ def test_the_thirty_worker_fleet_completes_a_run_within_sixty_database_connectio
     try:
         if postgres:
             sampler.start()
-        assert all(r.ok for r in launch_workers(select_workers(), actor="test", wait=False))
+        assert_all_ok(launch_workers(select_workers(), actor="test", wait=False))
         wait_until(lambda: Outcome.objects.count() == total * 30, timeout=240, what="the whole run")
         wait_until(lambda: all(journaled_row_count(workbook_path(key_of(w))) == total for w in select_workers()),
                    timeout=60, what="every workbook")
@@ -193,8 +193,9 @@ def test_a_host_that_comes_back_stops_its_processes_of_workers_taken_over_elsewh
     Worker.objects.filter(pk=row.pk).update(host="host-a")
     agent_a, _ = host_agent("host-a")
     try:
-        launch_workers([row], actor="test", wait=False)
-        wait_until(lambda: Worker.objects.get(pk=row.pk).observed_state == "running", timeout=60, what="running")
+        assert_all_ok(launch_workers([row], actor="test", wait=False))
+        wait_until(lambda: Worker.objects.get(pk=row.pk).observed_state == "running", timeout=60, what="running",
+                   explain=lambda: agent_a.log.read_text()[-3000:])
         pid = Worker.objects.get(pk=row.pk).pid
         # What host B does when it takes over a worker of a lost host A (A was cut off, not dead).
         Worker.objects.filter(pk=row.pk).update(host="host-b", moving_from="", observed_state="starting", pid=None)

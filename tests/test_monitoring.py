@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from tests.fake_llm import Reply
-from tests.helpers import make_samples
-from tests.worker_processes import ROOT, AgentProcess, worker_env
+from tests.helpers import make_samples, wait_until
+from tests.worker_processes import ROOT, AgentProcess, assert_all_ok, worker_env
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.keys import WorkerKey
@@ -175,10 +175,10 @@ def test_metrics_are_recorded_once_per_minute_and_pruned_after_30_days(catalogue
 def test_a_worker_frozen_with_sigstop_is_restarted_by_the_sweep(catalogue, settings):
     settings.HEALTH_HEARTBEAT_MAX_AGE = 4
     Annotator.objects.update(builtin_latency_ms=10)
-    agent = AgentProcess()
+    agent = AgentProcess().wait_ready()
     try:
         [row] = select_workers(1, "intensity")
-        launch_worker(row, actor="test")
+        assert_all_ok([launch_worker(row, actor="test")], agent)
         frozen = Worker.objects.get(pk=row.pk).pid
         os.kill(frozen, signal.SIGSTOP)
         deadline = time.monotonic() + 40
@@ -190,9 +190,9 @@ def test_a_worker_frozen_with_sigstop_is_restarted_by_the_sweep(catalogue, setti
             assert time.monotonic() < deadline + 20, "the frozen worker was not replaced"
             time.sleep(0.2)
         make_samples(20)
-        launch_worker(row, actor="test")
-        while Worker.objects.get(pk=row.pk).events.filter(reason__startswith=AUTO_RESTART).count() != 1:
-            time.sleep(0.1)
+        assert_all_ok([launch_worker(row, actor="test")], agent)
+        wait_until(lambda: Worker.objects.get(pk=row.pk).events.filter(reason__startswith=AUTO_RESTART).count() == 1,
+                   what="exactly one automatic restart")
     finally:
         Worker.objects.update(desired_state="stopped")
         agent.stop()

@@ -124,10 +124,18 @@ def running_agent(**env: str) -> Iterator[AgentProcess]:
         process.stop()
 
 
-def assert_all_ok(results: list, agent: AgentProcess | None = None) -> None:
-    """A fleet action that failed for a worker shows each worker's result and the end of the agent's log."""
-    log = agent.log.read_text()[-4000:] if agent is not None and agent.log.exists() else ""
-    assert all(r.ok for r in results), f"{results}\nagent log:\n{log}"
+def assert_all_ok(results: list, agent: AgentProcess | None = None, data_dir: Path | None = None) -> None:
+    """A fleet action that failed for a worker shows each worker's result, the end of the agent's log and the end of
+    each failed worker's own log (under ``data_dir``, the test's DATA_DIR unless given)."""
+    if all(r.ok for r in results):
+        return
+    logs = (data_dir or settings.DATA_DIR) / "logs"
+    shown = [f"agent log:\n{agent.log.read_text()[-4000:]}"] if agent is not None and agent.log.exists() else []
+    for result in results:
+        own = logs / f"{result.worker}.log"
+        if not result.ok:
+            shown.append(f"{result.worker} log:\n" + (own.read_text()[-3000:] if own.exists() else "(none written)"))
+    raise AssertionError("\n".join([str(results), *shown]))
 
 
 def forget_broker_connections() -> None:

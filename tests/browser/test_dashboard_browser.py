@@ -10,6 +10,7 @@ from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
 from tests.helpers import make_samples, wait_until
+from tests.worker_processes import assert_all_ok
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import launch_worker
@@ -27,7 +28,7 @@ def cell_state(browser, name: str) -> str:
 def test_pausing_a_cell_turns_it_paused_without_a_reload_and_the_worker_stops_consuming(browser, agent):
     [row] = select_workers(1, "urgency")
     make_samples(5)
-    launch_worker(row, actor="test")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
     wait_until(lambda: Outcome.objects.filter(annotator__number=1, domain__slug="urgency").count() == 5,
                what="the worker to annotate the first samples")
     # The workers yield the CPU to the web server (FLEET_WORKER_NICE, 10 by default).

@@ -69,9 +69,14 @@ def write_xlsx(path: Path, sheets: dict[str, list[tuple]]) -> Path:
     return path
 
 
+def fresh_product_env(data_dir: Path, **env: str) -> dict[str, str]:
+    """The product's own settings on a DATA_DIR of the test's (and so its own SQLite database): never the database
+    that DATABASE_URL names for the suite, which may be a real one."""
+    inherited = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    return {**inherited, "DJANGO_SETTINGS_MODULE": "annotation_site.settings", "DATA_DIR": str(data_dir), **env}
+
+
 def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """`manage.py check` in a fresh process with the product's settings, DATA_DIR ``tmp_path`` and ``env``."""
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings",
-                   "DATA_DIR": str(tmp_path), **env}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environment,
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=fresh_product_env(tmp_path, **env),
                           capture_output=True, text=True, check=False)

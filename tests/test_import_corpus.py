@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from audit.models import AuditLog
-from tests.helpers import SHARED_DATASETS, write_xlsx
+from tests.helpers import SHARED_DATASETS, fresh_product_env, write_xlsx
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
 
@@ -163,7 +163,7 @@ def test_the_command_fails_with_the_problem_and_imports_nothing(tmp_path):
 
 def test_the_command_exits_non_zero_on_bad_input(tmp_path):
     result = subprocess.run([sys.executable, "manage.py", "import_corpus", str(tmp_path / "nope.csv")],
-                            capture_output=True, text=True, check=False)
+                            env=fresh_product_env(tmp_path / "data"), capture_output=True, text=True, check=False)
     assert result.returncode != 0
     assert "no such file" in result.stderr
 

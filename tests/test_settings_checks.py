@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
-from tests.helpers import ROOT, run_check
+from tests.helpers import ROOT, fresh_product_env, run_check
 
 
 def test_bad_environment_values_are_reported_by_system_checks_not_tracebacks(tmp_path):
@@ -42,8 +41,8 @@ def test_data_dir_and_what_is_created_in_it_are_private_to_the_product_user(tmp_
     result = run_check(tmp_path)
     assert result.returncode == 0, result.stderr
     assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "annotation_site.settings", "DATA_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=environment, check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=fresh_product_env(tmp_path),
+                   check=True)
     created = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "db.sqlite3"]
     assert created and all(p.stat().st_mode & 0o077 == 0 for p in created), \
         [(p.name, oct(p.stat().st_mode)) for p in created]

@@ -60,11 +60,14 @@ class Editor:
     """The three parts of an edit, bound to a post or filled from the domain."""
 
     def __init__(self, domain: Domain, data=None):
+        # A posted edit is all the posted rows: compared with no initial rows, none counts as "unchanged" and none
+        # is dropped, whatever the management form says.
+        blank = data is not None
         self.prompt = PromptForm(data, initial={"prompt_template": domain.prompt_template,
                                                 "seen_version": domain.prompt_version})
-        self.codes = CodeForms(data, prefix="codes", initial=[
+        self.codes = CodeForms(data, prefix="codes", initial=None if blank else [
             {"code": c["code"], "description": c.get("description", "")} for c in domain.codes])
-        self.examples = ExampleForms(data, prefix="examples", initial=[
+        self.examples = ExampleForms(data, prefix="examples", initial=None if blank else [
             {"message": e["message"], "answer": e["answer"]} for e in domain.few_shot])
 
     def is_valid(self) -> bool:

@@ -98,7 +98,7 @@ def try_annotator(annotator: Annotator, domain: Domain, samples: list[Sample], *
                    for sample, request, reply in zip(samples, requests, replies, strict=True)]
         total = reduce(add_costs, (answer.cost for answer in answers), None)
         entry.detail = {"answers": [_audited(answer) for answer in answers],
-                        "cost": None if total is None else str(total)}
+                        "cost": None if total is None else f"{total.normalize():f}"}
     return answers
 
 

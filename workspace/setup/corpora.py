@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation_site.uploads import UploadGone, forget_upload, keep_upload, kept_upload
 from api.jobs import start_import
+from workers_app.importing.forms import ImportOptions
 from workers_app.importing.preview import preview_file
 from workers_app.importing.rows import Columns, FileRejected
 from workers_app.models import Corpus
@@ -31,17 +32,13 @@ class UploadForm(forms.Form):
     file = forms.FileField(help_text="xlsx (every sheet, or those you choose next), csv (UTF-8) or jsonl")
 
 
-class ChoiceForm(forms.Form):
+class ChoiceForm(ImportOptions):
     """Which sheets and columns to read, and how to treat bad rows; the choices come from the file's header."""
 
     sheets = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                        help_text="none ticked: every sheet")
     id_column = forms.ChoiceField(required=False, label="Id column")
     text_column = forms.ChoiceField(required=False, label="Text column")
-    skip_invalid = forms.BooleanField(required=False, help_text="import the valid rows and list the skipped ones")
-    allow_cut_cells = forms.BooleanField(
-        required=False, help_text="xlsx: import texts of exactly 32,767 characters (the most a cell holds, so "
-        "probably cut when the file was saved) with a warning instead of refusing them")
 
     def __init__(self, *args, columns: dict[str, list[str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -87,13 +87,8 @@ def role(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"No change: {form.errors.as_text()}")
         return redirect("workspace:setup:people")
-    try:
-        set_role(user, form.cleaned_data["role"], actor=request.user, client_address=client_address(request))
-    except PeopleRefused as exc:
-        messages.error(request, f"No change: {exc}")
-    else:
-        messages.success(request, f"{user.get_username()} is a {form.cleaned_data['role']} now.")
-    return redirect("workspace:setup:people")
+    role = form.cleaned_data["role"]
+    return _changed(request, lambda **audit: set_role(user, role, **audit), f"{user.get_username()} is a {role} now.")
 
 
 @require_POST
@@ -102,12 +97,18 @@ def active(request: HttpRequest, pk: int) -> HttpResponse:
     """``active=no`` deactivates (they can no longer log in; their sessions and API tokens stop working)."""
     user = _person(pk)
     wanted = request.POST.get("active") == "yes"
+    return _changed(request, lambda **audit: set_active(user, wanted, **audit),
+                    f"{user.get_username()} is {'active' if wanted else 'deactivated'} now.")
+
+
+def _changed(request: HttpRequest, change, done: str) -> HttpResponse:
+    """Make the change as the requesting user; say what became of it on the people page."""
     try:
-        set_active(user, wanted, actor=request.user, client_address=client_address(request))
+        change(actor=request.user, client_address=client_address(request))
     except PeopleRefused as exc:
         messages.error(request, f"No change: {exc}")
     else:
-        messages.success(request, f"{user.get_username()} is {'active' if wanted else 'deactivated'} now.")
+        messages.success(request, done)
     return redirect("workspace:setup:people")
 
 

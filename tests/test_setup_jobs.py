@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from admin_ops.models import Archive
-from api.jobs import job_status
+from api.jobs import job_status, start_archive
 from tests.browser.conftest import make_staff
 from tests.helpers import make_samples, store_outcome, wait_until
 from tests.worker_processes import WorkerProcess
@@ -92,8 +92,6 @@ def test_a_failed_job_says_why(client, catalogue, control):
     """An archive name taken between the form's check and the job: the job fails and its page names the cause."""
     client.force_login(make_staff("cora", "admin_ops.create_archive"))
     Archive.objects.create(name="taken", file_name="taken.tar.gz", sha256="0" * 64, size=1, created_by="x")
-    from api.jobs import start_archive
-
     job = start_archive("taken", None, actor="cora")
     result = finished("archive", job, control)
     assert result["status"] == "failed" and "exists already" in result["error"]

@@ -13,10 +13,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
+from django_celery_results.models import TaskResult
 
 from api.jobs import job_status
 from api.models import ApiToken
-from api.tokens import authenticate_secret
+from api.tokens import authenticate_secret, create_token
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
 from tests.helpers import make_samples
@@ -282,10 +284,6 @@ def test_a_token_is_shown_once_works_and_is_revoked_from_the_list(client, roles)
 
 
 def test_staff_see_and_revoke_only_their_own_tokens_a_superuser_anyones(client, roles, staff):
-    from django.utils import timezone
-
-    from api.tokens import create_token
-
     theirs = create_token(staff, name="root-script", expires_at=timezone.now() + timezone.timedelta(days=3),
                           actor=staff).token
     logged_in(client, "rita", role="reviewer")
@@ -394,8 +392,6 @@ def test_a_job_page_needs_the_permission_of_its_kind(client, catalogue):
 
 def test_a_job_page_shows_a_finished_jobs_result(client, catalogue):
     """The result as the task returns it (the task itself runs in tests/test_setup_jobs.py)."""
-    from django_celery_results.models import TaskResult
-
     logged_in(client, "ida", "workers_app.view_corpus", "workers_app.add_corpus")
     token = client.post("/setup/corpora/", {"file": upload("p.csv", b"ID,Text\n1,\n")}).url.split("/")[-2]
     job = client.post(f"/setup/corpora/{token}/start", {"action": "import"}).url.split("/")[3]

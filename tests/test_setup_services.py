@@ -20,7 +20,7 @@ from admin_ops.services.people import PeopleRefused, add_person, invitation, peo
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
 from tests.fake_llm import Reply
-from tests.helpers import make_samples, store_outcome
+from tests.helpers import make_samples, store_outcome, write_xlsx
 from workers_app.catalogue.annotators import KeyChange, NewPrice, save_annotator
 from workers_app.catalogue.domains import EditRefused, domain_changes, domain_history, edited_domain, save_domain
 from workers_app.catalogue.trial import TrialRefused, try_annotator
@@ -28,7 +28,7 @@ from workers_app.engine.api_keys import api_key_for, set_api_key
 from workers_app.engine.budget import spent
 from workers_app.importing.preview import preview_file
 from workers_app.importing.rows import Columns
-from workers_app.importing.service import check_corpus
+from workers_app.importing.service import check_corpus, import_corpus
 from workers_app.models import (
     Annotator,
     AnnotatorPrice,
@@ -374,8 +374,6 @@ def test_a_check_lists_every_problem_by_row_and_writes_nothing(db, tmp_path):
 
 
 def test_a_check_says_when_the_file_was_imported_already(db, tmp_path):
-    from workers_app.importing.service import import_corpus
-
     path = tmp_path / "posts.jsonl"
     path.write_text('{"id": "J1", "text": "hello"}\n', encoding="utf-8")
     corpus = import_corpus(path, actor="alice").corpus
@@ -383,8 +381,6 @@ def test_a_check_says_when_the_file_was_imported_already(db, tmp_path):
 
 
 def test_a_preview_shows_every_sheets_columns_and_the_first_rows_as_chosen(db, tmp_path):
-    from tests.helpers import write_xlsx
-
     path = write_xlsx(tmp_path / "posts.xlsx", {
         "Reddit": [("post_id", "body", "score"), *((f"R{i}", f"post {i}", i) for i in range(8))],
         "Forum": [("Sample_ID", "Text")]})

@@ -12,16 +12,20 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.forms.models import model_to_dict
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from admin_ops.models import Archive
+from admin_ops.services.people import add_person, invitation
 from api.models import ApiToken
 from api.tokens import create_token
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
 from tests.helpers import make_samples
 from tests.hostile.conftest import assert_failed_audit
-from workers_app.engine.api_keys import set_api_key
+from workers_app.engine.api_keys import api_key_for, set_api_key
+from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Corpus, Domain, Sample
 from workers_app.redis_client import get_redis
 
@@ -208,6 +212,24 @@ def test_a_stored_key_is_not_moved_to_another_server_by_a_base_url_change(keyed,
     unchanged()
 
 
+def test_the_admin_keeps_the_same_key_rule(keyed, staff, unchanged):
+    admin = Client()
+    admin.force_login(staff)
+    values = {name: value for name, value in model_to_dict(keyed).items() if value not in (None, False)}
+    response = admin.post(f"/admin/workers_app/annotator/{keyed.pk}/change/", {
+        **values, "enabled": "on", "base_url": "https://attacker.example/v1", "prices-TOTAL_FORMS": 0,
+        "prices-INITIAL_FORMS": 0})
+    errors = " ".join(response.context["adminform"].form.errors.get("base_url", []))
+    assert response.status_code == 200 and "not sent to https://attacker.example" in errors
+    assert Annotator.objects.get(pk=keyed.pk).base_url == keyed.base_url
+
+
+def test_switching_to_the_local_model_leaves_the_stored_key_behind(keyed):
+    use_local_gemma(keyed, actor="alice")
+    assert api_key_for(Annotator.objects.get(pk=keyed.pk)) == ""
+    assert AuditLog.objects.get(action="use_local_gemma").parameters["stored_key_removed"] is True
+
+
 def test_a_stored_key_moves_only_when_typed_again(keyed, operator):
     response = operator.post("/setup/annotators/1/", annotator_form(
         keyed, base_url="https://api.new.example/v1", api_key="sk-the-new-one-0123456789abcdef"))
@@ -389,8 +411,6 @@ def test_a_forged_invitation_link_does_not_work(roles, link):
 
 
 def test_an_invitation_refuses_a_weak_password_and_sets_none(manager, roles):
-    from admin_ops.services.people import add_person, invitation
-
     rita = add_person("rita", role="viewer", actor="system")
     guest = Client()
     form = guest.get("/welcome/{}/{}/".format(*invitation(rita)), follow=True)
@@ -476,8 +496,6 @@ def test_a_bad_archive_name_starts_no_job(exporter, unchanged, name, reason):
 
 
 def test_an_archive_name_taken_starts_no_job(exporter):
-    from admin_ops.models import Archive
-
     Archive.objects.create(name="nightly", file_name="nightly.tar.gz", sha256="0" * 64, size=1, created_by="x")
     response = exporter.post("/jobs/archive", {"name": "nightly", "run": ""}, follow=True)
     assert "exists already" in text(response) and no_jobs()

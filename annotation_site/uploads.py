@@ -61,7 +61,7 @@ def keep_upload(upload: UploadedFile) -> str:
 def kept_upload(token: str) -> Path:
     path = _folder() / token if TOKEN.fullmatch(token) else None
     if path is None or not path.is_file():
-        raise UploadGone(token[:40])
+        raise UploadGone("the uploaded file is gone (kept for a day, or until imported): upload it again")
     return path
 
 

@@ -4,6 +4,8 @@ their versions, trying an annotator, people in roles, the corpus check and previ
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -12,11 +14,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from admin_ops.services.archive import create_archive
 from admin_ops.services.consolidate import consolidate
 from admin_ops.services.people import PeopleRefused, add_person, invitation, people, set_active, set_role
+from annotation_site.uploads import UploadGone, keep_upload, kept_upload, prune_uploads
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
 from tests.fake_llm import Reply
@@ -420,3 +424,22 @@ def test_a_consolidation_and_an_archive_report_their_steps(catalogue, settings, 
     create_archive("steps", actor="alice", progress=lambda *step: steps.append(step))
     assert steps[0][2] == "data/runs.jsonl" and steps[-1][2] == "done" and steps[-1][0] == steps[-1][1]
     assert [s[0] for s in steps] == sorted(s[0] for s in steps)
+
+
+# ------------------------------------------------------------------------------------------------ kept uploads
+
+
+def test_a_kept_upload_is_found_by_its_token_only_and_pruned_after_a_day(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    token = keep_upload(SimpleUploadedFile("posts.csv", b"ID,Text\n1,hi\n"))
+
+    assert kept_upload(token).read_bytes() == b"ID,Text\n1,hi\n"
+    assert (tmp_path / "uploads").stat().st_mode & 0o077 == 0
+    for forged in ("../secret_key", token.upper(), token + "/", ""):
+        with pytest.raises(UploadGone):
+            kept_upload(forged)
+    old = time.time() - 2 * 24 * 3600
+    os.utime(kept_upload(token), (old, old))
+    prune_uploads()
+    with pytest.raises(UploadGone, match="upload it again"):
+        kept_upload(token)

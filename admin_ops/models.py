@@ -38,4 +38,5 @@ class Operation(models.Model):
             ("export_state", "Can export state"),
             ("import_state", "Can import state"),
             ("consolidate", "Can consolidate workbooks"),
+            ("manage_people", "Can add people in a role, change their role and deactivate them"),
         ]

@@ -17,6 +17,9 @@ class Action(models.TextChoices):
     SET_API_KEY = "set_api_key"
     CLEAR_API_KEY = "clear_api_key"
     REENCRYPT_API_KEYS = "reencrypt_api_keys"
+    CHANGE_ANNOTATOR = "change_annotator"
+    TRY_ANNOTATOR = "try_annotator"
+    CHANGE_DOMAIN = "change_domain"
     # cost and the response cache
     BUDGET_REACHED = "budget_reached"
     CLEAR_RESPONSE_CACHE = "clear_response_cache"
@@ -58,6 +61,11 @@ class Action(models.TextChoices):
     GROUP_CHANGE = "group_change"
     PERMISSION_CHANGE = "permission_change"
     SCHEDULE_CHANGE = "schedule_change"
+    # people in the workspace: an account, its role, whether it may log in
+    ADD_PERSON = "add_person"
+    CHANGE_ROLE = "change_role"
+    DEACTIVATE_PERSON = "deactivate_person"
+    REACTIVATE_PERSON = "reactivate_person"
     # a request the site answered with 403
     REFUSED = "refused"
     # personal API tokens (api app)

@@ -58,6 +58,7 @@ ONCE = {
     "tests/browser/test_review_browser.py",
     "tests/browser/test_runs_browser.py",
     "tests/browser/test_samples_browser.py",
+    "tests/browser/test_setup_browser.py",
     "tests/hostile/test_admin_forms.py",
     "tests/hostile/test_archives.py",
     "tests/hostile/test_commands.py",
@@ -65,6 +66,7 @@ ONCE = {
     "tests/hostile/test_llm_replies.py",
     "tests/hostile/test_operations_pages.py",
     "tests/hostile/test_outbound_urls.py",
+    "tests/hostile/test_setup_forms.py",
     "tests/hostile/test_state.py",
     "tests/test_admin_import.py",
     "tests/test_admin_ops_admin.py",
@@ -96,6 +98,9 @@ ONCE = {
     "tests/test_security_audit.py",
     "tests/test_settings_checks.py",
     "tests/test_setup_commands.py",
+    "tests/test_setup_jobs.py",
+    "tests/test_setup_pages.py",
+    "tests/test_setup_services.py",
 }
 
 SLOW = {
@@ -121,4 +126,6 @@ SLOW = {
     "tests/browser/test_review_browser.py",
     "tests/browser/test_runs_browser.py",
     "tests/browser/test_samples_browser.py",
+    "tests/browser/test_setup_browser.py",
+    "tests/test_setup_jobs.py",
 }

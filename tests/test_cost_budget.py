@@ -15,7 +15,7 @@ from audit.models import AuditLog
 from tests.fake_llm import Reply
 from tests.helpers import make_samples, wait_until
 from tests.worker_processes import assert_all_ok
-from workers_app.admin.catalogue import AnnotatorForm
+from workers_app.catalogue.forms import AnnotatorKeyForm
 from workers_app.engine.annotate import RetryLater, annotate_sample
 from workers_app.engine.budget import BudgetReached, spent, spent_key
 from workers_app.engine.cost import cost_of, cost_totals, forget_cached_prices, price_on
@@ -166,14 +166,14 @@ def test_an_annotator_keeps_one_currency(http_annotator):
 ])
 def test_a_bad_budget_is_refused_by_the_form_with_a_clear_message(http_annotator, value, message):
     data = {**model_to_dict(http_annotator), "budget": value}
-    form = AnnotatorForm(data=data, instance=http_annotator)
+    form = AnnotatorKeyForm(data=data, instance=http_annotator)
     assert not form.is_valid()
     assert message in " ".join(form.errors["budget"])
 
 
 @pytest.mark.django_db
 def test_a_good_budget_is_taken(http_annotator):
-    form = AnnotatorForm(data={**model_to_dict(http_annotator), "budget": "12.50"}, instance=http_annotator)
+    form = AnnotatorKeyForm(data={**model_to_dict(http_annotator), "budget": "12.50"}, instance=http_annotator)
     assert form.is_valid(), form.errors
     assert form.save().budget == Decimal("12.50")
 

@@ -20,10 +20,13 @@ LOCAL_GEMMA = {
 
 
 def use_local_gemma(annotator: Annotator, *, actor: Actor) -> None:
-    """Switch the annotator to the local model (its previous settings are in the audit row)."""
+    """Switch the annotator to the local model (its previous settings are in the audit row). A stored key stays
+    with the server it was given for: the local model needs none, so it is removed (the key rules)."""
     before = {name: getattr(annotator, name) for name in (*LOCAL_GEMMA, "base_url")}
-    with audited(Action.USE_LOCAL_GEMMA, actor=actor, target=str(annotator), parameters={"before": before}):
+    parameters = {"before": before, "stored_key_removed": bool(annotator.api_key_encrypted)}
+    with audited(Action.USE_LOCAL_GEMMA, actor=actor, target=str(annotator), parameters=parameters):
         for name, value in {**LOCAL_GEMMA, "base_url": settings.LOCAL_LLM_URL}.items():
             setattr(annotator, name, value)
         annotator.backend_error = ""
+        annotator.api_key_encrypted, annotator.api_key_set_at = "", None
         annotator.save()

@@ -38,6 +38,7 @@ from workers_app.runs.definitions import is_run_name
 from workers_app.runs.files import annotations_dir
 
 from ..selectors import state_document
+from .progress import Progress, no_progress
 from .snapshot import (
     audit_lines,
     corpora_lines,
@@ -127,16 +128,22 @@ def _run_workbooks(runs: list[Run]) -> Iterator[tuple[str, Path]]:
                 yield member, workbook
 
 
-def _write_tar(temp: Path, manifest: dict, run: Run | None) -> None:
+def _write_tar(temp: Path, manifest: dict, run: Run | None, step: Progress) -> None:
+    workbooks = list(_run_workbooks([run] if run else list(Run.objects.order_by("name"))))
+    steps = len(DATA_MEMBERS) + 1 + len(workbooks)
     with tarfile.open(temp, mode="w:gz") as tar:
-        for member, lines in DATA_MEMBERS.items():
+        for done, (member, lines) in enumerate(DATA_MEMBERS.items()):
+            step(done, steps, member)
             data = "".join(lines(run)).encode()
             manifest["counts"][member.split("/")[1].split(".")[0]] = data.count(b"\n")
             _add_checked(tar, member, data, manifest)
+        step(len(DATA_MEMBERS), steps, "state.json")
         _add_checked(tar, "state.json", json.dumps(state_document(), indent=1, sort_keys=True).encode(), manifest)
-        for member, workbook in _run_workbooks([run] if run else list(Run.objects.order_by("name"))):
+        for done, (member, workbook) in enumerate(workbooks, start=len(DATA_MEMBERS) + 1):
+            step(done, steps, member)
             _add_checked(tar, member, workbook.read_bytes(), manifest)
         _add(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    step(steps, steps, "done")
 
 
 def _archived_run(name: str | None) -> Run | None:
@@ -149,14 +156,23 @@ def _archived_run(name: str | None) -> Run | None:
     return run
 
 
-def create_archive(name: str, *, actor: Actor, run: str | None = None) -> Archive:
-    """Write DATA_DIR/archives/NAME.tar.gz of everything, or of the run named ``run`` only (its outcomes, malformed
-    attempts and workbooks, the samples and corpora they need; the catalogue state and audit log as always)."""
+def archive_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a new archive, or None."""
     if not NAME.fullmatch(name):
-        raise ArchiveError(f"archive name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
-                           "letter or digit")
+        return (f"archive name {name[:100]!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit")
     if Archive.objects.filter(name=name).exists():
-        raise ArchiveError(f"an archive named {name!r} exists already")
+        return f"an archive named {name!r} exists already"
+    return None
+
+
+def create_archive(name: str, *, actor: Actor, run: str | None = None, progress: Progress | None = None) -> Archive:
+    """Write DATA_DIR/archives/NAME.tar.gz of everything, or of the run named ``run`` only (its outcomes, malformed
+    attempts and workbooks, the samples and corpora they need; the catalogue state and audit log as always).
+    ``progress(done, total, stage)`` hears of each member written."""
+    problem = archive_name_problem(name)
+    if problem:
+        raise ArchiveError(problem)
     settings.ARCHIVES_DIR.mkdir(parents=True, exist_ok=True)
     target = settings.ARCHIVES_DIR / f"{name}.tar.gz"
     with audited(Action.CREATE_ARCHIVE, actor=actor, target=name, parameters={"name": name, "run": run},
@@ -165,7 +181,8 @@ def create_archive(name: str, *, actor: Actor, run: str | None = None) -> Archiv
         manifest = {"format": FORMAT, "version": VERSION, "created_at": timezone.now().isoformat(),
                     "created_by": actor_name(actor), "django": django.get_version(), "run": run, "members": {},
                     "counts": {}}
-        atomic_write(target, lambda temp: _write_tar(temp, manifest, scope))
+        atomic_write(target, lambda temp: _write_tar(temp, manifest, scope,
+                                                       progress or no_progress))
         archive = Archive.objects.create(name=name, file_name=target.name, sha256=file_sha256(target),
                                          size=target.stat().st_size, counts=manifest["counts"],
                                          created_by=actor_name(actor))

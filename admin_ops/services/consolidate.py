@@ -46,6 +46,7 @@ from workers_app.runs.files import consolidated_dir
 from workers_app.runs.record import reproducibility_rows
 
 from .csv_safe import FORMULA_STARTS, csv_row
+from .progress import Progress, no_progress
 
 MISSING = None
 
@@ -357,27 +358,37 @@ def _add_costs(summary: list[dict], run: Run) -> None:
                     "saved": float(total.saved) if total and total.cached else None})
 
 
-def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None) -> ConsolidateReport:
-    """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``."""
+def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None,
+                progress: Progress | None = None) -> ConsolidateReport:
+    """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``.
+    ``progress(done, total, stage)`` hears of each step: reading, each domain's statistics, writing."""
     run = run or current_run()
     target = Path(path) if path else consolidated_dir(run) / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     target.parent.mkdir(parents=True, exist_ok=True)
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
+    step = progress or no_progress
     with audited(Action.CONSOLIDATE, actor=actor, target=target.name, parameters={"run": run.name},
                  atomic=False) as entry:
+        step(0, 0, "reading the store")
         items = review_items()
         tables, summary = load_tables(run)
         _add_costs(summary, run)
         texts = sample_texts(run)
         adjudicate_tables(tables, items)
-        for table in tables:
+        steps = len(tables) + 3
+        stats = {}
+        for done, table in enumerate(tables, start=1):
+            step(done, steps, f"agreement statistics: {table.domain.slug}")
             table.settle()
-        stats = {t.domain.slug: {**agreement(t), "adjudicated": agreement_with_adjudicated(t),
-                                 "weights": _weights(t.domain)} for t in tables}
+            stats[table.domain.slug] = {**agreement(table), "adjudicated": agreement_with_adjudicated(table),
+                                        "weights": _weights(table.domain)}
         review = _review_sheet_rows(items, tables, texts)
         run_rows = reproducibility_rows(run)
+        step(steps - 2, steps, "writing the workbook")
         atomic_write(target, lambda temp: _write_workbook(temp, run_rows, tables, summary, stats, review, texts))
+        step(steps - 1, steps, "writing the CSV and JSON-lines copies")
         _write_flat(report.csv_path, report.jsonl_path, tables)
+        step(steps, steps, "done")
         report.review = len(review)
         report.agreement = {slug: {r.level: r.alpha for r in found["alpha"]} for slug, found in stats.items()}
         entry.detail = {"review": report.review, "alpha": report.agreement}

@@ -1,16 +1,16 @@
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Avg, Count, F, Q, Sum
 
 from audit.actions import Action
 from audit.admin_helpers import AuditedModelAdmin, client_address
 from audit.services import audited
-from workers_app.engine.api_keys import clear_api_key, set_api_key
+from workers_app.catalogue.annotators import save_annotator
+from workers_app.catalogue.domains import save_domain
+from workers_app.catalogue.forms import AnnotatorKeyForm
 from workers_app.engine.response_cache import clear_cache
 from workers_app.engine.store import clear_backend_error
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, AnnotatorPrice, Domain
-from workers_app.models.key_rules import key_value_problem
 
 
 @admin.register(Domain)
@@ -24,26 +24,12 @@ class DomainAdmin(AuditedModelAdmin):
     def code_count(self, obj: Domain) -> int:
         return len(obj.codes)
 
-
-class AnnotatorForm(forms.ModelForm):
-    """The API key is write-only: typed in, stored encrypted, never rendered back."""
-
-    api_key = forms.CharField(
-        required=False, label="API key", widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only: stored encrypted, never shown again, never exported. Leave empty to keep the "
-                  "stored key; a new key reaches running workers within seconds.")
-    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
-
-    class Meta:
-        model = Annotator
-        fields = "__all__"
-
-    def clean_api_key(self) -> str:
-        key = self.cleaned_data["api_key"].strip()
-        problem = key and key_value_problem(key)
-        if problem:
-            raise forms.ValidationError(problem)
-        return key
+    def save_model(self, request, obj, form, change):
+        if change:  # through the workspace's service: its audit row names what changed of prompt, codes, examples
+            save_domain(obj, changed=list(form.changed_data), seen_version=None, actor=request.user,
+                        client_address=client_address(request))
+        else:
+            super().save_model(request, obj, form, change)
 
 
 class PriceInline(admin.TabularInline):
@@ -59,7 +45,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
     """Besides the settings, the numbers that tell whether a model is usable: calls, tokens, latency, malformed,
     cost and cache hits, over every run (as the annotator's budget is); a run's own are on its page."""
 
-    form = AnnotatorForm
+    form = AnnotatorKeyForm
     inlines = [PriceInline]
 
     list_display = ("number", "name", "backend", "request_mode", "model", "enabled", "calls", "tokens",
@@ -80,11 +66,8 @@ class AnnotatorAdmin(AuditedModelAdmin):
             return super().save_formset(request, form, formset, change)
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if form.cleaned_data.get("api_key"):
-            set_api_key(obj, form.cleaned_data["api_key"], actor=request.user)
-        elif form.cleaned_data.get("clear_api_key"):
-            clear_api_key(obj, actor=request.user)
+        save_annotator(obj, changed=form.changed_settings(), key=form.key_change(), actor=request.user,
+                       client_address=client_address(request))
 
     @admin.display(description="stored API key")
     def stored_key(self, obj: Annotator) -> str:

@@ -11,19 +11,17 @@ from django.urls import path
 
 from annotation_site.uploads import upload_on_disk
 from audit.admin_helpers import ReadOnlyAdmin, client_address
+from workers_app.importing.forms import ImportOptions
 from workers_app.importing.service import ImportRejected, import_corpus
 from workers_app.models import Corpus, Sample
 
 
-class ImportForm(forms.Form):
+class ImportForm(ImportOptions):
     file = forms.FileField(help_text="xlsx, csv (UTF-8) or jsonl")
     sheets = forms.CharField(required=False, help_text="xlsx only: sheet names separated by commas; empty = all")
     id_column = forms.CharField(required=False, help_text="empty = ID (or Sample_ID)")
     text_column = forms.CharField(required=False, help_text="empty = Text")
-    skip_invalid = forms.BooleanField(required=False, help_text="import the valid rows and list the skipped ones")
-    allow_cut_cells = forms.BooleanField(
-        required=False, help_text="xlsx only: import texts of exactly 32,767 characters, the most a cell holds "
-        "(probably cut when the file was saved), with a warning instead of refusing them")
+    field_order = ["file", "sheets", "id_column", "text_column", "skip_invalid", "allow_cut_cells"]
 
 
 @admin.register(Corpus)

@@ -29,7 +29,7 @@ from .cost import add_costs, call_cost
 from .flusher import process_flusher
 from .keys import WorkerKey
 from .parsing import ParseResult, parse_answer
-from .prompts import cut_input, render_completion_prompt, render_prompt
+from .prompts import prompt_for
 from .ratelimit import RateLimiter
 from .response_cache import forget, recall, remember
 from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
@@ -75,9 +75,7 @@ class _Job:
 
     @cached_property
     def prompt(self) -> str:
-        text = cut_input(self.sample.text, self.annotator.max_input_chars)
-        completion = self.annotator.request_mode == Annotator.RequestMode.COMPLETION
-        return render_completion_prompt(self.domain, text) if completion else render_prompt(self.domain, text)
+        return prompt_for(self.annotator, self.domain, self.sample.text)
 
     def request(self, attempt: int) -> BackendRequest:
         return BackendRequest(self.prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt)
@@ -179,7 +177,7 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
     return later, delay
 
 
-def _limiter_for(annotator: Annotator) -> RateLimiter | None:
+def limiter_for(annotator: Annotator) -> RateLimiter | None:
     # The built-in baseline runs in-process and has no API whose budget could be spent.
     if annotator.backend == Annotator.Backend.BUILTIN:
         return None
@@ -207,7 +205,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
         _log_malformed(job, answer, parsed, 1, cost=Decimal(0), cached=True)
         forget(job.annotator, job.prompt)  # the retries ask the server
     backend = backend_for(job.annotator)
-    limiter = _limiter_for(job.annotator)
+    limiter = limiter_for(job.annotator)
     # The threads pool enforces no time limit, so the task keeps its own, checked before every call and every wait:
     # past it the sample is requeued (a call already sent still ends within the annotator's timeout).
     deadline = time.monotonic() + settings.TASK_SOFT_TIME_LIMIT

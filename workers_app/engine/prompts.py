@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers_app.models import Domain
+from workers_app.models import Annotator, Domain
 
 
 def render_prompt(domain: Domain, text: str) -> str:
@@ -29,3 +29,11 @@ def render_completion_prompt(domain: Domain, text: str) -> str:
 def cut_input(text: str, limit: int) -> str:
     """Posts longer than the annotator's limit are cut (the store keeps the whole post)."""
     return text if not limit or len(text) <= limit else text[:limit] + " …"
+
+
+def prompt_for(annotator: Annotator, domain: Domain, text: str) -> str:
+    """What ``annotator`` is sent for ``text`` in ``domain``: the post cut to its limit, in its request mode's form."""
+    text = cut_input(text, annotator.max_input_chars)
+    if annotator.request_mode == Annotator.RequestMode.COMPLETION:
+        return render_completion_prompt(domain, text)
+    return render_prompt(domain, text)

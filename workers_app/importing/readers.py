@@ -11,6 +11,7 @@ from .rows import Columns, FileRejected, Problem, Row
 from .text_formats import read_csv, read_jsonl
 from .workbook import read_xlsx, row_count_hint
 
+READ_BLOCK = 1 << 20
 FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -42,11 +43,21 @@ def open_rows(path: Path, kind: str, name: str, sheets: list[str] | None,
     return read_csv(path, name, columns) if kind == "csv" else read_jsonl(path, name, columns)
 
 
-def count_rows_hint(path: Path, sheets: list[str] | None) -> int | None:
-    """A cheap estimate of the number of rows, for a progress bar; None when unknown."""
+def _lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            lines += block.count(b"\n")
+    return lines
+
+
+def count_rows_hint(path: Path, sheets: list[str] | None, name: str | None = None) -> int | None:
+    """A cheap estimate of the number of rows, for a progress bar (a quoted line break in a csv text counts twice);
+    None when unknown. ``name`` is the file's name as the user gave it, when ``path`` is a stored upload."""
     try:
-        if file_kind(path, path.name) != "xlsx":
-            return None
-        return row_count_hint(path, path.name, sheets)
+        kind = file_kind(path, name or path.name)
+        if kind == "xlsx":
+            return row_count_hint(path, name or path.name, sheets)
+        return max(_lines(path) - (kind == "csv"), 0)
     except FileRejected:  # the import itself reports what is wrong
         return None

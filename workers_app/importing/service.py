@@ -148,6 +148,43 @@ def _check_file(path: Path, kind: str, name: str, sheets: list[str] | None, colu
     check.settle()
 
 
+@dataclass
+class CheckReport:
+    """What importing the file would do; nothing was written."""
+
+    rows: int = 0
+    new: int = 0
+    already_present: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    already_imported: Corpus | None = None
+
+
+def check_corpus(path: str | Path, *, sheets: list[str] | None = None, id_column: str | None = None,
+                 text_column: str | None = None, allow_cut_cells: bool = False, display_name: str | None = None,
+                 progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Every row checked as ``import_corpus`` checks it, and nothing written: the problems by row, how many rows
+    are new and how many are stored already."""
+    path = Path(path)
+    columns = Columns(id_column, text_column)
+    name = display_name or path.name
+    try:
+        kind = file_kind(path, name)
+    except FileRejected as exc:
+        return CheckReport(problems=[exc.problem])
+    previous = Corpus.objects.filter(sha256=file_sha256(path), selection=_selection(sheets, columns)).first()
+    if previous is not None:
+        return CheckReport(already_imported=previous)
+    with row_spool() as spool:
+        check = _FileCheck(name, spool, allow_cut_cells=allow_cut_cells)
+        try:
+            _check_file(path, kind, name, sheets, columns, check, progress)
+        except ImportRejected as exc:
+            check.problems.extend(exc.problems)
+        return CheckReport(rows=check.rows, new=spool.count, already_present=check.present, problems=check.problems,
+                           warnings=check.warnings)
+
+
 def _commit(entry: AuditEntry, spool: RowSpool, corpus: Corpus, name: str) -> None:
     try:
         with entry.commit():

@@ -8,6 +8,7 @@ import itertools
 import json
 import sys
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -76,7 +77,9 @@ def _csv_records(reader, name: str) -> Iterator[list[str]]:
         yield values
 
 
-def read_csv(path: Path, name: str, columns: Columns) -> Generator[Row, None, None]:
+@contextmanager
+def _csv_table(path: Path, name: str) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+    """The header and the records under it."""
     previous_limit = csv.field_size_limit(csv_field_limit())  # one limit for the whole process: given back below
     try:
         with path.open("rb") as handle:
@@ -85,9 +88,19 @@ def read_csv(path: Path, name: str, columns: Columns) -> Generator[Row, None, No
             header = next(records, [])
             if not header:
                 raise FileRejected(Problem(name, "the first line is blank: it must be the header", row=1))
-            yield from rows_from_table(records, column_indexes(header, columns, name, ""), name, "")
+            yield header, records
     finally:
         csv.field_size_limit(previous_limit)
+
+
+def read_csv(path: Path, name: str, columns: Columns) -> Generator[Row, None, None]:
+    with _csv_table(path, name) as (header, records):
+        yield from rows_from_table(records, column_indexes(header, columns, name, ""), name, "")
+
+
+def csv_header(path: Path, name: str) -> list[str]:
+    with _csv_table(path, name) as (header, _):
+        return header
 
 
 class _DuplicateKey(Exception):
@@ -122,6 +135,15 @@ def _json_object(line: str, name: str, number: int) -> dict:
     if not isinstance(record, dict):
         raise FileRejected(Problem(name, f"each line must be a JSON object, not {describe(record)}", **at))
     return record
+
+
+def jsonl_keys(path: Path, name: str) -> list[str]:
+    """The keys of the first record, for choosing the id and text keys."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(_decoded_lines(handle, name), start=1):
+            if line.strip():
+                return list(_json_object(line, name, number))
+    raise FileRejected(Problem(name, "no records: every line is blank"))
 
 
 def read_jsonl(path: Path, name: str, columns: Columns) -> Generator[Row, None, None]:

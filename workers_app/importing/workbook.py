@@ -12,7 +12,7 @@ import openpyxl
 from django.conf import settings
 from openpyxl.workbook import Workbook
 
-from .rows import Columns, FileRejected, Problem, Row, column_indexes, rows_from_table
+from .rows import Columns, FileRejected, Problem, Row, column_indexes, header_text, rows_from_table
 
 # Excel and openpyxl both cut a longer text at this length without a word when they save a cell.
 XLSX_CELL_LIMIT = 32_767
@@ -82,10 +82,15 @@ def _values(rows: Iterator[tuple], name: str, title: str, first: int) -> Iterato
         yield values
 
 
-def _sheet_rows(book: Workbook, title: str, name: str, columns: Columns) -> Generator[Row, None, None]:
+def _header(book: Workbook, title: str, name: str) -> tuple | None:
     sheet = book[title]
     sheet.reset_dimensions()  # openpyxl would pad every row out to a forged <dimension>, cell by cell
-    header = next(_values(sheet.iter_rows(max_row=1, values_only=True), name, title, 1), None)
+    return next(_values(sheet.iter_rows(max_row=1, values_only=True), name, title, 1), None)
+
+
+def _sheet_rows(book: Workbook, title: str, name: str, columns: Columns) -> Generator[Row, None, None]:
+    sheet = book[title]
+    header = _header(book, title, name)
     if header is None:
         raise FileRejected(Problem(name, "the sheet is empty; choose the sheets to read with --sheet", sheet=title))
     at = column_indexes(header, columns, name, title)
@@ -104,3 +109,10 @@ def row_count_hint(path: Path, name: str, sheets: list[str] | None) -> int:
     """The data rows the sheets' <dimension> claims: good for a progress bar, not to be trusted further."""
     with _workbook(path, name) as book:
         return sum(max((book[s].max_row or 1) - 1, 0) for s in _chosen_sheets(book, name, sheets))
+
+
+def sheet_headers(path: Path, name: str) -> dict[str, list[str]]:
+    """Every sheet's header row (empty for an empty sheet), for choosing the sheets and columns to import."""
+    with _workbook(path, name) as book:
+        return {title: [header_text(value) for value in _header(book, title, name) or ()]
+                for title in book.sheetnames}

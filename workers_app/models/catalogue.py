@@ -11,12 +11,14 @@ from django.db import models
 
 from annotation_site.outbound import OutboundRefused, check_url
 
-from .key_rules import env_name_problem, looks_like_a_key
+from .key_rules import env_name_problem, looks_like_a_key, url_key_problem
 
 PROMPT_SAMPLE_FIELD = "{text}"
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODES = 100
 MAX_FEW_SHOT = 20
+# What the model is shown of a domain besides the post: a change to any of them is a new prompt version.
+PROMPT_FIELDS = ("prompt_template", "codes", "few_shot")
 MAX_BUDGET = Decimal(1_000_000_000)
 # Which parse_rules keys each kind of domain reads (engine/parsing.py), with the range each value may take.
 PARSE_RULES = {
@@ -147,11 +149,11 @@ class Domain(models.Model):
         return None
 
     def save(self, *args, **kwargs) -> None:
-        # Every change of wording gets a new version, so each stored outcome names the prompt it saw.
+        # Every change of wording gets a new version, so each stored outcome names the prompt it saw; the codes and
+        # their meanings are part of that wording (the template's {codes}, the completion prompt's code list).
         if self.pk is not None:
-            stored = Domain.objects.filter(pk=self.pk).values("prompt_template", "few_shot").first()
-            if stored is not None and (stored["prompt_template"], stored["few_shot"]) != (self.prompt_template,
-                                                                                         self.few_shot):
+            stored = Domain.objects.filter(pk=self.pk).values(*PROMPT_FIELDS).first()
+            if stored is not None and any(stored[name] != getattr(self, name) for name in PROMPT_FIELDS):
                 self.prompt_version += 1
         super().save(*args, **kwargs)
 
@@ -232,6 +234,10 @@ class Annotator(models.Model):
                 check_url(self.base_url)
             except OutboundRefused as exc:
                 problems["base_url"] = str(exc)
+            else:
+                problem = url_key_problem(self.base_url)
+                if problem:
+                    problems["base_url"] = problem
         if self.api_key_env:
             problem = env_name_problem(self.api_key_env)
             if problem:

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from workers_app.models import Run
 from workspace.access import requires
 
 from .selectors import (
@@ -28,6 +29,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "consolidations": consolidations() if may_consolidate else [],
         "run_consolidations": run_consolidations() if may_consolidate else [],
         "archives": archives() if may_archive else [],
+        "runs": list(Run.objects.order_by("-created_at", "-id").values_list("name", flat=True)),
+        "current": Run.objects.filter(is_current=True).values_list("name", flat=True).first(),
     })
 
 

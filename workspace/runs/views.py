@@ -57,7 +57,7 @@ def _create(request: HttpRequest, form: RunForm) -> Run | None:
         return None
 
 
-def _run_or_404(name: str) -> Run:
+def run_or_404(name: str) -> Run:
     try:
         RUN_NAME(name)  # before the query: PostgreSQL refuses a NUL in a parameter
     except ValidationError:
@@ -71,7 +71,7 @@ def _run_or_404(name: str) -> Run:
 @require_GET
 @requires("workers_app.view_run")
 def detail(request: HttpRequest, name: str) -> HttpResponse:
-    run = _run_or_404(name)
+    run = run_or_404(name)
     may_compare = request.user.has_perm("workers_app.compare_runs")
     return render(request, "workspace/runs/detail.html", {
         "section": "runs",
@@ -84,7 +84,7 @@ def detail(request: HttpRequest, name: str) -> HttpResponse:
 def switch(request: HttpRequest, name: str) -> HttpResponse:
     """Make a run current, once confirmed: by the page's dialog (which sends ``confirmed=yes``), or, without
     JavaScript, by a confirmation page."""
-    run = _run_or_404(name)
+    run = run_or_404(name)
     if request.POST.get("confirmed") != "yes":
         return render(request, "workspace/runs/confirm.html", {
             "section": "runs", "run": run, "current": Run.objects.filter(is_current=True).first()})

@@ -87,8 +87,8 @@ def _checked(value: object, convert: Callable[[object], str], judge: Callable[[s
 
 def clean_row(row: Row, file: str) -> tuple[str, str, list[Problem]]:
     """The id and the text of a row as strings, and the problems of each."""
-    external_id, id_problem = _checked(row.id_value, id_of, _id_problem)
-    text, text_problem = _checked(row.text_value, text_of, _text_problem)
+    external_id, id_problem = _checked(row.values["id"], id_of, _id_problem)
+    text, text_problem = _checked(row.values["text"], text_of, _text_problem)
     problems = [row.problem(file, field, reason) for field, reason in (("id", id_problem), ("text", text_problem))
                 if reason]
     return external_id, text, problems

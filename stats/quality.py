@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,8 +32,6 @@ ORDINAL = "ordinal"
 NOMINAL = "nominal"
 SET = "set"
 KINDS = (ORDINAL, NOMINAL, SET)
-# Resampled pair counts are built in blocks of at most this many cells, so memory stays bounded on large sets.
-BLOCK_CELLS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,10 @@ class _Encoded:
     """Every comparison as (item, reference category, given category), the categories, which classes each
     category holds (identity for one code; a set's codes), and the disagreement between categories."""
 
-    items: np.ndarray
+    items: np.ndarray  # the item of each comparison, in item order
     truth: np.ndarray
     given: np.ndarray
-    n_items: int
+    n_items: int  # every item given, compared or not: the bootstrap resamples them all
     classes: tuple[str, ...]
     membership: np.ndarray  # categories x classes, 0/1
     disagreement: np.ndarray  # categories x categories
@@ -130,36 +129,33 @@ def _encode(given: Sequence[object | None], reference: Sequence[Sequence[object]
     except KeyError as exc:
         raise ValueError(f"label {exc.args[0]!r} is not one of the categories") from None
     items = np.array([i for i, _, _ in kept], dtype=np.int64)
-    _, items = np.unique(items, return_inverse=True)  # items numbered 0..m-1 among those compared
-    return _Encoded(items.astype(np.int64), truth, label, int(items.max()) + 1 if len(items) else 0, classes,
-                    membership, disagreement)
+    return _Encoded(items, truth, label, len(given), classes, membership, disagreement)
 
 
 # --------------------------------------------------------------------------------------------------- counting
 
 
-def _pair_counts(encoded: _Encoded, weights: np.ndarray) -> np.ndarray:
-    """(rows of weights) x categories x categories: each comparison counted with its item's weight."""
+def _features(encoded: _Encoded) -> np.ndarray:
+    """(items x features): per item, the sums of what every figure is a ratio of. Each figure is a ratio of sums
+    over comparisons, so a resample's figures need only these sums weighted by how often each item was drawn: one
+    matrix product for all resamples. Columns: exact matches, disagreement, then per class true positives,
+    reference count and given count, then per category the reference and the given count."""
+    truth, given, member = encoded.truth, encoded.given, encoded.membership
     size = len(encoded.disagreement)
-    cells = encoded.truth * size + encoded.given
-    out = np.empty((weights.shape[0], size * size))
-    block = max(1, BLOCK_CELLS // max(len(cells), size * size, 1))
-    for start in range(0, weights.shape[0], block):
-        chunk = weights[start:start + block]
-        rows = np.arange(chunk.shape[0])[:, None] * (size * size) + cells[None, :]
-        out[start:start + block] = np.bincount(rows.ravel(), weights=chunk[:, encoded.items].ravel(),
-                                               minlength=chunk.shape[0] * size * size).reshape(-1, size * size)
-    return out.reshape(-1, size, size)
-
-
-def _divide(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    """top / bottom, 0 where bottom is 0 (scikit-learn's zero_division=0)."""
-    return np.divide(top, bottom, out=np.zeros_like(top, dtype=float), where=bottom > 0)
+    onehot = np.eye(size)
+    per_pair = np.hstack([(truth == given)[:, None], encoded.disagreement[truth, given][:, None],
+                          member[truth] * member[given], member[truth], member[given], onehot[truth], onehot[given]])
+    summed = np.zeros((encoded.n_items, per_pair.shape[1]))
+    if len(per_pair):
+        # Comparisons come in item order: each item's are one contiguous block.
+        starts = np.flatnonzero(np.r_[True, encoded.items[1:] != encoded.items[:-1]])
+        summed[encoded.items[starts]] = np.add.reduceat(per_pair, starts, axis=0)
+    return summed
 
 
 @dataclass(frozen=True)
 class _Figures:
-    """Every figure for each row of pair counts; nan where undefined."""
+    """Every figure for each row of item weights; nan where undefined."""
 
     accuracy: np.ndarray
     macro_f1: np.ndarray
@@ -171,43 +167,64 @@ class _Figures:
     predicted: np.ndarray
 
 
-def _figures(counts: np.ndarray, encoded: _Encoded) -> _Figures:
-    total = counts.sum(axis=(1, 2))
-    accuracy = np.divide(np.trace(counts, axis1=1, axis2=2), total, out=np.full(total.shape, np.nan),
-                         where=total > 0)
-    member = encoded.membership
-    # Per class: a comparison is a true positive where both categories hold the class.
-    true_positive = np.einsum("btg,tc,gc->bc", counts, member, member)
-    support = counts.sum(axis=2) @ member
-    predicted = counts.sum(axis=1) @ member
+def _divide(top: np.ndarray, bottom: np.ndarray, undefined: float = 0.0) -> np.ndarray:
+    """top / bottom, ``undefined`` where bottom is 0 (0: scikit-learn's zero_division=0)."""
+    return np.divide(top, bottom, out=np.full(np.broadcast_shapes(top.shape, bottom.shape), undefined),
+                     where=bottom > 0)
+
+
+def _figures(sums: np.ndarray, encoded: _Encoded, counts: np.ndarray) -> _Figures:
+    """``sums``: (rows x features) weighted sums of ``_features``; ``counts``: comparisons per row."""
+    classes = len(encoded.classes)
+    matches, disagreement = sums[:, 0], sums[:, 1]
+    true_positive, support, predicted = np.split(sums[:, 2:2 + 3 * classes], 3, axis=1)
+    truth_counts, given_counts = np.split(sums[:, 2 + 3 * classes:], 2, axis=1)
     precision, recall = _divide(true_positive, predicted), _divide(true_positive, support)
     f1 = _divide(2 * true_positive, support + predicted)
     present = (support + predicted) > 0
-    macro = np.divide((f1 * present).sum(axis=1), present.sum(axis=1), out=np.full(total.shape, np.nan),
-                      where=present.sum(axis=1) > 0)
-    truth_share, given_share = counts.sum(axis=2), counts.sum(axis=1)
-    disagreement = encoded.disagreement
-    observed = (counts * disagreement).sum(axis=(1, 2))
-    expected = np.einsum("bt,tg,bg->b", truth_share, disagreement, given_share)
-    expected = np.divide(expected, total, out=np.zeros_like(expected), where=total > 0)
-    kappa = np.full(total.shape, np.nan)
+    macro = _divide((f1 * present).sum(axis=1), present.sum(axis=1), np.nan)
+    expected = _divide(((truth_counts @ encoded.disagreement) * given_counts).sum(axis=1), counts)
+    kappa = np.full(counts.shape, np.nan)
     defined = expected > 1e-12  # no expected disagreement: chance explains everything, kappa is undefined
-    kappa[defined] = 1.0 - observed[defined] / expected[defined]
-    return _Figures(accuracy, macro, kappa, precision, recall, f1, support, predicted)
+    kappa[defined] = 1.0 - disagreement[defined] / expected[defined]
+    return _Figures(_divide(matches, counts, np.nan), macro, kappa, precision, recall, f1, support, predicted)
 
 
-def _interval(values: np.ndarray) -> Interval:
-    defined = values[np.isfinite(values)]
-    if defined.size == 0:
-        return UNDEFINED_INTERVAL
-    low, high = np.percentile(defined, [2.5, 97.5])
-    return Interval(float(low), float(high))
+def _intervals(resampled: np.ndarray) -> list[Interval]:
+    """The 2.5th and 97.5th percentiles of each column's defined values (numpy's linear method), all columns at
+    once: a quality report asks for hundreds of intervals."""
+    values = np.where(np.isfinite(resampled), resampled, np.nan).reshape(len(resampled), -1)
+    ordered = np.sort(values, axis=0)  # nan last
+    defined = np.isfinite(ordered).sum(axis=0)
+    bounds = []
+    for fraction in (0.025, 0.975):
+        position = np.maximum(defined - 1, 0) * fraction
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, np.maximum(defined - 1, 0))
+        columns = np.arange(values.shape[1])
+        below, above = ordered[low, columns], ordered[high, columns]
+        bounds.append(below + (above - below) * (position - low))
+    return [Interval(float(low), float(high)) if count else UNDEFINED_INTERVAL
+            for low, high, count in zip(bounds[0], bounds[1], defined, strict=True)]
 
 
-def _estimate(point: float, resampled: np.ndarray | None) -> Estimate:
-    if not np.isfinite(point):
-        return Estimate(None)
-    return Estimate(float(point), _interval(resampled) if resampled is not None else UNDEFINED_INTERVAL)
+def _estimates(points: np.ndarray, resampled: np.ndarray | None) -> list[Estimate]:
+    intervals = _intervals(resampled) if resampled is not None else [UNDEFINED_INTERVAL] * len(points)
+    return [Estimate(float(p), interval) if np.isfinite(p) else Estimate(None)
+            for p, interval in zip(points, intervals, strict=True)]
+
+
+def _confusion(encoded: _Encoded) -> tuple[tuple[int, ...], ...]:
+    size = len(encoded.disagreement)
+    cells = np.bincount(encoded.truth * size + encoded.given, minlength=size * size).reshape(size, size)
+    return tuple(tuple(int(x) for x in row) for row in cells)
+
+
+@lru_cache(maxsize=2)
+def _single_precision(n_items: int, bootstrap: int, seed: int) -> np.ndarray:
+    weights = resample_weights(n_items, bootstrap, seed).astype(np.float32)
+    weights.flags.writeable = False
+    return weights
 
 
 def quality(given: Sequence[object | None], reference: Sequence[Sequence[object]], *, kind: str,
@@ -215,39 +232,41 @@ def quality(given: Sequence[object | None], reference: Sequence[Sequence[object]
     """The labels ``given`` against ``reference`` (see the module's conventions); ``categories`` are the domain's
     codes in order (required for one-code domains; for sets, the codes a set may hold)."""
     encoded = _encode(given, reference, kind, categories)
-    point = _figures(_pair_counts(encoded, np.ones((1, encoded.n_items))), encoded)
+    features = _features(encoded)
+    comparisons = features[:, 2 + 3 * len(encoded.classes):].sum(axis=1) / 2  # each counted as truth and given
+    point = _figures(features.sum(axis=0, keepdims=True), encoded, np.array([comparisons.sum()]))
     resampled = None
     if bootstrap > 0 and encoded.n_items > 0:
-        resampled = _figures(_pair_counts(encoded, resample_weights(encoded.n_items, bootstrap, seed)), encoded)
-    pick = (lambda name, column=None: None if resampled is None else
-            (getattr(resampled, name) if column is None else getattr(resampled, name)[:, column]))
-    per_class = tuple(
-        ClassScores(label, int(point.support[0, c]), int(point.predicted[0, c]),
-                    _estimate(point.precision[0, c], pick("precision", c)),
-                    _estimate(point.recall[0, c], pick("recall", c)), _estimate(point.f1[0, c], pick("f1", c)))
-        for c, label in enumerate(encoded.classes))
-    confusion = () if kind == SET else tuple(
-        tuple(int(x) for x in row) for row in _pair_counts(encoded, np.ones((1, encoded.n_items)))[0])
+        weights = _single_precision(encoded.n_items, bootstrap, seed)
+        # Weights and features are small whole numbers, exact in single precision: half the memory traffic.
+        sums = (weights @ np.column_stack([features, comparisons]).astype(np.float32)).astype(float)
+        resampled = _figures(sums[:, :-1], encoded, sums[:, -1])
+    names = ("accuracy", "macro_f1", "kappa")
+    headline = _estimates(np.array([getattr(point, n)[0] for n in names]),
+                          None if resampled is None else np.column_stack([getattr(resampled, n) for n in names]))
+    per_class = [_estimates(getattr(point, n)[0], None if resampled is None else getattr(resampled, n))
+                 for n in ("precision", "recall", "f1")]
     return QualityResult(
-        kind=kind, items=encoded.n_items, n=len(encoded.truth),
-        accuracy=_estimate(point.accuracy[0], pick("accuracy")),
-        macro_f1=_estimate(point.macro_f1[0], pick("macro_f1")),
-        kappa=_estimate(point.kappa[0], pick("kappa")),
-        kappa_weights={ORDINAL: "quadratic", NOMINAL: "none", SET: "masi"}[kind], per_class=per_class,
-        labels=() if kind == SET else encoded.classes, confusion=confusion)
+        kind=kind, items=len(np.unique(encoded.items)), n=len(encoded.truth), accuracy=headline[0], macro_f1=headline[1],
+        kappa=headline[2], kappa_weights={ORDINAL: "quadratic", NOMINAL: "none", SET: "masi"}[kind],
+        per_class=tuple(ClassScores(label, int(point.support[0, c]), int(point.predicted[0, c]), per_class[0][c],
+                                    per_class[1][c], per_class[2][c]) for c, label in enumerate(encoded.classes)),
+        labels=() if kind == SET else encoded.classes, confusion=() if kind == SET else _confusion(encoded))
 
 
-def share(flags: Sequence[bool], *, bootstrap: int = 1000, seed: int = 0) -> Estimate:
-    """The share of true flags (e.g. malformed answers among the items with a reference label), with its
-    bootstrap interval over the items; None when there are none."""
+def share(flags: Sequence[bool], among: Sequence[bool] | None = None, *, bootstrap: int = 1000,
+          seed: int = 0) -> Estimate:
+    """The share of true ``flags`` among the items ``among`` marks (all when None), e.g. malformed answers among
+    those answered, with its bootstrap interval over all the items; None when ``among`` marks none."""
     values = np.asarray(flags, dtype=float)
-    if values.size == 0:
+    counted = np.ones_like(values) if among is None else np.asarray(among, dtype=float)
+    if counted.sum() == 0:
         return Estimate(None)
     resampled = None
     if bootstrap > 0:
         weights = resample_weights(values.size, bootstrap, seed)
-        resampled = (weights @ values) / values.size
-    return _estimate(float(values.mean()), resampled)
+        resampled = _divide(weights @ (values * counted), weights @ counted, np.nan)
+    return _estimates(np.array([(values * counted).sum() / counted.sum()]), resampled)[0]
 
 
 # --------------------------------------------------------------------------------------------------- consensus

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import t as scipy_t
 from scipy.stats import ttest_1samp
 from sklearn.metrics import (
     accuracy_score,
@@ -18,7 +19,7 @@ from sklearn.metrics import (
 from statsmodels.stats.multitest import multipletests
 
 from stats.agreement import masi_distance
-from stats.alt_test import alt_test, benjamini_yekutieli, masi_similarity
+from stats.alt_test import alt_test, benjamini_yekutieli, masi_similarity, student_t_cdf
 from stats.quality import NOMINAL, ORDINAL, SET, dawid_skene, dawid_skene_labels, quality, share
 
 LEVELS = ["LEVEL_0", "LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"]
@@ -221,3 +222,9 @@ def test_the_alt_test_needs_three_raters_per_item_and_enough_items():
     result = alt_test(["LEVEL_1"] * 40, humans)
     assert result.tested == 0 and result.winning_rate is None and not result.passed
     assert masi_similarity(frozenset({"TA-1"}), frozenset({"TA-1"})) == 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-40, 40), st.integers(1, 5000))
+def test_the_t_distribution_function_equals_scipys(value, df):
+    assert student_t_cdf(value, df) == pytest.approx(scipy_t.cdf(value, df), rel=1e-9, abs=1e-13)

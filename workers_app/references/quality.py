@@ -138,21 +138,22 @@ def _categories(domain: Domain, reference: list[list[object]], given: list[list[
     return codes + [code for code in dict.fromkeys(seen) if code not in codes]
 
 
-def _distance(kind: str, categories: list[str], given: object, truth: object) -> float:
+def _distance(kind: str, rank: dict[str, int], given: object, truth: object) -> float:
     if kind == SET:
         return masi_distance(given, truth)
     if kind == ORDINAL:
-        return abs(categories.index(given) - categories.index(truth))
+        return abs(rank[given] - rank[truth])
     return float(given != truth)
 
 
 def _worst(kind: str, categories: list[str], given: list[object], reference: list[list[object]],
            external_ids: list[str], keep: int) -> list[WrongItem]:
     scored = []
+    rank = {code: index for index, code in enumerate(categories)}
     for index, (label, truths) in enumerate(zip(given, reference, strict=True)):
         if label is None or not truths:
             continue
-        distance = sum(_distance(kind, categories, label, t) for t in truths) / len(truths)
+        distance = sum(_distance(kind, rank, label, t) for t in truths) / len(truths)
         if distance > 0:
             scored.append((-distance, external_ids[index], label, truths))
     scored.sort(key=lambda entry: (entry[0], entry[1]))
@@ -168,10 +169,11 @@ def _row(name: str, kind: str, annotator: int | None, given: list[object], statu
         answered = sum(label is not None for label in given)
         malformed = refused = Estimate(None)
     else:
-        answered_statuses = [s for s in statuses if s]
-        answered = len(answered_statuses)
-        malformed = share([s != Outcome.Status.OK for s in answered_statuses], bootstrap=bootstrap)
-        refused = share([s == REFUSAL for s in answered_statuses], bootstrap=bootstrap)
+        answered_items = [bool(s) for s in statuses]
+        answered = sum(answered_items)
+        malformed = share([bool(s) and s != Outcome.Status.OK for s in statuses], answered_items,
+                          bootstrap=bootstrap)
+        refused = share([s == REFUSAL for s in statuses], answered_items, bootstrap=bootstrap)
     return Row(name, kind, annotator, result, answered, malformed, refused,
                _worst(context["kind"], categories, given, reference, context["external_ids"], context["keep"]))
 

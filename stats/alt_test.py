@@ -125,29 +125,30 @@ def benjamini_yekutieli(p_values: Sequence[float], q: float) -> list[bool]:
     return rejected.tolist()
 
 
-def _indicators(llm: Sequence[object | None], humans: Sequence[Mapping[str, object]], rater: str,
-                similarity: Callable[[object, object], float]) -> tuple[np.ndarray, np.ndarray]:
-    llm_wins, rater_wins = [], []
-    for given, raters in zip(llm, humans, strict=True):
-        if given is None or rater not in raters or len(raters) - 1 < MIN_OTHER_RATERS:
-            continue
-        others = [label for name, label in raters.items() if name != rater]
-        llm_score = sum(similarity(given, other) for other in others) / len(others)
-        rater_score = sum(similarity(raters[rater], other) for other in others) / len(others)
-        llm_wins.append(llm_score >= rater_score)
-        rater_wins.append(rater_score >= llm_score)
-    return np.array(llm_wins, dtype=float), np.array(rater_wins, dtype=float)
+def _indicators(llm: np.ndarray, raters: np.ndarray, similarity: np.ndarray, rater: int) -> tuple[np.ndarray,
+                                                                                                np.ndarray]:
+    """W_f and W_h over the items rater ``rater`` labelled with at least MIN_OTHER_RATERS others (and the LLM)."""
+    present = raters >= 0
+    others = present.copy()
+    others[:, rater] = False
+    count = others.sum(axis=1)
+    eligible = (llm >= 0) & present[:, rater] & (count >= MIN_OTHER_RATERS)
+    safe = np.where(present, raters, 0)[eligible]
+    mask = others[eligible]
+    # Sums over the same others: comparing them is comparing the means.
+    llm_score = (similarity[llm[eligible][:, None], safe] * mask).sum(axis=1)
+    rater_score = (similarity[raters[eligible, rater][:, None], safe] * mask).sum(axis=1)
+    tolerance = 1e-12 * np.maximum(count[eligible], 1)
+    return (llm_score >= rater_score - tolerance).astype(float), (rater_score >= llm_score - tolerance).astype(float)
 
 
-def alt_test(llm: Sequence[object | None], humans: Sequence[Mapping[str, object]], *,
-             similarity: Callable[[object, object], float] = same_label, epsilon: float = 0.2, q: float = 0.05,
-             min_items: int = 30) -> AltTestResult:
-    """``llm[i]`` is the LLM's label of item i (None: none); ``humans[i]`` maps each rater of item i to their
-    label. A rater with fewer than ``min_items`` comparable items is listed but not tested."""
-    raters = sorted({name for labels in humans for name in labels})
+def encoded_alt_test(llm: np.ndarray, raters: np.ndarray, similarity: np.ndarray, names: Sequence[str], *,
+                     epsilon: float = 0.2, q: float = 0.05, min_items: int = 30) -> AltTestResult:
+    """``alt_test`` on labels encoded as category indices: ``llm`` (items,), ``raters`` (items x raters), -1 for
+    none; ``similarity`` (categories x categories) aligns two labels; ``names`` names the rater columns."""
     found = []
-    for rater in raters:
-        llm_wins, rater_wins = _indicators(llm, humans, rater, similarity)
+    for column, rater in enumerate(names):
+        llm_wins, rater_wins = _indicators(llm, raters, similarity, column)
         enough = len(llm_wins) >= max(min_items, 2)
         found.append((rater, len(llm_wins), llm_wins.mean() if len(llm_wins) else None,
                       rater_wins.mean() if len(rater_wins) else None,
@@ -163,3 +164,19 @@ def alt_test(llm: Sequence[object | None], humans: Sequence[Mapping[str, object]
         winning_rate=float(np.mean([o.wins for o in tested_outcomes])) if tested_outcomes else None,
         advantage_probability=float(np.mean([o.llm_advantage for o in tested_outcomes])) if tested_outcomes
         else None)
+
+
+def alt_test(llm: Sequence[object | None], humans: Sequence[Mapping[str, object]], *,
+             similarity: Callable[[object, object], float] = same_label, epsilon: float = 0.2, q: float = 0.05,
+             min_items: int = 30) -> AltTestResult:
+    """``llm[i]`` is the LLM's label of item i (None: none); ``humans[i]`` maps each rater of item i to their
+    label. A rater with fewer than ``min_items`` comparable items is listed but not tested."""
+    names = sorted({name for labels in humans for name in labels})
+    values = list(dict.fromkeys([*(v for v in llm if v is not None),
+                                 *(v for labels in humans for v in labels.values())]))
+    index = {value: k for k, value in enumerate(values)}
+    matrix = np.array([[similarity(a, b) for b in values] for a in values]).reshape(len(values), len(values))
+    encoded_llm = np.array([-1 if v is None else index[v] for v in llm], dtype=np.int64)
+    encoded = np.array([[index[labels[name]] if name in labels else -1 for name in names] for labels in humans],
+                       dtype=np.int64).reshape(len(humans), len(names))
+    return encoded_alt_test(encoded_llm, encoded, matrix, names, epsilon=epsilon, q=q, min_items=min_items)

@@ -68,89 +68,157 @@ class QualityResult:
 
 
 @dataclass(frozen=True)
-class _Encoded:
-    """Every comparison as (item, reference category, given category), the categories, which classes each
-    category holds (identity for one code; a set's codes), and the disagreement between categories."""
+class Scale:
+    """What labels are encoded against: the categories (a one-code domain's codes; for code sets every distinct
+    set seen), the classes the per-class scores are of (the codes), which classes each category holds, and the
+    disagreement between categories (quadratic, nominal or MASI). Encoding once per domain lets every labeller of
+    the domain be scored against the same reference without re-reading it."""
 
-    items: np.ndarray  # the item of each comparison, in item order
-    truth: np.ndarray
-    given: np.ndarray
-    n_items: int  # every item given, compared or not: the bootstrap resamples them all
+    kind: str
+    values: tuple
     classes: tuple[str, ...]
     membership: np.ndarray  # categories x classes, 0/1
     disagreement: np.ndarray  # categories x categories
+    index: dict
+
+    def encode(self, labels: Sequence[object | None]) -> np.ndarray:
+        """Category indices, -1 for None."""
+        try:
+            return np.array([-1 if v is None else self.index[frozenset(v) if self.kind == SET else v]
+                             for v in labels], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"label {exc.args[0]!r} is not one of the categories") from None
+        except TypeError:
+            raise TypeError(f"code set labels must be sets, got {labels!r:.80}") from None
+
+    def encode_raters(self, reference: Sequence[Sequence[object]]) -> np.ndarray:
+        """(items x most raters) category indices, -1 where an item has fewer raters."""
+        width = max((len(labels) for labels in reference), default=0)
+        encoded = np.full((len(reference), width), -1, dtype=np.int64)
+        for row, labels in enumerate(reference):
+            encoded[row, :len(labels)] = self.encode(labels)
+        return encoded
 
 
-def _one_code(categories: Sequence[Hashable], kind: str) -> tuple[dict, np.ndarray, np.ndarray]:
-    index = {category: k for k, category in enumerate(categories)}
-    if len(index) != len(categories) or None in index:
-        raise ValueError("categories must be distinct and must not contain None (None means missing)")
-    rank = np.arange(len(categories))
-    disagreement = (rank[:, None] - rank[None, :]) ** 2 if kind == ORDINAL else (rank[:, None] != rank[None, :])
-    return index, np.eye(len(categories)), disagreement.astype(float)
-
-
-def _sets(values: list[frozenset], codes: Sequence[str] | None) -> tuple[dict, np.ndarray, np.ndarray, tuple]:
-    for value in values:
+def scale(kind: str, categories: Sequence[Hashable] | None, values: Sequence[object | None] = ()) -> Scale:
+    """The scale of a domain: ``categories`` are its codes in order (required for one-code domains; for sets the
+    codes a set may hold, else those seen); ``values`` the labels that will be encoded (needed for sets)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind != SET:
+        if categories is None:
+            raise ValueError("one-code quality needs the domain's codes")
+        index = {category: k for k, category in enumerate(categories)}
+        if len(index) != len(categories) or None in index:
+            raise ValueError("categories must be distinct and must not contain None (None means missing)")
+        rank = np.arange(len(categories))
+        disagreement = (rank[:, None] - rank[None, :]) ** 2 if kind == ORDINAL else rank[:, None] != rank[None, :]
+        return Scale(kind, tuple(categories), tuple(map(str, categories)), np.eye(len(categories)),
+                     disagreement.astype(float), index)
+    sets = [v for v in values if v is not None]
+    for value in sets:
         if not isinstance(value, frozenset | set):
             raise TypeError(f"code set labels must be sets, got {value!r}")
-    universe = list(codes) if codes is not None else sorted({c for value in values for c in value}, key=str)
-    stray = {c for value in values for c in value} - set(universe)
+    distinct = list(dict.fromkeys(frozenset(value) for value in sets))
+    seen = {c for value in distinct for c in value}
+    universe = list(categories) if categories is not None else sorted(seen, key=str)
+    stray = seen - set(universe)
     if stray:
         raise ValueError(f"codes {sorted(map(str, stray))} are not among the categories")
-    distinct = list(dict.fromkeys(frozenset(value) for value in values))
     position = {code: k for k, code in enumerate(universe)}
     membership = np.zeros((len(distinct), len(universe)))
     for row, value in enumerate(distinct):
         membership[row, [position[c] for c in value]] = 1.0
-    return ({value: k for k, value in enumerate(distinct)}, membership,
-            masi_distance_matrix(distinct) if distinct else np.zeros((0, 0)), tuple(map(str, universe)))
+    return Scale(SET, tuple(distinct), tuple(map(str, universe)), membership,
+                 masi_distance_matrix(distinct) if distinct else np.zeros((0, 0)),
+                 {value: k for k, value in enumerate(distinct)})
 
 
-def _encode(given: Sequence[object | None], reference: Sequence[Sequence[object]], kind: str,
-            categories: Sequence[Hashable] | None) -> _Encoded:
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if len(given) != len(reference):
-        raise ValueError("one reference entry (a list, maybe empty) per given label is required")
-    kept = [(i, label, truth) for i, (label, truths) in enumerate(zip(given, reference, strict=True))
-            if label is not None for truth in truths if truth is not None]
-    if kind == SET:
-        index, membership, disagreement, classes = _sets([v for _, label, truth in kept for v in (label, truth)],
-                                                         categories)
-    else:
-        if categories is None:
-            raise ValueError("one-code quality needs the domain's codes")
-        index, membership, disagreement = _one_code(categories, kind)
-        classes = tuple(map(str, categories))
-    try:
-        truth = np.array([index[frozenset(t) if kind == SET else t] for _, _, t in kept], dtype=np.int64)
-        label = np.array([index[frozenset(g) if kind == SET else g] for _, g, _ in kept], dtype=np.int64)
-    except KeyError as exc:
-        raise ValueError(f"label {exc.args[0]!r} is not one of the categories") from None
-    items = np.array([i for i, _, _ in kept], dtype=np.int64)
-    return _Encoded(items, truth, label, len(given), classes, membership, disagreement)
+@dataclass(frozen=True)
+class _Encoded:
+    """Every comparison as (item, reference category, given category), in item order, on its scale."""
+
+    items: np.ndarray
+    truth: np.ndarray
+    given: np.ndarray
+    n_items: int  # every item given, compared or not: the bootstrap resamples them all
+    scale: Scale
+
+
+def _comparisons(given: np.ndarray, reference: np.ndarray, on: Scale) -> _Encoded:
+    if reference.ndim != 2 or len(reference) != len(given):
+        raise ValueError("one row of reference labels (maybe all -1) per given label is required")
+    items, raters = np.nonzero((given[:, None] >= 0) & (reference >= 0))  # row-major: in item order
+    return _Encoded(items, reference[items, raters], given[items], len(given), on)
 
 
 # --------------------------------------------------------------------------------------------------- counting
 
 
 def _features(encoded: _Encoded) -> np.ndarray:
-    """(items x features): per item, the sums of what every figure is a ratio of. Each figure is a ratio of sums
-    over comparisons, so a resample's figures need only these sums weighted by how often each item was drawn: one
-    matrix product for all resamples. Columns: exact matches, disagreement, then per class true positives,
-    reference count and given count, then per category the reference and the given count."""
-    truth, given, member = encoded.truth, encoded.given, encoded.membership
-    size = len(encoded.disagreement)
-    onehot = np.eye(size)
-    per_pair = np.hstack([(truth == given)[:, None], encoded.disagreement[truth, given][:, None],
-                          member[truth] * member[given], member[truth], member[given], onehot[truth], onehot[given]])
+    """(items x features): per item, the sums of what every figure but kappa's chance term is a ratio of: exact
+    matches, disagreement, then per class true positives, reference count and given count, and the comparisons.
+    A resample's figures need only these sums weighted by how often each item was drawn: one matrix product for
+    all resamples."""
+    truth, given, items = encoded.truth, encoded.given, encoded.items
+    member = encoded.scale.membership
+    per_pair = np.hstack([(truth == given)[:, None], encoded.scale.disagreement[truth, given][:, None],
+                          member[truth] * member[given], member[truth], member[given], np.ones((len(truth), 1))])
     summed = np.zeros((encoded.n_items, per_pair.shape[1]))
     if len(per_pair):
         # Comparisons come in item order: each item's are one contiguous block.
-        starts = np.flatnonzero(np.r_[True, encoded.items[1:] != encoded.items[:-1]])
-        summed[encoded.items[starts]] = np.add.reduceat(per_pair, starts, axis=0)
+        starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]])
+        summed[items[starts]] = np.add.reduceat(per_pair, starts, axis=0)
     return summed
+
+
+def _category_sums(weights: np.ndarray, items: np.ndarray, categories: np.ndarray, size: int,
+                   times: np.ndarray | None = None) -> np.ndarray:
+    """(rows x categories): per row of item weights, the weighted count of each category over (item, category)
+    entries (each counted ``times`` over). Entries sorted by category and summed in runs: the cost is one pass
+    over the entries, where a matrix product would pay for every category of every item."""
+    found = np.zeros((weights.shape[0], size))
+    if len(items):
+        order = np.argsort(categories, kind="stable")
+        ordered = categories[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        columns = weights[:, items[order]] if times is None else weights[:, items[order]] * times[order]
+        found[:, ordered[starts]] = np.add.reduceat(columns, starts, axis=1)
+    return found
+
+
+@dataclass(frozen=True)
+class PreparedReference:
+    """A domain's reference labels encoded and resampled once, to score every labeller of the domain against: the
+    scale, the labels (items x raters, -1 for none), the item weights (row 0 all ones: the estimate itself; then one
+    row per bootstrap resample) and the reference's category counts under each row of weights, over every item."""
+
+    scale: Scale
+    labels: np.ndarray
+    weights: np.ndarray
+    truth_counts: np.ndarray
+    seed: int
+
+
+@lru_cache(maxsize=4)
+def _weights(n_items: int, bootstrap: int, seed: int, dtype: type = np.float32) -> np.ndarray:
+    """Row 0 all ones, then the resamples' counts: small whole numbers, exact in single precision (half the
+    memory traffic of the products)."""
+    rows = [np.ones((1, n_items), dtype=dtype)]
+    if bootstrap > 0 and n_items > 0:
+        rows.append(resample_weights(n_items, bootstrap, seed).astype(dtype))
+    weights = np.vstack(rows)
+    weights.flags.writeable = False
+    return weights
+
+
+def prepare(reference: np.ndarray, on: Scale, *, bootstrap: int = 1000, seed: int = 0) -> PreparedReference:
+    if reference.ndim != 2:
+        raise ValueError("the reference labels must be (items x raters), -1 for none")
+    weights = _weights(len(reference), bootstrap, seed)
+    items, raters = np.nonzero(reference >= 0)
+    return PreparedReference(on, reference, weights, _category_sums(weights, items, reference[items, raters],
+                                                                     len(on.disagreement)), seed)
 
 
 @dataclass(frozen=True)
@@ -173,17 +241,16 @@ def _divide(top: np.ndarray, bottom: np.ndarray, undefined: float = 0.0) -> np.n
                      where=bottom > 0)
 
 
-def _figures(sums: np.ndarray, encoded: _Encoded, counts: np.ndarray) -> _Figures:
-    """``sums``: (rows x features) weighted sums of ``_features``; ``counts``: comparisons per row."""
-    classes = len(encoded.classes)
-    matches, disagreement = sums[:, 0], sums[:, 1]
+def _figures(sums: np.ndarray, truth_counts: np.ndarray, given_counts: np.ndarray, on: Scale) -> _Figures:
+    """``sums``: (rows x features) weighted sums of ``_features``; the category counts of each side per row."""
+    classes = len(on.classes)
+    matches, disagreement, counts = sums[:, 0], sums[:, 1], sums[:, -1]
     true_positive, support, predicted = np.split(sums[:, 2:2 + 3 * classes], 3, axis=1)
-    truth_counts, given_counts = np.split(sums[:, 2 + 3 * classes:], 2, axis=1)
     precision, recall = _divide(true_positive, predicted), _divide(true_positive, support)
     f1 = _divide(2 * true_positive, support + predicted)
     present = (support + predicted) > 0
     macro = _divide((f1 * present).sum(axis=1), present.sum(axis=1), np.nan)
-    expected = _divide(((truth_counts @ encoded.disagreement) * given_counts).sum(axis=1), counts)
+    expected = _divide(((truth_counts @ on.disagreement) * given_counts).sum(axis=1), counts)
     kappa = np.full(counts.shape, np.nan)
     defined = expected > 1e-12  # no expected disagreement: chance explains everything, kappa is undefined
     kappa[defined] = 1.0 - disagreement[defined] / expected[defined]
@@ -215,58 +282,73 @@ def _estimates(points: np.ndarray, resampled: np.ndarray | None) -> list[Estimat
 
 
 def _confusion(encoded: _Encoded) -> tuple[tuple[int, ...], ...]:
-    size = len(encoded.disagreement)
+    size = len(encoded.scale.disagreement)
     cells = np.bincount(encoded.truth * size + encoded.given, minlength=size * size).reshape(size, size)
     return tuple(tuple(int(x) for x in row) for row in cells)
-
-
-@lru_cache(maxsize=2)
-def _single_precision(n_items: int, bootstrap: int, seed: int) -> np.ndarray:
-    weights = resample_weights(n_items, bootstrap, seed).astype(np.float32)
-    weights.flags.writeable = False
-    return weights
 
 
 def quality(given: Sequence[object | None], reference: Sequence[Sequence[object]], *, kind: str,
             categories: Sequence[Hashable] | None = None, bootstrap: int = 1000, seed: int = 0) -> QualityResult:
     """The labels ``given`` against ``reference`` (see the module's conventions); ``categories`` are the domain's
     codes in order (required for one-code domains; for sets, the codes a set may hold)."""
-    encoded = _encode(given, reference, kind, categories)
+    if len(given) != len(reference):
+        raise ValueError("one reference entry (a list, maybe empty) per given label is required")
+    on = scale(kind, categories, [*given, *(v for labels in reference for v in labels)] if kind == SET else ())
+    return scored(on.encode(given), prepare(on.encode_raters(reference), on, bootstrap=bootstrap, seed=seed))
+
+
+def scored(given: np.ndarray, reference: PreparedReference) -> QualityResult:
+    """``quality`` of labels encoded against the reference's scale (``given``: one per item, -1 for none)."""
+    on, weights = reference.scale, reference.weights
+    encoded = _comparisons(given, reference.labels, on)
+    size = len(on.disagreement)
     features = _features(encoded)
-    comparisons = features[:, 2 + 3 * len(encoded.classes):].sum(axis=1) / 2  # each counted as truth and given
-    point = _figures(features.sum(axis=0, keepdims=True), encoded, np.array([comparisons.sum()]))
-    resampled = None
-    if bootstrap > 0 and encoded.n_items > 0:
-        weights = _single_precision(encoded.n_items, bootstrap, seed)
-        # Weights and features are small whole numbers, exact in single precision: half the memory traffic.
-        sums = (weights @ np.column_stack([features, comparisons]).astype(np.float32)).astype(float)
-        resampled = _figures(sums[:, :-1], encoded, sums[:, -1])
+    # Counts are whole numbers, exact in single precision; the disagreement (MASI distances) is not.
+    sums = (weights @ features.astype(np.float32)).astype(float)
+    sums[:, 1] = _weights(len(given), len(weights) - 1, reference.seed, np.float64) @ features[:, 1]
+    # The reference's counts over the compared items: those over every item, less the items without a label here.
+    unlabelled = (given < 0)[:, None] & (reference.labels >= 0)
+    items, raters = np.nonzero(unlabelled)
+    truth_counts = reference.truth_counts - _category_sums(weights, items, reference.labels[items, raters], size)
+    compared = np.unique(encoded.items)
+    per_item = np.bincount(encoded.items, minlength=encoded.n_items)[compared].astype(np.float32)
+    given_counts = _category_sums(weights, compared, given[compared], size, per_item)
+    figures = _figures(sums, truth_counts, given_counts, on)
+    resampled = len(weights) > 1
+
+    def split(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return values[0], (values[1:] if resampled else None)
+
     names = ("accuracy", "macro_f1", "kappa")
-    headline = _estimates(np.array([getattr(point, n)[0] for n in names]),
-                          None if resampled is None else np.column_stack([getattr(resampled, n) for n in names]))
-    per_class = [_estimates(getattr(point, n)[0], None if resampled is None else getattr(resampled, n))
-                 for n in ("precision", "recall", "f1")]
+    headline = _estimates(*split(np.column_stack([getattr(figures, n) for n in names])))
+    per_class = [_estimates(*split(getattr(figures, n))) for n in ("precision", "recall", "f1")]
     return QualityResult(
-        kind=kind, items=len(np.unique(encoded.items)), n=len(encoded.truth), accuracy=headline[0], macro_f1=headline[1],
-        kappa=headline[2], kappa_weights={ORDINAL: "quadratic", NOMINAL: "none", SET: "masi"}[kind],
-        per_class=tuple(ClassScores(label, int(point.support[0, c]), int(point.predicted[0, c]), per_class[0][c],
-                                    per_class[1][c], per_class[2][c]) for c, label in enumerate(encoded.classes)),
-        labels=() if kind == SET else encoded.classes, confusion=() if kind == SET else _confusion(encoded))
+        kind=on.kind, items=len(compared), n=len(encoded.truth), accuracy=headline[0], macro_f1=headline[1],
+        kappa=headline[2], kappa_weights={ORDINAL: "quadratic", NOMINAL: "none", SET: "masi"}[on.kind],
+        per_class=tuple(ClassScores(label, int(figures.support[0, c]), int(figures.predicted[0, c]),
+                                    per_class[0][c], per_class[1][c], per_class[2][c])
+                        for c, label in enumerate(on.classes)),
+        labels=() if on.kind == SET else on.classes, confusion=() if on.kind == SET else _confusion(encoded))
 
 
 def share(flags: Sequence[bool], among: Sequence[bool] | None = None, *, bootstrap: int = 1000,
           seed: int = 0) -> Estimate:
     """The share of true ``flags`` among the items ``among`` marks (all when None), e.g. malformed answers among
     those answered, with its bootstrap interval over all the items; None when ``among`` marks none."""
-    values = np.asarray(flags, dtype=float)
-    counted = np.ones_like(values) if among is None else np.asarray(among, dtype=float)
+    return shares([flags], among, bootstrap=bootstrap, seed=seed)[0]
+
+
+def shares(flags: Sequence[Sequence[bool]], among: Sequence[bool] | None = None, *, bootstrap: int = 1000,
+           seed: int = 0) -> list[Estimate]:
+    """``share`` of several flags over the same items, resampled together."""
+    values = np.asarray(flags, dtype=float).reshape(len(flags), -1)
+    counted = np.ones(values.shape[1]) if among is None else np.asarray(among, dtype=float)
     if counted.sum() == 0:
-        return Estimate(None)
-    resampled = None
-    if bootstrap > 0:
-        weights = resample_weights(values.size, bootstrap, seed)
-        resampled = _divide(weights @ (values * counted), weights @ counted, np.nan)
-    return _estimates(np.array([(values * counted).sum() / counted.sum()]), resampled)[0]
+        return [Estimate(None) for _ in flags]
+    columns = np.column_stack([*(values * counted), counted]).astype(np.float32)
+    sums = (_weights(values.shape[1], bootstrap, seed) @ columns).astype(float)
+    ratios = _divide(sums[:, :-1], sums[:, -1:], np.nan)
+    return _estimates(ratios[0], ratios[1:] if len(ratios) > 1 else None)
 
 
 # --------------------------------------------------------------------------------------------------- consensus

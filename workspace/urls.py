@@ -10,4 +10,5 @@ urlpatterns = [
     path("review/", include("workspace.review.urls")),
     path("files/", include("workspace.files.urls")),
     path("runs/", include("workspace.runs.urls")),
+    path("quality/", include("workspace.quality.urls")),
 ]

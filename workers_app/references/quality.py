@@ -14,17 +14,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.db import connection
 
-from stats.agreement import majority_label, masi_distance
-from stats.alt_test import AltTestResult, alt_test, masi_similarity, same_label
-from stats.quality import NOMINAL, ORDINAL, SET, Estimate, QualityResult, dawid_skene_labels, quality, share
+from stats.agreement import majority_label
+from stats.alt_test import AltTestResult, encoded_alt_test
+from stats.quality import (
+    NOMINAL,
+    ORDINAL,
+    SET,
+    Estimate,
+    QualityResult,
+    Scale,
+    dawid_skene_labels,
+    prepare,
+    scale,
+    scored,
+    shares,
+)
 from workers_app.engine.parsing import REFUSAL
-from workers_app.models import Domain, Outcome, ReferenceLabel, ReferenceSet, Run, Sample
+from workers_app.models import Domain, Outcome, ReferenceLabel, ReferenceSet, Run
 from workers_app.review.services import allowed_codes
 from workers_app.runs.current import run_annotators, run_domains
 
-from .selectors import reference_labels
+from .selectors import reference_labels, reference_samples
 
 KINDS = {Domain.Kind.ORDINAL: ORDINAL, Domain.Kind.NOMINAL: NOMINAL, Domain.Kind.CODE_SET: SET}
 MAJORITY, DAWID_SKENE, ANNOTATOR = "majority", "dawid_skene", "annotator"
@@ -37,6 +50,7 @@ MIN_RATERS_FOR_ALT_TEST = 3
 
 @dataclass(frozen=True)
 class WrongItem:
+    sample_id: int
     external_id: str
     given: str
     reference: str  # the raters' labels, "; " between raters
@@ -138,50 +152,51 @@ def _categories(domain: Domain, reference: list[list[object]], given: list[list[
     return codes + [code for code in dict.fromkeys(seen) if code not in codes]
 
 
-def _distance(kind: str, rank: dict[str, int], given: object, truth: object) -> float:
-    if kind == SET:
-        return masi_distance(given, truth)
-    if kind == ORDINAL:
-        return abs(rank[given] - rank[truth])
-    return float(given != truth)
+def _distances(on: Scale) -> np.ndarray:
+    """How wrong a label is against another, for the worst-items list: levels apart (ordinal), 0/1 (nominal), the
+    MASI distance (sets)."""
+    return np.sqrt(on.disagreement) if on.kind == ORDINAL else on.disagreement
 
 
-def _worst(kind: str, categories: list[str], given: list[object], reference: list[list[object]],
-           external_ids: list[str], keep: int) -> list[WrongItem]:
-    scored = []
-    rank = {code: index for index, code in enumerate(categories)}
-    for index, (label, truths) in enumerate(zip(given, reference, strict=True)):
-        if label is None or not truths:
-            continue
-        distance = sum(_distance(kind, rank, label, t) for t in truths) / len(truths)
-        if distance > 0:
-            scored.append((-distance, external_ids[index], label, truths))
-    scored.sort(key=lambda entry: (entry[0], entry[1]))
-    return [WrongItem(external_id, _text(label), "; ".join(_text(t) for t in truths), -negative)
-            for negative, external_id, label, truths in scored[:keep]]
+def _worst(on: Scale, given: np.ndarray, reference: np.ndarray, samples: list[tuple[int, str]],
+           keep: int) -> list[WrongItem]:
+    present = reference >= 0
+    counted = present.sum(axis=1)
+    usable = (given >= 0) & (counted > 0)
+    distance = np.zeros(len(given))
+    table = _distances(on)
+    rows = np.flatnonzero(usable)
+    distance[rows] = (table[given[rows][:, None], np.where(present[rows], reference[rows], 0)]
+                      * present[rows]).sum(axis=1) / counted[rows]
+    wrong = np.flatnonzero(distance > 0)
+    chosen = sorted(wrong, key=lambda i: (-distance[i], samples[i][1]))[:keep]
+    return [WrongItem(*samples[i], _text(on.values[given[i]]),
+                      "; ".join(_text(on.values[t]) for t in reference[i] if t >= 0), float(distance[i]))
+            for i in chosen]
 
 
 def _row(name: str, kind: str, annotator: int | None, given: list[object], statuses: list[str] | None,
          context: dict) -> Row:
-    reference, categories, bootstrap = context["reference"], context["categories"], context["bootstrap"]
-    result = quality(given, reference, kind=context["kind"], categories=categories, bootstrap=bootstrap)
+    prepared, bootstrap = context["reference"], context["bootstrap"]
+    on, reference = prepared.scale, prepared.labels
+    encoded = on.encode(given)
+    result = scored(encoded, prepared)
     if statuses is None:  # a consensus: never malformed, never a refusal
-        answered = sum(label is not None for label in given)
+        answered = int((encoded >= 0).sum())
         malformed = refused = Estimate(None)
     else:
         answered_items = [bool(s) for s in statuses]
         answered = sum(answered_items)
-        malformed = share([bool(s) and s != Outcome.Status.OK for s in statuses], answered_items,
-                          bootstrap=bootstrap)
-        refused = share([s == REFUSAL for s in statuses], answered_items, bootstrap=bootstrap)
+        malformed, refused = shares([[bool(s) and s != Outcome.Status.OK for s in statuses],
+                                     [s == REFUSAL for s in statuses]], answered_items, bootstrap=bootstrap)
     return Row(name, kind, annotator, result, answered, malformed, refused,
-               _worst(context["kind"], categories, given, reference, context["external_ids"], context["keep"]))
+               _worst(on, encoded, reference, context["samples"], context["keep"]))
 
 
-def _alt_tests(kind: str, labels: dict[int, list], raters: list[dict[str, object]],
+def _alt_tests(on: Scale, labels: dict[int, list], reference: np.ndarray, raters: list[str],
                epsilon: float) -> list[AltTestRow]:
-    similarity = masi_similarity if kind == SET else same_label
-    return [AltTestRow(number, alt_test(given, raters, similarity=similarity, epsilon=epsilon))
+    similarity = 1.0 - on.disagreement if on.kind == SET else np.eye(len(on.values))
+    return [AltTestRow(number, encoded_alt_test(on.encode(given), reference, similarity, raters, epsilon=epsilon))
             for number, given in labels.items()]
 
 
@@ -195,24 +210,29 @@ def _domain_quality(run: Run, domain: Domain, reference_set: ReferenceSet, membe
     if not found:
         return None
     samples = {sample_id: index for index, sample_id in enumerate(sorted(found))}
-    raters = [{rater or "reference": _value(kind, codes) for rater, codes in found[s]} for s in samples]
-    reference = [list(labelled.values()) for labelled in raters]
+    raters = sorted({rater for labelled in found.values() for rater, _ in labelled})
+    by_rater = [dict(found[s]) for s in samples]
+    reference = [[_value(kind, labelled[r]) if r in labelled else None for r in raters] for labelled in by_rater]
     labels, statuses = _outcomes(run, domain.pk, kind, samples, annotators)
-    external_ids = list(Sample.objects.filter(pk__in=samples).order_by("pk").values_list("external_id", flat=True))
-    categories = _categories(domain, reference, list(labels.values()))
-    context = {"reference": reference, "categories": categories, "bootstrap": options["bootstrap"], "kind": kind,
-               "external_ids": external_ids, "keep": options["worst"]}
-    result = DomainQuality(domain, len(samples), max(len(r) for r in raters))
-    result.rows = [_row(f"annotator {number}", ANNOTATOR, number, given, statuses[number], context)
-                   for number, given in labels.items()]
+    rows = [(f"annotator {number}", ANNOTATOR, number, given, statuses[number]) for number, given in labels.items()]
     if len(labels) > 1:
         columns = list(labels.values())
         majority = [majority_label(votes)[0] for votes in zip(*columns, strict=True)]
-        result.rows.append(_row("majority vote", MAJORITY, None, majority, None, context))
-        consensus = dawid_skene_labels(columns, kind=kind, categories=categories)
-        result.rows.append(_row("Dawid–Skene", DAWID_SKENE, None, consensus, None, context))
+        codes = _categories(domain, reference, columns)
+        rows += [("majority vote", MAJORITY, None, majority, None),
+                 ("Dawid–Skene", DAWID_SKENE, None, dawid_skene_labels(columns, kind=kind, categories=codes), None)]
+    codes = _categories(domain, reference, [row[3] for row in rows])
+    on = scale(kind, codes, [v for row in rows for v in row[3]] + [v for item in reference for v in item])
+    encoded_reference = np.array([on.encode(item) for item in reference], dtype=np.int64).reshape(len(reference),
+                                                                                                len(raters))
+    names = options["samples"]
+    context = {"reference": prepare(encoded_reference, on, bootstrap=options["bootstrap"]),
+               "bootstrap": options["bootstrap"],
+               "samples": [(pk, names[pk]) for pk in samples], "keep": options["worst"]}
+    result = DomainQuality(domain, len(samples), int((encoded_reference >= 0).sum(axis=1).max()))
+    result.rows = [_row(*row, context) for row in rows]
     if result.most_raters >= MIN_RATERS_FOR_ALT_TEST:
-        result.alt_tests = _alt_tests(kind, labels, raters, options["epsilon"])
+        result.alt_tests = _alt_tests(on, labels, encoded_reference, raters, options["epsilon"])
     return result
 
 
@@ -224,7 +244,7 @@ def run_quality(run: Run, reference_set: ReferenceSet, *, bootstrap: int = 1000,
     annotators = {a.pk: a.number for a in run_annotators(run)}
     labelled = set(ReferenceLabel.objects.filter(reference_set=reference_set).values_list("domain_id", flat=True)
                    .distinct())
-    options = {"bootstrap": bootstrap, "worst": worst, "epsilon": epsilon}
+    options = {"bootstrap": bootstrap, "worst": worst, "epsilon": epsilon, "samples": reference_samples(reference_set)}
     domains = [found for domain in run_domains(run) if domain.pk in labelled
                and (found := _domain_quality(run, domain, reference_set, members, annotators, options))]
     return RunQuality(run, reference_set, domains, epsilon, bootstrap)

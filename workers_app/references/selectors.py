@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Count
 
-from workers_app.models import ReferenceLabel, ReferenceSet
+from workers_app.models import ReferenceLabel, ReferenceSet, Sample
 from workers_app.models.reference import REFERENCE_NAME
 
 
@@ -71,11 +73,26 @@ def reference_by_name(name: object) -> ReferenceSet:
     return found
 
 
+_LABELS = (f"SELECT sample_id, rater, labels FROM {ReferenceLabel._meta.db_table} "
+           "WHERE reference_set_id = %s AND domain_id = %s ORDER BY sample_id, rater")
+
+
 def reference_labels(reference_set: ReferenceSet, domain_id: int) -> dict[int, list[tuple[str, list[str]]]]:
-    """sample id -> [(rater, codes), ...] of one domain, raters in name order."""
+    """sample id -> [(rater, codes), ...] of one domain, raters in name order. One plain query, each distinct label
+    decoded once: a set over a whole corpus has tens of thousands of rows and few distinct labels."""
     found: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
-    rows = (ReferenceLabel.objects.filter(reference_set=reference_set, domain_id=domain_id)
-            .order_by("sample_id", "rater").values_list("sample_id", "rater", "labels"))
-    for sample_id, rater, labels in rows.iterator(chunk_size=5000):
-        found[sample_id].append((rater, labels))
+    decoded: dict[str, list[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_LABELS, [reference_set.pk, domain_id])
+        for sample_id, rater, stored in cursor:
+            key = stored if isinstance(stored, str) else json.dumps(stored)
+            if key not in decoded:
+                decoded[key] = json.loads(key)
+            found[sample_id].append((rater, decoded[key]))
     return dict(found)
+
+
+def reference_samples(reference_set: ReferenceSet) -> dict[int, str]:
+    """sample id -> external id of every sample the set labels."""
+    return dict(Sample.objects.filter(reference_labels__reference_set=reference_set).distinct()
+                .values_list("pk", "external_id"))

@@ -21,6 +21,8 @@ class Command(BaseCommand):
             "annotators' majority vote and a Dawid–Skene consensus, n, accuracy, macro-F1, Cohen's kappa "
             "(quadratic for ordinal domains, MASI for code sets), the share malformed or refused, each with a 95 % "
             "bootstrap interval; the Alternative Annotator Test where the set has 3+ raters per item.")
+    # A read of the store: the system checks (which load every URL, view and admin page) would be most of its time.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--run", type=run_name, help="default: the current run")

@@ -32,6 +32,7 @@ POSTGRES = {
     "tests/test_response_cache.py",
     # All-or-nothing writes of many rows.
     "tests/test_import_corpus.py",
+    "tests/test_references.py",
     "tests/test_state_document.py",
     "tests/test_archive_runs.py",
     "tests/test_admin_ops.py",
@@ -63,6 +64,7 @@ ONCE = {
     "tests/hostile/test_llm_replies.py",
     "tests/hostile/test_operations_pages.py",
     "tests/hostile/test_outbound_urls.py",
+    "tests/hostile/test_reference_import.py",
     "tests/hostile/test_state.py",
     "tests/test_admin_import.py",
     "tests/test_admin_ops_admin.py",

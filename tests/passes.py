@@ -83,6 +83,7 @@ ONCE = {
     "tests/test_layers.py",
     "tests/test_local_llm.py",
     "tests/test_parsing.py",
+    "tests/test_quality.py",
     "tests/test_quality_metrics.py",
     "tests/test_passes.py",
     "tests/test_rate_limit.py",

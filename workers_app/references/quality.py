@@ -214,6 +214,8 @@ def _domain_quality(run: Run, domain: Domain, reference_set: ReferenceSet, membe
     by_rater = [dict(found[s]) for s in samples]
     reference = [[_value(kind, labelled[r]) if r in labelled else None for r in raters] for labelled in by_rater]
     labels, statuses = _outcomes(run, domain.pk, kind, samples, annotators)
+    # An annotator with no outcome on the reference's items has nothing to be measured by.
+    labels = {number: given for number, given in labels.items() if any(statuses[number])}
     rows = [(f"annotator {number}", ANNOTATOR, number, given, statuses[number]) for number, given in labels.items()]
     if len(labels) > 1:
         columns = list(labels.values())

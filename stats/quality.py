@@ -32,6 +32,8 @@ ORDINAL = "ordinal"
 NOMINAL = "nominal"
 SET = "set"
 KINDS = (ORDINAL, NOMINAL, SET)
+# Up to this many categories, counting them per resample is one matrix product (see _category_sums).
+FEW_CATEGORIES = 32
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,15 @@ def _features(encoded: _Encoded) -> np.ndarray:
 def _category_sums(weights: np.ndarray, items: np.ndarray, categories: np.ndarray, size: int,
                    times: np.ndarray | None = None) -> np.ndarray:
     """(rows x categories): per row of item weights, the weighted count of each category over (item, category)
-    entries (each counted ``times`` over). Entries sorted by category and summed in runs: the cost is one pass
-    over the entries, where a matrix product would pay for every category of every item."""
+    entries (each counted ``times`` over). A few categories (one-code domains): one matrix product with the items'
+    counts. Many (the distinct sets of a code-set domain): entries sorted by category and summed in runs, one pass
+    over the entries, where the product would pay for every category of every item."""
     found = np.zeros((weights.shape[0], size))
-    if len(items):
+    if len(items) and size <= FEW_CATEGORIES:
+        counts = np.zeros((weights.shape[1], size), dtype=np.float32)
+        np.add.at(counts, (items, categories), 1.0 if times is None else times)
+        found[:] = weights @ counts
+    elif len(items):
         order = np.argsort(categories, kind="stable")
         ordered = categories[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -385,6 +392,24 @@ def dawid_skene(codes: np.ndarray, n_classes: int, *, iterations: int = 100, tol
             break
     posterior[~labelled] = np.nan
     return posterior
+
+
+def majority_labels(labels: Sequence[Sequence[object | None]]) -> list[object | None]:
+    """The most common label per item of ``labels[annotator][item]`` (None: missing), None on a tie or when nobody
+    labelled it: ``stats.agreement.majority_label`` for every item at once."""
+    values: dict = {}
+    codes = np.array([[-1 if v is None else values.setdefault(v, len(values)) for v in row] for row in labels],
+                     dtype=np.int64).reshape(len(labels), -1)
+    if codes.size == 0 or not values:
+        return [None] * codes.shape[1]
+    annotators, items = np.nonzero(codes >= 0)
+    counts = np.zeros((codes.shape[1], len(values)), dtype=np.int64)
+    np.add.at(counts, (items, codes[annotators, items]), 1)
+    ordered = np.sort(counts, axis=1)
+    top, second = ordered[:, -1], ordered[:, -2] if len(values) > 1 else np.zeros(len(counts), dtype=np.int64)
+    winners = counts.argmax(axis=1)
+    distinct = list(values)
+    return [distinct[w] if t > 0 and t > s else None for w, t, s in zip(winners, top, second, strict=True)]
 
 
 def dawid_skene_labels(labels: Sequence[Sequence[object | None]], *, kind: str,

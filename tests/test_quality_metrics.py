@@ -18,9 +18,18 @@ from sklearn.metrics import (
 )
 from statsmodels.stats.multitest import multipletests
 
-from stats.agreement import masi_distance
+from stats.agreement import majority_label, masi_distance
 from stats.alt_test import alt_test, benjamini_yekutieli, masi_similarity, student_t_cdf
-from stats.quality import NOMINAL, ORDINAL, SET, dawid_skene, dawid_skene_labels, quality, share
+from stats.quality import (
+    NOMINAL,
+    ORDINAL,
+    SET,
+    dawid_skene,
+    dawid_skene_labels,
+    majority_labels,
+    quality,
+    share,
+)
 
 LEVELS = ["LEVEL_0", "LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"]
 CODES = ["TA-1", "TA-2", "TA-3", "TA-4"]
@@ -228,3 +237,11 @@ def test_the_alt_test_needs_three_raters_per_item_and_enough_items():
 @given(st.floats(-40, 40), st.integers(1, 5000))
 def test_the_t_distribution_function_equals_scipys(value, df):
     assert student_t_cdf(value, df) == pytest.approx(scipy_t.cdf(value, df), rel=1e-9, abs=1e-13)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.sampled_from(LEVELS[:3])), min_size=6, max_size=6), min_size=1,
+                max_size=5))
+def test_majority_labels_agree_with_majority_label_item_by_item(labels):
+    expected = [majority_label(list(votes))[0] for votes in zip(*labels, strict=True)]
+    assert majority_labels(labels) == expected

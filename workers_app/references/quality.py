@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connection
 
-from stats.agreement import majority_label
 from stats.alt_test import AltTestResult, encoded_alt_test
 from stats.quality import (
     NOMINAL,
@@ -27,6 +26,7 @@ from stats.quality import (
     QualityResult,
     Scale,
     dawid_skene_labels,
+    majority_labels,
     prepare,
     scale,
     scored,
@@ -219,7 +219,7 @@ def _domain_quality(run: Run, domain: Domain, reference_set: ReferenceSet, membe
     rows = [(f"annotator {number}", ANNOTATOR, number, given, statuses[number]) for number, given in labels.items()]
     if len(labels) > 1:
         columns = list(labels.values())
-        majority = [majority_label(votes)[0] for votes in zip(*columns, strict=True)]
+        majority = majority_labels(columns)
         codes = _categories(domain, reference, columns)
         rows += [("majority vote", MAJORITY, None, majority, None),
                  ("Dawid–Skene", DAWID_SKENE, None, dawid_skene_labels(columns, kind=kind, categories=codes), None)]

@@ -11,6 +11,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from admin_ops.services.archive import create_archive
 from admin_ops.services.restore import restore_archive
@@ -195,3 +197,24 @@ def test_a_state_document_carries_provenance_and_updates_it_on_the_same_set(post
     assert any(change.startswith("reference set elsewhere: not in this console") for change in plan.changes)
     assert ReferenceSet.objects.get(name="gold").citation == "Gaur et al., WWW 2019"
     assert not ReferenceSet.objects.filter(name="elsewhere").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adjudications_recorded_before_reference_sets_become_the_adjudicated_set(catalogue):
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        old = MigrationExecutor(connection).migrate([("workers_app", "0016_reference_sets")]).apps
+        corpus = old.get_model("workers_app", "Corpus").objects.create(file_name="old.csv", sha256="x",
+                                                                       imported_by="test")
+        samples = [old.get_model("workers_app", "Sample").objects.create(external_id=f"OLD-{n}", text="t",
+                                                                         corpus=corpus, source_row=n)
+                   for n in range(2)]
+        items = old.get_model("workers_app", "ReviewItem").objects
+        items.create(sample=samples[0], status="reviewed", adjudicated={"urgency": ["LEVEL_3"]})
+        items.create(sample=samples[1], status="open")
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+
+    assert labels_of(ADJUDICATED_SET) == {("OLD-0", "urgency", ""): ["LEVEL_3"]}
+    assert ReferenceSet.objects.get(name=ADJUDICATED_SET).system

@@ -117,11 +117,14 @@ def scale(kind: str, categories: Sequence[Hashable] | None, values: Sequence[obj
         disagreement = (rank[:, None] - rank[None, :]) ** 2 if kind == ORDINAL else rank[:, None] != rank[None, :]
         return Scale(kind, tuple(categories), tuple(map(str, categories)), np.eye(len(categories)),
                      disagreement.astype(float), index)
-    sets = [v for v in values if v is not None]
-    for value in sets:
+    try:  # each distinct label checked once
+        given = dict.fromkeys(frozenset(v) if isinstance(v, set) else v for v in values if v is not None)
+    except TypeError:  # unhashable: no set of codes either
+        raise TypeError(f"code set labels must be sets, got {values!r:.80}") from None
+    for value in given:
         if not isinstance(value, frozenset | set):
             raise TypeError(f"code set labels must be sets, got {value!r}")
-    distinct = list(dict.fromkeys(frozenset(value) for value in sets))
+    distinct = list(dict.fromkeys(frozenset(value) for value in given))
     seen = {c for value in distinct for c in value}
     universe = list(categories) if categories is not None else sorted(seen, key=str)
     stray = seen - set(universe)

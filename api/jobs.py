@@ -10,7 +10,7 @@ from celery.result import AsyncResult
 
 from audit.actors import Actor, actor_name
 from workers_app.engine.keys import redis_key
-from workers_app.models import Run
+from workers_app.models import ReferenceSet, Run
 from workers_app.redis_client import get_redis
 
 from .tasks import consolidate_task, job_workbook
@@ -35,8 +35,9 @@ def _note(job: str) -> dict | None:
         return {"by": raw, "run": None}
 
 
-def start_consolidation(run: Run, *, actor: Actor) -> str:
-    job = consolidate_task.delay(actor_name(actor), run.name).id
+def start_consolidation(run: Run, *, actor: Actor, reference: ReferenceSet | None = None) -> str:
+    """A Quality sheet against ``reference`` when given (else against the adjudicated set, once it has labels)."""
+    job = consolidate_task.delay(actor_name(actor), run.name, reference.name if reference else None).id
     get_redis().set(_key(job), json.dumps({"by": actor_name(actor), "run": run.name}), ex=KEEP_SECONDS)
     return job
 

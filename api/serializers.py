@@ -439,3 +439,10 @@ class QualitySerializer(serializers.Serializer):
     domains = serializers.ListField(child=serializers.DictField(), help_text=(
         "per domain: rows (each annotator, the majority vote and Dawid–Skene: n, accuracy, macro_f1, kappa, "
         "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst) and alt_test"))
+
+
+class ConsolidationFilterSerializer(RunFilterSerializer):
+    reference = serializers.RegexField(REFERENCE_PATTERN, required=False, max_length=40,
+                                       error_messages={"invalid": REFERENCE_NAME.message},
+                                       help_text="a Quality sheet against this reference set (left out: against the "
+                                                 "review queue's adjudicated set, once it has labels)")

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from admin_ops.services.consolidate import consolidate
 from workers_app.fleet.selectors import chosen_run
+from workers_app.references.selectors import reference_by_name
 from workers_app.runs.files import consolidated_dir
 
 
@@ -17,6 +18,7 @@ def job_workbook(job: str, run: str | None) -> Path:
 
 
 @shared_task(bind=True, name="api.consolidate")
-def consolidate_task(self, actor: str, run: str | None = None) -> dict:
-    report = consolidate(job_workbook(self.request.id, run), actor=actor, run=chosen_run(run))
+def consolidate_task(self, actor: str, run: str | None = None, reference: str | None = None) -> dict:
+    report = consolidate(job_workbook(self.request.id, run), actor=actor, run=chosen_run(run),
+                         reference=reference_by_name(reference) if reference else None)
     return {"file": report.path.name, "review": report.review}

@@ -427,8 +427,9 @@ def _job(job: str) -> dict:
 
 
 class ConsolidationStart(APIView):
-    @extend_schema(operation_id="consolidations_start", request=None, parameters=[s.RunFilterSerializer],
-                   responses={202: s.JobSerializer, **ERRORS, **NO_RUN},
+    @extend_schema(operation_id="consolidations_start", request=None, parameters=[s.ConsolidationFilterSerializer],
+                   responses={202: s.JobSerializer, **ERRORS,
+                              404: OpenApiResponse(s.ErrorSerializer, description="no such run or reference set")},
                    summary="Start a consolidation of a run (one workbook: its Run sheet, labels per domain, "
                            "agreement, review list)",
                    description="Runs on the control worker; follow it with GET /api/v1/consolidations/{job}. The "
@@ -436,8 +437,10 @@ class ConsolidationStart(APIView):
                                "consolidated folder.")
     def post(self, request: Request) -> Response:
         require(request, "admin_ops.consolidate")
-        run = run_of(checked(s.RunFilterSerializer, request.query_params.dict()))
-        return Response(_job(start_consolidation(run, actor=acting(request))), status=202)
+        scope = checked(s.ConsolidationFilterSerializer, request.query_params.dict())
+        reference = _reference(scope.pop("reference")) if "reference" in scope else None
+        run = run_of(scope)
+        return Response(_job(start_consolidation(run, actor=acting(request), reference=reference)), status=202)
 
 
 class ConsolidationStatus(APIView):

@@ -3,9 +3,11 @@ the same permissions as the roles give."""
 
 from __future__ import annotations
 
+import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from api.tasks import consolidate_task, job_workbook
 from audit.models import AuditLog
 from tests.helpers import make_samples, store_outcome
 from workers_app.models import ReferenceSet, Sample
@@ -98,3 +100,15 @@ def test_an_operator_deletes_a_set_but_not_the_adjudicated_one(as_operator, post
     ReferenceSet.objects.create(name="adjudicated", kind="adjudicated", system=True, created_by="system")
     kept = as_operator.delete("/api/v1/references/adjudicated")
     assert kept.status_code == 409 and "kept by the console itself" in kept.json()["detail"]
+
+
+def test_a_consolidation_job_takes_the_reference_set_for_its_quality_sheet(as_operator, posts):
+    upload(as_operator, good(posts), label_columns="urgency=Risk", map="urgency:Indicator=LEVEL_1")
+    unknown = as_operator.post("/api/v1/consolidations?reference=ghost")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_reference"
+
+    result = consolidate_task.apply(args=("operator", "default", "gold"))  # what the control worker runs
+
+    path = job_workbook(result.id, "default")
+    assert result.get()["file"] == path.name
+    assert "Quality" in openpyxl.load_workbook(path, read_only=True).sheetnames

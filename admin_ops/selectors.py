@@ -8,13 +8,14 @@ from django.utils import timezone
 
 from workers_app.engine.queues import counts_from_store, worker_keys
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Annotator, AnnotatorPrice, Domain, Outcome, Run, Sample, Worker
+from workers_app.models import Annotator, AnnotatorPrice, Domain, Outcome, ReferenceSet, Run, Sample, Worker
 from workers_app.runs.current import NoCurrentRun, current_run
 from workers_app.runs.definitions import NULLABLE_TEXT, run_definition
 
 FORMAT = "annotation-fleet-state"
 # 2: each annotator's budget and cache_responses, the price versions and the run definitions.
-VERSION = 2
+# 3: the reference sets' provenance (their labels travel in archives).
+VERSION = 3
 DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
                  "prompt_version": int, "parse_rules": dict, "position": int}
 ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "base_url": str, "api_key_env": str,
@@ -24,6 +25,10 @@ ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "b
                     "cache_responses": bool}
 # What version 1 documents lack: their import leaves these as the console has them.
 ADDED_IN_VERSION_2 = ("budget", "cache_responses")
+# A reference set as a state document holds it: provenance and how its file was read, without the labels.
+REFERENCE_STATE_FIELDS = {"name": str, "kind": str, "description": str, "source": str, "licence": str,
+                          "citation": str, "raters": (int, type(None)), "value_map": dict, "file_name": str,
+                          "sha256": str, "labels": int}
 # Decimals as text: exact, where a JSON number would pass through a float.
 PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "output_per_1k": str, "currency": str}
 
@@ -60,6 +65,9 @@ def state_document() -> dict:
         "prices": [_price_record(p) for p in AnnotatorPrice.objects.select_related("annotator")
                    .order_by("annotator__number", "valid_from")],
         "runs": [run_definition(run) for run in Run.objects.order_by("name")],
+        "references": [{**{f: getattr(r, f) for f in REFERENCE_STATE_FIELDS if f != "labels"},
+                        "labels": r.labels.count()}
+                       for r in ReferenceSet.objects.filter(system=False).order_by("name")],
         "workers": [{"annotator": w.annotator.number, "domain": w.domain.slug, "desired_state": w.desired_state}
                     for w in Worker.objects.select_related("annotator", "domain")],
         "progress": progress,

@@ -11,7 +11,7 @@ from celery.result import AsyncResult
 
 from audit.actors import Actor, actor_name
 from workers_app.engine.keys import redis_key
-from workers_app.models import Run
+from workers_app.models import ReferenceSet, Run
 from workers_app.redis_client import get_redis
 
 from .progress import KEEP_SECONDS, read_progress
@@ -42,8 +42,10 @@ def _started(kind: str, job: str, actor: Actor, **about) -> str:
     return job
 
 
-def start_consolidation(run: Run, *, actor: Actor) -> str:
-    return _started("consolidation", consolidate_task.delay(actor_name(actor), run.name).id, actor, run=run.name)
+def start_consolidation(run: Run, *, actor: Actor, reference: ReferenceSet | None = None) -> str:
+    """A Quality sheet against ``reference`` when given (else against the adjudicated set, once it has labels)."""
+    job = consolidate_task.delay(actor_name(actor), run.name, reference.name if reference else None).id
+    return _started("consolidation", job, actor, run=run.name)
 
 
 def start_archive(name: str, run: Run | None, *, actor: Actor) -> str:

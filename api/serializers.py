@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from admin_ops.models import Archive
 from audit.models import AuditLog
-from workers_app.models import Alert, Corpus, Outcome, Sample
+from workers_app.models import Alert, Corpus, Outcome, ReferenceSet, Sample
+from workers_app.models.reference import REFERENCE_NAME
 from workers_app.models.runs import RUN_NAME
 
 from .fields import StrictBooleanField, StrictCharField, StrictIntegerField
@@ -367,3 +368,81 @@ class ReviewItemSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="open, claimed or reviewed")
     urgency = serializers.DictField(child=serializers.CharField(allow_blank=True),
                                     help_text="each annotator's urgency label ('' when missing or malformed)")
+
+
+# -- reference sets and quality
+
+REFERENCE_PATTERN = REFERENCE_NAME.regex.pattern
+
+
+class ReferenceImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="xlsx, csv (UTF-8) or jsonl; the samples must be imported already")
+    name = serializers.RegexField(REFERENCE_PATTERN, max_length=40, error_messages={"invalid": REFERENCE_NAME.message})
+    id_column = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                      help_text="the sample id column (default: ID, Sample_ID, …)")
+    label_columns = serializers.CharField(required=False, allow_blank=True, max_length=10_000,
+                                          help_text="wide form: DOMAIN=COLUMN, one per line")
+    domain_column = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                          help_text="long form: the domain column")
+    value_column = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                         help_text="long form: the label column (default: label)")
+    rater_column = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                         help_text="the rater column, when items have several raters")
+    map = serializers.CharField(required=False, allow_blank=True, max_length=200_000,
+                                help_text="the value map: DOMAIN:VALUE=CODE, one per line")
+    sheets = serializers.CharField(required=False, allow_blank=True, max_length=1000,
+                                   help_text="xlsx: sheet names, one per line")
+    kind = serializers.ChoiceField(choices=ReferenceSet.Kind.choices, default=ReferenceSet.Kind.EXPERT)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    source = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    licence = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    citation = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    raters = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100_000, default=None)
+
+
+class ReferenceSetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    source = serializers.CharField()
+    licence = serializers.CharField()
+    citation = serializers.CharField()
+    raters_stated = serializers.IntegerField(allow_null=True, help_text="how many raters, as the source says")
+    value_map = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))
+    file_name = serializers.CharField()
+    system = serializers.BooleanField(help_text="kept by the console itself (the adjudicated set)")
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    labels = serializers.IntegerField()
+    samples = serializers.IntegerField()
+    domains = serializers.DictField(child=serializers.IntegerField(), help_text="samples labelled per domain")
+    raters = serializers.IntegerField(help_text="distinct named raters (0: one label per item)")
+    most_raters_per_item = serializers.IntegerField()
+
+
+class ReferenceImportResultSerializer(serializers.Serializer):
+    reference = ReferenceSetSerializer()
+    summary = serializers.CharField()
+    already_imported = serializers.BooleanField()
+
+
+class QualityFilterSerializer(RunFilterSerializer):
+    reference = serializers.RegexField(REFERENCE_PATTERN, max_length=40,
+                                       error_messages={"invalid": REFERENCE_NAME.message},
+                                       help_text="a reference set's name")
+
+
+class QualitySerializer(serializers.Serializer):
+    run = serializers.CharField()
+    bootstrap = serializers.IntegerField()
+    reference = serializers.DictField(help_text="the set's name and provenance")
+    domains = serializers.ListField(child=serializers.DictField(), help_text=(
+        "per domain: rows (each annotator, the majority vote and Dawid–Skene: n, accuracy, macro_f1, kappa, "
+        "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst) and alt_test"))
+
+
+class ConsolidationFilterSerializer(RunFilterSerializer):
+    reference = serializers.RegexField(REFERENCE_PATTERN, required=False, max_length=40,
+                                       error_messages={"invalid": REFERENCE_NAME.message},
+                                       help_text="a Quality sheet against this reference set (left out: against the "
+                                                 "review queue's adjudicated set, once it has labels)")

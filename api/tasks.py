@@ -13,6 +13,7 @@ from annotation_site.uploads import forget_upload, kept_upload
 from workers_app.fleet.selectors import chosen_run
 from workers_app.importing.readers import count_rows_hint
 from workers_app.importing.service import ImportRejected, check_corpus, import_corpus
+from workers_app.references.selectors import reference_by_name
 from workers_app.runs.files import consolidated_dir
 
 from .progress import RowProgress, report_progress
@@ -30,8 +31,9 @@ def _steps(kind: str, job: str):
 
 
 @shared_task(bind=True, name="api.consolidate")
-def consolidate_task(self, actor: str, run: str | None = None) -> dict:
+def consolidate_task(self, actor: str, run: str | None = None, reference: str | None = None) -> dict:
     report = consolidate(job_workbook(self.request.id, run), actor=actor, run=chosen_run(run),
+                         reference=reference_by_name(reference) if reference else None,
                          progress=_steps("consolidation", self.request.id))
     return {"file": report.path.name, "review": report.review}
 

@@ -30,6 +30,10 @@ from workers_app.fleet.selectors import UnknownRun, chosen_run, queue_stats
 from workers_app.fleet.services import OPERATIONS
 from workers_app.importing.service import SHOWN_PROBLEMS, ImportRejected, import_corpus
 from workers_app.models import Alert, Corpus, Outcome, Run, Sample, Worker
+from workers_app.references.importer import PROVENANCE_FIELDS, Provenance, delete_reference, import_reference
+from workers_app.references.options import ReferenceRefused, layout_from_texts
+from workers_app.references.quality import quality_document, run_quality
+from workers_app.references.selectors import UnknownReference, reference_by_name, reference_summaries
 
 from . import serializers as s
 from .authentication import acting
@@ -423,8 +427,9 @@ def _job(job: str) -> dict:
 
 
 class ConsolidationStart(APIView):
-    @extend_schema(operation_id="consolidations_start", request=None, parameters=[s.RunFilterSerializer],
-                   responses={202: s.JobSerializer, **ERRORS, **NO_RUN},
+    @extend_schema(operation_id="consolidations_start", request=None, parameters=[s.ConsolidationFilterSerializer],
+                   responses={202: s.JobSerializer, **ERRORS,
+                              404: OpenApiResponse(s.ErrorSerializer, description="no such run or reference set")},
                    summary="Start a consolidation of a run (one workbook: its Run sheet, labels per domain, "
                            "agreement, review list)",
                    description="Runs on the control worker; follow it with GET /api/v1/consolidations/{job}. The "
@@ -432,8 +437,10 @@ class ConsolidationStart(APIView):
                                "consolidated folder.")
     def post(self, request: Request) -> Response:
         require(request, "admin_ops.consolidate")
-        run = run_of(checked(s.RunFilterSerializer, request.query_params.dict()))
-        return Response(_job(start_consolidation(run, actor=acting(request))), status=202)
+        scope = checked(s.ConsolidationFilterSerializer, request.query_params.dict())
+        reference = _reference(scope.pop("reference")) if "reference" in scope else None
+        run = run_of(scope)
+        return Response(_job(start_consolidation(run, actor=acting(request), reference=reference)), status=202)
 
 
 class ConsolidationStatus(APIView):
@@ -475,3 +482,83 @@ class ReviewList(FilteredList):
         if getattr(self, "swagger_fake_view", False):
             return []  # drf-spectacular calls this to describe the view: no reading for that
         return review_items(run_of(self.scope))
+
+
+NO_REFERENCE = {404: OpenApiResponse(s.ErrorSerializer, description="no reference set of that name")}
+
+
+def _reference(name: str):
+    try:
+        return reference_by_name(name)
+    except UnknownReference as exc:
+        raise ApiError(404, "unknown_reference", f"reference: {exc}") from None
+
+
+class References(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="references_list", responses={200: s.ReferenceSetSerializer(many=True), **ERRORS},
+                   summary="Every reference set with its provenance, value map and counts")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_referenceset")
+        return Response([summary.as_dict() for summary in reference_summaries()])
+
+    @extend_schema(operation_id="references_import", request={"multipart/form-data": s.ReferenceImportSerializer},
+                   responses={201: s.ReferenceImportResultSerializer, 200: s.ReferenceImportResultSerializer,
+                              **ERRORS, 413: OpenApiResponse(description="larger than the upload limit"),
+                              415: OpenApiResponse(s.ErrorSerializer, description="not multipart/form-data")},
+                   summary="Import a reference set: every row is checked first; any problem and nothing is imported",
+                   description="Wide form: `label_columns` (DOMAIN=COLUMN per line); long form: `domain_column` and "
+                               "`value_column`; `map` holds DOMAIN:VALUE=CODE per line. 422 lists each problem "
+                               "(`problems`) by file, row and field. 201: imported; 200: the same import was made "
+                               "before, nothing changed.")
+    def post(self, request: Request) -> Response:
+        require(request, "workers_app.add_referenceset")
+        form = checked(s.ReferenceImportSerializer, request.data)
+        upload = form["file"]
+        with upload_on_disk(upload) as saved:
+            try:
+                layout, value_map = layout_from_texts(
+                    id_column=form.get("id_column"), label_columns=[form.get("label_columns", "")],
+                    domain_column=form.get("domain_column"), value_column=form.get("value_column"),
+                    rater_column=form.get("rater_column"), sheets=[form.get("sheets", "")],
+                    maps=[form.get("map", "")])
+                report = import_reference(
+                    saved, name=form["name"], layout=layout, value_map=value_map, actor=acting(request),
+                    provenance=Provenance(**{name: form[name] for name in PROVENANCE_FIELDS}),
+                    display_name=Path(upload.name or "upload").name[:255], client_address=client_address(request))
+            except ReferenceRefused as exc:
+                raise ApiError(422, "invalid_file", f"file: {len(exc.problems)} problem(s); nothing was imported",
+                               problems=exc.problems[:SHOWN_PROBLEMS]) from None
+        [summary] = reference_summaries([report.reference_set])
+        body = {"reference": summary.as_dict(), "summary": report.summary(),
+                "already_imported": report.already_imported}
+        return Response(body, status=200 if report.already_imported else 201)
+
+
+class ReferenceDetail(APIView):
+    @extend_schema(operation_id="references_delete", parameters=[
+        OpenApiParameter("name", str, OpenApiParameter.PATH, pattern=s.REFERENCE_PATTERN)],
+        responses={204: None, **ERRORS, **NO_REFERENCE,
+                   409: OpenApiResponse(s.ErrorSerializer, description="the set is kept by the console")},
+        summary="Delete a reference set and its labels")
+    def delete(self, request: Request, name: str) -> Response:
+        require(request, "workers_app.delete_referenceset")
+        try:
+            delete_reference(_reference(name), actor=acting(request), client_address=client_address(request))
+        except ReferenceRefused as exc:
+            raise ApiError(409, "reference_refused", "; ".join(exc.problems)) from None
+        return Response(status=204)
+
+
+class Quality(APIView):
+    @extend_schema(operation_id="quality", parameters=[s.QualityFilterSerializer],
+                   responses={200: s.QualitySerializer, **ERRORS,
+                              404: OpenApiResponse(s.ErrorSerializer, description="no such run or reference set")},
+                   summary="A run's labels (the current run unless named) against a reference set: per domain and "
+                           "annotator, and the majority vote and Dawid–Skene, with 95 % bootstrap intervals")
+    def get(self, request: Request) -> Response:
+        require(request, "workers_app.view_quality")
+        scope = checked(s.QualityFilterSerializer, request.query_params.dict())
+        reference_set = _reference(scope.pop("reference"))
+        return Response(quality_document(run_quality(run_of(scope), reference_set)))

@@ -27,6 +27,9 @@ class Action(models.TextChoices):
     CREATE_RUN = "create_run"
     SWITCH_RUN = "switch_run"
     DELETE_RUN = "delete_run"
+    # reference sets (labels taken to be right, to measure runs against)
+    IMPORT_REFERENCE = "import_reference"
+    DELETE_REFERENCE = "delete_reference"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"

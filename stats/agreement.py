@@ -74,7 +74,7 @@ def masi_distance(a: AbstractSet, b: AbstractSet) -> float:
     return 1.0 - shared / len(a | b) * monotonicity
 
 
-def _masi_distance_matrix(domain: Sequence[AbstractSet]) -> np.ndarray:
+def masi_distance_matrix(domain: Sequence[AbstractSet]) -> np.ndarray:
     # Vectorised because a code set domain can hold hundreds of distinct sets (9 codes -> up to 511);
     # tests check it against masi_distance() pair by pair.
     universe = sorted({code for labels in domain for code in labels}, key=str)
@@ -271,7 +271,7 @@ AlphaEngine = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (pairable counts
 def _engine(level: str, domain: list[object]) -> AlphaEngine:
     if level == ORDINAL:
         return _ordinal_alphas
-    distance = _masi_distance_matrix(domain) if level == MASI else _distance_matrix(domain, nominal_distance)
+    distance = masi_distance_matrix(domain) if level == MASI else _distance_matrix(domain, nominal_distance)
     return lambda counts, weights: _fixed_metric_alphas(counts, weights, distance)
 
 
@@ -305,7 +305,7 @@ def _package_alpha(codes: np.ndarray, n_values: int, level: str) -> float:
 
 
 @lru_cache(maxsize=2)
-def _resample_weights(n_units: int, bootstrap: int, seed: int) -> np.ndarray:
+def resample_weights(n_units: int, bootstrap: int, seed: int) -> np.ndarray:
     """(bootstrap x units): how often each unit is drawn in each resample with replacement.
 
     Cached (read-only) because the per-code binary alphas of one domain resample the same units with the same seed.
@@ -321,7 +321,7 @@ def _bootstrap_interval(counts: np.ndarray, engine: AlphaEngine, bootstrap: int,
     # Only pairable units are resampled: the others contribute nothing and would merely shrink the effective sample.
     if bootstrap <= 0 or len(counts) == 0:
         return UNDEFINED_INTERVAL
-    alphas = engine(counts, _resample_weights(len(counts), bootstrap, seed))
+    alphas = engine(counts, resample_weights(len(counts), bootstrap, seed))
     defined = alphas[np.isfinite(alphas)]
     if defined.size == 0:
         return UNDEFINED_INTERVAL

@@ -33,7 +33,7 @@ LAYERS = [
                 "workers_app.excel")),
     ("engine", ("workers_app.engine", "workers_app.review", "workers_app.importing", "workers_app.catalogue_defaults",
                 "workers_app.beat_schedules", "workers_app.local_profile", "workers_app.admin_login",
-                "workers_app.runs", "workers_app.catalogue")),
+                "workers_app.runs", "workers_app.catalogue", "workers_app.references")),
     ("fleet", ("workers_app.fleet", "workers_app.runs.services")),
     ("monitoring", ("workers_app.monitoring",)),
     ("admin_ops", ("admin_ops",)),

@@ -206,7 +206,7 @@ def test_a_resample_equals_the_package_on_the_explicitly_resampled_units(level):
     labels = noisy_ordinal_labels(40, seed=3, missing=0.3)
     data = as_package_data(labels, LEVELS)
     pairable = np.flatnonzero((~np.isnan(data)).sum(axis=0) >= 2)
-    weights = agreement._resample_weights(len(pairable), 5, 11)
+    weights = agreement.resample_weights(len(pairable), 5, 11)
     counts = agreement._pairable(agreement._value_counts(np.where(np.isnan(data), -1, data).astype(int), 5))
     ours = agreement._engine(level, LEVELS)(counts, weights)
     for row, alpha in zip(weights, ours, strict=True):
@@ -236,7 +236,7 @@ def test_masi_distance_for_equal_subset_overlap_and_disjoint_sets(a, b, expected
 
 def test_vectorised_masi_matrix_equals_the_pairwise_distance():
     domain = [fs(), fs("A"), fs("B"), fs("A", "B"), fs("A", "B", "C"), fs("C", "D"), fs("B", "C"), fs("NONE")]
-    matrix = agreement._masi_distance_matrix(domain)
+    matrix = agreement.masi_distance_matrix(domain)
     expected = [[masi_distance(a, b) for b in domain] for a in domain]
     np.testing.assert_allclose(matrix, expected, atol=1e-12)
 
@@ -306,7 +306,7 @@ def test_binary_level_through_krippendorff_alpha_equals_the_per_code_function():
 def test_bootstrap_interval_contains_the_estimate_and_is_deterministic_for_a_seed(level):
     labels = noisy_ordinal_labels(300, seed=1)
     first = krippendorff_alpha(labels, level=level, categories=LEVELS, bootstrap=500, seed=7)
-    agreement._resample_weights.cache_clear()  # determinism must come from the seed, not from the cache
+    agreement.resample_weights.cache_clear()  # determinism must come from the seed, not from the cache
     again = krippendorff_alpha(labels, level=level, categories=LEVELS, bootstrap=500, seed=7)
     other = krippendorff_alpha(labels, level=level, categories=LEVELS, bootstrap=500, seed=8)
     assert first == again

@@ -174,7 +174,7 @@ def test_the_archive_command_writes_the_archive_of_one_run(two_runs, capsys):
     assert "3 outcomes" in capsys.readouterr().out
     assert json.loads(members(Archive.objects.get(name="by-command"))["manifest.json"])["run"] == "pilot"
     call_command("verify_archive", str(settings.ARCHIVES_DIR / "by-command.tar.gz"))
-    assert "(version 2, run pilot only)" in capsys.readouterr().out
+    assert "(version 3, run pilot only)" in capsys.readouterr().out
 
 
 def test_an_archive_of_an_unknown_run_is_refused_by_name_and_nothing_is_written(two_runs):

@@ -17,4 +17,5 @@ urlpatterns = [
     # An invited person sets a password here: no login, the link's token is the proof.
     path("welcome/<uidb64>/<token>/", people.Welcome.as_view(), name="welcome"),
     path("welcome/done/", people.welcome_done, name="welcome_done"),
+    path("quality/", include("workspace.quality.urls")),
 ]

@@ -1,11 +1,14 @@
 """Archives: create (tar.gz + manifest.json of SHA-256 checksums), verify, and restore safely.
 
-Layout of an archive (version 2):
+Layout of an archive (version 3):
     manifest.json                 format, version, created at/by, the run when it holds one run only, counts,
                                   and sha256 + size of every member
     state.json                    the exported state (catalogue, prices, runs, desired states, progress; no key)
     data/{runs,corpora,samples,outcomes,malformed,review,audit}.jsonl   (review since the review queue: optional)
+    data/{references,reference_labels}.jsonl   the imported reference sets with their provenance, and their labels
     runs/{run}/annotations/annotator_{n}_{domain}.xlsx
+
+Version 2 (before reference sets) has no reference members; it still verifies and restores.
 
 Version 1 (before named runs) has no data/runs.jsonl, no run in its outcome and malformed lines, and its workbooks
 as workbooks/annotator_{n}_{domain}.xlsx: all of it belongs to the default run. It still verifies and restores.
@@ -44,27 +47,33 @@ from .snapshot import (
     corpora_lines,
     malformed_lines,
     outcomes_lines,
+    reference_labels_lines,
+    references_lines,
     review_lines,
     runs_lines,
     samples_lines,
 )
 
 FORMAT = "annotation-fleet-archive"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUNS_MEMBER = "data/runs.jsonl"
+REFERENCE_MEMBERS = ("data/references.jsonl", "data/reference_labels.jsonl")
 # Each writes the lines of its member, of one run or (None) of every run. The audit log is kept whole, also in the
 # archive of one run: it is the history of every run.
 DATA_MEMBERS = {RUNS_MEMBER: runs_lines, "data/corpora.jsonl": corpora_lines, "data/samples.jsonl": samples_lines,
                 "data/outcomes.jsonl": outcomes_lines, "data/malformed.jsonl": malformed_lines,
-                "data/review.jsonl": review_lines, "data/audit.jsonl": lambda run: audit_lines()}
+                "data/review.jsonl": review_lines, "data/audit.jsonl": lambda run: audit_lines(),
+                REFERENCE_MEMBERS[0]: references_lines, REFERENCE_MEMBERS[1]: reference_labels_lines}
 MANIFEST = "manifest.json"
 # Archives made before the review queue have no review member; they still verify and restore.
 OPTIONAL_MEMBERS = ("data/review.jsonl",)
+_BEFORE_REFERENCES = tuple(m for m in DATA_MEMBERS if m not in (*OPTIONAL_MEMBERS, *REFERENCE_MEMBERS))
 REQUIRED_MEMBERS = {
-    2: (*(m for m in DATA_MEMBERS if m not in OPTIONAL_MEMBERS), "state.json"),
-    1: (*(m for m in DATA_MEMBERS if m not in (*OPTIONAL_MEMBERS, RUNS_MEMBER)), "state.json"),
+    3: (*(m for m in DATA_MEMBERS if m not in OPTIONAL_MEMBERS), "state.json"),
+    2: (*_BEFORE_REFERENCES, "state.json"),
+    1: (*(m for m in _BEFORE_REFERENCES if m != RUNS_MEMBER), "state.json"),
 }
 WORKBOOK_FILE = re.compile(r"annotator_[0-9]+_[A-Za-z0-9_-]+\.xlsx")
 LEGACY_WORKBOOKS = "workbooks"
@@ -113,11 +122,13 @@ def workbook_place(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _layout_version(name: str) -> int | None:
-    """The one archive version whose layout has member ``name``; None for a member of both."""
+def _layout_versions(name: str) -> tuple[int, ...]:
+    """The archive versions whose layout has member ``name``."""
+    if name in REFERENCE_MEMBERS:
+        return (3,)
     if name == RUNS_MEMBER or name.startswith("runs/"):
-        return 2
-    return 1 if name.startswith(f"{LEGACY_WORKBOOKS}/") else None
+        return 2, 3
+    return (1,) if name.startswith(f"{LEGACY_WORKBOOKS}/") else READABLE_VERSIONS
 
 
 def _run_workbooks(runs: list[Run]) -> Iterator[tuple[str, Path]]:
@@ -251,7 +262,8 @@ def _bad_facts(facts: object) -> bool:
 def _manifest_problems(manifest: object) -> list[str]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
             or not _is_size(manifest.get("version")) or manifest["version"] not in READABLE_VERSIONS:
-        return [f"{MANIFEST}: not a version {' or '.join(map(str, READABLE_VERSIONS))} {FORMAT} manifest"]
+        readable = ", ".join(map(str, READABLE_VERSIONS[:-1])) + f" or {READABLE_VERSIONS[-1]}"
+        return [f"{MANIFEST}: not a version {readable} {FORMAT} manifest"]
     version = manifest["version"]
     problems = []
     if not isinstance(manifest.get("created_at"), str):
@@ -269,7 +281,7 @@ def _manifest_problems(manifest: object) -> list[str]:
     problems += [f"{MANIFEST}: members: {name} is not listed" for name in REQUIRED_MEMBERS[version]
                  if name not in members]
     problems += [f"{MANIFEST}: members: {name!r:.120} is not a member of a version {version} archive"
-                 for name in members if _layout_version(name) not in (None, version)]
+                 for name in members if version not in _layout_versions(name)]
     return problems
 
 

@@ -39,7 +39,8 @@ from stats.agreement import (
 )
 from workers_app.engine.cost import cost_totals
 from workers_app.excel.journal import safe_cell_text
-from workers_app.models import Domain, Outcome, ReviewItem, Run
+from workers_app.models import ADJUDICATED_SET, Domain, Outcome, ReferenceLabel, ReferenceSet, ReviewItem, Run
+from workers_app.references.quality import RunQuality, run_quality
 from workers_app.review.flags import URGENCY, describe, sync_review_items
 from workers_app.runs.current import current_run, run_annotators, run_domains, run_samples
 from workers_app.runs.files import consolidated_dir
@@ -257,8 +258,55 @@ def _kappa_rows(slug: str, kappa: KappaMatrix) -> list[list[object]]:
     return rows
 
 
+def _estimate_cells(estimate) -> list[object]:
+    return [estimate.value, estimate.ci95.low, estimate.ci95.high]
+
+
+def quality_sheet_rows(found: RunQuality) -> list[tuple[list[object], bool]]:
+    """The Quality sheet: the reference set's provenance, then per domain a row per labeller (each figure with its
+    95 % interval), each one-code domain's confusion matrices, and the Alternative Annotator Test. (row, bold)."""
+    reference = found.reference_set
+    rows: list[tuple[list[object], bool]] = [
+        ([f"Quality of run {found.run.name} against reference set {reference.name}"], True),
+        (["kind", reference.kind], False), (["source", reference.source], False),
+        (["citation", reference.citation], False), (["licence", reference.licence], False),
+        (["value map", "; ".join(f"{slug}: " + ", ".join(f"{v}={c}" for v, c in mapped.items())
+                                 for slug, mapped in reference.value_map.items())], False),
+        ([(f"95 % bootstrap intervals from {found.bootstrap} resamples of the items; a malformed answer is no "
+          "label (not compared; counted as malformed)")], False), ([], False)]
+    if found.nothing_in_common:
+        return [*rows, ([found.nothing_in_common], False)]
+    figures = ("accuracy", "macro-F1", "kappa", "malformed", "refused")
+    header = ["domain", "labeller", "n (comparisons)", "items"]
+    for name in figures:
+        header += [name, f"{name} 95 % low", f"{name} 95 % high"]
+    rows.append(([*header, "kappa weights"], True))
+    for domain in found.domains:
+        for row in domain.rows:
+            result = row.result
+            cells = [domain.slug, row.name, result.n, result.items]
+            for estimate in (result.accuracy, result.macro_f1, result.kappa, row.malformed, row.refused):
+                cells += _estimate_cells(estimate)
+            rows.append(([*cells, result.kappa_weights], False))
+    for domain in found.domains:
+        for row in domain.rows:
+            if row.result.confusion:
+                rows += [([], False), ([f"{domain.slug}: {row.name} (rows: reference, columns: given)",
+                                        *row.result.labels], True)]
+                rows += [([label, *counts], False) for label, counts in zip(row.result.labels, row.result.confusion,
+                                                                            strict=True)]
+    tests = [(domain.slug, test) for domain in found.domains for test in domain.alt_tests]
+    if tests:
+        rows += [([], False), (["domain", "Alternative Annotator Test", "passed", "winning rate",
+                                "advantage probability", "epsilon", "raters tested"], True)]
+        rows += [([slug, f"annotator {t.annotator}", "yes" if t.result.passed else "no", t.result.winning_rate,
+                   t.result.advantage_probability, t.result.epsilon, t.result.tested], False) for slug, t in tests]
+    return rows
+
+
 def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table], summary: list[dict],
-                    stats: dict, review: list, texts: dict[str, str]) -> None:
+                    stats: dict, review: list, texts: dict[str, str],
+                    quality_rows: list[tuple[list[object], bool]]) -> None:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Run")
     sheet.column_dimensions["B"].width = 100
@@ -306,6 +354,10 @@ def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table
                     "adjudicated urgency", "note", *names, "post text"], bold=True)
     for row in review:
         _append(sheet, row)
+    if quality_rows:
+        sheet = book.create_sheet("Quality")
+        for row, bold in quality_rows:
+            _append(sheet, row, bold=bold)
     _save(book, path)
 
 
@@ -358,16 +410,27 @@ def _add_costs(summary: list[dict], run: Run) -> None:
                     "saved": float(total.saved) if total and total.cached else None})
 
 
+def _quality_reference(chosen: ReferenceSet | None) -> ReferenceSet | None:
+    """The set the Quality sheet measures against: the one chosen, else the review queue's adjudications when
+    reviewers have recorded any."""
+    if chosen is not None:
+        return chosen
+    return ReferenceSet.objects.filter(name=ADJUDICATED_SET, pk__in=ReferenceLabel.objects.values(
+        "reference_set_id")).first()
+
+
 def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None = None,
-                progress: Progress | None = None) -> ConsolidateReport:
-    """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``.
+                reference: ReferenceSet | None = None, progress: Progress | None = None) -> ConsolidateReport:
+    """Consolidate one run (the current one when not given) into DATA_DIR/runs/<run>/consolidated/, or ``path``;
+    with a Quality sheet against ``reference`` (or the adjudicated set, when it has labels).
     ``progress(done, total, stage)`` hears of each step: reading, each domain's statistics, writing."""
     run = run or current_run()
     target = Path(path) if path else consolidated_dir(run) / f"consolidated-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
     target.parent.mkdir(parents=True, exist_ok=True)
     report = ConsolidateReport(target, target.with_suffix(".csv"), target.with_suffix(".jsonl"))
     step = progress or no_progress
-    with audited(Action.CONSOLIDATE, actor=actor, target=target.name, parameters={"run": run.name},
+    with audited(Action.CONSOLIDATE, actor=actor, target=target.name,
+                 parameters={"run": run.name, "reference": reference.name if reference else None},
                  atomic=False) as entry:
         step(0, 0, "reading the store")
         items = review_items()
@@ -384,8 +447,11 @@ def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None
                                         "weights": _weights(table.domain)}
         review = _review_sheet_rows(items, tables, texts)
         run_rows = reproducibility_rows(run)
+        measured = _quality_reference(reference)
+        quality_rows = quality_sheet_rows(run_quality(run, measured)) if measured else []
         step(steps - 2, steps, "writing the workbook")
-        atomic_write(target, lambda temp: _write_workbook(temp, run_rows, tables, summary, stats, review, texts))
+        atomic_write(target, lambda temp: _write_workbook(temp, run_rows, tables, summary, stats, review, texts,
+                                                          quality_rows))
         step(steps - 1, steps, "writing the CSV and JSON-lines copies")
         _write_flat(report.csv_path, report.jsonl_path, tables)
         step(steps, steps, "done")

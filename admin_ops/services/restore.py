@@ -31,23 +31,44 @@ from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.queues import sync_checkpoints, worker_keys
 from workers_app.models import (
+    ADJUDICATED_SET,
     DEFAULT_RUN,
     Annotator,
     Corpus,
     Domain,
     MalformedAttempt,
     Outcome,
+    ReferenceLabel,
+    ReferenceSet,
     ReviewItem,
     Run,
     Sample,
 )
+from workers_app.references.adjudicated import sync_adjudicated
+from workers_app.references.options import CODED
+from workers_app.review.services import codes_problem
 from workers_app.runs.current import forget_cached_runs
 from workers_app.runs.definitions import checked_run, create_runs, missing_runs, run_set_problems
 from workers_app.runs.files import annotations_dir
 from workers_app.runs.services import switch_run
 
-from .archive import OPTIONAL_MEMBERS, RUNS_MEMBER, ArchiveError, read_members, verify_archive, workbook_place
-from .snapshot import ADDED_LATER, MALFORMED_FIELDS, OUTCOME_FIELDS, REVIEW_FIELDS
+from .archive import (
+    OPTIONAL_MEMBERS,
+    REFERENCE_MEMBERS,
+    RUNS_MEMBER,
+    ArchiveError,
+    read_members,
+    verify_archive,
+    workbook_place,
+)
+from .snapshot import (
+    ADDED_LATER,
+    MALFORMED_FIELDS,
+    OUTCOME_FIELDS,
+    REFERENCE_FIELDS,
+    REFERENCE_LABEL_FIELDS,
+    REVIEW_FIELDS,
+)
 
 BATCH = 2000
 MAX_PROBLEMS_SHOWN = 20
@@ -82,7 +103,13 @@ RECORDS: dict[str, tuple[type[models.Model], tuple[str, ...], dict[str, tuple[st
     "review": (ReviewItem, REVIEW_FIELDS, {"sample": ("text", _is_text), "claimed_by": ("a user name or null",
                                                                                      _is_user_name),
                                            "reviewed_by": ("a user name or null", _is_user_name)}),
+    "references": (ReferenceSet, REFERENCE_FIELDS, {}),
+    "reference_labels": (ReferenceLabel, REFERENCE_LABEL_FIELDS, {"reference": ("a reference set name", _is_text),
+                                                                  "sample": ("text", _is_text),
+                                                                  "domain": ("text", _is_text)}),
 }
+# Members an archive may lack: the review queue (before it existed), the reference sets (before version 3).
+ABSENT_BEFORE = (*OPTIONAL_MEMBERS, *REFERENCE_MEMBERS)
 
 
 @dataclass
@@ -97,14 +124,18 @@ class RestorePlan:
     review: int = 0
     workbooks: list[str] = field(default_factory=list)
     current: str | None = None
+    references: list[str] = field(default_factory=list)
+    reference_labels: int = 0
 
     def summary(self) -> str:
         scope = f" (run {self.only_run} only)" if self.only_run else ""
         made = f" ({', '.join(self.runs)})" if self.runs else ""
         current = f"; run {self.current} becomes the current run" if self.current else ""
+        sets = f" ({', '.join(self.references)})" if self.references else ""
         return (f"{self.archive}{scope}: {len(self.runs)} run(s){made}, {self.corpora} corpora, {self.samples} "
                 f"samples, {self.outcomes} outcomes, {self.malformed} malformed attempts, {self.review} review "
-                f"item(s) and {len(self.workbooks)} workbook(s) to restore{current}")
+                f"item(s), {len(self.references)} reference set(s){sets} with {self.reference_labels} label(s) and "
+                f"{len(self.workbooks)} workbook(s) to restore{current}")
 
 
 class RestoreConflict(ValueError):
@@ -236,7 +267,7 @@ def _default_run() -> dict:
 
 def _data(members: dict[str, bytes], version: int) -> dict[str, list[dict]]:
     problems: list[str] = []
-    data = {kind: _records(kind, members.get(_member(kind), b"") if _member(kind) in OPTIONAL_MEMBERS
+    data = {kind: _records(kind, members.get(_member(kind), b"") if _member(kind) in ABSENT_BEFORE
                            else members[_member(kind)], version, problems) for kind in RECORDS}
     data["runs"] = _run_records(members[RUNS_MEMBER], problems) if version > 1 else [_default_run()]
     if problems:
@@ -317,7 +348,59 @@ def _reference_problems(data: dict[str, list[dict]], workbooks: list[_Workbook])
     problems += [f"{_member('samples')} line {n}: corpus {s['corpus']} is neither in {_member('corpora')} nor in "
                  "the store" for n, s in enumerate(data["samples"], start=1) if tuple(s["corpus"]) not in corpora]
     problems += _line_problems(data, samples, runs, numbers, slugs)
+    problems += _reference_set_problems(data, samples)
     return problems + _workbook_problems(workbooks, runs)
+
+
+def _value_map_problem(value_map: object, domains: dict[str, Domain]) -> str:
+    if not isinstance(value_map, dict) or not all(isinstance(m, dict) for m in value_map.values()):
+        return "value_map: expected an object of objects"
+    for slug, mapped in value_map.items():
+        if slug not in domains or domains[slug].kind not in CODED:
+            return f"value_map: {slug!r:.40} is not a coded domain of the catalogue"
+        for value, code in mapped.items():
+            if not isinstance(code, str) or codes_problem(domains[slug], [code]):
+                return f"value_map: {slug}: {value!r:.40} maps to {code!r:.40}, not a code of {slug}"
+    return ""
+
+
+def _reference_set_problems(data: dict[str, list[dict]], samples: set[str]) -> list[str]:
+    """The sets: names not reserved, given once, agreeing with a set of the same name in the store (same file read
+    the same way); their labels: of a set the archive or the store has, a sample and a coded domain there are,
+    codes of that domain, each (set, sample, domain, rater) once."""
+    domains = {d.slug: d for d in Domain.objects.all()}
+    stored = {r["name"]: r for r in ReferenceSet.objects.values("name", "sha256", "selection", "system")}
+    where = _member("references")
+    problems = _repeated_lines("references", data["references"], lambda r: r["name"])
+    for number, record in enumerate(data["references"], start=1):
+        known = stored.get(record["name"])
+        if record["name"] == ADJUDICATED_SET:
+            problems.append(f"{where} line {number}: {ADJUDICATED_SET!r} is the review queue's set, kept by the "
+                            "console")
+        elif known is not None and (known["sha256"], known["selection"]) != (record["sha256"], record["selection"]):
+            problems.append(f"{where} line {number}: the store has a reference set {record['name']!r} from another "
+                            "file or read another way")
+        problem = _value_map_problem(record["value_map"], domains)
+        if problem:
+            problems.append(f"{where} line {number}: {problem}")
+    names = {r["name"] for r in data["references"]} | {n for n, r in stored.items() if not r["system"]}
+    where = _member("reference_labels")
+    problems += _repeated_lines("reference_labels", data["reference_labels"],
+                                lambda r: (r["reference"], r["sample"], r["domain"], r["rater"]))
+    for number, record in enumerate(data["reference_labels"], start=1):
+        domain = domains.get(record["domain"])
+        if record["reference"] not in names:
+            problems.append(f"{where} line {number}: reference set {record['reference']!r:.50} is neither in "
+                            f"{_member('references')} nor in the store")
+        if record["sample"] not in samples:
+            problems.append(f"{where} line {number}: sample {record['sample']!r:.80} is neither in "
+                            f"{_member('samples')} nor in the store")
+        if domain is None or domain.kind not in CODED:
+            problems.append(f"{where} line {number}: domain {record['domain']!r:.40} is not a coded domain of the "
+                            "catalogue")
+        elif problem := codes_problem(domain, record["labels"]):
+            problems.append(f"{where} line {number}: labels: {problem}")
+    return problems
 
 
 def _existing_outcome_keys() -> set[tuple[str, str, int, str]]:
@@ -359,6 +442,7 @@ def _plan(archive: str, manifest: dict, data: dict[str, list[dict]], workbooks: 
     outcomes = _existing_outcome_keys()
     malformed = _existing_malformed_keys()
     reviewed = _existing_review_samples()
+    missing_sets = {r["name"] for r in _missing_references(data)}
     return RestorePlan(
         archive=archive, only_run=manifest.get("run"),
         runs=[run["name"] for run in missing_runs(data["runs"])],
@@ -369,7 +453,26 @@ def _plan(archive: str, manifest: dict, data: dict[str, list[dict]], workbooks: 
         review=sum(r["sample"] not in reviewed for r in data["review"]),
         workbooks=[w.shown for w in workbooks if _workbook_differs(w)],
         current=current,
+        references=sorted(missing_sets),
+        reference_labels=sum(label["reference"] in missing_sets for label in data["reference_labels"]),
     )
+
+
+def _missing_references(data: dict[str, list[dict]]) -> list[dict]:
+    """The archive's sets the store lacks; a set the store has keeps its labels as they are."""
+    known = set(ReferenceSet.objects.values_list("name", flat=True))
+    return [record for record in data["references"] if record["name"] not in known]
+
+
+def _restore_references(data: dict[str, list[dict]]) -> None:
+    missing = _missing_references(data)
+    made = {r["name"]: ReferenceSet.objects.create(**{name: r[name] for name in REFERENCE_FIELDS}) for r in missing}
+    samples = dict(Sample.objects.values_list("external_id", "pk"))
+    domains = dict(Domain.objects.values_list("slug", "pk"))
+    ReferenceLabel.objects.bulk_create(
+        (ReferenceLabel(reference_set=made[r["reference"]], sample_id=samples[r["sample"]],
+                        domain_id=domains[r["domain"]], **{name: r[name] for name in REFERENCE_LABEL_FIELDS})
+         for r in data["reference_labels"] if r["reference"] in made), batch_size=BATCH)
 
 
 def _restore_samples(data: dict[str, list[dict]]) -> None:
@@ -426,6 +529,8 @@ def _apply(prepared: _Prepared, actor: Actor) -> None:
         MalformedAttempt.objects.bulk_create(_keyed_rows("malformed", data["malformed"], _malformed_key,
                                                          _existing_malformed_keys()), batch_size=BATCH)
         ReviewItem.objects.bulk_create(_review_rows(data["review"]), batch_size=BATCH)
+        _restore_references(data)
+        sync_adjudicated()  # the review queue's set follows the restored items
     for workbook in prepared.workbooks:
         if _workbook_differs(workbook):
             _write_workbook(workbook)

@@ -15,6 +15,8 @@ from audit.services import audited
 VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "annotator", "domain", "corpus",
                                                      "sample", "alert", "workermetric", "host")] + [
     "admin_ops.view_archive",
+    # Reference sets and the quality of runs against them.
+    "workers_app.view_referenceset", "workers_app.view_quality",
     # Personal API tokens: each acts with its owner's permissions, so every role may make (and revoke) its own.
     "api.add_apitoken", "api.view_apitoken"]
 REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog",
@@ -22,6 +24,7 @@ REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.v
 OPERATOR = [*REVIEWER, *(f"workers_app.{verb}_worker" for verb in ("launch", "pause", "resume", "stop", "restart",
                                                                    "flush", "move")),
             "workers_app.change_annotator", "workers_app.change_domain", "workers_app.add_corpus",
+            "workers_app.add_referenceset", "workers_app.delete_referenceset",
             "workers_app.view_alertchannel", "workers_app.add_alertchannel", "workers_app.change_alertchannel",
             "admin_ops.create_archive", "admin_ops.verify_archive", "admin_ops.restore_archive",
             "admin_ops.reset_data", "admin_ops.import_state"]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditLog
-from workers_app.models import Corpus, MalformedAttempt, Outcome, ReviewItem, Run, Sample
+from workers_app.models import Corpus, MalformedAttempt, Outcome, ReferenceLabel, ReferenceSet, ReviewItem, Run, Sample
 from workers_app.runs.current import run_samples
 from workers_app.runs.definitions import run_definition
 
@@ -25,6 +25,11 @@ MALFORMED_FIELDS = ("attempt", "reason", "reason_detail", "raw_answer", "model",
 ADDED_LATER = ("cost", "cached", "cached_latency_ms")
 REVIEW_FIELDS = ("reasons", "spread", "risk", "status", "adjudicated", "note", "claimed_at", "reviewed_at",
                  "alerted_at", "created_at")
+# A reference set's provenance and how it was read; its labels by (set, sample, domain, rater). The review queue's
+# adjudicated set is not among them: the review lines are its source, and a restore derives it again.
+REFERENCE_FIELDS = ("name", "kind", "description", "source", "licence", "citation", "raters", "value_map",
+                    "file_name", "sha256", "selection", "created_by")
+REFERENCE_LABEL_FIELDS = ("rater", "labels", "source_row")
 
 
 def _line(record: dict) -> str:
@@ -97,3 +102,26 @@ def review_lines(run: Run | None = None) -> Iterator[str]:
 def audit_lines() -> Iterator[str]:
     for row in AuditLog.objects.order_by("id").values().iterator(chunk_size=2000):
         yield _line(row)
+
+
+def _imported_sets() -> QuerySet[ReferenceSet]:
+    return ReferenceSet.objects.filter(system=False)
+
+
+def references_lines(run: Run | None = None) -> Iterator[str]:
+    """Every imported reference set with its provenance (also in the archive of one run: the sets are not a run's)."""
+    for found in _imported_sets().order_by("name"):
+        yield _line({**{name: getattr(found, name) for name in REFERENCE_FIELDS},
+                     "created_at": found.created_at.isoformat()})
+
+
+def reference_labels_lines(run: Run | None = None) -> Iterator[str]:
+    """Their labels; in the archive of one run, those of the samples it holds."""
+    labels = ReferenceLabel.objects.filter(reference_set__in=_imported_sets())
+    if run is not None:
+        labels = labels.filter(sample__in=_samples(run))
+    rows = labels.order_by("reference_set__name", "domain__slug", "sample__external_id", "rater").values_list(
+        "reference_set__name", "sample__external_id", "domain__slug", *REFERENCE_LABEL_FIELDS)
+    for name, external_id, slug, *values in rows.iterator(chunk_size=2000):
+        yield _line({"reference": name, "sample": external_id, "domain": slug,
+                     **dict(zip(REFERENCE_LABEL_FIELDS, values, strict=True))})

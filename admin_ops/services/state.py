@@ -8,7 +8,10 @@ API keys are never in it: annotators carry the NAME of their key's environment v
 An import adds the prices and runs the console lacks and updates the ones it has by (annotator, valid_from) and
 by name; it keeps those the document does not hold. A run's settings never change (a run of the same name with
 other settings is refused); only its description and budget do. An import never changes which run is current.
-Version 1 documents (before budgets, prices and runs) still import and leave those as they are.
+Reference sets (version 3) carry their provenance only, their labels travel in archives: an import updates the
+description, source, licence, citation and stated raters of a set the console has from the same file, and names
+the sets it lacks (import their files, or restore an archive). Version 1 and 2 documents still import and leave
+what they lack as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Annotator, AnnotatorPrice, Domain, Run, Sample, Worker
+from workers_app.models import Annotator, AnnotatorPrice, Domain, ReferenceSet, Run, Sample, Worker
 from workers_app.runs.definitions import NULLABLE_TEXT, checked_run, create_runs, run_set_problems
 
 from ..selectors import (
@@ -38,6 +41,7 @@ from ..selectors import (
     DOMAIN_FIELDS,
     FORMAT,
     PRICE_FIELDS,
+    REFERENCE_STATE_FIELDS,
     VERSION,
     state_document,
 )
@@ -49,10 +53,12 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_PROBLEMS_SHOWN = 50
 KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object",
-              NULLABLE_TEXT: "text or null"}
-READABLE_VERSIONS = (1, VERSION)
+              NULLABLE_TEXT: "text or null", (int, type(None)): "a whole number or null"}
+READABLE_VERSIONS = (1, 2, VERSION)
 # What an import may change of a run the console has.
 RUN_EDITABLE = ("description", "budget")
+# What an import may change of a reference set the console has from the same file.
+REFERENCE_EDITABLE = ("description", "source", "licence", "citation", "raters")
 
 
 class StateError(ValueError):
@@ -196,6 +202,7 @@ class _Checked:
     annotators: list[Annotator]
     prices: list[dict]
     runs: list[dict]
+    references: list[dict]
 
 
 def _catalogue_rows(specs: list, where: str, model: type[models.Model], key: str, fields: dict,
@@ -302,7 +309,7 @@ def _envelope_problems(document: object) -> list[str]:
         return [f"format: expected '{FORMAT}', got {document.get('format')!r:.80}"]
     version = document.get("version")
     if version not in READABLE_VERSIONS or not isinstance(version, int) or isinstance(version, bool):
-        readable = " and ".join(map(str, READABLE_VERSIONS))
+        readable = ", ".join(map(str, READABLE_VERSIONS[:-1])) + f" and {READABLE_VERSIONS[-1]}"
         return [f"version: this console reads versions {readable}, the file is version {version!r:.80}"]
     problems = _structure_problems(document)
     if problems:
@@ -311,7 +318,8 @@ def _envelope_problems(document: object) -> list[str]:
     if not isinstance(catalogue, dict) or not isinstance(catalogue.get("domains"), list) \
             or not isinstance(catalogue.get("annotators"), list):
         return ["catalogue: expected an object with lists 'domains' and 'annotators'"]
-    parts = ("workers", "prices", "runs") if version > 1 else ("workers",)
+    parts = {1: ("workers",), 2: ("workers", "prices", "runs")}.get(version, ("workers", "prices", "runs",
+                                                                             "references"))
     return [f"{part}: expected a list" for part in parts if not isinstance(document.get(part), list)]
 
 
@@ -333,10 +341,32 @@ def _check(document: object) -> tuple[_Checked | None, list[str]]:
     slugs = {d.slug for d in domains} | set(Domain.objects.values_list("slug", flat=True))
     prices, price_problems = _price_problems(document.get("prices", []), numbers)
     runs, run_problems = _run_problems(document.get("runs", []), numbers, slugs)
-    problems = _worker_problems(document["workers"], numbers, slugs) + price_problems + run_problems
+    references, reference_problems = _reference_problems(document.get("references", []))
+    problems = (_worker_problems(document["workers"], numbers, slugs) + price_problems + run_problems
+                + reference_problems)
     if problems:
         return None, problems
-    return _Checked(document, annotator_fields, domains, annotators, prices, runs), []
+    return _Checked(document, annotator_fields, domains, annotators, prices, runs, references), []
+
+
+def _reference_problems(records: list) -> tuple[list[dict], list[str]]:
+    """Each set's provenance by the model's own field rules; names given once."""
+    references, problems = [], []
+    for index, record in enumerate(records):
+        where = f"references[{index}]"
+        shape = _shape_problems(record, REFERENCE_STATE_FIELDS, where)
+        if shape:
+            problems += shape
+            continue
+        values = {"name": record["name"], "sha256": record["sha256"]}
+        for name in ("name", *REFERENCE_EDITABLE):
+            values[name], problem = field_problem(ReferenceSet, name, record[name])
+            if problem:
+                problems.append(f"{where}.{name}: {problem}")
+        references.append(values)
+    if not problems:
+        problems = _repeats([r["name"] for r in references], "references", "the reference set")
+    return references, problems
 
 
 def _checked(text: str, source: str) -> _Checked:
@@ -397,12 +427,27 @@ def _run_changes(runs: list[dict]) -> list[str]:
     return changes
 
 
+def _reference_changes(references: list[dict]) -> list[str]:
+    changes = []
+    for reference in references:
+        label = f"reference set {reference['name']}"
+        current = ReferenceSet.objects.filter(name=reference["name"]).values("sha256", *REFERENCE_EDITABLE).first()
+        if current is None:
+            changes.append(f"{label}: not in this console, left out (its labels travel in archives: import its file "
+                           "or restore an archive)")
+        elif current["sha256"] != reference["sha256"]:
+            changes.append(f"{label}: the console's set comes from another file, left as it is")
+        else:
+            changes += _differences(label, current, reference, REFERENCE_EDITABLE)
+    return changes
+
+
 def _plan(checked: _Checked) -> ImportPlan:
     catalogue = checked.document["catalogue"]
     plan = ImportPlan(
         _catalogue_changes("domain", Domain, "slug", DOMAIN_FIELDS, catalogue["domains"], skip=("prompt_version",))
         + _catalogue_changes("annotator", Annotator, "number", checked.annotator_fields, catalogue["annotators"])
-        + _price_changes(checked.prices) + _run_changes(checked.runs))
+        + _price_changes(checked.prices) + _run_changes(checked.runs) + _reference_changes(checked.references))
     for spec in checked.document["workers"]:
         current = Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).first()
         if current is not None and current.desired_state != spec["desired_state"]:
@@ -430,6 +475,9 @@ def _apply(checked: _Checked) -> None:
     create_runs(checked.runs)
     for run in checked.runs:
         Run.objects.filter(name=run["name"]).update(**{name: run[name] for name in RUN_EDITABLE})
+    for reference in checked.references:
+        ReferenceSet.objects.filter(name=reference["name"], sha256=reference["sha256"], system=False).update(
+            **{name: reference[name] for name in REFERENCE_EDITABLE})
 
 
 def import_state(text: str, *, source: str, actor: Actor, dry_run: bool = False) -> ImportPlan:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from admin_ops.services.archive import ArchiveError, create_archive, verify_archive
+from admin_ops.services.archive import REFERENCE_MEMBERS, ArchiveError, create_archive, verify_archive
 from admin_ops.services.restore import RestoreConflict, restore_archive
 from audit.actions import Action
 from audit.models import AuditLog
@@ -56,7 +56,7 @@ def base(catalogue) -> dict[str, bytes]:
     return {name: data for name, data in members.items() if name != "manifest.json"}
 
 
-def manifest_of(members: dict[str, bytes], version: int = 2) -> dict:
+def manifest_of(members: dict[str, bytes], version: int = 3) -> dict:
     return {"format": "annotation-fleet-archive", "version": version, "created_at": "2026-01-01T00:00:00+00:00",
             "created_by": "test", "counts": {"outcomes": 8},
             "members": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
@@ -179,7 +179,7 @@ CASES = {
     "a manifest whose members is a list": (with_manifest(lambda m: m.update(members=list(m["members"]))),
                                            "manifest.json: members: expected an object of member name"),
     "an empty manifest object": (with_manifest(lambda m: m.clear()),
-                                 "manifest.json: not a version 1 or 2 annotation-fleet-archive manifest"),
+                                 "manifest.json: not a version 1, 2 or 3 annotation-fleet-archive manifest"),
     "an empty manifest file": (lambda path, members: pack(path, members, manifest=b""), "manifest.json: not JSON"),
     "a manifest without its member list": (with_manifest(lambda m: m.pop("members")),
                                            "manifest.json: members: expected an object"),
@@ -287,9 +287,9 @@ CASES = {
     "a workbook outside a run's annotations": (extra_file("runs/default/annotator_1_urgency.xlsx"),
                                                ("runs/default/annotator_1_urgency.xlsx: refused (not a member of an "
                                                 "archive of this console)")),
-    "a version 1 workbook in a version 2 archive": (added("workbooks/annotator_1_urgency.xlsx"),
+    "a version 1 workbook in a version 3 archive": (added("workbooks/annotator_1_urgency.xlsx"),
                                                     ("manifest.json: members: 'workbooks/annotator_1_urgency.xlsx' is "
-                                                     "not a member of a version 2 archive")),
+                                                     "not a member of a version 3 archive")),
     "a manifest whose run is not a run name": (with_manifest(lambda m: m.update(run="../x")),
                                                "manifest.json: run: expected the name of a run, or null"),
 }
@@ -379,7 +379,7 @@ def before_runs(members: dict[str, bytes]) -> dict[str, bytes]:
     for name, data in members.items():
         if name in (OUTCOMES, "data/malformed.jsonl"):
             data = lines_without(data, "run")
-        if name != RUNS:
+        if name != RUNS and name not in REFERENCE_MEMBERS:
             old[f"workbooks/{name.rsplit('/', 1)[1]}" if name.startswith("runs/") else name] = data
     return old
 

@@ -130,7 +130,7 @@ CASES = {
                                       "catalogue.annotators[0].number: Ensure this value is less than or equal to 99."),
     "a NUL character in a slug": (domain(0, slug="urgency\x00"), "catalogue.domains[0].slug: a NUL character"),
     "a version given as true": (lambda d: d.update(version=True),
-                                "version: this console reads versions 1 and 2, the file is version True"),
+                                "version: this console reads versions 1, 2 and 3, the file is version True"),
     "a list instead of the catalogue": (lambda d: d.update(catalogue=[]),
                                         "catalogue: expected an object with lists 'domains' and 'annotators'"),
     "a negative budget": (annotator(0, budget="-5"), "catalogue.annotators[0].budget: The budget cannot be negative."),

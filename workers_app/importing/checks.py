@@ -85,10 +85,16 @@ def _checked(value: object, convert: Callable[[object], str], judge: Callable[[s
     return ("", reason) if reason else (text, "")
 
 
+def checked_id(value: object) -> tuple[str, str]:
+    """A sample id as a corpus import reads it, and what is wrong with it ("" when nothing): other files that
+    name samples (reference labels) must read ids exactly as the corpus did."""
+    return _checked(value, id_of, _id_problem)
+
+
 def clean_row(row: Row, file: str) -> tuple[str, str, list[Problem]]:
     """The id and the text of a row as strings, and the problems of each."""
-    external_id, id_problem = _checked(row.id_value, id_of, _id_problem)
-    text, text_problem = _checked(row.text_value, text_of, _text_problem)
+    external_id, id_problem = checked_id(row.values["id"])
+    text, text_problem = _checked(row.values["text"], text_of, _text_problem)
     problems = [row.problem(file, field, reason) for field, reason in (("id", id_problem), ("text", text_problem))
                 if reason]
     return external_id, text, problems

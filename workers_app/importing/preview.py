@@ -36,7 +36,7 @@ def preview_file(path: Path, name: str, *, sheets: list[str] | None = None, colu
     kind = file_kind(path, name)
     found = file_columns(path, kind, name)
     try:
-        with closing(open_rows(path, kind, name, sheets, columns or Columns())) as rows:
+        with closing(open_rows(path, kind, name, sheets, columns or Columns.corpus())) as rows:
             return Preview(kind, found, list(islice(rows, limit)))
     except FileRejected as exc:
         return Preview(kind, found, [], exc.problem)

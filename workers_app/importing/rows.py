@@ -42,13 +42,13 @@ class FileRejected(Exception):
 
 @dataclass(frozen=True)
 class Row:
-    """One data row as read. The id and text are as the file typed them (text, number, bool, null, ...): the checks
-    decide what may become a sample. ``cell_limit`` is the most characters a cell of the format holds, if any."""
+    """One data row as read: the value of each asked-for field (see ``Columns``) as the file typed it (text,
+    number, bool, null, ...); the checks decide what it may become. ``cell_limit`` is the most characters a cell
+    of the format holds, if any."""
 
     sheet: str
     row: int
-    id_value: object
-    text_value: object
+    values: dict[str, object]
     unit: str = "row"
     cell_limit: int | None = None
 
@@ -61,9 +61,29 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Column:
+    """A field a reader must find: the header (or jsonl key) the user named, else the first of ``candidates`` the
+    file has; ``option`` is how the user names it, for messages."""
+
+    field: str
+    wanted: str | None
+    candidates: tuple[str, ...]
+    option: str
+
+    @property
+    def key(self) -> str:
+        """The jsonl key: exactly the one named, else the first candidate."""
+        return self.wanted or self.candidates[0]
+
+
+@dataclass(frozen=True)
 class Columns:
-    id_column: str | None = None
-    text_column: str | None = None
+    fields: tuple[Column, ...]
+
+    @classmethod
+    def corpus(cls, id_column: str | None = None, text_column: str | None = None) -> Columns:
+        return cls((Column("id", id_column, ID_CANDIDATES, "--id-column"),
+                    Column("text", text_column, TEXT_CANDIDATES, "--text-column")))
 
 
 def describe(value: object) -> str:
@@ -94,9 +114,9 @@ def header_text(value: object) -> str:
     return str(value)
 
 
-def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, file: str, sheet: str) -> int:
+def _pick(header: list[str], column: Column, file: str, sheet: str) -> int:
     lowered = [h.strip().lower() for h in header]
-    for name in [wanted.strip().lower()] if wanted else candidates:
+    for name in [column.wanted.strip().lower()] if column.wanted else column.candidates:
         if lowered.count(name) > 1:
             places = ", ".join(str(i + 1) for i, h in enumerate(lowered) if h == name)
             raise FileRejected(Problem(file, f"two columns are named '{name}' (columns {places}): rename one",
@@ -104,23 +124,24 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], wh
         if name in lowered:
             return lowered.index(name)
     existing = ", ".join(repr(h) for h in header if h.strip()) or "none"
-    asked = f"no {what} column '{wanted}'" if wanted else f"no {what} column (looked for {', '.join(candidates)})"
-    option = "--id-column" if what == "id" else "--text-column"
-    raise FileRejected(Problem(file, f"{asked}; the columns are: {existing}. Choose one with {option}.", sheet=sheet))
+    what = column.field
+    asked = (f"no {what} column '{column.wanted}'" if column.wanted
+             else f"no {what} column (looked for {', '.join(column.candidates)})")
+    raise FileRejected(Problem(file, f"{asked}; the columns are: {existing}. Choose one with {column.option}.",
+                               sheet=sheet))
 
 
-def column_indexes(header: Sequence[object], columns: Columns, file: str, sheet: str) -> tuple[int, int]:
-    """Where the id and the text are in a header row."""
+def column_indexes(header: Sequence[object], columns: Columns, file: str, sheet: str) -> dict[str, int]:
+    """Where each asked-for field is in a header row."""
     names = [header_text(h) for h in header]
-    return (_pick(names, columns.id_column, ID_CANDIDATES, "id", file, sheet),
-            _pick(names, columns.text_column, TEXT_CANDIDATES, "text", file, sheet))
+    return {column.field: _pick(names, column, file, sheet) for column in columns.fields}
 
 
 def _value_at(values: Sequence[object], index: int) -> object:
     return values[index] if index < len(values) else None
 
 
-def rows_from_table(data: Iterator[Sequence[object]], at: tuple[int, int], file: str, sheet: str, *,
+def rows_from_table(data: Iterator[Sequence[object]], at: dict[str, int], file: str, sheet: str, *,
                     cell_limit: int | None = None) -> Iterator[Row]:
     """The data rows under a header (row 1), numbered as a spreadsheet shows them; a table without any is refused."""
     found = False
@@ -128,6 +149,7 @@ def rows_from_table(data: Iterator[Sequence[object]], at: tuple[int, int], file:
         if all(v in (None, "") for v in values):
             continue  # blank line between blocks of data
         found = True
-        yield Row(sheet, number, _value_at(values, at[0]), _value_at(values, at[1]), cell_limit=cell_limit)
+        yield Row(sheet, number, {field: _value_at(values, index) for field, index in at.items()},
+                  cell_limit=cell_limit)
     if not found:
         raise FileRejected(Problem(file, "no data rows: there is only a header", sheet=sheet))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -71,7 +72,6 @@ class _FileCheck:
         self.file = file
         self.spool = spool
         self.allow_cut_cells = allow_cut_cells
-        self.rows = 0
         self.present = 0
         self.sheets: set[str] = set()
         self.problems: list[Problem] = []
@@ -80,10 +80,6 @@ class _FileCheck:
         self._waiting: list[tuple[Row, str, str]] = []
 
     def add(self, row: Row) -> None:
-        self.rows += 1
-        if self.rows > settings.IMPORT_MAX_ROWS:
-            raise FileRejected(row.problem(self.file, "", f"more than {settings.IMPORT_MAX_ROWS:,} data rows "
-                                           "(IMPORT_MAX_ROWS): split the file"))
         if row.sheet:
             self.sheets.add(row.sheet)
         external_id, text, problems = clean_row(row, self.file)
@@ -125,7 +121,7 @@ class _FileCheck:
 
 
 def _selection(sheets: list[str] | None, columns: Columns) -> str:
-    return "|".join([",".join(sheets or ["*"]), columns.id_column or "", columns.text_column or ""])
+    return "|".join([",".join(sheets or ["*"]), *(column.wanted or "" for column in columns.fields)])
 
 
 def _write(spool: RowSpool, corpus: Corpus) -> None:
@@ -135,11 +131,24 @@ def _write(spool: RowSpool, corpus: Corpus) -> None:
                                           source_row=s.row) for s in batch)
 
 
-def _check_file(path: Path, kind: str, name: str, sheets: list[str] | None, columns: Columns, check: _FileCheck,
-                progress: Callable[[int], None] | None) -> None:
+class RowCheck(Protocol):
+    """What reads a file's rows for an import: each row as it streams in, then whatever waited for a batch."""
+
+    def add(self, row: Row) -> None: ...
+
+    def settle(self) -> None: ...
+
+
+def check_file(path: Path, kind: str, name: str, sheets: list[str] | None, columns: Columns, check: RowCheck,
+               progress: Callable[[int], None] | None = None) -> None:
+    """Hand every row of the file to ``check``; a file that cannot be read, or has more than IMPORT_MAX_ROWS data
+    rows, is refused as a whole (ImportRejected)."""
     try:
         with closing(open_rows(path, kind, name, sheets, columns)) as rows:  # closes the file at once on a refusal
-            for row in rows:
+            for count, row in enumerate(rows, start=1):
+                if count > settings.IMPORT_MAX_ROWS:
+                    raise FileRejected(row.problem(name, "", f"more than {settings.IMPORT_MAX_ROWS:,} data rows "
+                                                   "(IMPORT_MAX_ROWS): split the file"))
                 check.add(row)
                 if progress:
                     progress(1)
@@ -166,7 +175,7 @@ def check_corpus(path: str | Path, *, sheets: list[str] | None = None, id_column
     """Every row checked as ``import_corpus`` checks it, and nothing written: the problems by row, how many rows
     are new and how many are stored already."""
     path = Path(path)
-    columns = Columns(id_column, text_column)
+    columns = Columns.corpus(id_column, text_column)
     name = display_name or path.name
     try:
         kind = file_kind(path, name)
@@ -178,7 +187,7 @@ def check_corpus(path: str | Path, *, sheets: list[str] | None = None, id_column
     with row_spool() as spool:
         check = _FileCheck(name, spool, allow_cut_cells=allow_cut_cells)
         try:
-            _check_file(path, kind, name, sheets, columns, check, progress)
+            check_file(path, kind, name, sheets, columns, check, progress)
         except ImportRejected as exc:
             check.problems.extend(exc.problems)
         return CheckReport(rows=check.rows, new=spool.count, already_present=check.present, problems=check.problems,
@@ -211,7 +220,7 @@ def import_corpus(
     """Imports every row of the file, or none if any row has a problem (unless ``skip_invalid``). A text of exactly
     32,767 characters in an xlsx cell was probably cut when saved: it is refused unless ``allow_cut_cells``."""
     path = Path(path)
-    columns = Columns(id_column, text_column)
+    columns = Columns.corpus(id_column, text_column)
     name = display_name or path.name
     parameters = {"file": name, "sheets": sheets, "id_column": id_column, "text_column": text_column,
                   "skip_invalid": skip_invalid, "allow_cut_cells": allow_cut_cells}
@@ -228,7 +237,7 @@ def import_corpus(
             return ImportReport(corpus=previous, already_imported=True)
         with row_spool() as spool:
             check = _FileCheck(name, spool, allow_cut_cells=allow_cut_cells)
-            _check_file(path, kind, name, sheets, columns, check, progress)
+            check_file(path, kind, name, sheets, columns, check, progress)
             if check.problems and not skip_invalid:
                 raise ImportRejected(check.problems)
             corpus = Corpus(file_name=name, sha256=digest, selection=selection, row_count=spool.count,

@@ -147,19 +147,19 @@ def jsonl_keys(path: Path, name: str) -> list[str]:
 
 
 def read_jsonl(path: Path, name: str, columns: Columns) -> Generator[Row, None, None]:
-    keys = (columns.id_column or "id", columns.text_column or "text")
+    keys = {column.field: column.key for column in columns.fields}
     found = False
     with path.open("rb") as handle:
         for number, line in enumerate(_decoded_lines(handle, name), start=1):
             if not line.strip():
                 continue
             record = _json_object(line, name, number)
-            for key in keys:
+            for key in keys.values():
                 if key not in record:
                     existing = ", ".join(map(repr, record)) or "none"
                     raise FileRejected(Problem(name, f"no key '{key}'; the keys are: {existing}", row=number,
                                                field=key, unit="line"))
             found = True
-            yield Row("", number, record[keys[0]], record[keys[1]], unit="line")
+            yield Row("", number, {field: record[key] for field, key in keys.items()}, unit="line")
     if not found:
         raise FileRejected(Problem(name, "no records: every line is blank"))

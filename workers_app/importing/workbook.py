@@ -95,7 +95,7 @@ def _sheet_rows(book: Workbook, title: str, name: str, columns: Columns) -> Gene
         raise FileRejected(Problem(name, "the sheet is empty; choose the sheets to read with --sheet", sheet=title))
     at = column_indexes(header, columns, name, title)
     # Reading only up to the id and text columns keeps a row with a cell far to the right from costing anything.
-    data = sheet.iter_rows(min_row=2, max_col=max(at) + 1, values_only=True)
+    data = sheet.iter_rows(min_row=2, max_col=max(at.values()) + 1, values_only=True)
     yield from rows_from_table(_values(data, name, title, 2), at, name, title, cell_limit=XLSX_CELL_LIMIT)
 
 

@@ -4,8 +4,9 @@ from .fleet import Host, Installation, Worker, WorkerEvent
 from .monitoring import Alert, AlertChannel, WorkerMetric
 from .outcomes import MalformedAttempt, Outcome
 from .pricing import AnnotatorPrice, CachedResponse
+from .reference import ADJUDICATED_SET, ReferenceLabel, ReferenceSet
 from .review import ReviewItem
 from .runs import DEFAULT_RUN, Run, RunSample
 
-__all__ = ["DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
-           "MalformedAttempt", "Outcome", "ReviewItem", "Run", "RunSample", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]
+__all__ = ["ADJUDICATED_SET", "DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
+           "MalformedAttempt", "Outcome", "ReferenceLabel", "ReferenceSet", "ReviewItem", "Run", "RunSample", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]

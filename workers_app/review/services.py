@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.actions import Action
 from audit.services import audited
 from workers_app.models import Domain, ReviewItem
+from workers_app.references.adjudicated import sync_adjudicated
 
 PERMISSION = "workers_app.review_sample"
 MAX_NOTE_CHARS = 10_000
@@ -103,6 +104,7 @@ def adjudicate_review(item: ReviewItem, *, labels: dict[str, list[str]], note: s
             if current.status == ReviewItem.Status.OPEN:
                 raise ReviewRefused("claim this item before recording its labels")
             raise ReviewRefused(_why_not_claimable(current))
+        sync_adjudicated([item.sample_id])  # the adjudicated reference set, in the same transaction
     return _current(item)
 
 
@@ -121,7 +123,7 @@ def validated_labels(labels: object) -> dict[str, list[str]]:
         if domain is None:
             problems[str(slug)[:40]] = "not a domain that can be adjudicated"
             continue
-        problem = _codes_problem(domain, codes)
+        problem = codes_problem(domain, codes)
         if problem:
             problems[slug] = problem
         else:
@@ -137,7 +139,7 @@ def allowed_codes(domain: Domain) -> list[str]:
     return list(dict.fromkeys([*domain.code_list, *([none_code] if none_code else [])]))
 
 
-def _codes_problem(domain: Domain, codes: object) -> str | None:
+def codes_problem(domain: Domain, codes: object) -> str | None:
     if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
         return "give a list of codes"
     allowed = allowed_codes(domain)

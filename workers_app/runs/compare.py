@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from stats.agreement import MASI, agreement_with_reference, krippendorff_alpha
-from workers_app.models import Annotator, Domain, Outcome, Run, Sample
+from stats.quality import Estimate
+from workers_app.models import Annotator, Domain, Outcome, ReferenceSet, Run, Sample
+from workers_app.references.quality import run_quality
 from workers_app.runs.current import pinned_domain
 
 CHANGES_KEPT = 200  # per (domain, annotator): enough to read on a page; the CSV takes them all
@@ -62,10 +64,20 @@ class PairComparison:
     changes: list[ChangedLabel]  # the first ones in sample order, at most the cap asked for
     seen_a: list[Seen]
     seen_b: list[Seen]
+    # Against the reference set, when one was chosen: each run's accuracy on the items it labelled that the set
+    # labels (None: no such item, or no set chosen), and how many comparisons it rests on.
+    accuracy_a: Estimate | None = None
+    accuracy_b: Estimate | None = None
+    reference_n_a: int = 0
+    reference_n_b: int = 0
 
     @property
     def identical_percent(self) -> float | None:
         return None if self.identical is None else 100 * self.identical
+
+    @property
+    def reference_accuracies(self) -> list[tuple[Estimate | None, int]]:
+        return [(self.accuracy_a, self.reference_n_a), (self.accuracy_b, self.reference_n_b)]
 
     @property
     def all_changes_kept(self) -> bool:
@@ -77,6 +89,7 @@ class RunComparison:
     a: Run
     b: Run
     pairs: list[PairComparison] = field(default_factory=list)  # by domain position, then annotator number
+    reference: ReferenceSet | None = None
 
     @property
     def n(self) -> int:
@@ -104,15 +117,16 @@ class RunComparison:
         return list(grouped.items())
 
 
-def compare_runs(a: Run, b: Run, *, keep: int | None = CHANGES_KEPT) -> RunComparison:
-    """Compare run ``b`` with run ``a``; ``keep`` caps the changed labels listed per (domain, annotator) (None: all).
-    The same run twice is refused."""
+def compare_runs(a: Run, b: Run, *, keep: int | None = CHANGES_KEPT,
+                 reference: ReferenceSet | None = None) -> RunComparison:
+    """Compare run ``b`` with run ``a``; ``keep`` caps the changed labels listed per (domain, annotator) (None: all);
+    with ``reference``, each run's accuracy against it too. The same run twice is refused."""
     if a.pk == b.pk:
         raise ComparisonRefused(f"run {a.name} compared with itself: choose two different runs")
     seen_a, seen_b = _seen(a), _seen(b)
     common = seen_a.keys() & seen_b.keys()
     if not common:
-        return RunComparison(a, b)
+        return RunComparison(a, b, reference=reference)
     domains = Domain.objects.in_bulk({domain for domain, _ in common})
     numbers = dict(Annotator.objects.filter(pk__in={annotator for _, annotator in common})
                    .values_list("pk", "number"))
@@ -123,13 +137,32 @@ def compare_runs(a: Run, b: Run, *, keep: int | None = CHANGES_KEPT) -> RunCompa
     kept = {pair: figures.changes[:keep] if keep is not None else figures.changes
             for pair, figures in found.items()}
     names = _external_ids({sample_id for changes in kept.values() for sample_id, _, _ in changes})
-    return RunComparison(a, b, [
+    comparison = RunComparison(a, b, [
         PairComparison(domain=domains[pair[0]].slug, annotator=numbers[pair[1]], measure=figures.measure,
                        n=figures.n, identical=figures.identical, agreement=figures.agreement,
                        changed=len(figures.changes),
                        changes=[ChangedLabel(names[sample_id], x, y) for sample_id, x, y in kept[pair]],
                        seen_a=seen_a[pair], seen_b=seen_b[pair])
-        for pair, figures in found.items()])
+        for pair, figures in found.items()], reference=reference)
+    if reference is not None:
+        _add_accuracy(comparison, reference)
+    return comparison
+
+
+def _accuracies(run: Run, reference: ReferenceSet) -> dict[tuple[str, int], tuple[Estimate, int]]:
+    quality = run_quality(run, reference, worst=0)
+    return {(domain.slug, row.annotator): (row.result.accuracy, row.result.n) for domain in quality.domains
+            for row in domain.rows if row.annotator is not None}
+
+
+def _add_accuracy(comparison: RunComparison, reference: ReferenceSet) -> None:
+    in_a, in_b = _accuracies(comparison.a, reference), _accuracies(comparison.b, reference)
+    for pair in comparison.pairs:
+        key = (pair.domain, pair.annotator)
+        if key in in_a:
+            pair.accuracy_a, pair.reference_n_a = in_a[key]
+        if key in in_b:
+            pair.accuracy_b, pair.reference_n_b = in_b[key]
 
 
 def _seen(run: Run) -> dict[Pair, list[Seen]]:

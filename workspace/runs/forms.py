@@ -6,9 +6,10 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from workers_app.models import Annotator, Corpus, Domain, Run
+from workers_app.models import Annotator, Corpus, Domain, ReferenceSet, Run
 from workers_app.models.catalogue import no_control_characters
 from workers_app.models.runs import RUN_NAME
+from workers_app.references.selectors import UnknownReference, reference_by_name
 from workers_app.runs.services import RunPlan
 
 MAX_SEED = 2**31 - 1
@@ -55,6 +56,16 @@ class CompareForm(forms.Form):
 
     a = forms.CharField(max_length=40, error_messages={"required": "missing: name the first run."})
     b = forms.CharField(max_length=40, error_messages={"required": "missing: name the second run."})
+    reference = forms.CharField(max_length=40, required=False)
+
+    def clean_reference(self) -> ReferenceSet | None:
+        name = self.cleaned_data["reference"]
+        if not name:
+            return None
+        try:
+            return reference_by_name(name)
+        except UnknownReference as exc:
+            raise ValidationError(str(exc)) from None
 
     def _run(self, field: str) -> Run:
         name = self.cleaned_data[field]

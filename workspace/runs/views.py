@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from admin_ops.services.csv_safe import csv_row
-from workers_app.models import Run, Sample
+from workers_app.models import ReferenceSet, Run, Sample
 from workers_app.models.runs import RUN_NAME
 from workers_app.runs.compare import CHANGES_KEPT, ComparisonRefused, RunComparison, compare_runs
 from workers_app.runs.services import RunRefused, create_run, switch_run
@@ -102,8 +102,11 @@ def _compared(request: HttpRequest, *, keep: int | None) -> RunComparison | list
     form = CompareForm(request.GET)
     if not form.is_valid():
         return form.problems()
+    if form.cleaned_data["reference"] is not None and not request.user.has_perm("workers_app.view_referenceset"):
+        raise PermissionDenied("needs workers_app.view_referenceset")
     try:
-        return compare_runs(form.cleaned_data["a"], form.cleaned_data["b"], keep=keep)
+        return compare_runs(form.cleaned_data["a"], form.cleaned_data["b"], keep=keep,
+                            reference=form.cleaned_data["reference"])
     except ComparisonRefused as exc:
         return [str(exc)]
 
@@ -113,10 +116,18 @@ def _compared(request: HttpRequest, *, keep: int | None) -> RunComparison | list
 def compare(request: HttpRequest) -> HttpResponse:
     found = _compared(request, keep=CHANGES_KEPT)
     page = {"section": "runs", "runs": _names(),
-            "chosen": (request.GET.get("a", ""), request.GET.get("b", ""))}
+            "chosen": (request.GET.get("a", ""), request.GET.get("b", ""), request.GET.get("reference", "")),
+            "references": _reference_names(request)}
     if isinstance(found, list):
         return render(request, "workspace/runs/compare.html", {**page, "problems": found}, status=400)
     return render(request, "workspace/runs/compare.html", {**page, "comparison": found})
+
+
+def _reference_names(request: HttpRequest) -> list[str]:
+    """The sets a comparison may be measured against, for those who may see them."""
+    if not request.user.has_perm("workers_app.view_referenceset"):
+        return []
+    return list(ReferenceSet.objects.order_by("name").values_list("name", flat=True))
 
 
 def _names() -> list[str]:

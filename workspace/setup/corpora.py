@@ -114,7 +114,7 @@ def preview(request: HttpRequest, token: str) -> HttpResponse:
     if form.is_bound and form.is_valid():
         options = form.options()
         found = preview_file(path, name, sheets=options["sheets"],
-                             columns=Columns(options["id_column"], options["text_column"]))
+                             columns=Columns.corpus(options["id_column"], options["text_column"]))
     return render(request, "workspace/setup/preview.html", {
         "section": "setup", "token": token, "name": name, "preview": found, "form": form})
 

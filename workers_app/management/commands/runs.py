@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.actors import cli_actor
 from workers_app.management.cli import annotator_number, run_name
 from workers_app.models import Outcome, Run
+from workers_app.references.selectors import UnknownReference, reference_by_name
 from workers_app.runs.compare import ComparisonRefused, compare_runs
 from workers_app.runs.current import run_samples
 from workers_app.runs.services import RunPlan, RunRefused, create_run, delete_run, switch_run
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         compare.add_argument("a", type=run_name)
         compare.add_argument("b", type=run_name)
         compare.add_argument("--changes", type=int, default=10, help="changed labels to print per pair (default 10)")
+        compare.add_argument("--reference", help="each run's accuracy against this reference set too")
         delete = commands.add_parser("delete", help="delete a run that is not current, with its outcomes")
         delete.add_argument("run", type=run_name)
         delete.add_argument("--yes", action="store_true", help="confirm: its outcomes are deleted")
@@ -50,7 +52,7 @@ class Command(BaseCommand):
     def handle(self, *args, command, **options):
         try:
             getattr(self, f"_{command}")(**options)
-        except (RunRefused, ComparisonRefused) as exc:
+        except (RunRefused, ComparisonRefused, UnknownReference) as exc:
             raise CommandError(str(exc)) from None
 
     def _list(self, **options) -> None:
@@ -73,10 +75,10 @@ class Command(BaseCommand):
         self.stdout.write(f"run {run.name} is current; queued {sum(queued.values())} sample(s) for the running "
                           f"workers")
 
-    def _compare(self, *, a, b, changes, **options) -> None:
+    def _compare(self, *, a, b, changes, reference, **options) -> None:
         if changes < 0:
             raise CommandError(f"--changes {changes}: give 0 or more")
-        found = compare_runs(a, b, keep=changes)
+        found = compare_runs(a, b, keep=changes, reference=reference_by_name(reference) if reference else None)
         if not found.pairs:
             self.stdout.write(f"runs {a.name} and {b.name} have nothing in common: no domain and annotator with "
                               "outcomes in both")
@@ -87,6 +89,11 @@ class Command(BaseCommand):
             agreement = "—" if pair.agreement is None else f"{pair.agreement:.3f}"
             self.stdout.write(f"{pair.domain:12} {pair.annotator:9} {pair.n:6} {identical:>9} {agreement:>9}  "
                               f"{pair.changed:7}  {pair.measure}")
+            if found.reference is not None:
+                shown = ["—" if e is None or e.value is None else f"{e.value:.3f} (n {n})"
+                         for e, n in pair.reference_accuracies]
+                self.stdout.write(f"    accuracy against {found.reference.name}: {a.name} {shown[0]}, "
+                                  f"{b.name} {shown[1]}")
             for change in pair.changes:
                 self.stdout.write(f"    {change.external_id}: {change.label_a or '—'} -> {change.label_b or '—'}")
 

@@ -73,6 +73,7 @@ class _FileCheck:
         self.spool = spool
         self.allow_cut_cells = allow_cut_cells
         self.present = 0
+        self.rows = 0
         self.sheets: set[str] = set()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -80,6 +81,7 @@ class _FileCheck:
         self._waiting: list[tuple[Row, str, str]] = []
 
     def add(self, row: Row) -> None:
+        self.rows += 1
         if row.sheet:
             self.sheets.add(row.sheet)
         external_id, text, problems = clean_row(row, self.file)

@@ -393,7 +393,7 @@ def test_a_preview_shows_every_sheets_columns_and_the_first_rows_as_chosen(db, t
 
     assert found.columns == {"Reddit": ["post_id", "body", "score"], "Forum": ["Sample_ID", "Text"]}
     assert [(r.row, r.values["id"], r.values["text"]) for r in found.rows] == [(i + 2, f"R{i}", f"post {i}") for i in range(5)]
-    wrong = preview_file(path, "posts.xlsx", sheets=["Reddit"], columns=Columns(text_column="title"))
+    wrong = preview_file(path, "posts.xlsx", sheets=["Reddit"], columns=Columns.corpus(text_column="title"))
     assert wrong.rows == [] and "no text column 'title'" in str(wrong.problem)
 
 

@@ -74,6 +74,7 @@ ONCE = {
     "tests/test_catalogue.py",
     "tests/test_concurrency.py",
     "tests/test_consolidate.py",
+    "tests/test_demo_disagreement.py",
     "tests/test_engine_annotate.py",
     "tests/test_excel_journal.py",
     "tests/test_files_pages.py",

@@ -69,6 +69,7 @@ ONCE = {
     "tests/test_admin_import.py",
     "tests/test_admin_ops_admin.py",
     "tests/test_agreement.py",
+    "tests/test_alert_acknowledge.py",
     "tests/test_api_keys.py",
     "tests/test_builtin_annotator.py",
     "tests/test_catalogue.py",

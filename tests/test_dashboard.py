@@ -83,7 +83,9 @@ def test_live_reports_progress_rate_malformed_share_and_alerts(client, viewer):
     assert (cell["done"], cell["malformed"], cell["total"]) == (10, 2, 10)
     assert cell["display"]["malformed"] == "20.0 %" and cell["alerts"] == 1
     assert cell["per_minute"] >= 10  # 10 stored within the last minute's window
-    assert data["alerts"][0]["worker"] == "annotator_1_urgency"
+    [group] = data["alerts"]
+    assert (group["kind"], group["new"], group["workers"]) == ("stalled", 1, ["annotator_1_urgency"])
+    assert group["headline"] == "1 worker stalled" and group["link"] == "/dashboard/workers/annotator_1_urgency/"
     assert data["totals"]["done"] == 10 and data["totals"]["workers"] == 30
 
 

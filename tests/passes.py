@@ -84,6 +84,7 @@ ONCE = {
     "tests/test_integrity.py",
     "tests/test_launcher.py",
     "tests/test_layers.py",
+    "tests/test_links_and_errors.py",
     "tests/test_local_llm.py",
     "tests/test_parsing.py",
     "tests/test_passes.py",

@@ -18,7 +18,7 @@ from workspace.access import requires
 
 from .actions import CONFIRM, ActionRefused, allowed_actions, parse_action, run_action
 from .alerts import SNOOZE_CHOICES, handle_alerts
-from .charts import fleet_series, malformed_per_annotator, spend_per_annotator
+from .charts import RANGES, fleet_charts, malformed_per_annotator, spend_per_annotator
 from .snapshot import SHARED_KEY, fleet_snapshot, live_json
 from .worker_page import worker_page
 
@@ -50,10 +50,14 @@ def live(request: HttpRequest) -> HttpResponse:
 @require_GET
 @requires("workers_app.view_worker", polled=True)
 def charts(request: HttpRequest) -> HttpResponse:
+    """The charts over ?range=hour (the default), day or run; an unknown range is the hour."""
     snapshot = fleet_snapshot()
+    run = current_run()
+    window, charts = fleet_charts(request.GET.get("range", "hour"), run)
     return render(request, "workspace/dashboard/charts.html", {
-        "series": fleet_series(), "malformed": malformed_per_annotator(snapshot.cells.values()),
-        "spend": spend_per_annotator(current_run()), "run": snapshot.run})
+        "charts": charts, "window": window, "ranges": RANGES,
+        "malformed": malformed_per_annotator(snapshot.cells.values()), "spend": spend_per_annotator(run),
+        "run": snapshot.run})
 
 
 @require_POST

@@ -128,15 +128,26 @@
     poll();
   });
 
-  // Charts: loaded after the page, refreshed each minute.
+  // Charts: loaded after the page, refreshed each minute, over the range last chosen.
   const charts = document.getElementById("charts");
+  let chartsRange = "hour";
+  let chartsTimer = null;
   async function loadCharts() {
+    clearTimeout(chartsTimer);
     try {
-      const response = await fetch(charts.dataset.src, {credentials: "same-origin"});
+      const response = await fetch(charts.dataset.src + "?range=" + encodeURIComponent(chartsRange),
+                                   {credentials: "same-origin"});
       if (response.ok) charts.innerHTML = await response.text();
     } catch (error) { /* the next refresh tries again */ }
-    setTimeout(loadCharts, 60000);
+    chartsTimer = setTimeout(loadCharts, 60000);
   }
+  charts.addEventListener("click", function (event) {
+    const link = event.target.closest("[data-range]");
+    if (!link) return;
+    event.preventDefault();
+    chartsRange = link.dataset.range;
+    loadCharts();
+  });
   loadCharts();
 
   // Selection: all, none, a row (annotator) or a column (domain).

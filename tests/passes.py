@@ -56,6 +56,7 @@ ONCE = {
     "tests/api/test_api_token_admin.py",
     "tests/browser/test_dashboard_browser.py",
     "tests/browser/test_review_browser.py",
+    "tests/browser/test_review_keyboard_browser.py",
     "tests/browser/test_runs_browser.py",
     "tests/browser/test_samples_browser.py",
     "tests/hostile/test_admin_forms.py",
@@ -123,6 +124,7 @@ SLOW = {
     "tests/api/test_api_real_worker.py",
     "tests/browser/test_dashboard_browser.py",
     "tests/browser/test_review_browser.py",
+    "tests/browser/test_review_keyboard_browser.py",
     "tests/browser/test_runs_browser.py",
     "tests/browser/test_samples_browser.py",
 }

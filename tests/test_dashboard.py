@@ -198,7 +198,7 @@ def test_charts_sum_the_fleet_per_minute_and_show_tokens(client, viewer):
     # A time axis and a value axis with the unit, and the values on hover.
     local = timezone.localtime(minute).strftime("%H:%M")
     assert f'text-anchor="middle">{timezone.localtime(minute - timedelta(minutes=2)).strftime("%H:%M")}</text>' in html
-    assert '<text class="tick" x="4"' in html and ">outcomes / min</text>" in html
+    assert '<text class="tick unit"' in html and ">outcomes / min</text>" in html
     assert f"<title>{local}–" in html and ": 60 outcomes / min</title>" in html
     assert ": p50 350, p95 400 ms</title>" in html
 

@@ -15,11 +15,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from .redis_service import RedisService, RedisUnavailable, ensure_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+ACCESS_LOG = "web-access.log"
+RULE = "─" * 72
 
 
 def say(message: str) -> None:
@@ -92,23 +95,41 @@ def _start(command: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)
 
 
+def logs_dir() -> Path:
+    path = Path(os.environ["DATA_DIR"]) / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def web_command(port: int) -> list[str]:
+    # Every request goes to the access log file, not the terminal: an open dashboard polls once a second.
+    return [sys.executable, "-m", "gunicorn", "annotation_site.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", "2", "--threads", "4", "--access-logfile", str(logs_dir() / ACCESS_LOG),
+            "--log-level", "warning"]
+
+
 def start_web(port: int) -> subprocess.Popen:
-    return _start([sys.executable, "-m", "gunicorn", "annotation_site.wsgi", "--bind", f"127.0.0.1:{port}",
-                   "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning"])
+    return _start(web_command(port))
 
 
 def start_agent() -> subprocess.Popen:
     return _start([sys.executable, "manage.py", "fleet_agent"])
 
 
+# --quiet: no start-up banner in the terminal (warnings and errors still show).
+CELERY = [sys.executable, "-m", "celery", "-A", "annotation_site", "--quiet"]
+# Beat sends the periodic health, metrics and integrity tasks; a small worker on the control queue runs them.
+CONTROL_WORKER = [*CELERY, "worker", "-Q", "control", "-n", "control@%h", "-P", "threads", "-c", "2",
+                  "--without-mingle", "--without-gossip", "-l", "WARNING"]
+BEAT = [*CELERY, "beat", "-l", "WARNING"]
+
+
 def start_control_worker() -> subprocess.Popen:
-    # Beat sends the periodic health, metrics and integrity tasks; a small worker on the control queue runs them.
-    return _start([sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", "control", "-n",
-                   "control@%h", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip", "-l", "WARNING"])
+    return _start(CONTROL_WORKER)
 
 
 def start_beat() -> subprocess.Popen:
-    return _start([sys.executable, "-m", "celery", "-A", "annotation_site", "beat", "-l", "WARNING"])
+    return _start(BEAT)
 
 
 def launch_fleet() -> None:
@@ -123,6 +144,34 @@ def launch_fleet() -> None:
         return
     running = sum(1 for r in results if r["ok"])
     say(f"{running} of {len(results)} workers running; watch them on the dashboard")
+
+
+def workspace_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/dashboard/"
+
+
+def wait_for_web(port: int, timeout: float = 30.0) -> bool:
+    """Until the web server answers (its start-up lines are printed by then), at most ``timeout`` seconds. Plain
+    urllib: an HTTP client that logs each request would print a line of its own."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:  # refused while it starts, or an HTTP error
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def ready_lines(port: int, login: str) -> list[str]:
+    """What the terminal ends its start-up with, whatever the children printed before: where to go and how to log
+    in (said once before already), and where the logs are."""
+    logs = logs_dir()
+    return [RULE, f"Ready. The workspace is at {workspace_url(port)} (the admin at /admin/)", login,
+            f"Logs: every request in {logs / ACCESS_LOG}, each worker's in {logs}/", "Press Ctrl-C to stop everything.",
+            RULE]
 
 
 def start_local_llm() -> subprocess.Popen:
@@ -227,11 +276,11 @@ def main() -> int:
             starters = {"local model server": start_local_llm, **starters}
         for name, start in starters.items():
             children[name] = start()
+        say(f"the workspace will be at {workspace_url(port)} once it has started")
         launch_fleet()
-        say("")
-        say(f"The workspace is at http://127.0.0.1:{port}/dashboard/ (the admin at /admin/)")
-        say(admin_login_hint())
-        say("Press Ctrl-C to stop everything.")
+        wait_for_web(port)
+        for line in ready_lines(port, admin_login_hint()):
+            say(line)
         watch(children, starters, lambda: stopping)
     except Exception as exc:  # noqa: BLE001  one clear line, not a traceback: the logs have the detail
         say(f"error: {exc}" if isinstance(exc, ChildCannotRun) else f"error: {exc.__class__.__name__}: {exc}")

@@ -208,8 +208,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"no_client_error_traceback": {"()": "annotation_site.log_filters.NoTracebackForClientErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # A refused request (403) is one line in the terminal, not a traceback; a server error keeps its traceback.
+    "loggers": {"django.request": {"filters": ["no_client_error_traceback"]}},
 }
 
 # Celery: the engine's durability rests on these (see README, "How nothing is lost").

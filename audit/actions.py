@@ -52,6 +52,9 @@ class Action(models.TextChoices):
     CLAIM_REVIEW = "claim_review"
     RELEASE_REVIEW = "release_review"
     ADJUDICATE_REVIEW = "adjudicate_review"
+    # alerts seen on the dashboard
+    ACKNOWLEDGE_ALERTS = "acknowledge_alerts"
+    SNOOZE_ALERTS = "snooze_alerts"
     # edits made in the Django admin
     ADMIN_ADD = "admin_add"
     ADMIN_CHANGE = "admin_change"

@@ -83,7 +83,9 @@ def test_live_reports_progress_rate_malformed_share_and_alerts(client, viewer):
     assert (cell["done"], cell["malformed"], cell["total"]) == (10, 2, 10)
     assert cell["display"]["malformed"] == "20.0 %" and cell["alerts"] == 1
     assert cell["per_minute"] >= 10  # 10 stored within the last minute's window
-    assert data["alerts"][0]["worker"] == "annotator_1_urgency"
+    [group] = data["alerts"]
+    assert (group["kind"], group["new"], group["workers"]) == ("stalled", 1, ["annotator_1_urgency"])
+    assert group["headline"] == "1 worker stalled" and group["link"] == "/dashboard/workers/annotator_1_urgency/"
     assert data["totals"]["done"] == 10 and data["totals"]["workers"] == 30
 
 
@@ -183,12 +185,40 @@ def test_charts_sum_the_fleet_per_minute_and_show_tokens(client, viewer):
     workers = select_workers(1, None)
     minute = timezone.now().replace(second=0, microsecond=0)
     WorkerMetric.objects.bulk_create(
-        WorkerMetric(worker=w, at=minute - timedelta(minutes=back), throughput=10 + back, malformed_rate=0,
-                     queue_length=5) for w in workers for back in range(3))
+        WorkerMetric(worker=w, at=minute - timedelta(minutes=back), throughput=10 + back, malformed_rate=0.1,
+                     latency_p50_ms=100 * (1 + index), latency_p95_ms=400, queue_length=5)
+        for index, w in enumerate(workers) for back in range(3))
     client.force_login(viewer)
     html = client.get("/dashboard/charts").content.decode()
-    assert "latest 60.0, peak 72.0 outcomes / min" in html  # 6 workers x 10 now, 6 x 12 two minutes ago
+    # 6 workers x 10 outcomes now, 6 x 12 two minutes ago; 10 % malformed; p50 weighted by outcomes: 350 ms.
+    assert "Fleet throughput, last hour <span class=\"muted\">— latest 60 outcomes / min" in html
+    assert "<td>72</td>" in html and "Malformed share, last hour" in html and "latest 10 %" in html
+    assert "latest 350 / 400 ms" in html and '<span class="key-0">p50</span><span class="key-1">p95</span>' in html
     assert "<polyline" in html and "Tokens, cost and the response cache per annotator" in html
+    # A time axis and a value axis with the unit, and the values on hover.
+    local = timezone.localtime(minute).strftime("%H:%M")
+    assert f'text-anchor="middle">{timezone.localtime(minute - timedelta(minutes=2)).strftime("%H:%M")}</text>' in html
+    assert '<text class="tick unit"' in html and ">outcomes / min</text>" in html
+    assert f"<title>{local}–" in html and ": 60 outcomes / min</title>" in html
+    assert ": p50 350, p95 400 ms</title>" in html
+
+
+def test_charts_cover_the_hour_the_day_or_the_run(client, viewer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    [worker] = select_workers(1, "urgency")
+    now = timezone.now().replace(second=0, microsecond=0)
+    WorkerMetric.objects.bulk_create(WorkerMetric(worker=worker, at=now - timedelta(minutes=back), throughput=6,
+                                                  malformed_rate=0, queue_length=1) for back in (0, 90, 600))
+    client.force_login(viewer)
+    hour = client.get("/dashboard/charts?range=hour").content.decode()
+    day = client.get("/dashboard/charts?range=day").content.decode()
+    assert hour.count("<tr><td>") - day.count("<tr><td>") < 0  # the day holds more buckets
+    assert "Fleet throughput (15-minute means), last day" in day and 'data-range="day" aria-current="true"' in day
+    assert "this run" in client.get("/dashboard/charts?range=run").content.decode()
+    assert 'data-range="hour" aria-current="true"' in client.get("/dashboard/charts?range=<script>").content.decode()
 
 
 def test_charts_give_each_annotators_cost_where_a_price_is_set(client, viewer):
@@ -208,11 +238,14 @@ def test_charts_give_each_annotators_cost_where_a_price_is_set(client, viewer):
     html = client.get("/dashboard/charts").content.decode()
     assert "<td>300</td><td>15</td><td>1.5000 EUR</td>" in html
     assert "<td>0</td><td>0</td><td>no price</td>" in html
+    # 1.5 EUR stored within this minute is a rate of 90 EUR an hour.
+    assert "Cost per hour in run default, last hour <span class=\"muted\">— latest 90 EUR / hour" in html
 
 
 def test_charts_have_a_useful_empty_state(client, viewer):
     client.force_login(viewer)
-    assert b"no metrics recorded yet" in client.get("/dashboard/charts").content
+    assert b"nothing recorded in this range (the beat records one row per worker each minute)" in client.get(
+        "/dashboard/charts").content
 
 
 def test_home_sends_fleet_watchers_to_the_dashboard(client, viewer):

@@ -71,6 +71,17 @@ def test_run_sh_uses_its_ports_restarts_a_killed_agent_and_leaves_nothing_behind
         assert f"http://127.0.0.1:{web_port}/dashboard/" in text and "password:" in text
         assert (tmp_path / "data" / "admin_password").stat().st_mode & 0o077 == 0
         assert httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5).status_code == 200
+        # Start-up ends with where to go and how to log in, said again below whatever the children printed; requests
+        # go to the access log file, not the terminal.
+        ready = text[text.rindex("Ready. The workspace is at"):]
+        assert f"http://127.0.0.1:{web_port}/dashboard/" in ready and "Log in as 'admin'" in ready
+        assert text.count(f"http://127.0.0.1:{web_port}/dashboard/") >= 2
+        for _ in range(3):
+            httpx.get(f"http://127.0.0.1:{web_port}/dashboard/live", timeout=5)
+        access = tmp_path / "data" / "logs" / "web-access.log"
+        _wait(lambda: "GET /dashboard/live" in access.read_text(), 10, "the access log", log)
+        assert "GET /healthz" in access.read_text() and "GET /dashboard/live" not in log.read_text()
+        assert "celery beat v" not in text and "[queues]" not in text  # no start-up banners
         assert httpx.get(f"http://127.0.0.1:{model_port}/v1/models", timeout=5).status_code == 200
 
         process = psutil.Process(launcher.pid)

@@ -359,7 +359,8 @@ def test_only_the_claimer_or_a_superuser_releases(level_4_item, django_user_mode
     ({"urgency": []}, "urgency", "choose exactly one code (got 0)"),
     ({"urgency": "LEVEL_1"}, "urgency", "give a list of codes"),
     ({"modality": ["MOD-1", "MOD-1"]}, "modality", "a code is given twice"),
-    ({"redressal": ["RED-1"]}, "redressal", "not a domain that can be adjudicated"),
+    # Redressal is adjudicable (issue 26): as a list of 1 to 10 distinct short issues.
+    ({"redressal": [f"issue {n}" for n in range(11)]}, "redressal", "give 1 to 10 issues (got 11)"),
     (["urgency"], "labels", "give a mapping of domain to codes"),
 ])
 def test_a_bad_adjudication_names_the_domain_and_why_and_changes_nothing(level_4_item, django_user_model, labels,

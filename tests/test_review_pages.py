@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import openpyxl
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -132,10 +133,14 @@ def test_a_reviewer_claims_then_sees_the_form_prefilled_with_the_majority(queue,
     response = client.post(f"/review/{queue[0].pk}/claim/", follow=True)
     html = response.content.decode()
     assert ReviewItem.objects.get(pk=queue[0].pk).claimed_by == rita
-    assert "You claimed this item" in html and "Mark reviewed" in html
-    assert '<label for="id-label-urgency">Urgency</label>' in html
-    assert '<option value="LEVEL_3" selected>' in html  # four of five said LEVEL_3
-    assert 'name="label-modality"' in html and 'type="checkbox"' in html
+    assert "You claimed this item" in html and "Mark reviewed" in html and "Save and next" in html
+    assert '<legend>Urgency <span class="muted">(one)</span></legend>' in html
+    # four of five said LEVEL_3; each code is shown with its meaning and the number key that picks it
+    assert ('<input type="radio" name="label-urgency" value="LEVEL_3" id="id-label-urgency-LEVEL_3" checked '
+            'data-number="4"> <kbd>4</kbd> <strong>LEVEL_3</strong> <span class="meaning">high: needs professional '
+            'contact within 24 hours</span>') in html
+    assert 'name="label-modality" value="MOD-1"' in html and 'type="checkbox"' in html
+    assert "<strong>TA-5</strong> <span class=\"meaning\">acceptance and commitment therapy</span>" in html
 
 
 def test_someone_elses_claim_is_refused_with_its_name(queue, rita, django_user_model):
@@ -169,7 +174,10 @@ def test_marking_reviewed_records_the_labels_and_the_note(queue, rita):
     ({"label-modality": ["MOD-1", "MOD-99"]}, "modality", "is not one of its codes"),
     ({"label-urgency": "LEVEL_1", "note": "x" * 10_001}, "note", "at most 10000 characters"),
     ({"label-nosuch": "A", "label-urgency": "LEVEL_1"}, None, "nosuch: not a domain that can be adjudicated"),
-    ({"label-redressal": "free text"}, None, "redressal: not a domain that can be adjudicated"),
+    ({"label-redressal": "\n".join(f"issue {n}" for n in range(11))}, "redressal", "give 1 to 10 issues (got 11)"),
+    ({"label-redressal": "sleep\nsleep"}, "redressal", "an issue is given twice"),
+    ({"label-redressal": "x" * 201}, "redressal", "issue 1 is longer than 200 characters"),
+    ({"label-redressal": "fine\x07bell"}, "redressal", "issue 1 holds a control character"),
 ])
 def test_a_bad_form_value_is_shown_next_to_its_field_and_changes_nothing(queue, rita, data, field, error):
     client = client_for(rita)
@@ -216,8 +224,107 @@ def test_a_domain_left_not_adjudicated_gets_no_label_and_codes_appear_once(queue
     client = client_for(rita)
     client.post(f"/review/{queue[0].pk}/claim/")
     html = client.get(f"/review/{queue[0].pk}/").content.decode()
-    intensity = html.split('id="id-label-intensity"')[1].split("</select>")[0]
-    assert '<option value="" selected>— not adjudicated —</option>' in intensity  # nobody labelled it
+    intensity = html.split('data-domain="intensity"')[1].split("</fieldset>")[0]
+    assert '<input type="radio" name="label-intensity" value="" checked> <kbd>0</kbd>' in intensity  # nobody said
     assert html.count('name="label-adjunct" value="NONE"') == 1
     client.post(f"/review/{queue[0].pk}/adjudicate/", {"label-urgency": "LEVEL_3", "label-intensity": ""})
     assert ReviewItem.objects.get(pk=queue[0].pk).adjudicated == {"urgency": ["LEVEL_3"]}
+
+
+def test_redressal_is_adjudicated_as_a_list_of_issues_one_per_line(queue, rita, tmp_path):
+    from admin_ops.services.consolidate import consolidate
+
+    client = client_for(rita)
+    client.post(f"/review/{queue[0].pk}/claim/")
+    html = client.get(f"/review/{queue[0].pk}/").content.decode()
+    assert '<textarea id="id-label-redressal" name="label-redressal"' in html
+    assert "1 to 10 issues of at most 200 characters each." in html
+    client.post(f"/review/{queue[0].pk}/adjudicate/", {"label-urgency": "LEVEL_4",
+                                                      "label-redressal": " sleep problems \r\n\r\nexam stress\n"})
+    item = ReviewItem.objects.get(pk=queue[0].pk)
+    assert item.adjudicated == {"urgency": ["LEVEL_4"], "redressal": ["sleep problems", "exam stress"]}
+    rows = list(openpyxl.load_workbook(consolidate(tmp_path / "c.xlsx", actor=rita).path)["redressal"].iter_rows(
+        values_only=True))
+    column = rows[0].index("adjudicated label")
+    external_id = item.sample.external_id
+    assert next(r for r in rows if r[0] == external_id)[column] == "sleep problems; exam stress"
+
+
+@pytest.mark.parametrize(("labels", "why"), [
+    ({"redressal": "sleep"}, "give a list of issues (text)"),
+    ({"redressal": [1, 2]}, "give a list of issues (text)"),
+    ({"redressal": []}, "give 1 to 10 issues (got 0)"),
+    ({"redressal": ["  "]}, "issue 1 is empty"),
+    ({"redressal": ["a\nb"]}, "issue 1 holds a control character"),
+])
+def test_the_service_refuses_a_bad_issue_list_by_name(queue, rita, labels, why):
+    from workers_app.review.services import InvalidAdjudication, adjudicate_review
+
+    claim_review(queue[0], actor_user=rita)
+    with pytest.raises(InvalidAdjudication) as refused:
+        adjudicate_review(queue[0], labels=labels, note="", actor_user=rita)
+    assert refused.value.problems == {"redressal": why}
+    assert ReviewItem.objects.get(pk=queue[0].pk).adjudicated == {}
+
+
+def test_each_domain_offers_the_examples_the_models_were_shown(queue, rita):
+    client = client_for(rita)
+    client.post(f"/review/{queue[0].pk}/claim/")
+    html = client.get(f"/review/{queue[0].pk}/").content.decode()
+    urgency = html.split('data-domain="urgency"')[1].split("</fieldset>")[0]
+    assert "<summary>Examples the models were shown (3)</summary>" in urgency
+    assert "“I have a plan to end my life tonight.” → <code>&lt;&lt;LEVEL_4&gt;&gt;</code>" in urgency
+
+
+def test_the_filters_ride_along_from_the_queue_to_each_item_and_back(queue, rita):
+    client = client_for(rita)
+    html = client.get("/review/?reason=urgency_spread").content.decode()
+    assert f'href="/review/{queue[1].pk}/?reason=urgency_spread">' in html
+    assert html.split(f'href="/review/{queue[1].pk}/?reason=urgency_spread"')[1].startswith(' id="start"')
+    page = client.get(f"/review/{queue[1].pk}/?reason=urgency_spread").content.decode()
+    assert "item 1 of 2" in page and f'href="/review/{queue[2].pk}/?reason=urgency_spread" data-key="next"' in page
+    assert 'href="/review/?reason=urgency_spread">‹ Queue</a>' in page and '<span class="muted">← previous</span>' in page
+    claimed = client.post(f"/review/{queue[1].pk}/claim/?reason=urgency_spread")
+    assert claimed["Location"] == f"/review/{queue[1].pk}/?reason=urgency_spread"
+    assert f'action="/review/{queue[1].pk}/adjudicate/?reason=urgency_spread"' in client.get(
+        claimed["Location"]).content.decode()
+
+
+def test_save_and_next_goes_to_the_next_item_of_the_same_filter_and_then_back_to_the_queue(queue, rita):
+    client = client_for(rita)
+    client.post(f"/review/{queue[1].pk}/claim/")
+    saved = client.post(f"/review/{queue[1].pk}/adjudicate/?reason=urgency_spread",
+                        {"label-urgency": "LEVEL_1", "then": "next"})
+    # The reviewed item left "to do", yet the walk goes on after it.
+    assert saved["Location"] == f"/review/{queue[2].pk}/?reason=urgency_spread"
+    client.post(f"/review/{queue[2].pk}/claim/")
+    last = client.post(f"/review/{queue[2].pk}/adjudicate/?reason=urgency_spread",
+                       {"label-urgency": "LEVEL_1", "then": "next"}, follow=True)
+    assert last.redirect_chain[-1][0] == "/review/?reason=urgency_spread"
+    assert "That was the last item of this queue." in last.content.decode()
+
+
+def test_a_reviewer_sees_their_own_counters(queue, rita, django_user_model):
+    sam = make_user(django_user_model, "sam", "workers_app.review_sample")
+    client = client_for(rita)
+    client.post(f"/review/{queue[0].pk}/claim/")
+    client.post(f"/review/{queue[0].pk}/adjudicate/", {"label-urgency": "LEVEL_4"})
+    client.post(f"/review/{queue[1].pk}/claim/")
+    claim_review(queue[2], actor_user=sam)
+    html = client.get("/review/").content.decode()
+    assert ('You: <strong data-count="reviewed_today">1</strong> reviewed today · <strong data-count="reviewed">1'
+            '</strong> in all · <strong data-count="claimed">1</strong> claimed now') in html
+    assert '<strong data-count="claimed">1</strong>' in client_for(sam).get(f"/review/{queue[0].pk}/").content.decode()
+
+
+def test_nonsense_filters_on_an_item_page_are_dropped_not_echoed(queue, rita):
+    html = client_for(rita).get(f"/review/{queue[0].pk}/?status=%3Cscript%3E&reason=drop&mine=yes").content.decode()
+    assert "<script>" not in html.split("<main")[1].split("review.js")[0]
+    assert 'href="/review/">‹ Queue</a>' in html and "item 1 of 3" in html
+
+
+def test_the_item_page_names_every_keyboard_shortcut_and_loads_its_script(queue, rita):
+    html = client_for(rita).get(f"/review/{queue[0].pk}/").content.decode()
+    for key in ("j", "k", "c", "r", "s", "m", "1", "0", "]", "[", "Esc"):
+        assert f"<kbd>{key}</kbd>" in html
+    assert '<script src="/static/workspace/review.js"></script>' in html and 'aria-keyshortcuts="c"' in html

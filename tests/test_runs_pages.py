@@ -328,7 +328,9 @@ def test_the_compare_page_shows_the_figures_and_the_changed_labels(client, runs,
     assert "v1 · <code>small-model</code> (4)" in table and "v2 · <code>large-model</code> (4)" in table
     changed = [Sample.objects.get(pk=pk).external_id for pk in samples[1::2]]
     for external_id in changed:
-        assert f"<tr><td>{external_id}</td><td>LEVEL_1</td><td>LEVEL_3</td></tr>" in html
+        # Each changed sample links to its page by the external id it is named by.
+        assert (f'<tr><td><a href="/samples/{external_id}/">{external_id}</a></td><td>LEVEL_1</td><td>LEVEL_3</td>'
+                "</tr>") in html
     assert 'href="/runs/compare/changed.csv?a=first&amp;b=second"' in html
 
 

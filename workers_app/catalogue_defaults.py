@@ -119,6 +119,11 @@ DOMAINS = [
 ]
 
 ANNOTATOR_NAMES = ["Baseline A", "Baseline B", "Baseline C", "Baseline D", "Baseline E"]
+# Each built-in annotator reads the lexicon its own way (synthetic, see engine/builtin.py), so a new install shows
+# disagreement, agreement below 1 and a review queue with urgency spreads, as real models would give.
+ANNOTATOR_PROFILES = [Annotator.BuiltinProfile.REFERENCE, Annotator.BuiltinProfile.CAUTIOUS,
+                      Annotator.BuiltinProfile.RESERVED, Annotator.BuiltinProfile.BROAD,
+                      Annotator.BuiltinProfile.TERSE]
 
 
 def seed_defaults(*, actor: Actor) -> dict[str, int]:
@@ -131,8 +136,9 @@ def seed_defaults(*, actor: Actor) -> dict[str, int]:
                                              "few_shot": FEW_SHOT.get(spec["slug"], [])}
             )
             created["domains"] += made
-        for number, name in enumerate(ANNOTATOR_NAMES, start=1):
-            _, made = Annotator.objects.get_or_create(number=number, defaults={"name": name})
+        for number, (name, profile) in enumerate(zip(ANNOTATOR_NAMES, ANNOTATOR_PROFILES, strict=True), start=1):
+            _, made = Annotator.objects.get_or_create(number=number, defaults={"name": name,
+                                                                              "builtin_profile": profile})
             created["annotators"] += made
         created["schedules"] = seed_schedules()
     if any(created.values()):

@@ -20,7 +20,9 @@ VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "an
     # Personal API tokens: each acts with its owner's permissions, so every role may make (and revoke) its own.
     "api.add_apitoken", "api.view_apitoken"]
 REVIEWER = [*VIEWER, "admin_ops.consolidate", "admin_ops.export_state", "audit.view_auditlog",
-            "workers_app.review_sample", "workers_app.view_reviewitem"]
+            "workers_app.review_sample", "workers_app.view_reviewitem",
+            # The LEVEL_4 alerts are theirs to acknowledge (and the operators', who have every reviewer permission).
+            "workers_app.acknowledge_alert"]
 OPERATOR = [*REVIEWER, *(f"workers_app.{verb}_worker" for verb in ("launch", "pause", "resume", "stop", "restart",
                                                                    "flush", "move")),
             "workers_app.change_annotator", "workers_app.change_domain", "workers_app.add_corpus",

@@ -138,5 +138,5 @@ class AnnotatorAdmin(AuditedModelAdmin):
             "description": "Prices are below, one row per version: a call is charged at the price valid on its day. "
                            "The budget is in the currency of the prices.",
         }),
-        ("Built-in backend", {"fields": ("builtin_latency_ms", "builtin_malformed_rate")}),
+        ("Built-in backend", {"fields": ("builtin_profile", "builtin_latency_ms", "builtin_malformed_rate")}),
     )

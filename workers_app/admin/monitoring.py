@@ -6,7 +6,7 @@ from workers_app.models import Alert, AlertChannel, WorkerMetric
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("opened_at", "kind", "key", "message", "resolved_at", "delivered")
+    list_display = ("opened_at", "kind", "key", "message", "resolved_at", "acknowledged_by", "snoozed_until", "delivered")
     list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("key", "message")
 

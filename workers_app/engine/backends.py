@@ -20,7 +20,7 @@ from workers_app.models import Annotator
 from workers_app.redis_client import get_redis
 
 from .api_keys import ApiKeyUnavailable, api_key_for
-from .builtin import BUILTIN_MODEL, builtin_answer
+from .builtin import BUILTIN_MODEL, PROFILES, REFERENCE, builtin_answer
 from .ratelimit import counters_key
 
 log = logging.getLogger(__name__)
@@ -66,20 +66,24 @@ class Backend(Protocol):
 
 
 class BuiltinBackend:
-    """The offline keyword baseline; latency and malformed rate are knobs for demos and benchmarks."""
+    """The offline keyword baseline; latency, malformed rate and profile are knobs for demos and benchmarks."""
 
     def __init__(self, annotator: Annotator):
         self.number = annotator.number
         self.latency = annotator.builtin_latency_ms / 1000
         self.malformed_rate = annotator.builtin_malformed_rate
+        self.profile = PROFILES.get(annotator.builtin_profile, REFERENCE)
+        # Outcomes name the profile that answered (the reference keeps the plain name it always had).
+        self.model = BUILTIN_MODEL if self.profile is REFERENCE else f"{BUILTIN_MODEL}/{self.profile.name}"
 
     def complete(self, request: BackendRequest) -> Completion:
         started = time.monotonic()
         if self.latency:
             time.sleep(self.latency)
         text = builtin_answer(request.text, domain=request.domain, codes=request.codes,
-                              malformed_rate=self.malformed_rate, salt=f"{self.number}:{request.attempt}")
-        return Completion(text, BUILTIN_MODEL, int((time.monotonic() - started) * 1000))
+                              malformed_rate=self.malformed_rate, salt=f"{self.number}:{request.attempt}",
+                              profile=self.profile, prompt=request.prompt)
+        return Completion(text, self.model, int((time.monotonic() - started) * 1000))
 
 
 @cache

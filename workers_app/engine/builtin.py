@@ -21,12 +21,7 @@ BUILTIN_MODEL = "builtin-lexicon-v1"
 # describe how the writer would like help (they steer modality and self-help, never urgency upwards).
 _RISK, _CONCERN, _PREFERENCE = "risk", "concern", "preference"
 
-# How many non-risk concern themes feed the code-set domains: a long post mentions nearly everything
-# once, and an LLM would name the dominant concerns, not the whole catalogue.
-_TOP_CONCERNS = 4
 _MAX_CUES_SHOWN = 5
-_MAX_ISSUES = 5
-_PILE_UP = 3  # this many distinct concern themes at once count as one step more serious
 
 
 @dataclass(frozen=True)
@@ -160,6 +155,40 @@ _THEMES: tuple[_Theme, ...] = (
 _THEME_BY_NAME = {theme.name: theme for theme in _THEMES}
 _THEME_ORDER = {theme.name: position for position, theme in enumerate(_THEMES)}
 
+
+@dataclass(frozen=True)
+class Profile:
+    """How one built-in annotator reads the lexicon. Five real models disagree (different training, thresholds,
+    sampling); five copies of one lexicon never would, so each built-in annotator has a profile. The variation is
+    SYNTHETIC: invented to show disagreement, agreement statistics below 1 and changed labels in a demo, not a model
+    of any real LLM. Every profile is deterministic: the same post, domain and prompt give the same answer."""
+
+    name: str
+    description: str
+    concern_hits: int = 1  # cue hits a concern theme needs to count; risk and preference themes always count at one
+    pile_up: int = 3  # this many distinct concern themes at once count as one step more serious
+    # How many non-risk concern themes feed the code-set domains: a long post mentions nearly everything once, and
+    # an LLM would name the dominant concerns, not the whole catalogue.
+    top_concerns: int = 4
+    max_issues: int = 5  # issues listed for redressal
+    escalates: frozenset[str] = frozenset()  # concern themes this reader rates one urgency level higher
+    jitter: float = 0.0  # share of (prompt, domain) pairs answered one step off, drawn from ``seed``
+    seed: str = ""
+
+
+REFERENCE = Profile("reference", "the lexicon as designed")
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
+    REFERENCE,
+    Profile("cautious", "reads low mood, hopelessness, trauma, eating and substance cues as one level more urgent",
+            top_concerns=5,
+            escalates=frozenset({"hopeless", "depression", "trauma", "disordered_eating", "substance"}),
+            jitter=0.10, seed="cautious"),
+    Profile("reserved", "counts a concern only when two cues name it; needs four concerns before calling it moderate",
+            concern_hits=2, pile_up=4, top_concerns=3, max_issues=4, jitter=0.10, seed="reserved"),
+    Profile("broad", "names more concerns and services", top_concerns=6, max_issues=7, jitter=0.15, seed="broad"),
+    Profile("terse", "names only the two main concerns", top_concerns=2, max_issues=3, jitter=0.15, seed="terse"),
+)}
+
 # Per-domain contributions of each theme. Themes that are absent contribute nothing to that domain.
 _THERAPEUTIC: dict[str, tuple[str, ...]] = {
     "suicide": ("TA-2",), "harm_others": ("TA-2",), "self_harm": ("TA-2",), "hopeless": ("TA-1",),
@@ -290,26 +319,39 @@ def _scan(text: str) -> dict[str, _Match]:
     return {theme: _Match(total, shown) for theme, (total, _, shown) in best.items()}
 
 
-def _ranked_themes(matches: dict[str, _Match]) -> list[str]:
+def _counted(matches: dict[str, _Match], profile: Profile) -> dict[str, _Match]:
+    """The matches this profile takes into account."""
+    if profile.concern_hits <= 1:
+        return matches
+    return {name: match for name, match in matches.items()
+            if _THEME_BY_NAME[name].kind != _CONCERN or match.hits >= profile.concern_hits}
+
+
+def _ranked_themes(matches: dict[str, _Match], profile: Profile) -> list[str]:
     """Themes that drive the code-set domains: every risk theme, the dominant concerns, every preference."""
     by_kind: dict[str, list[str]] = {_RISK: [], _CONCERN: [], _PREFERENCE: []}
     for name in sorted(matches, key=lambda n: (-matches[n].hits, _THEME_ORDER[n])):
         by_kind[_THEME_BY_NAME[name].kind].append(name)
-    return by_kind[_RISK] + by_kind[_CONCERN][:_TOP_CONCERNS] + by_kind[_PREFERENCE]
+    return by_kind[_RISK] + by_kind[_CONCERN][:profile.top_concerns] + by_kind[_PREFERENCE]
 
 
-def _urgency_level(matches: dict[str, _Match]) -> tuple[int, list[str]]:
+def _theme_urgency(name: str, profile: Profile) -> int:
+    return min(_THEME_BY_NAME[name].urgency + (name in profile.escalates), len(_URGENCY_SCALE) - 1)
+
+
+def _urgency_level(matches: dict[str, _Match], profile: Profile) -> tuple[int, list[str]]:
     """Level 0..4 and the themes that set it. Uses every match, not only the top ones: safety first."""
     clinical = [name for name in matches if _THEME_BY_NAME[name].kind != _PREFERENCE]
     if not clinical:
         return (0, ["self_help"]) if "self_help" in matches else (_FALLBACK_URGENCY, [])
-    level = max(_THEME_BY_NAME[name].urgency for name in clinical)
-    drivers = [name for name in _ranked_themes(matches) if name in clinical and _THEME_BY_NAME[name].urgency == level]
+    level = max(_theme_urgency(name, profile) for name in clinical)
+    drivers = [name for name in _ranked_themes(matches, profile)
+               if name in clinical and _theme_urgency(name, profile) == level]
     if level <= 1 and "self_help" in matches:
         return 0, drivers + ["self_help"]  # mild concerns plus a request for tips reads as self-help
-    if level == 1 and len(clinical) >= _PILE_UP:
+    if level == 1 and len(clinical) >= profile.pile_up:
         # Several mild stressors at once are a moderate problem; never escalate further on counts alone.
-        return 2, [name for name in _ranked_themes(matches) if name in clinical]
+        return 2, [name for name in _ranked_themes(matches, profile) if name in clinical]
     return level, drivers
 
 
@@ -342,53 +384,91 @@ class _Decision:
     payload: str  # what goes between the << >> markers
 
 
-def _decide_ordinal(domain: str, matches: dict[str, _Match], codes: Sequence[str]) -> _Decision:
-    level, drivers = _urgency_level(matches)
+_NUDGED = " On balance, one step {}."
+
+
+def _nudge(profile: Profile, prompt: str, domain: str) -> int:
+    """-1, 0 or +1: whether this profile answers this (prompt, domain) one step off the lexicon's answer, as a
+    sampled model sometimes does. Drawn from a hash, so the same prompt always gets the same answer; a changed
+    prompt may get another, as a real model's would."""
+    if profile.jitter <= 0.0:
+        return 0
+    digest = _digest(prompt, domain, f"jitter:{profile.seed}")
+    if int.from_bytes(digest[:8], "big") / 2**64 >= profile.jitter:
+        return 0
+    return 1 if digest[8] % 2 else -1
+
+
+def _decide_ordinal(domain: str, matches: dict[str, _Match], codes: Sequence[str], profile: Profile,
+                    nudge: int) -> _Decision:
+    level, drivers = _urgency_level(matches, profile)
+    scale = _URGENCY_SCALE if domain == "urgency" else _INTENSITY_SCALE
     if domain == "urgency":
         rationale = _cue_sentence(matches, drivers, "Cues setting the level")
-        return _Decision(rationale, _pick_ordinal(_URGENCY_SCALE, level, codes))
-    # Intensity follows urgency (LEVEL_n -> INT-(n+1)); a moderate case with many concerns needs more sessions.
-    concerns = [name for name in matches if _THEME_BY_NAME[name].kind == _CONCERN]
-    index = 3 if level == 2 and len(concerns) >= _PILE_UP + 1 else level
-    rationale = _cue_sentence(matches, drivers) + f" Care intensity follows urgency level {level}."
-    return _Decision(rationale, _pick_ordinal(_INTENSITY_SCALE, index, codes))
+        index = level
+    else:
+        # Intensity follows urgency (LEVEL_n -> INT-(n+1)); a moderate case with many concerns needs more sessions.
+        concerns = [name for name in matches if _THEME_BY_NAME[name].kind == _CONCERN]
+        index = 3 if level == 2 and len(concerns) >= profile.pile_up + 1 else level
+        rationale = _cue_sentence(matches, drivers) + f" Care intensity follows urgency level {level}."
+    moved = min(max(index + nudge, 0), len(scale) - 1)
+    if moved != index:
+        rationale += _NUDGED.format("higher" if moved > index else "lower")
+    return _Decision(rationale, _pick_ordinal(scale, moved, codes))
 
 
-def _decide_code_set(domain: str, matches: dict[str, _Match], codes: Sequence[str]) -> _Decision:
+# A code a nudged answer adds: the broad, safe choice of each code-set domain.
+_CODE_SET_EXTRA = {"therapeutic": "TA-9", "adjunct": "ADJ-4", "modality": _INDIVIDUAL}
+
+
+def _nudged_codes(domain: str, chosen: list[str], allowed: list[str], nudge: int) -> list[str]:
+    """One code fewer (the last, when there are several) or one more (the domain's broad choice), in list order."""
+    if nudge < 0 and len(chosen) > 1:
+        return chosen[:-1]
+    extra = _CODE_SET_EXTRA[domain]
+    if nudge > 0 and extra in allowed and extra not in chosen and _NONE not in chosen:
+        return [code for code in allowed if code in chosen or code == extra]
+    return chosen
+
+
+def _decide_code_set(domain: str, matches: dict[str, _Match], codes: Sequence[str], profile: Profile,
+                     nudge: int) -> _Decision:
     table = _CODE_SET_TABLES[domain]
     wanted: dict[str, list[str]] = {}  # code -> themes that asked for it
-    for name in _ranked_themes(matches):
+    for name in _ranked_themes(matches, profile):
         for code in table.get(name, ()):
             wanted.setdefault(code, []).append(name)
-    if domain == "modality" and _urgency_level(matches)[0] >= 2:
+    if domain == "modality" and _urgency_level(matches, profile)[0] >= 2:
         wanted.setdefault(_INDIVIDUAL, [])  # anyone at moderate risk or above needs individual care too
     allowed = _unique(codes)
     chosen = [code for code in allowed if code in wanted and code != _NONE]
     if chosen:
         themes = _unique([name for code in chosen for name in wanted[code]])
         rationale = _cue_sentence(matches, themes) if themes else "The urgency level calls for individual care."
-        return _Decision(rationale, ", ".join(chosen))
+        return _Decision(rationale, ", ".join(_nudged_codes(domain, chosen, allowed, nudge)))
     fallback = _CODE_SET_FALLBACK[domain]
     code = fallback if fallback in allowed else allowed[0]
     return _Decision("No lexicon cue points to a specific code, so the default applies.", code)
 
 
-def _decide_string_list(matches: dict[str, _Match]) -> _Decision:
-    ranked = _ranked_themes(matches)
+def _decide_string_list(matches: dict[str, _Match], profile: Profile) -> _Decision:
+    ranked = _ranked_themes(matches, profile)
     # Problems come first; a post that only asks for tips or a format still gets that request listed.
     themes = [name for name in ranked if _THEME_BY_NAME[name].kind != _PREFERENCE] or ranked
-    issues = [_THEME_BY_NAME[name].issue for name in themes][:_MAX_ISSUES] or list(_FALLBACK_ISSUES)
+    issues = [_THEME_BY_NAME[name].issue for name in themes][:profile.max_issues] or list(_FALLBACK_ISSUES)
     return _Decision(_cue_sentence(matches, themes), json.dumps(issues, ensure_ascii=False))
 
 
-def _decide(text: str, domain: str, allowed: list[str]) -> _Decision:
+def _decide(text: str, domain: str, allowed: list[str], profile: Profile, prompt: str) -> _Decision:
     # With no codes at all only a free-text list can be given, whatever the domain is called.
     if domain == "redressal" or not allowed:
-        return _decide_string_list(_scan(text))
+        return _decide_string_list(_counted(_scan(text), profile), profile)
     if domain in ("urgency", "intensity"):
-        return _decide_ordinal(domain, _scan(text), allowed)
+        return _decide_ordinal(domain, _counted(_scan(text), profile), allowed, profile,
+                               _nudge(profile, prompt, domain))
     if domain in _CODE_SET_TABLES:
-        return _decide_code_set(domain, _scan(text), allowed)
+        return _decide_code_set(domain, _counted(_scan(text), profile), allowed, profile,
+                                _nudge(profile, prompt, domain))
     # An unknown domain has no lexicon; answer the same way every time rather than guess.
     return _Decision("This domain has no built-in lexicon, so the first listed code is given.", allowed[0])
 
@@ -454,17 +534,20 @@ def _check_rate(malformed_rate: float) -> float:
 
 
 def builtin_answer(
-    text: str, *, domain: str, codes: Sequence[str], malformed_rate: float = 0.0, salt: str = ""
+    text: str, *, domain: str, codes: Sequence[str], malformed_rate: float = 0.0, salt: str = "",
+    profile: Profile = REFERENCE, prompt: str | None = None,
 ) -> str:
     """Answer ``domain`` for ``text`` like an LLM would: a short rationale, then the ``<<...>>`` marker last.
 
     Only codes from ``codes`` are ever returned, in the order of ``codes``. For a deterministic share
     ``malformed_rate`` of (text, domain, salt) inputs the reply is deliberately malformed, so the parsing
-    and retry paths can be exercised offline; ``salt`` changes which inputs that share hits.
+    and retry paths can be exercised offline; ``salt`` changes which inputs that share hits. ``profile`` is how
+    this annotator reads the lexicon (see Profile); a profile with jitter draws from ``prompt`` (the whole request
+    the model would see; the text when not given).
     """
     rate = _check_rate(malformed_rate)
     allowed = _unique(codes)
-    decision = _decide(text, domain, allowed)
+    decision = _decide(text, domain, allowed, profile, text if prompt is None else prompt)
     if rate > 0.0:
         digest = _digest(text, domain, salt)
         if _is_malformed(digest, rate):

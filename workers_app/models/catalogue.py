@@ -167,6 +167,14 @@ class Annotator(models.Model):
 
     number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1), MaxValueValidator(99)])
     name = models.CharField(max_length=100, validators=[no_control_characters, not_a_key])
+    class BuiltinProfile(models.TextChoices):
+        # The names workers_app.engine.builtin.PROFILES knows (a test keeps the two lists equal).
+        REFERENCE = "reference", "reference: the lexicon as designed"
+        CAUTIOUS = "cautious", "cautious: rates low mood, hopelessness, trauma, eating and substance a level higher"
+        RESERVED = "reserved", "reserved: counts a concern only when two cues name it"
+        BROAD = "broad", "broad: names more concerns and services"
+        TERSE = "terse", "terse: names only the two main concerns"
+
     class RequestMode(models.TextChoices):
         CHAT = "chat", "chat"
         COMPLETION = "completion", "completion"
@@ -206,6 +214,11 @@ class Annotator(models.Model):
     builtin_malformed_rate = models.FloatField(
         default=0.0, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="built-in backend only: share of deliberately malformed answers (0 to 1)")
+    builtin_profile = models.CharField(
+        max_length=16, choices=BuiltinProfile.choices, default=BuiltinProfile.REFERENCE,
+        help_text="built-in backend only: how this annotator reads the lexicon. Synthetic variation (thresholds, "
+                  "weights and a seeded one-step jitter) so that built-in annotators disagree the way real models "
+                  "do; deterministic")
     budget = models.DecimalField(
         max_digits=14, decimal_places=4, null=True, blank=True,
         validators=[MinValueValidator(Decimal(0), "The budget cannot be negative."),

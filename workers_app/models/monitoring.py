@@ -54,11 +54,18 @@ class Alert(models.Model):
     opened_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.JSONField(default=list, blank=True)
+    # Staff saw it (it stays open until its condition clears, but leaves the dashboard's banner), or put it out of
+    # sight until a time; workers_app.monitoring.acknowledge sets both.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-opened_at"]
         constraints = [models.UniqueConstraint(fields=["key"], condition=models.Q(resolved_at__isnull=True),
                                                name="one_open_alert_per_incident")]
+        permissions = [("acknowledge_alert", "Can acknowledge or snooze open alerts")]
 
     def __str__(self) -> str:
         return f"{self.key} ({'open' if self.resolved_at is None else 'resolved'})"

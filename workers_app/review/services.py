@@ -4,6 +4,8 @@ changes nothing and leaves a ``failed`` audit row naming why."""
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
@@ -14,7 +16,11 @@ from workers_app.references.adjudicated import sync_adjudicated
 
 PERMISSION = "workers_app.review_sample"
 MAX_NOTE_CHARS = 10_000
-ADJUDICABLE = (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL, Domain.Kind.CODE_SET)
+# Every kind of domain: a free-text list (redressal) is adjudicated as the reviewer's own list of issues.
+ADJUDICABLE = (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL, Domain.Kind.CODE_SET, Domain.Kind.STRING_LIST)
+# A free-text list's bounds where its domain's parse rules set none (the parser's defaults).
+LIST_DEFAULTS = {"min_items": 1, "max_items": 10, "max_item_chars": 200}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a line break or control character; a tab may stay
 
 
 class ReviewRefused(Exception):
@@ -123,9 +129,12 @@ def validated_labels(labels: object) -> dict[str, list[str]]:
         if domain is None:
             problems[str(slug)[:40]] = "not a domain that can be adjudicated"
             continue
-        problem = codes_problem(domain, codes)
+        problem = _items_problem(domain, codes) if domain.kind == Domain.Kind.STRING_LIST \
+            else codes_problem(domain, codes)
         if problem:
             problems[slug] = problem
+        elif domain.kind == Domain.Kind.STRING_LIST:
+            clean[slug] = [item.strip() for item in codes]
         else:
             clean[slug] = [code for code in allowed_codes(domain) if code in codes]
     if problems:
@@ -153,6 +162,30 @@ def codes_problem(domain: Domain, codes: object) -> str | None:
     none_code = domain.parse_rules.get("none_code")
     if none_code in codes and len(codes) > 1:
         return f"{none_code} stands alone"
+    return None
+
+
+def list_rules(domain: Domain) -> dict[str, int]:
+    return {name: domain.parse_rules.get(name, default) for name, default in LIST_DEFAULTS.items()}
+
+
+def _items_problem(domain: Domain, items: object) -> str | None:
+    """A free-text list: short lines of text, as many as the domain's parse rules allow, none twice."""
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return "give a list of issues (text)"
+    rules = list_rules(domain)
+    stripped = [item.strip() for item in items]
+    if not rules["min_items"] <= len(stripped) <= rules["max_items"]:
+        return f"give {rules['min_items']} to {rules['max_items']} issues (got {len(stripped)})"
+    for number, item in enumerate(stripped, start=1):
+        if not item:
+            return f"issue {number} is empty"
+        if len(item) > rules["max_item_chars"]:
+            return f"issue {number} is longer than {rules['max_item_chars']} characters"
+        if _CONTROL.search(item):
+            return f"issue {number} holds a control character"
+    if len(set(stripped)) != len(stripped):
+        return "an issue is given twice"
     return None
 
 

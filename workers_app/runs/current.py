@@ -17,7 +17,7 @@ CACHE_SECONDS = 2.0
 # model settings that decide the answer. Keys, URLs and limits stay live (a rotated key must keep working).
 PINNED_DOMAIN_FIELDS = ("title", "kind", "codes", "prompt_template", "prompt_version", "parse_rules", "few_shot")
 PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "model", "temperature", "max_tokens",
-                           "max_input_chars")
+                           "max_input_chars", "builtin_profile")
 
 _runs: dict[int | None, tuple[float, Run | None]] = {}
 # (run, annotator, domain) ids -> the rows they were made from, and the pinned copies.

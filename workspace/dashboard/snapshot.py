@@ -1,21 +1,22 @@
 """What the dashboard shows of the fleet, read in one pass whatever its size: the workers (one query), their live
-state (one pipelined Redis round trip), the open alerts and the current run's sample count (one query each)."""
+state (one pipelined Redis round trip), the open alerts grouped by kind and the current run's sample count (one
+query each)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
-
-from django.utils import timezone
 
 from workers_app.engine.keys import redis_key
 from workers_app.fleet.rows import ensure_worker_rows
-from workers_app.models import Alert, Annotator, Domain, Run, Worker
+from workers_app.models import Annotator, Domain, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
+from workers_app.monitoring.open_alerts import alert_groups, new_alerts_per_worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
+
+from .alerts import group_json
 
 # Every viewer polls each second; within this many milliseconds they share one snapshot, so ten viewers cost the
 # database and Redis what one does. It holds nothing per user: all who may view workers see the same fleet.
@@ -46,17 +47,26 @@ class Cell:
 
     @property
     def display(self) -> dict[str, str]:
-        """The cell's texts, formatted once here for the page and for its live updates."""
+        """The cell's texts, formatted once here for the page and for its live updates. The cell shows the short
+        ones; ``summary`` (its hover text) and the worker's page say the rest."""
         beat = "—" if self.heartbeat_age is None else f"{self.heartbeat_age:.0f} s ago"
-        return {"state": self.state if self.state == self.desired or self.desired == "running"
-                else f"{self.state} (wanted {self.desired})",
-                "progress": f"{self.done:,} / {self.total:,}" if self.in_run else NOT_IN_RUN,
-                "per_minute": f"{self.per_minute:,}/min",
-                "malformed": "—" if self.malformed_pct is None else f"{self.malformed_pct:.1f} %",
-                "heartbeat": beat, "queue": f"{self.queue:,} queued",
-                "inflight": "" if self.inflight is None else f"up to {self.inflight} in flight",
-                "failed": "; ".join(self.failed) if self.failed else "all checks pass",
-                "alerts": f"{self.alerts} open alert{'s' if self.alerts != 1 else ''}" if self.alerts else ""}
+        texts = {"state": self.state if self.state == self.desired or self.desired == "running"
+                 else f"{self.state} (wanted {self.desired})",
+                 "progress": f"{self.done:,} / {self.total:,}" if self.in_run else NOT_IN_RUN,
+                 "per_minute": f"{self.per_minute:,}/min",
+                 "malformed": "—" if self.malformed_pct is None else f"{self.malformed_pct:.1f} %",
+                 "heartbeat": beat, "queue": f"{self.queue:,} queued",
+                 "inflight": "" if self.inflight is None else f"up to {self.inflight} in flight",
+                 "failed": "; ".join(self.failed) if self.failed else "all checks pass",
+                 "checks": f"{len(self.failed)} check{'s' if len(self.failed) != 1 else ''} fail" if self.failed
+                 else "checks pass",
+                 "alerts": f"{self.alerts} alert{'s' if self.alerts != 1 else ''}" if self.alerts else ""}
+        texts["summary"] = "\n".join([
+            f"{self.name} on {self.host or 'no host yet'}: {texts['state']}", f"progress {texts['progress']}",
+            f"{texts['per_minute']}, malformed {texts['malformed']}", f"heartbeat {beat}",
+            f"{texts['queue']} {texts['inflight']}".strip(), texts["failed"],
+            *([f"{self.alerts} new alert{'s' if self.alerts != 1 else ''}"] if self.alerts else [])])
+        return texts
 
 
 @dataclass
@@ -65,13 +75,17 @@ class Snapshot:
     annotators: list[int]
     domains: list[str]
     cells: dict[str, Cell]
-    alerts: list[dict]
+    alerts: list[dict]  # one per kind of open alert (alerts.group_json)
     at: float
 
     def grid(self) -> list[tuple[int, list[Cell | None]]]:
         """Rows of annotators, columns of domains; None where a worker row does not exist."""
         by_pair = {(c.annotator, c.domain): c for c in self.cells.values()}
         return [(a, [by_pair.get((a, d)) for d in self.domains]) for a in self.annotators]
+
+    @property
+    def has_new_alerts(self) -> bool:
+        return any(group["new"] for group in self.alerts)
 
     @property
     def totals(self) -> dict:
@@ -92,13 +106,6 @@ def _workers() -> list[Worker]:
         ensure_worker_rows()  # a new install: the rows appear with the first look, as in the admin
         rows = list(Worker.objects.select_related("annotator", "domain"))
     return rows
-
-
-def _open_alerts(names: dict[int, str]) -> list[dict]:
-    rows = Alert.objects.filter(resolved_at__isnull=True).order_by("-opened_at").values(
-        "id", "kind", "message", "worker_id", "opened_at")
-    return [{"id": row["id"], "kind": row["kind"], "message": row["message"], "worker": names.get(row["worker_id"]),
-             "opened_at": timezone.localtime(row["opened_at"]).strftime("%Y-%m-%d %H:%M:%S")} for row in rows]
 
 
 def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int) -> Cell:
@@ -128,10 +135,11 @@ def fleet_snapshot() -> Snapshot:
     workers = _workers()
     run = current_run()
     samples = run_samples(run).count()
-    alerts = _open_alerts({w.pk: w.name for w in workers})
-    per_worker_alerts = Counter(alert["worker"] for alert in alerts)
-    cells = {h.worker.name: _cell(h, run, samples, per_worker_alerts[h.worker.name])
+    groups = alert_groups()
+    per_worker = new_alerts_per_worker(groups)
+    names = {w.pk: w.name for w in workers}
+    cells = {h.worker.name: _cell(h, run, samples, per_worker.get(h.worker.pk, 0))
              for h in evaluate(workers, read_files=False)}
     annotators = sorted({w.annotator.number for w in workers})
     domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]
-    return Snapshot(run.name, annotators, domains, cells, alerts, now)
+    return Snapshot(run.name, annotators, domains, cells, [group_json(g, names) for g in groups], now)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("live", views.live, name="live"),
     path("charts", views.charts, name="charts"),
     path("act", views.act, name="act"),
+    path("alerts", views.alerts, name="alerts"),
     path("workers/<str:name>/", views.worker, name="worker"),
 ]

@@ -10,12 +10,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from workers_app.engine.keys import WorkerKey
 from workers_app.fleet.rows import workers_for
+from workers_app.monitoring.acknowledge import PERMISSION as HANDLE_ALERTS
+from workers_app.monitoring.acknowledge import AlertActionRefused
+from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
 from workspace.access import requires
 
 from .actions import CONFIRM, ActionRefused, allowed_actions, parse_action, run_action
-from .charts import fleet_series, malformed_per_annotator, spend_per_annotator
-from .snapshot import fleet_snapshot, live_json
+from .alerts import SNOOZE_CHOICES, handle_alerts
+from .charts import RANGES, fleet_charts, malformed_per_annotator, spend_per_annotator
+from .snapshot import SHARED_KEY, fleet_snapshot, live_json
 from .worker_page import worker_page
 
 POLL_MS = 1000
@@ -31,7 +35,8 @@ def index(request: HttpRequest) -> HttpResponse:
     snapshot = fleet_snapshot()
     return render(request, "workspace/dashboard/index.html", {
         "section": "dashboard", "snapshot": snapshot, "actions": allowed_actions(request.user),
-        "confirm": sorted(CONFIRM), "poll_ms": POLL_MS})
+        "confirm": sorted(CONFIRM), "poll_ms": POLL_MS, "may_handle_alerts": request.user.has_perm(HANDLE_ALERTS),
+        "snooze_choices": SNOOZE_CHOICES})
 
 
 @require_GET
@@ -45,10 +50,14 @@ def live(request: HttpRequest) -> HttpResponse:
 @require_GET
 @requires("workers_app.view_worker", polled=True)
 def charts(request: HttpRequest) -> HttpResponse:
+    """The charts over ?range=hour (the default), day or run; an unknown range is the hour."""
     snapshot = fleet_snapshot()
+    run = current_run()
+    window, charts = fleet_charts(request.GET.get("range", "hour"), run)
     return render(request, "workspace/dashboard/charts.html", {
-        "series": fleet_series(), "malformed": malformed_per_annotator(snapshot.cells.values()),
-        "spend": spend_per_annotator(current_run()), "run": snapshot.run})
+        "charts": charts, "window": window, "ranges": RANGES,
+        "malformed": malformed_per_annotator(snapshot.cells.values()), "spend": spend_per_annotator(run),
+        "run": snapshot.run})
 
 
 @require_POST
@@ -76,6 +85,24 @@ def act(request: HttpRequest) -> HttpResponse:
     for result in results:
         level = messages.SUCCESS if result.ok else messages.ERROR
         messages.add_message(request, level, f"{action.operation} {result.worker}: {result.message}")
+    return redirect("workspace:dashboard:index")
+
+
+@require_POST
+@requires("workers_app.view_worker")
+def alerts(request: HttpRequest) -> HttpResponse:
+    """Acknowledge or snooze one kind of open alert (workers_app.monitoring.acknowledge, audited there)."""
+    if not request.user.has_perm(HANDLE_ALERTS):
+        raise PermissionDenied(f"needs {HANDLE_ALERTS}")
+    try:
+        done, count = handle_alerts(request.POST, user=request.user)
+    except AlertActionRefused as exc:
+        return _refused(request, str(exc))
+    get_redis().delete(SHARED_KEY)  # the next poll shows it, not a snapshot made before
+    text = f"{done} {count} alert{'s' if count != 1 else ''} of kind {request.POST.get('kind', '')}"
+    if _wants_json(request):
+        return JsonResponse({"done": done, "alerts": count, "message": text})
+    messages.success(request, text[:1].upper() + text[1:] + ".")
     return redirect("workspace:dashboard:index")
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from workers_app.fleet.selectors import UnknownRun, chosen_run
 from workers_app.models import Sample
@@ -46,11 +47,29 @@ def page_number(raw: str | None, pages: int) -> tuple[int, str | None]:
     return sane, None if sane == wanted else f"There is no page {wanted}: showing page {sane} of {pages}."
 
 
+def _to_sample(request: HttpRequest, pk: int) -> HttpResponse:
+    query = request.GET.urlencode()
+    return redirect(reverse("workspace:samples:detail", args=[pk]) + (f"?{query}" if query else ""))
+
+
+@requires("workers_app.view_sample")
+def by_external_id(request: HttpRequest, external_id: str) -> HttpResponse:
+    """Alerts, workbooks and exports name samples by their external id (DEMO-017): its page is here too."""
+    pk = Sample.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if pk is None:
+        raise Http404(f"no sample with the id or external id {external_id[:80]!r}")
+    return _to_sample(request, pk)
+
+
 @requires("workers_app.view_sample")
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         shown = sample_view(pk, chosen_run(request.GET.get("run")))
     except Sample.DoesNotExist:
+        # An external id made of digits only reaches here; it names its sample when no row has that number.
+        named = Sample.objects.filter(external_id=str(pk)).values_list("pk", flat=True).first()
+        if named is not None:
+            return _to_sample(request, named)
         raise Http404("no sample with this id") from None
     except UnknownRun as exc:
         raise Http404(f"run: {exc}") from None

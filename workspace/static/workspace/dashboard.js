@@ -15,6 +15,7 @@
     const element = grid.querySelector('[data-worker="' + CSS.escape(name) + '"]');
     if (!element) return;
     element.dataset.state = cell.state;
+    if (element.title !== cell.display.summary) element.title = cell.display.summary;
     const badge = element.querySelector('[data-field="state"]');
     badge.className = "badge state-" + cell.state;
     for (const [field, text] of Object.entries(cell.display)) {
@@ -24,20 +25,63 @@
     bar.max = cell.total || 1;
     bar.value = cell.done;
     element.querySelector('[data-field="alerts"]').hidden = !cell.alerts;
-    element.querySelector('[data-field="failed"]').classList.toggle("failing", cell.failed.length > 0);
+    element.querySelector('[data-field="checks"]').classList.toggle("failing", cell.failed.length > 0);
   }
 
-  function applyAlerts(alerts) {
-    const list = document.getElementById("open-alerts");
-    list.replaceChildren(...alerts.map(function (alert) {
-      const item = document.createElement("li");
-      item.className = "alert-item";
-      const kind = document.createElement("strong");
-      kind.textContent = alert.kind;
-      item.append(kind, " · " + (alert.worker ? alert.worker + " · " : "") + alert.opened_at + " — " + alert.message);
-      return item;
-    }));
-    document.getElementById("no-alerts").hidden = alerts.length > 0;
+  // The alert banner: one line per kind with new alerts, rebuilt only when the groups change (a focused button
+  // keeps its focus while nothing changes).
+  const alertList = document.getElementById("open-alerts");
+  const alertForms = document.getElementById("alert-forms");
+  let shownAlerts = null;
+
+  function alertLine(group) {
+    const item = document.createElement("li");
+    item.className = "alert-group";
+    item.dataset.kind = group.kind;
+    item.title = group.message;
+    const text = document.createElement("span");
+    text.className = "alert-text";
+    const headline = document.createElement(group.link ? "a" : "strong");
+    headline.dataset.field = "headline";
+    headline.textContent = group.headline + (group.link ? " →" : "");
+    if (group.link) headline.href = group.link;
+    const detail = document.createElement("span");
+    detail.className = "muted";
+    detail.dataset.field = "detail";
+    detail.textContent = (group.workers.length ? group.workers.join(", ") + " · " : "") + "latest " + group.latest +
+      " — " + group.message;
+    text.append(headline, " ", detail);
+    item.append(text);
+    if (alertForms) {
+      const forms = alertForms.content.firstElementChild.cloneNode(true);
+      forms.querySelectorAll('input[name="kind"]').forEach(function (input) { input.value = group.kind; });
+      forms.querySelectorAll('input[name="up_to"]').forEach(function (input) { input.value = group.up_to; });
+      const select = forms.querySelector("select");
+      select.id = "snooze-" + group.kind;
+      forms.querySelector("label").htmlFor = select.id;
+      item.append(" ", forms);
+    }
+    return item;
+  }
+
+  function applyAlerts(groups) {
+    const fresh = groups.filter(function (group) { return group.new > 0; });
+    const signature = JSON.stringify(groups);
+    if (signature === shownAlerts) return;
+    shownAlerts = signature;
+    alertList.replaceChildren(...fresh.map(alertLine));
+    document.getElementById("no-alerts").hidden = fresh.length > 0;
+    const handled = document.getElementById("handled-alerts");
+    handled.replaceChildren(...groups.filter(function (group) { return group.acknowledged || group.snoozed; })
+      .map(function (group) {
+        const part = document.createElement("span");
+        part.dataset.kind = group.kind;
+        const said = [];
+        if (group.acknowledged) said.push(group.acknowledged + " acknowledged");
+        if (group.snoozed) said.push(group.snoozed + " snoozed until " + group.snoozed_until);
+        part.textContent = group.kind + ": " + said.join(", ");
+        return part;
+      }));
   }
 
   function apply(data) {
@@ -54,7 +98,9 @@
     setText(status, "Live · updated " + new Date(data.at * 1000).toLocaleTimeString());
   }
 
+  let timer = null;
   async function poll() {
+    clearTimeout(timer);
     try {
       const response = await fetch(grid.dataset.live, {headers: {Accept: "application/json"}, cache: "no-store",
                                                         credentials: "same-origin"});
@@ -66,19 +112,42 @@
     } catch (error) {
       setText(status, "Connection lost; retrying…");
     }
-    setTimeout(poll, every);
+    timer = setTimeout(poll, every);
   }
-  setTimeout(poll, every);
+  timer = setTimeout(poll, every);
 
-  // Charts: loaded after the page, refreshed each minute.
+  // Acknowledge or snooze a kind of alert without leaving the page; the next poll shows the result.
+  const alertResult = document.getElementById("alert-result");
+  alertList.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const form = event.target;
+    const response = await fetch(form.action, {method: "POST", body: new FormData(form), credentials: "same-origin",
+                                               headers: {Accept: "application/json"}});
+    const answer = await response.json().catch(function () { return {error: "HTTP " + response.status}; });
+    setText(alertResult, response.ok ? answer.message : "Refused: " + (answer.detail || answer.error || response.status));
+    poll();
+  });
+
+  // Charts: loaded after the page, refreshed each minute, over the range last chosen.
   const charts = document.getElementById("charts");
+  let chartsRange = "hour";
+  let chartsTimer = null;
   async function loadCharts() {
+    clearTimeout(chartsTimer);
     try {
-      const response = await fetch(charts.dataset.src, {credentials: "same-origin"});
+      const response = await fetch(charts.dataset.src + "?range=" + encodeURIComponent(chartsRange),
+                                   {credentials: "same-origin"});
       if (response.ok) charts.innerHTML = await response.text();
     } catch (error) { /* the next refresh tries again */ }
-    setTimeout(loadCharts, 60000);
+    chartsTimer = setTimeout(loadCharts, 60000);
   }
+  charts.addEventListener("click", function (event) {
+    const link = event.target.closest("[data-range]");
+    if (!link) return;
+    event.preventDefault();
+    chartsRange = link.dataset.range;
+    loadCharts();
+  });
   loadCharts();
 
   // Selection: all, none, a row (annotator) or a column (domain).

@@ -242,7 +242,7 @@ def test_the_builtin_baseline_can_be_tried_too(catalogue):
     sample = Sample.objects.get(pk=make_samples(1, "I have a plan to end my life tonight.")[0])
     [answer] = try_annotator(Annotator.objects.get(number=3), Domain.objects.get(slug="urgency"), [sample],
                              actor="alice")
-    assert answer.parsed.ok and answer.completion.model == "builtin-lexicon-v1"
+    assert answer.parsed.ok and answer.completion.model.startswith("builtin-lexicon-v1")  # and its profile
 
 
 # ------------------------------------------------------------------------------------------------ people

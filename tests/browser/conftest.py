@@ -14,8 +14,6 @@ OUTPUT = Path(os.environ.get("BROWSER_OUTPUT", ROOT / "test-output" / "browser")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 PASSWORD = "pw-for-browser-tests"
-DOCS = ROOT / "docs" / "screenshots"
-PAGE_SIZE = (1366, 768)
 
 
 def _missing_browser() -> str | None:
@@ -84,25 +82,6 @@ def screenshot(browser, name: str) -> Path:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     path = OUTPUT / f"{name}.png"
     browser.save_screenshot(str(path))
-    return path
-
-
-def page_screenshot(browser, name: str) -> Path:
-    """The page at 1366 × 768, as the README shows it; also into docs/screenshots/ with DOCS_SCREENSHOTS=1 (so that
-    an ordinary run leaves the committed pictures alone)."""
-    size = browser.get_window_size()
-    width, height = PAGE_SIZE
-    browser.set_window_size(width, height)
-    # The window's size includes what the browser draws around the page, even headless: make the page itself 1366 × 768.
-    inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
-    browser.set_window_size(2 * width - inner[0], 2 * height - inner[1])
-    try:
-        path = screenshot(browser, name)
-        if os.environ.get("DOCS_SCREENSHOTS") == "1":
-            DOCS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, DOCS / path.name)
-    finally:
-        browser.set_window_size(size["width"], size["height"])
     return path
 
 

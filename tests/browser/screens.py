@@ -33,3 +33,9 @@ def doc_screenshot(browser, name: str) -> Path:
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS / path.name)
     return path
+
+
+def page_screenshot(browser, name: str) -> Path:
+    """The page at WIDTH x HEIGHT, as the README shows it."""
+    with laptop_screen(browser):
+        return doc_screenshot(browser, name)

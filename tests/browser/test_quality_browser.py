@@ -12,7 +12,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
+from tests.browser.conftest import log_in, make_staff, wait_for
+from tests.browser.screens import doc_screenshot, laptop_screen
 from tests.helpers import make_samples, store_outcome
 from workers_app.models import ReferenceSet, Sample
 from workers_app.runs.current import current_run
@@ -79,12 +80,9 @@ def test_import_a_reference_set_and_read_the_quality_of_the_run(browser, catalog
     assert first.get_attribute("open") is not None
     cells = first.find_elements(By.CSS_SELECTOR, "table.confusion td")
     assert len(cells) == 25 and sum(int(c.text) for c in cells) > 0
-    browser.set_window_size(1366, 768)
-    try:
+    with laptop_screen(browser):
         browser.execute_script("document.getElementById('quality-urgency').scrollIntoView()")
-        screenshot(browser, "quality")
-    finally:
-        browser.set_window_size(1280, 900)
+        doc_screenshot(browser, "quality")
 
     worst = first.find_element(By.CSS_SELECTOR, "table.worst tbody tr td a")
     external_id = worst.text

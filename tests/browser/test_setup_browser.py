@@ -18,7 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from api.models import ApiToken
-from tests.browser.conftest import log_in, make_staff, page_screenshot, wait_for
+from tests.browser.conftest import log_in, make_staff, wait_for
+from tests.browser.screens import page_screenshot
 from tests.helpers import make_samples, store_outcome, wait_until
 from tests.worker_processes import WorkerProcess
 from workers_app.models import Corpus, Domain, Outcome, Sample

@@ -169,6 +169,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "annotation_site.urls"
+# Where a login goes when its next= is missing or refused (another host, a script): the landing page, which leads
+# to the dashboard or the admin, never Django's default /accounts/profile/ (no such page here).
+LOGIN_REDIRECT_URL = "home"
 WSGI_APPLICATION = "annotation_site.wsgi.application"
 
 TEMPLATES = [

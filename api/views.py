@@ -61,6 +61,13 @@ def checked(serializer_class: type[drf.Serializer], data) -> dict:
     return serializer.validated_data
 
 
+def no_body(request: Request) -> None:
+    """An endpoint that takes no body refuses a JSON one, rather than acting as though the caller had sent nothing
+    (it is read, so a malformed one is refused as such)."""
+    if request.content_type.startswith("application/json") and request.data not in ({}, None):
+        raise ApiError(422, "invalid_request", "this endpoint takes no body; send none (or {})")
+
+
 def run_of(scope: dict) -> Run:
     """The run a checked ``run`` parameter names (taken out of ``scope``); the current run when it was left out."""
     try:
@@ -393,6 +400,7 @@ class ArchiveVerify(APIView):
                    summary="Recompute every member's checksum; each problem names its member")
     def post(self, request: Request, name: str) -> Response:
         require(request, "admin_ops.verify_archive")
+        no_body(request)
         result = verify_and_record(_archive(name), actor=acting(request))
         return Response({"ok": result.ok, "problems": result.problems})
 
@@ -432,6 +440,7 @@ class ConsolidationStart(APIView):
                                "consolidated folder.")
     def post(self, request: Request) -> Response:
         require(request, "admin_ops.consolidate")
+        no_body(request)
         run = run_of(checked(s.RunFilterSerializer, request.query_params.dict()))
         return Response(_job(start_consolidation(run, actor=acting(request))), status=202)
 

@@ -49,6 +49,7 @@ ONCE = {
     "tests/api/test_api_deploy.py",
     "tests/api/test_api_hostile.py",
     "tests/api/test_api_metrics.py",
+    "tests/api/test_api_nesting.py",
     "tests/api/test_api_real_worker.py",
     "tests/api/test_api_settings.py",
     "tests/api/test_api_token_admin.py",

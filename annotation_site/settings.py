@@ -123,7 +123,8 @@ INSTALL_ID = _install_id()
 REDIS_KEY_PREFIX = f"annot:{INSTALL_ID}:"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on our site class: every list filters only by what its page offers (annotation_site.admin_site).
+    "annotation_site.admin_site.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

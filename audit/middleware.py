@@ -1,4 +1,4 @@
-"""Every refused request becomes a failed ``refused`` audit row; Django still answers 403.
+"""Every refused request becomes a failed ``refused`` audit row; Django still answers 403 (or 400).
 
 Goes after AuthenticationMiddleware (it needs ``request.user``). It also tells signal receivers and forms who acts
 in the request (audit.request_context).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 
 from .actions import Action
@@ -32,7 +32,8 @@ class AuditRefusals:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if isinstance(exception, PermissionDenied):
+        # SuspiciousOperation: Django answers 400, e.g. an admin list asked to filter by a lookup it does not offer.
+        if isinstance(exception, (PermissionDenied, SuspiciousOperation)):
             record_request_refusal(request, str(exception) or "permission denied")
             setattr(request, RECORDED, True)
 

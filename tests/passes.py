@@ -58,6 +58,7 @@ ONCE = {
     "tests/browser/test_runs_browser.py",
     "tests/browser/test_samples_browser.py",
     "tests/hostile/test_admin_forms.py",
+    "tests/hostile/test_admin_lookups.py",
     "tests/hostile/test_archives.py",
     "tests/hostile/test_commands.py",
     "tests/hostile/test_import.py",

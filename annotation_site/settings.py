@@ -169,6 +169,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
+# Refused requests (401, 403, a refused lookup) are audited once per actor, client and period; the rest of the
+# period counts on that row (audit/refusals.py), so a flood of them cannot flood the append-only log.
+AUDIT_REFUSAL_PERIOD_SECONDS = env_int("AUDIT_REFUSAL_PERIOD_SECONDS", 600, minimum=1, maximum=86_400)
+
 ROOT_URLCONF = "annotation_site.urls"
 # Where a login goes when its next= is missing or refused (another host, a script): the landing page, which leads
 # to the dashboard or the admin, never Django's default /accounts/profile/ (no such page here).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -272,7 +273,7 @@ class AuditList(FilteredList):
     filters = s.AuditFilterSerializer
 
     def get_queryset(self) -> QuerySet[AuditLog]:
-        rows = AuditLog.objects.all()
+        rows = AuditLog.objects.annotate(repeated=Coalesce("tally__count", 1))
         for name in ("action", "result"):
             if name in self.scope:
                 rows = rows.filter(**{name: self.scope[name]})

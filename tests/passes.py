@@ -24,6 +24,8 @@ POSTGRES = {
     "tests/test_audit_log.py",
     "tests/test_audit_migration.py",
     "tests/hostile/test_audit.py",
+    # Refusals folded per client and period: a unique row per period, counted under a lock.
+    "tests/hostile/test_refusal_floods.py",
     # Conditional updates, unique constraints and reservations that two writers race for.
     "tests/test_fleet_controls.py",
     "tests/test_review.py",

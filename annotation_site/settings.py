@@ -326,12 +326,15 @@ def _networks(name: str, default: list[str]) -> list[str]:
     return values
 
 
-API_TOKEN_RATE = _api_rate("API_TOKEN_RATE", "600/min")
+# Requests per user (all their tokens and their browser session together); API_TOKEN_RATE is its former name.
+API_USER_RATE = _api_rate("API_USER_RATE", _api_rate("API_TOKEN_RATE", "600/min"))
+# Live (neither revoked nor expired) API tokens one user may have.
+API_MAX_TOKENS_PER_USER = env_int("API_MAX_TOKENS_PER_USER", 5, minimum=1, maximum=100)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -37,6 +37,8 @@ class AnnotatorForm(forms.ModelForm):
     class Meta:
         model = Annotator
         fields = "__all__"
+        help_texts = {"base_url": "e.g. http://127.0.0.1:8080/v1. Pointing it at another host (or port) removes the "
+                                  "stored API key: type the key for that host below, in the same save."}
 
     def clean_api_key(self) -> str:
         key = self.cleaned_data["api_key"].strip()
@@ -85,6 +87,13 @@ class AnnotatorAdmin(AuditedModelAdmin):
             set_api_key(obj, form.cleaned_data["api_key"], actor=request.user)
         elif form.cleaned_data.get("clear_api_key"):
             clear_api_key(obj, actor=request.user)
+        elif obj.api_key_dropped:
+            self.message_user(request, f"The stored API key of {obj} was removed: its base URL now points at another "
+                              "host. Type the key for that host in the API key field.", messages.WARNING)
+
+    def audit_detail(self, obj: Annotator, form) -> dict:
+        return {"api_key": Annotator.KEY_DROPPED} if obj.api_key_dropped and not form.cleaned_data.get("api_key") \
+            else {}
 
     @admin.display(description="stored API key")
     def stored_key(self, obj: Annotator) -> str:

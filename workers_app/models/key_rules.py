@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 # Only variables with this prefix may be read as API keys: a staff user who may edit an annotator must not be
 # able to send ADMIN_PASSWORD, SECRET_KEY or DATABASE_URL to a server of their choosing.
@@ -37,3 +38,18 @@ def key_value_problem(key: str) -> str | None:
     if not _KEY_VALUE.match(key):
         return "an API key is 8 to 500 printable characters without spaces"
     return None
+
+
+def same_destination(first: str, second: str) -> bool:
+    """Whether two base URLs reach the same server: scheme, host and port (the path is that server's business). A
+    stored key was given for one server; another one must not receive it."""
+    ends = []
+    for url in (first, second):
+        parts = urlsplit(url.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        scheme = parts.scheme.lower()
+        ends.append((scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme)))
+    return ends[0] == ends[1]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from annotation_site.outbound import DEFAULT_PORTS
+
 # Only variables with this prefix may be read as API keys: a staff user who may edit an annotator must not be
 # able to send ADMIN_PASSWORD, SECRET_KEY or DATABASE_URL to a server of their choosing.
 KEY_ENV_PREFIX = "LLM_KEY_"
@@ -51,5 +53,5 @@ def same_destination(first: str, second: str) -> bool:
         except ValueError:
             return False
         scheme = parts.scheme.lower()
-        ends.append((scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme)))
+        ends.append((scheme, parts.hostname or "", port or DEFAULT_PORTS.get(scheme)))
     return ends[0] == ends[1]

@@ -70,6 +70,7 @@ ONCE = {
     "tests/hostile/test_operations_pages.py",
     "tests/hostile/test_outbound_urls.py",
     "tests/hostile/test_state.py",
+    "tests/hostile/test_webhook_secret.py",
     "tests/test_admin_import.py",
     "tests/test_admin_ops_admin.py",
     "tests/test_agreement.py",

@@ -55,7 +55,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SQLITE_OPTIONS = {
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # concurrent writers queue on the busy timeout instead of failing with "database is locked".
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    # A WAL grows as large as the largest write and stays so while any process has the database open:
+    # journal_size_limit cuts it back to 64 MiB whenever a checkpoint resets it (annotation_site.db.checkpoint_wal
+    # empties it after large writes).
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864;",
     "transaction_mode": "IMMEDIATE",
     "timeout": 30,
 }

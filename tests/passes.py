@@ -101,6 +101,7 @@ ONCE = {
     "tests/test_security_audit.py",
     "tests/test_settings_checks.py",
     "tests/test_setup_commands.py",
+    "tests/test_sqlite_wal.py",
     "tests/test_web_hardening.py",
 }
 

@@ -15,7 +15,7 @@ from django.test import Client
 
 from admin_ops.services.state import export_state, import_state
 from audit.models import AuditLog
-from tests.fake_llm import FakeLLM, start_fake_llm
+from tests.fake_llm import FakeLLM, serving_fake_llm
 from tests.helpers import make_samples
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.api_keys import set_api_key
@@ -31,11 +31,8 @@ KEY = "sk-stored-by-root-0123456789abcdef"
 @pytest.fixture
 def elsewhere():
     """The server an operator points the annotator at."""
-    fake = FakeLLM()
-    server = start_fake_llm(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving_fake_llm() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -37,3 +37,11 @@ def check_debug_off(app_configs, **kwargs) -> list:
     if settings.DEBUG:
         return [Warning("DEBUG is on: tracebacks are shown to visitors.", id="annotation_site.W001")]
     return []
+
+
+@register(ENVIRONMENT)
+def check_tls_settings(app_configs, **kwargs) -> list:
+    if settings.SECURE_HSTS_SECONDS and not settings.SECURE_COOKIES:
+        return [Warning("HSTS_SECONDS is set but SECURE_COOKIES is off: the session cookie may still travel over "
+                        "plain HTTP.", hint="Behind TLS set SECURE_COOKIES=true as well.", id="annotation_site.W002")]
+    return []

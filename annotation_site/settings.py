@@ -55,7 +55,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SQLITE_OPTIONS = {
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # concurrent writers queue on the busy timeout instead of failing with "database is locked".
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    # A WAL grows as large as the largest write and stays so while any process has the database open:
+    # journal_size_limit cuts it back to 64 MiB whenever a checkpoint resets it (annotation_site.db.checkpoint_wal
+    # empties it after large writes).
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864;",
     "transaction_mode": "IMMEDIATE",
     "timeout": 30,
 }
@@ -123,7 +126,8 @@ INSTALL_ID = _install_id()
 REDIS_KEY_PREFIX = f"annot:{INSTALL_ID}:"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on our site class: every list filters only by what its page offers (annotation_site.admin_site).
+    "annotation_site.admin_site.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -152,11 +156,25 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.middleware.AuditRefusals",
+    "annotation_site.security_headers.SecurityHeaders",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Every page's sources (annotation_site/security_headers.py): this site only, no inline script or style, never in a
+# frame. Swagger UI's icons are data: images.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "form-action 'self'; frame-ancestors 'none'")
+# Behind TLS (README, "Deploying behind TLS"): cookies only over HTTPS, HSTS, and the proxy's word on the scheme.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES  # the messages cookie follows the session's
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0, minimum=0, maximum=2 * 365 * 86_400)
+if env_bool("BEHIND_TLS_PROXY", False):
+    # Only behind a proxy that sets this header itself (and drops a client's): otherwise anyone could claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -170,7 +188,14 @@ AXES_RESET_ON_SUCCESS = True
 # Not its start-up banner in the output of every management command; lockouts are audited and logged regardless.
 AXES_VERBOSE = False
 
+# Refused requests (401, 403, a refused lookup) are audited once per actor, client and period; the rest of the
+# period counts on that row (audit/refusals.py), so a flood of them cannot flood the append-only log.
+AUDIT_REFUSAL_PERIOD_SECONDS = env_int("AUDIT_REFUSAL_PERIOD_SECONDS", 600, minimum=1, maximum=86_400)
+
 ROOT_URLCONF = "annotation_site.urls"
+# Where a login goes when its next= is missing or refused (another host, a script): the landing page, which leads
+# to the dashboard or the admin, never Django's default /accounts/profile/ (no such page here).
+LOGIN_REDIRECT_URL = "home"
 WSGI_APPLICATION = "annotation_site.wsgi.application"
 
 TEMPLATES = [
@@ -325,14 +350,17 @@ def _networks(name: str, default: list[str]) -> list[str]:
     return values
 
 
-API_TOKEN_RATE = _api_rate("API_TOKEN_RATE", "600/min")
+# Requests per user (all their tokens and their browser session together); API_TOKEN_RATE is its former name.
+API_USER_RATE = _api_rate("API_USER_RATE", _api_rate("API_TOKEN_RATE", "600/min"))
+# Live (neither revoked nor expired) API tokens one user may have.
+API_MAX_TOKENS_PER_USER = env_int("API_MAX_TOKENS_PER_USER", 5, minimum=1, maximum=100)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.json_errors",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -343,6 +371,8 @@ SPECTACULAR_SETTINGS = {
                    "data and the audit log. Authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are for staff who are logged in (a session or a token), like the rest of the API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

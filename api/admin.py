@@ -1,4 +1,5 @@
-"""API tokens in the admin: made here (the secret is shown once), revoked here, never edited or deleted."""
+"""API tokens in the admin: made here (the secret is shown once, on the page that answers the form), revoked here,
+never edited or deleted. Who may own one, and whose names a user sees, are the rules of api/tokens.py."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .models import ApiToken
-from .tokens import create_token, revoke_tokens
+from .tokens import NewToken, create_token, revoke_tokens, token_owners
 
 DEFAULT_LIFETIME = timedelta(days=90)
 
@@ -31,7 +33,6 @@ class NewTokenForm(forms.ModelForm):
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at", "status")
-    list_filter = ("user",)
     search_fields = ("name", "prefix", "user__username")
     actions = ["revoke"]
     form = NewTokenForm
@@ -42,6 +43,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         rows = super().get_queryset(request).select_related("user")
         return rows if request.user.is_superuser else rows.filter(user=request.user)
+
+    def get_list_filter(self, request):
+        # The owner filter lists owners' names: only a superuser, who sees every token, sees it.
+        return ("user",) if request.user.is_superuser else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = token_owners(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request):
         return {"user": request.user.pk}
@@ -71,10 +81,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 except (PermissionDenied, ValidationError) as exc:
                     self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
                     return HttpResponseRedirect(request.path)
-                self.message_user(request, f"Token '{made.token.name}' for {made.token.user}: {made.secret}  "
-                                  "<- copy it now; it is not shown again.", messages.WARNING)
-                return HttpResponseRedirect("../")
+                return self.shown_once(request, made)
         return super().add_view(request, form_url, extra_context)
+
+    def shown_once(self, request: HttpRequest, made: NewToken) -> TemplateResponse:
+        """The secret on the page that answers the form: never in a redirect's message, which would carry it in
+        the (signed, not encrypted) messages cookie. The admin's views are sent with no-store."""
+        return TemplateResponse(request, "admin/api/apitoken/made.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Copy the new token now",
+            "token": made.token, "secret": made.secret})
 
     @admin.action(description="Revoke the selected tokens", permissions=["add"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -8,6 +8,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from audit.actors import Actor
+from audit.middleware import explain_refusal
 
 from .models import ApiToken
 from .tokens import TokenRefused, authenticate_secret, token_actor
@@ -22,13 +23,13 @@ class BearerTokenAuthentication(BaseAuthentication):
         if scheme.lower() != b"bearer":
             return None  # not ours: the session may still authenticate the request
         if not secret.strip() or len(header) > MAX_HEADER_CHARS:
-            raise _refused("invalid_token", "the Authorization header must be 'Bearer <token>'")
+            raise _refused(request, "invalid_token", "the Authorization header must be 'Bearer <token>'")
         try:
             token = authenticate_secret(secret.strip().decode("ascii"))
         except UnicodeDecodeError:
-            raise _refused("invalid_token", "the token is not valid") from None
+            raise _refused(request, "invalid_token", "the token is not valid") from None
         except TokenRefused as exc:
-            raise _refused(exc.code, str(exc)) from None
+            raise _refused(request, exc.code, str(exc)) from None
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
@@ -36,7 +37,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-def _refused(code: str, message: str) -> AuthenticationFailed:
+def _refused(request: Request, code: str, message: str) -> AuthenticationFailed:
+    explain_refusal(request._request, f"{code}: {message}")  # the 401's audit row says which token and why
     return AuthenticationFailed(message, code=code)
 
 

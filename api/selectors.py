@@ -13,9 +13,10 @@ from workers_app.engine.keys import WorkerKey
 from workers_app.engine.live import Live, read_live
 from workers_app.engine.queues import UnknownWorker
 from workers_app.fleet.rows import key_of, select_workers
-from workers_app.models import Annotator, Outcome, ReviewItem, Run, Worker
+from workers_app.models import Annotator, Outcome, Run, Worker
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.review.flags import URGENCY, describe
+from workers_app.review.selectors import run_review_items
 from workers_app.runs.current import current_run, run_samples, takes_part
 
 WORKER_NAME = re.compile(r"annotator_[0-9]{1,9}_[A-Za-z0-9_-]{1,50}")
@@ -101,10 +102,10 @@ def fleet_progress(workers: list[Worker], run: Run) -> dict:
 
 
 def review_items(run: Run) -> list[dict]:
-    """The clinical review queue, highest risk first (as on /review/ and the consolidated Review sheet): the items
-    made as outcomes were stored, with each annotator's urgency label in ``run``; two queries, whatever the store's
-    size."""
-    items = list(ReviewItem.objects.select_related("sample").order_by("-risk", "created_at", "id"))
+    """The clinical review queue of ``run``'s posts, highest risk first (as on the consolidated Review sheet): the
+    items made as outcomes were stored, with each annotator's urgency label in ``run``; two queries, whatever the
+    store's size."""
+    items = list(run_review_items(run).select_related("sample"))
     annotators = list(Annotator.objects.order_by("number").values_list("number", flat=True))
     given = {(sample, number): labels[0] if labels else "" for sample, number, labels in Outcome.objects.filter(
         run=run, domain__slug=URGENCY, status=Outcome.Status.OK, sample__review_item__isnull=False).values_list(

@@ -239,10 +239,13 @@ class AuditFilterSerializer(serializers.Serializer):
 
 
 class AuditLogSerializer(serializers.ModelSerializer):
+    repeated = serializers.IntegerField(read_only=True, help_text="how many refusals this row stands for: a "
+                                        "refused request counts the rest of its actor's and client's period")
+
     class Meta:
         model = AuditLog
         fields = ["id", "at", "actor", "action", "target", "parameters", "result", "detail", "duration_ms",
-                  "client_address"]
+                  "client_address", "repeated"]
 
 
 class SampleFilterSerializer(serializers.Serializer):

@@ -1,4 +1,8 @@
-"""Per-token request budget, counted in Redis so that every web process shares it."""
+"""Per-user request budget, counted in Redis so that every web process shares it.
+
+Counted per user, not per token: a user may make several tokens (at most API_MAX_TOKENS_PER_USER), and a second
+token must not be a second budget. The user's browser session spends the same budget.
+"""
 
 from __future__ import annotations
 
@@ -23,20 +27,17 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), PERIODS[period]
 
 
-class PerTokenThrottle(BaseThrottle):
-    """A fixed window of API_TOKEN_RATE requests per token (per user for a browser session)."""
+class PerUserThrottle(BaseThrottle):
+    """A fixed window of API_USER_RATE requests per user, whichever of their tokens (or session) they use."""
 
     def __init__(self):
         self.retry_in: float | None = None
 
     def allow_request(self, request: Request, view) -> bool:
-        if request.auth is not None and hasattr(request.auth, "prefix"):
-            who = f"token:{request.auth.prefix}"
-        elif request.user and request.user.is_authenticated:
-            who = f"user:{request.user.pk}"
-        else:
+        if not (request.user and request.user.is_authenticated):
             return True  # refused by authentication anyway
-        limit, period = parse_rate(settings.API_TOKEN_RATE)
+        who = f"user:{request.user.pk}"
+        limit, period = parse_rate(settings.API_USER_RATE)
         now = time.time()
         window = int(now // period)
         key = redis_key("api", "throttle", who, window)

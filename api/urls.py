@@ -1,14 +1,15 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from . import views
+from .docs import ApiDocs
 from .errors import not_found
 from .metrics import metrics
 
 urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/docs", ApiDocs.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/workers", views.WorkerList.as_view(), name="api-workers"),
     *(path(f"api/v1/workers/actions/{action}", views.action_view(action).as_view(), name=f"api-worker-{action}")
       for action in views.actions()),

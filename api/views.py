@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -63,6 +64,13 @@ def checked(serializer_class: type[drf.Serializer], data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def no_body(request: Request) -> None:
+    """An endpoint that takes no body refuses a JSON one, rather than acting as though the caller had sent nothing
+    (it is read, so a malformed one is refused as such)."""
+    if request.content_type.startswith("application/json") and request.data not in ({}, None):
+        raise ApiError(422, "invalid_request", "this endpoint takes no body; send none (or {})")
 
 
 def run_of(scope: dict) -> Run:
@@ -269,7 +277,7 @@ class AuditList(FilteredList):
     filters = s.AuditFilterSerializer
 
     def get_queryset(self) -> QuerySet[AuditLog]:
-        rows = AuditLog.objects.all()
+        rows = AuditLog.objects.annotate(repeated=Coalesce("tally__count", 1))
         for name in ("action", "result"):
             if name in self.scope:
                 rows = rows.filter(**{name: self.scope[name]})
@@ -397,6 +405,7 @@ class ArchiveVerify(APIView):
                    summary="Recompute every member's checksum; each problem names its member")
     def post(self, request: Request, name: str) -> Response:
         require(request, "admin_ops.verify_archive")
+        no_body(request)
         result = verify_and_record(_archive(name), actor=acting(request))
         return Response({"ok": result.ok, "problems": result.problems})
 
@@ -437,6 +446,7 @@ class ConsolidationStart(APIView):
                                "consolidated folder.")
     def post(self, request: Request) -> Response:
         require(request, "admin_ops.consolidate")
+        no_body(request)
         scope = checked(s.ConsolidationFilterSerializer, request.query_params.dict())
         reference = _reference(scope.pop("reference")) if "reference" in scope else None
         run = run_of(scope)

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 
 from .actions import Action
 from .admin_helpers import AuditedModelAdmin, ReadOnlyAdmin
-from .models import AuditLog
+from .models import AuditLog, RefusalTally
 from .request_context import current_actor, current_client_address
 from .services import audited
 
@@ -18,10 +18,32 @@ PASSWORD_FIELDS = {"password", "password1", "password2", "usable_password"}
 class AuditLogAdmin(ReadOnlyAdmin):
     """Read-only for everyone, superusers included: the log is append-only."""
 
-    list_display = ("at", "actor", "action", "target", "result", "duration_ms", "client_address")
+    list_display = ("at", "actor", "action", "target", "result", "repeated", "duration_ms", "client_address")
     list_filter = ("result", "action", "actor")
     search_fields = ("action", "target", "actor")
     date_hierarchy = "at"
+    list_select_related = ("tally",)
+    readonly_fields = ("repeated", "requests_seen")
+
+    @staticmethod
+    def _tally(row: AuditLog) -> RefusalTally | None:
+        try:
+            return row.tally
+        except RefusalTally.DoesNotExist:
+            return None
+
+    @admin.display(description="repeated")
+    def repeated(self, row: AuditLog) -> str:
+        """A refused request stands for every refusal of its actor and client in its period (audit.refusals)."""
+        tally = self._tally(row)
+        if tally is None or tally.count == 1:
+            return ""
+        return f"×{tally.count} until {tally.last_at:%H:%M:%S}" + (" (many clients)" if tally.client == "*" else "")
+
+    @admin.display(description="requests refused in the period")
+    def requests_seen(self, row: AuditLog) -> str:
+        tally = self._tally(row)
+        return ", ".join(tally.requests) if tally is not None else ""
 
 
 class AuditedPasswordChangeForm(AdminPasswordChangeForm):

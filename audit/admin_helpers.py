@@ -26,6 +26,10 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def audit_parameters(self, obj, fields: list[str]) -> dict:
         return {"fields": fields}
 
+    def audit_detail(self, obj, form) -> dict:
+        """What the row should also say about a saved object, known only once it is saved."""
+        return {}
+
     def _audited(self, request: HttpRequest, edit: str, obj, fields: list[str]):
         return audited(self.audit_action or EDIT_ACTIONS[edit], actor=request.user,
                        target=f"{self.model._meta.model_name} {obj}",
@@ -33,8 +37,9 @@ class AuditedModelAdmin(admin.ModelAdmin):
                        client_address=client_address(request))
 
     def save_model(self, request, obj, form, change):
-        with self._audited(request, "change" if change else "add", obj, list(form.changed_data)):
+        with self._audited(request, "change" if change else "add", obj, list(form.changed_data)) as entry:
             super().save_model(request, obj, form, change)
+            entry.detail = self.audit_detail(obj, form)
 
     def delete_model(self, request, obj):
         with self._audited(request, "delete", obj, []):

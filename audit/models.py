@@ -51,3 +51,27 @@ class AuditLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("the audit log is append-only")
+
+
+class RefusalTally(models.Model):
+    """Refused requests of one actor and client in one period, folded into one audit row.
+
+    The row is the period's first refusal; later ones of the same actor and client only count here, so a flood of
+    refused requests cannot flood the log. This table is a counter beside the log, not part of it (the log itself
+    stays append-only); ``requests`` keeps the first few distinct "METHOD path" seen.
+    """
+
+    row = models.OneToOneField(AuditLog, on_delete=models.DO_NOTHING, db_constraint=False, related_name="tally")
+    actor = models.CharField(max_length=150)
+    client = models.CharField(max_length=64, help_text="the client address, its IPv6 /64 network, or * for many")
+    period_start = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=1)
+    last_at = models.DateTimeField()
+    requests = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["actor", "client", "period_start"],
+                                               name="one_tally_per_actor_client_period")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} from {self.client}: {self.count} refusal(s) since {self.period_start:%Y-%m-%d %H:%M}"

@@ -21,8 +21,12 @@ from django.db import transaction
 
 from .actions import Action
 from .actors import Actor, actor_name
+from .cut import cut_values
 from .mirror import mirror_row
 from .models import AuditLog
+
+# Parameters often carry what a visitor typed: text longer than this is stored cut.
+PARAMETER_CHARS = 1_000
 
 
 class AuditEntry:
@@ -34,7 +38,8 @@ class AuditEntry:
         self.target_detail: dict[str, dict] = {}
         self.written = False
         self._targets = targets
-        self._common = {"actor": actor_name(actor), "action": action, "parameters": parameters or {},
+        self._common = {"actor": actor_name(actor), "action": action,
+                        "parameters": cut_values(parameters or {}, PARAMETER_CHARS),
                         "client_address": client_address}
         self._started = time.monotonic()
 
@@ -46,18 +51,21 @@ class AuditEntry:
             self._write(AuditLog.Result.OK, {})
             self.written = True
 
-    def write_failed(self, error: Exception | str) -> None:
+    def write_failed(self, error: Exception | str) -> list[AuditLog]:
         extra = {"error": str(error), **({"committed_before_the_error": True} if self.written else {})}
         with transaction.atomic():
-            self._write(AuditLog.Result.FAILED, extra)
+            return self._write(AuditLog.Result.FAILED, extra)
 
-    def _write(self, result: str, extra: dict) -> None:
+    def _write(self, result: str, extra: dict) -> list[AuditLog]:
         duration_ms = int((time.monotonic() - self._started) * 1000)
+        rows = []
         for target in self._targets:
             row = AuditLog.objects.create(**self._common, target=target[:255], result=result,
                                           detail={**self.detail, **self.target_detail.get(target, {}), **extra},
                                           duration_ms=duration_ms)
             transaction.on_commit(lambda row=row: mirror_row(row))
+            rows.append(row)
+        return rows
 
 
 @contextmanager

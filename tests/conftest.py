@@ -60,13 +60,10 @@ def agent(catalogue):
 
 @pytest.fixture
 def fake_llm():
-    from tests.fake_llm import FakeLLM, start_fake_llm
+    from tests.fake_llm import serving_fake_llm
 
-    fake = FakeLLM()
-    server = start_fake_llm(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving_fake_llm() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -155,3 +156,15 @@ def start_fake_llm(fake: FakeLLM) -> ThreadingHTTPServer:
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@contextmanager
+def serving_fake_llm() -> Iterator[FakeLLM]:
+    """A fake LLM server on loopback for the block's duration."""
+    fake = FakeLLM()
+    server = start_fake_llm(fake)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -55,8 +55,11 @@ def test_the_admin_shows_the_log_read_only_even_to_superusers(client, django_use
     assert client.get("/admin/audit/auditlog/add/").status_code == 403
     assert client.post(f"/admin/audit/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditLog.objects.get(pk=row.pk).action == "demo"
-    assert list(AuditLog.objects.filter(action="refused").values_list("actor", "parameters__method")) == [
-        ("root", "POST"), ("root", "GET")]
+    # Both refusals of one actor and client in one period: one row that counts them (audit.refusals).
+    [refused] = AuditLog.objects.filter(action="refused")
+    assert (refused.actor, refused.parameters["method"], refused.tally.count) == ("root", "GET", 2)
+    assert refused.tally.requests == ["GET /admin/audit/auditlog/add/",
+                                      f"POST /admin/audit/auditlog/{row.pk}/delete/"]
 
 
 def test_a_bulk_action_writes_one_row_per_target_with_its_own_detail():

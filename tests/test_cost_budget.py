@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -328,7 +329,8 @@ def test_the_api_gives_each_outcome_its_cost_and_the_totals_per_annotator_and_do
     assert client.get("/api/v1/costs", {"annotator": 2}).json() == []
     assert client.get("/api/v1/costs", {"annotator": "x"}).status_code == 422
     assert client.get("/api/v1/costs", {"domain": "../etc"}).status_code == 422
-    nobody = django_user_model.objects.create_user("nobody", password="pw-for-tests")
+    nobody = django_user_model.objects.create_user("nobody", password="pw-for-tests", is_staff=True)
+    nobody.user_permissions.add(Permission.objects.get(codename="view_worker"))
     refused = TokenClient(make_token(nobody)).get("/api/v1/costs")
     assert refused.status_code == 403 and "workers_app.view_sample" in refused.json()["detail"]
     assert TokenClient(None).get("/api/v1/costs").status_code in (401, 403)

@@ -256,7 +256,7 @@ def test_home_sends_fleet_watchers_to_the_dashboard(client, viewer):
 def test_the_live_answer_is_json_that_is_never_cached(client, viewer):
     client.force_login(viewer)
     response = client.get("/dashboard/live")
-    assert response["Cache-Control"] == "no-store" and json.loads(response.content)["cells"]
+    assert "no-store" in response["Cache-Control"] and json.loads(response.content)["cells"]
 
 
 def test_a_cell_shows_how_many_requests_its_worker_lets_run_at_once(client, viewer):

@@ -12,12 +12,14 @@ import csv
 from datetime import timedelta
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from admin_ops.services.consolidate import consolidate
 from tests.api.conftest import TokenClient, make_token
 from tests.browser.conftest import make_staff
 from tests.helpers import make_samples
@@ -243,6 +245,22 @@ def test_the_api_review_list_gives_the_named_runs_urgency_labels(api, runs):
     ReviewItem.objects.create(sample=runs["samples"][0], reasons=["level_4"], risk=100)
     assert api.get("/api/v1/review").json()["results"][0]["urgency"]["1"] == SECOND
     assert api.get("/api/v1/review", {"run": "default"}).json()["results"][0]["urgency"]["1"] == FIRST
+
+
+def test_a_named_runs_review_sheet_and_review_list_hold_its_items_only(api, runs, tmp_path):
+    for sample in runs["samples"]:  # four flagged posts; 'second' takes two of them
+        ReviewItem.objects.create(sample=sample, reasons=["level_4"], risk=100)
+    in_second = set(runs["second"].members.values_list("sample__external_id", flat=True))
+    assert len(in_second) == 2
+
+    report = consolidate(tmp_path / "second.xlsx", actor="tester", run=runs["second"])
+
+    sheet = list(openpyxl.load_workbook(report.path)["Review"].iter_rows(values_only=True))[1:]
+    assert {row[0] for row in sheet} == in_second and report.review == 2
+    texts = dict(Sample.objects.values_list("external_id", "text"))
+    assert {row[-1] for row in sheet} == {texts[external_id] for external_id in in_second}
+    assert {row["sample"] for row in api.get("/api/v1/review").json()["results"]} == in_second
+    assert len(api.get("/api/v1/review", {"run": "default"}).json()["results"]) == 4
 
 
 def test_metrics_name_the_current_run_and_time_its_outcomes_only(runs):

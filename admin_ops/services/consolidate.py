@@ -42,6 +42,7 @@ from workers_app.excel.journal import safe_cell_text
 from workers_app.models import ADJUDICATED_SET, Domain, Outcome, ReferenceLabel, ReferenceSet, ReviewItem, Run
 from workers_app.references.quality import RunQuality, run_quality
 from workers_app.review.flags import URGENCY, describe, sync_review_items
+from workers_app.review.selectors import run_review_items
 from workers_app.runs.current import current_run, run_annotators, run_domains, run_samples
 from workers_app.runs.files import consolidated_dir
 from workers_app.runs.record import reproducibility_rows
@@ -139,11 +140,11 @@ def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
     return list(tables.values()), summary_rows
 
 
-def review_items() -> list[ReviewItem]:
-    """The review queue in its order (highest risk first, then oldest), after deriving any flag the store holds
-    but the queue lost."""
+def review_items(run: Run) -> list[ReviewItem]:
+    """The run's part of the review queue in its order (highest risk first, then oldest), after deriving any flag
+    the store holds but the queue lost."""
     sync_review_items()
-    return list(ReviewItem.objects.select_related("sample", "reviewed_by").order_by("-risk", "created_at", "id"))
+    return list(run_review_items(run).select_related("sample", "reviewed_by"))
 
 
 def adjudicate_tables(tables: list[Table], items: list[ReviewItem]) -> None:
@@ -433,7 +434,7 @@ def consolidate(path: str | Path | None = None, *, actor: Actor, run: Run | None
                  parameters={"run": run.name, "reference": reference.name if reference else None},
                  atomic=False) as entry:
         step(0, 0, "reading the store")
-        items = review_items()
+        items = review_items(run)
         tables, summary = load_tables(run)
         _add_costs(summary, run)
         texts = sample_texts(run)

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from annotation_site.db import checkpoint_wal
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
@@ -120,6 +121,7 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
             if not keep_excel:
                 shutil.rmtree(settings.DATA_DIR / "runs", ignore_errors=True)
         entry.detail = {"summary": preview.summary(), "archive": preview.archive, "purged": preview.purged}
+    checkpoint_wal()
     return preview
 
 

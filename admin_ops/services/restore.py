@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from annotation_site.db import checkpoint_wal
 from annotation_site.field_rules import stored_value
 from annotation_site.files import atomic_write
 from audit.actions import Action
@@ -567,4 +568,5 @@ def restore_archive(path: str | Path, *, actor: Actor, dry_run: bool = False) ->
         prepared = _prepared(path)
         _apply(prepared, actor)
         entry.detail = {"summary": prepared.plan.summary()}
+    checkpoint_wal()
     return prepared.plan

@@ -447,7 +447,9 @@ def _plan(checked: _Checked) -> ImportPlan:
     plan = ImportPlan(
         _catalogue_changes("domain", Domain, "slug", DOMAIN_FIELDS, catalogue["domains"], skip=("prompt_version",))
         + _catalogue_changes("annotator", Annotator, "number", checked.annotator_fields, catalogue["annotators"])
-        + _price_changes(checked.prices) + _run_changes(checked.runs) + _reference_changes(checked.references))
+        + _price_changes(checked.prices) + _run_changes(checked.runs) + _reference_changes(checked.references)
+        + [f"annotator {a.number}: stored API key removed (its base URL now points at another host)"
+           for a in checked.annotators if a.sends_stored_key_elsewhere()])
     for spec in checked.document["workers"]:
         current = Worker.objects.filter(annotator__number=spec["annotator"], domain__slug=spec["domain"]).first()
         if current is not None and current.desired_state != spec["desired_state"]:

@@ -16,10 +16,6 @@ from workers_app.fleet.services import OPERATIONS
 from workers_app.models import Host, Worker, WorkerEvent
 from workers_app.runs.current import current_run, run_samples, takes_part
 
-STATE_COLOURS = {
-    "running": "#2e7d32", "paused": "#f9a825", "starting": "#0277bd", "stopping": "#6a1b9a",
-    "stopped": "#757575", "exited": "#ef6c00", "backoff": "#d84315", "fatal": "#b71c1c", "stalled": "#c62828",
-}
 CONFIRM = {"stop", "restart"}
 
 
@@ -78,6 +74,9 @@ class WorkerAdmin(admin.ModelAdmin):
                _fleet_action("restart", "Restart…"), _fleet_action("flush", "Flush workbooks"),
                move_workers_action]
 
+    class Media:
+        css = {"all": ("workers_app/admin.css",)}
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("annotator", "domain")
 
@@ -102,9 +101,8 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="observed_state")
     def state_badge(self, obj: Worker) -> str:
-        colour = STATE_COLOURS.get(obj.observed_state, "#757575")
-        return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
-                           colour, obj.observed_state)
+        # Colours by class (workers_app/admin.css): the pages carry no inline style.
+        return format_html('<span class="state-badge state-{}">{}</span>', obj.observed_state, obj.observed_state)
 
     @admin.display(description="heartbeat")
     def heartbeat_age(self, obj: Worker) -> str:
@@ -127,7 +125,7 @@ class WorkerAdmin(admin.ModelAdmin):
         state = getattr(self._request, "hosts", {}).get(obj.host, "")
         moving = f" (moving from {obj.moving_from})" if obj.moving_from else ""
         if state == LOST:
-            return format_html('{} <strong style="color:#b71c1c">LOST</strong>{}', obj.host, moving)
+            return format_html('{} <strong class="host-lost">LOST</strong>{}', obj.host, moving)
         return f"{obj.host}{moving}"
 
     @admin.display(description="last error")

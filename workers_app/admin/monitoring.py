@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from audit.admin_helpers import AuditedModelAdmin, ReadOnlyAdmin
@@ -24,6 +25,45 @@ class WorkerMetricAdmin(ReadOnlyAdmin):
     date_hierarchy = "at"
 
 
+class AlertChannelForm(forms.ModelForm):
+    """The target is write-only, like an API key: a webhook's path and query are often its secret. Typed in, never
+    rendered back; left empty on a change, the stored target stays."""
+
+    target = forms.CharField(
+        max_length=500, required=False, label="New target", widget=forms.PasswordInput(render_value=False),
+        help_text="An email address, or the webhook URL. Write-only: only scheme://host/… is shown again. Leave "
+                  "empty to keep the stored one.")
+
+    class Meta:
+        model = AlertChannel
+        fields = ("kind", "target", "enabled")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["target"] = ""  # never sent to the page; empty means "unchanged"
+
+    def clean_target(self) -> str:
+        typed = self.cleaned_data["target"].strip()
+        if typed:
+            return typed
+        if self.instance.pk is None:
+            raise forms.ValidationError("This field is required.")
+        return self.instance.target
+
+
 @admin.register(AlertChannel)
 class AlertChannelAdmin(AuditedModelAdmin):
     list_display = ("kind", "shown_target", "enabled")
+    form = AlertChannelForm
+    readonly_fields = ("stored_target",)
+
+    @admin.display(description="stored target")
+    def stored_target(self, channel: AlertChannel) -> str:
+        return channel.shown_target
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("kind", "target", "enabled")
+        # A read-only page would render every model field's value: the target is never one of them.
+        return ("kind", "stored_target", "target", "enabled") if self.has_change_permission(request, obj) \
+            else ("kind", "stored_target", "enabled")

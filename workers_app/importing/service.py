@@ -15,6 +15,7 @@ from typing import Protocol
 from django.conf import settings
 from django.db import IntegrityError
 
+from annotation_site.db import checkpoint_wal
 from annotation_site.files import file_sha256
 from audit.actions import Action
 from audit.actors import Actor, actor_name
@@ -249,5 +250,6 @@ def import_corpus(
                             "skipped_count": len(check.problems),
                             "warnings": [str(p) for p in check.warnings[:SHOWN_PROBLEMS]]}
             _commit(entry, spool, corpus, name)
+        checkpoint_wal()
         return ImportReport(corpus, imported=spool.count, already_present=check.present, skipped=check.problems,
                             warnings=check.warnings)

@@ -11,7 +11,7 @@ from django.db import models
 
 from annotation_site.outbound import OutboundRefused, check_url
 
-from .key_rules import env_name_problem, looks_like_a_key, url_key_problem
+from .key_rules import env_name_problem, looks_like_a_key, same_destination, url_key_problem
 
 PROMPT_SAMPLE_FIELD = "{text}"
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -232,11 +232,34 @@ class Annotator(models.Model):
     backend_error = models.TextField(blank=True, editable=False)
     backend_error_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    KEY_DROPPED = "removed: the base URL now points at another host"
+
     class Meta:
         ordering = ["number"]
 
     def __str__(self) -> str:
         return f"annotator {self.number} ({self.name})"
+
+    def sends_stored_key_elsewhere(self) -> bool:
+        """Whether saving this row would send its stored API key to another server than the one it was stored for."""
+        if self.pk is None:
+            return False
+        stored = Annotator.objects.filter(pk=self.pk).values("base_url", "api_key_encrypted").first()
+        return bool(stored and stored["api_key_encrypted"]) and not same_destination(stored["base_url"],
+                                                                                      self.base_url)
+
+    def save(self, *args, **kwargs) -> None:
+        # A stored key goes only to the server it was stored for, whoever edits the URL and however (the admin, a
+        # state import, the local-model switch): anyone who may point the annotator elsewhere may also type a key,
+        # and must, in the same save (the new key is stored after this save).
+        update_fields = kwargs.get("update_fields")
+        self.api_key_dropped = (update_fields is None or "base_url" in update_fields) \
+            and self.sends_stored_key_elsewhere()
+        if self.api_key_dropped:
+            self.api_key_encrypted, self.api_key_set_at = "", None
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "api_key_encrypted", "api_key_set_at"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         problems = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from annotation_site.outbound import DEFAULT_PORTS
+
 # Only variables with this prefix may be read as API keys: a staff user who may edit an annotator must not be
 # able to send ADMIN_PASSWORD, SECRET_KEY or DATABASE_URL to a server of their choosing.
 KEY_ENV_PREFIX = "LLM_KEY_"
@@ -13,7 +15,6 @@ _ENV_NAME = re.compile(rf"^{KEY_ENV_PREFIX}[A-Z0-9_]{{1,64}}$")
 _KEY_SHAPES = re.compile(r"^(sk|pk|rk|gsk|xai|hf|ghp|gho|AKIA|AIza)[-_]?[A-Za-z0-9_\-]{12,}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-+/=.]{32,}$")
 _KEY_VALUE = re.compile(r"^[\x21-\x7e]{8,500}$")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def looks_like_a_key(value: str) -> bool:
@@ -50,7 +51,7 @@ def _origin(url: str) -> str:
         port = None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
-    return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS.get(scheme) else "")
+    return f"{scheme}://{host}" + (f":{port}" if port and port != DEFAULT_PORTS.get(scheme) else "")
 
 
 def url_key_problem(url: str) -> str | None:
@@ -64,11 +65,17 @@ def url_key_problem(url: str) -> str | None:
     return None
 
 
+def same_destination(first: str, second: str) -> bool:
+    """Whether two base URLs reach the same server: scheme, host and port (the path is that server's business). A
+    stored key was given for one server; another one must not receive it."""
+    return _origin(first) == _origin(second)
+
+
 def moved_key_problem(old_url: str, new_url: str) -> str | None:
     """Why a stored key may not simply follow a new base URL: it was given for the old server, and anyone who may
     edit an annotator could otherwise point the key at a server of their own and read it there. None when the
     origin stays the same."""
-    if _origin(old_url) == _origin(new_url):
+    if same_destination(old_url, new_url):
         return None
     was = _origin(old_url) if old_url.strip() else "no base URL"
     return (f"the stored API key was given for {was}; it is not sent to {_origin(new_url)} unless you type the key "

@@ -42,9 +42,8 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 @requires("workers_app.view_worker", polled=True)
 def live(request: HttpRequest) -> HttpResponse:
-    response = HttpResponse(live_json(), content_type="application/json")
-    response["Cache-Control"] = "no-store"
-    return response
+    # Never cached: every answer to a logged-in user is no-store (annotation_site.security_headers).
+    return HttpResponse(live_json(), content_type="application/json")
 
 
 @require_GET

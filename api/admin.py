@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .models import ApiToken
-from .tokens import NewToken, create_token, revoke_tokens, token_owners
+from .tokens import NewToken, create_token, revoke_tokens, token_owners, visible_tokens
 
 DEFAULT_LIFETIME = timedelta(days=90)
 
@@ -41,8 +41,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at") if obj else ()
 
     def get_queryset(self, request):
-        rows = super().get_queryset(request).select_related("user")
-        return rows if request.user.is_superuser else rows.filter(user=request.user)
+        return super().get_queryset(request) & visible_tokens(request.user)
 
     def get_list_filter(self, request):
         # The owner filter lists owners' names: only a superuser, who sees every token, sees it.

@@ -73,6 +73,12 @@ def token_owners(actor: AbstractBaseUser) -> QuerySet:
     return owners if actor.is_superuser else owners.filter(pk=actor.pk)
 
 
+def visible_tokens(viewer: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """The tokens a page may list for ``viewer``: every token for a superuser, their own for anyone else."""
+    tokens = ApiToken.objects.select_related("user")
+    return tokens if viewer.is_superuser else tokens.filter(user=viewer)
+
+
 def live_tokens(owner: AbstractBaseUser) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=owner, revoked_at__isnull=True, expires_at__gt=timezone.now())
 

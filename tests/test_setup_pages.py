@@ -301,7 +301,7 @@ def test_staff_see_and_revoke_only_their_own_tokens_a_superuser_anyones(client, 
 
 
 def test_a_superuser_makes_a_token_for_someone_else(client, roles, staff):
-    rita = make_staff("rita")
+    rita = make_staff("rita", "workers_app.view_worker")  # an account allowed in: it holds a permission
     client.force_login(staff)
     client.post("/setup/tokens/", {"name": "for-rita", "days": "7", "owner": rita.pk})
     assert ApiToken.objects.get(name="for-rita").user == rita

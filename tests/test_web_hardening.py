@@ -61,7 +61,9 @@ def pages() -> list[str]:
     return [f"/admin/django_celery_beat/periodictask/{PeriodicTask.objects.first().pk}/change/", "/dashboard/", "/dashboard/charts", "/samples/", f"/samples/{Sample.objects.first().pk}/", "/review/",
             f"/review/{ReviewItem.objects.first().pk}/", "/files/", "/runs/", "/admin/",
             "/admin/workers_app/worker/", "/admin/workers_app/host/", "/admin/workers_app/annotator/1/change/",
-            "/admin/audit/auditlog/", "/api/v1/docs"]
+            "/admin/audit/auditlog/", "/api/v1/docs", "/setup/", "/setup/corpora/", "/setup/annotators/",
+            "/setup/annotators/1/", "/setup/domains/", "/setup/domains/urgency/", "/setup/people/", "/setup/tokens/",
+            "/quality/", "/quality/references/"]
 
 
 INLINE = [

@@ -10,14 +10,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from api.models import ApiToken
-from api.tokens import MAX_LIFETIME, create_token, revoke_tokens
+from api.tokens import MAX_LIFETIME, create_token, revoke_tokens, token_owners, visible_tokens
 from workspace.access import requires
 
 DEFAULT_DAYS = 90
@@ -34,21 +33,15 @@ class TokenForm(forms.Form):
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if user.is_superuser:
-            self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+            self.fields["owner"].queryset = token_owners(user)
             self.fields["owner"].initial = user.pk
         else:
             del self.fields["owner"]
 
 
-def visible_tokens(user) -> QuerySet[ApiToken]:
-    """A superuser's page lists every token; anyone else's their own."""
-    tokens = ApiToken.objects.select_related("user").order_by("-created_at")
-    return tokens if user.is_superuser else tokens.filter(user=user)
-
-
 def _page(request: HttpRequest, *, form: TokenForm | None = None, made=None, status: int = 200) -> HttpResponse:
     return render(request, "workspace/setup/tokens.html", {
-        "section": "setup", "tokens": visible_tokens(request.user), "made": made, "now": timezone.now(),
+        "section": "setup", "tokens": visible_tokens(request.user).order_by("-created_at"), "made": made, "now": timezone.now(),
         "form": form or (TokenForm(user=request.user) if request.user.has_perm("api.add_apitoken") else None)},
         status=status)
 

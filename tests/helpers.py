@@ -11,6 +11,7 @@ from pathlib import Path
 import openpyxl
 from django.utils import timezone
 
+from workers_app.catalogue_defaults import DOMAINS
 from workers_app.fleet.rows import select_workers
 from workers_app.models import Annotator, Corpus, Domain, Outcome, Sample, Worker
 
@@ -75,3 +76,9 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
                    "DATA_DIR": str(tmp_path), **env}
     return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environment,
                           capture_output=True, text=True, check=False)
+
+
+def default_domain_specs() -> dict[str, tuple[str, list[str], dict]]:
+    """Each default domain's kind, codes and parse rules by slug, without a database."""
+    return {spec["slug"]: (spec["kind"], [entry["code"] for entry in spec["codes"]], spec.get("parse_rules", {}))
+            for spec in DOMAINS}

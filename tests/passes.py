@@ -64,6 +64,7 @@ ONCE = {
     "tests/hostile/test_operations_pages.py",
     "tests/hostile/test_outbound_urls.py",
     "tests/hostile/test_state.py",
+    "tests/hostile/test_structured_replies.py",
     "tests/test_admin_import.py",
     "tests/test_admin_ops_admin.py",
     "tests/test_agreement.py",
@@ -93,6 +94,8 @@ ONCE = {
     "tests/test_security_audit.py",
     "tests/test_settings_checks.py",
     "tests/test_setup_commands.py",
+    "tests/test_structured_grammar.py",
+    "tests/test_structured_outputs.py",
 }
 
 SLOW = {

@@ -383,7 +383,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
 def _unreadable_json(text: str, error: ValueError | RecursionError) -> ParseResult:
     if _reads_like_refusal(text):
         return _fail(REFUSAL, "the answer reads like a refusal and is not JSON")
-    if isinstance(error, json.JSONDecodeError) and error.pos >= len(text) and text[:1] in "{[":
+    ended_early = isinstance(error, json.JSONDecodeError) and (
+        error.pos >= len(text) or error.msg.startswith("Unterminated string"))
+    if ended_early and text[:1] in "{[":
         return _fail(INVALID_JSON, f"the JSON ends early, cut off (is max_tokens too small?): {_show(text)}")
     if text[:1] not in "{[":
         return _fail(INVALID_JSON, f"the answer is not JSON (did the server ignore the structured-output "

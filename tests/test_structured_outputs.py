@@ -315,3 +315,28 @@ def test_cache_tokens_reported_apart_from_the_prompt_tokens_are_added_on_top(htt
     [sample] = make_samples(1)
     annotate_sample(sample, WorkerKey(1, "urgency"), worker="w")
     assert Outcome.objects.get().cost == Decimal("0.51")  # 10 x 1.0 + 5000 x 0.1, per 1,000
+
+
+# ---------------------------------------------------------------------------------------------- the admin
+
+
+def test_the_domain_admin_shows_the_derived_schema_and_grammar_read_only(catalogue, staff, client):
+    client.force_login(staff)
+    adjunct = Domain.objects.get(slug="adjunct")
+    page = client.get(f"/admin/workers_app/domain/{adjunct.pk}/change/").content.decode()
+    assert '<pre class="answer-schema">' in page and "&quot;anyOf&quot;" in page and "ADJ-8" in page
+    assert '<pre class="answer-grammar">' in page and "from0 ::= " in page
+    assert 'name="answer_schema"' not in page and 'name="schema_version"' not in page  # shown, not edited
+    listing = client.get("/admin/workers_app/domain/").content.decode()
+    assert "schema version" in listing.lower()
+    # the add page has nothing to derive yet, and says so instead of failing
+    assert "shown once they are valid" in client.get("/admin/workers_app/domain/add/").content.decode()
+
+
+def test_the_annotator_admin_sets_the_structured_mode_and_shows_a_refusal(http_annotator, staff, client):
+    Annotator.objects.filter(number=1).update(structured_refused="the server refuses structured output 'grammar'")
+    client.force_login(staff)
+    page = client.get(f"/admin/workers_app/annotator/{http_annotator.pk}/change/").content.decode()
+    assert 'name="structured"' in page and 'name="structured_fallback"' in page
+    assert "the server refuses structured output &#x27;grammar&#x27;" in page
+    assert 'name="structured_refused"' not in page  # recorded by the workers, cleared by an action, never typed

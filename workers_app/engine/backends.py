@@ -233,9 +233,10 @@ class OpenAICompatibleBackend:
         if structured is not None:
             payload.update(structured.request_fields(completion=self.completion))
         if self.completion:
-            # A base model continues the few-shot pattern; a free-text answer ends with its line. A structured one
-            # ends where its grammar or schema does, and JSON may hold a line break.
-            return {**payload, "prompt": request.prompt, **({} if structured else {"stop": ["\n"]})}
+            # A base model continues the few-shot pattern: its answer ends with its line (a server that ignores a
+            # schema in completion mode lets it run on into the next example). Our grammar ends the answer itself.
+            ends_itself = structured is not None and structured.ends_itself
+            return {**payload, "prompt": request.prompt, **({} if ends_itself else {"stop": ["\n"]})}
         return {**payload, "messages": [{"role": "user", "content": request.prompt}]}
 
     def complete(self, request: BackendRequest) -> Completion:

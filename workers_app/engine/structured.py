@@ -53,6 +53,11 @@ class AnswerFormat:
         return answer_grammar(self.domain.kind, self.domain.code_list, self.domain.parse_rules)
 
     @property
+    def ends_itself(self) -> bool:
+        """The server stops where the answer is complete: our grammar is one line and ends with the object."""
+        return self.mode == Annotator.Structured.GRAMMAR
+
+    @property
     def sent_as(self) -> str:
         return SENT_AS[self.mode]
 

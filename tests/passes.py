@@ -96,6 +96,7 @@ ONCE = {
     "tests/test_setup_commands.py",
     "tests/test_structured_grammar.py",
     "tests/test_structured_outputs.py",
+    "tests/test_structured_workers.py",
 }
 
 SLOW = {
@@ -110,6 +111,7 @@ SLOW = {
     "tests/test_review.py",
     "tests/test_runs.py",
     "tests/test_local_llm.py",
+    "tests/test_structured_workers.py",
     "tests/test_launcher.py",
     "tests/test_secrets_end_to_end.py",
     "tests/api/test_api_consolidation.py",

@@ -112,6 +112,7 @@ def test_the_free_text_path_is_unchanged(http_annotator, fake_llm):
 @pytest.mark.parametrize(("status", "error"), [
     (400, "Unrecognized request argument supplied: response_format"),
     (422, "response_format: json_schema is not supported"),
+    (400, "Invalid JSON schema: 'maxLength' is not permitted in strict mode"),
     # llama-cpp-python 0.3.36 answers an unknown response_format type with a 500 that names it (measured)
     (500, ("1 validation error: {'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or "
           "'json_object'\"}")),
@@ -132,10 +133,11 @@ def test_a_server_that_refuses_the_parameter_gives_one_clear_error(http_annotato
     assert [kind for kind, _ in alerts] == ["backend"] and "refuses structured output" in alerts[0][1]
 
 
-def test_a_server_error_that_does_not_name_the_parameter_is_still_retried(http_annotator, fake_llm):
+@pytest.mark.parametrize("error", ["out of memory", "database schema out of date"])
+def test_a_server_error_that_does_not_name_the_parameter_is_still_retried(http_annotator, fake_llm, error):
     structured(1)
     fake_llm.enforce_schema = True
-    fake_llm.script.append(Reply(status=500, error="out of memory"))
+    fake_llm.script.append(Reply(status=500, error=error))
     [sample] = make_samples(1)
     assert annotate_sample(sample, WorkerKey(1, "urgency"), worker="w") is Result.STORED
     assert len(fake_llm.requests) == 2 and Annotator.objects.get(number=1).backend_error == ""

@@ -23,10 +23,11 @@ from workers_app.models.answer_schema import ANSWER_KEY
 from .grammar import answer_grammar
 
 NONE = Annotator.Structured.NONE
-# Words a server's error names when it refuses one of these parameters (checked case-insensitively).
+# Words a server's error names when it refuses one of these parameters (checked case-insensitively); not a bare
+# "schema", which a 500 about anything else may say.
 PARAMETER_WORDS = {
-    Annotator.Structured.JSON_SCHEMA: ("response_format", "json_schema", "schema"),
-    Annotator.Structured.JSON_OBJECT: ("response_format", "json_object", "json_schema", "schema"),
+    Annotator.Structured.JSON_SCHEMA: ("response_format", "json_schema", "json schema"),
+    Annotator.Structured.JSON_OBJECT: ("response_format", "json_object", "json_schema", "json schema"),
     Annotator.Structured.GRAMMAR: ("grammar", "gbnf"),
 }
 SENT_AS = {Annotator.Structured.JSON_SCHEMA: "response_format", Annotator.Structured.JSON_OBJECT: "response_format",

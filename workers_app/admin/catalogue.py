@@ -148,7 +148,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
         deleted = sum(clear_cache(actor=request.user, annotator=annotator) for annotator in queryset)
         self.message_user(request, f"deleted {deleted} cached response(s)", messages.SUCCESS)
 
-    @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode)",
+    @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode, held to a grammar)",
                   permissions=["change"])
     def switch_to_local_gemma(self, request, queryset):
         for annotator in queryset:

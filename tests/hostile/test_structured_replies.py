@@ -69,6 +69,8 @@ CASES = {
     "ten thousand items": ("redressal", answer(["x"] * 10_000), "too_many_items"),
     "an item of 201 characters": ("redressal", answer(["x" * 201]), "item_too_long"),
     "a blank item": ("redressal", answer(["  "]), "empty_item"),
+    "an escaped NUL in an item": ("redressal", '{"answer": ["sleep\\u0000"]}', "item_bad_character"),
+    "a lone surrogate in an item": ("redressal", '{"answer": ["\\ud800 sleep"]}', "item_bad_character"),
     "an empty list": ("redressal", answer([]), "too_few_items"),
     # nested junk
     "an object for a code": ("urgency", answer({"answer": "LEVEL_1"}), "wrong_type"),
@@ -142,7 +144,8 @@ STORED = {"wrong type": ("urgency", answer(3), "wrong_type"),
           "extra key": ("urgency", '{"answer": "LEVEL_1", "x": 1}', "extra_keys"),
           "NONE mixed": ("adjunct", answer(["ADJ-2", "NONE"]), "none_with_codes"),
           "huge array": ("adjunct", answer(["ADJ-1"] * 5000), "too_many_items"),
-          "nested junk": ("redressal", answer([[["sleep"]]]), "item_not_string")}
+          "nested junk": ("redressal", answer([[["sleep"]]]), "item_not_string"),
+          "escaped NUL": ("redressal", '{"answer": ["a\\u0000b"]}', "item_bad_character")}
 
 
 @pytest.mark.django_db
@@ -159,3 +162,15 @@ def test_through_a_real_server_a_hostile_json_answer_is_stored_as_malformed_with
     assert (outcome.status, outcome.reason, outcome.labels, outcome.raw_answer) == ("malformed", reason, [], text)
     assert list(MalformedAttempt.objects.values_list("reason", flat=True)) == [reason, reason]
     assert Annotator.objects.get(number=1).backend_error == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content", ['Issues: <<["a\\u0000b"]>>', '<<["\\udfff"]>>'])
+def test_a_free_text_list_with_characters_no_database_stores_is_malformed_not_a_crash(http_annotator, fake_llm,
+                                                                                     content):
+    """The marker's JSON list is read by the same code: before, PostgreSQL refused the label and the task failed."""
+    Annotator.objects.filter(number=1).update(max_retries=0)
+    fake_llm.default = Reply(content=content)
+    [sample] = make_samples(1)
+    assert annotate_sample(sample, WorkerKey(1, "redressal"), worker="w") is Result.MALFORMED
+    assert Outcome.objects.get().reason == "item_bad_character"

@@ -32,6 +32,7 @@ EMPTY_ITEM = "empty_item"
 TOO_FEW_ITEMS = "too_few_items"
 TOO_MANY_ITEMS = "too_many_items"
 ITEM_TOO_LONG = "item_too_long"
+ITEM_BAD_CHARACTER = "item_bad_character"
 # Structured (JSON) answers only:
 NOT_AN_OBJECT = "not_an_object"
 MISSING_ANSWER = "missing_answer"
@@ -57,6 +58,7 @@ REASONS = (
     TOO_FEW_ITEMS,
     TOO_MANY_ITEMS,
     ITEM_TOO_LONG,
+    ITEM_BAD_CHARACTER,
     NOT_AN_OBJECT,
     MISSING_ANSWER,
     EXTRA_KEYS,
@@ -76,6 +78,7 @@ _SEPARATORS = re.compile(r"[,;]")
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _DETAIL_SNIPPET = 60
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Only phrases that almost never occur in a genuine attempt at the task; "I can't tell" is doubt, not refusal,
 # so "can't"/"cannot" count only when followed by a verb of doing the job.
@@ -353,6 +356,9 @@ def _item_problem(position: int, item: Any, max_chars: int) -> ParseResult | Non
         return _fail(EMPTY_ITEM, f"item {position} is empty")
     if len(item.strip()) > max_chars:
         return _fail(ITEM_TOO_LONG, f"item {position} has {len(item.strip())} characters, more than {max_chars}")
+    if _UNSTORABLE.search(item):
+        # JSON may spell them (\u0000, \ud800); no database stores them in a label.
+        return _fail(ITEM_BAD_CHARACTER, f"item {position} holds a NUL character or a lone surrogate")
     return None
 
 

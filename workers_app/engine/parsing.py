@@ -379,11 +379,11 @@ class _DuplicateKey(ValueError):
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
     # json.loads keeps the last of two equal keys without a word: {"answer": "A", "answer": "B"} is not read.
-    keys = [key for key, _ in pairs]
-    repeated = next((key for index, key in enumerate(keys) if key in keys[:index]), None)
-    if repeated is not None:
-        raise _DuplicateKey(repeated)
-    return dict(pairs)
+    document = dict(pairs)
+    if len(document) < len(pairs):  # a set, not a scan per key: an answer may hold tens of thousands of keys
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return document
 
 
 def _unreadable_json(text: str, error: ValueError | RecursionError) -> ParseResult:

@@ -14,7 +14,8 @@ from workers_app.runs.definitions import NULLABLE_TEXT, run_definition
 
 FORMAT = "annotation-fleet-state"
 # 2: each annotator's budget and cache_responses, the price versions and the run definitions.
-# 3: the reference sets' provenance (their labels travel in archives).
+# 3: the reference sets' provenance (their labels travel in archives); each annotator's structured-output mode and
+# fallback, the prices of prompt-cache tokens.
 VERSION = 3
 DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
                  "prompt_version": int, "parse_rules": dict, "position": int}
@@ -22,7 +23,7 @@ ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "b
                     "requests_per_minute": int, "temperature": (int, float), "max_tokens": int,
                     "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
                     "builtin_latency_ms": int, "builtin_malformed_rate": (int, float), "budget": NULLABLE_TEXT,
-                    "cache_responses": bool}
+                    "cache_responses": bool, "structured": str, "structured_fallback": bool}
 # What version 1 documents lack: their import leaves these as the console has them.
 ADDED_IN_VERSION_2 = ("budget", "cache_responses")
 # A reference set as a state document holds it: provenance and how its file was read, without the labels.
@@ -30,7 +31,17 @@ REFERENCE_STATE_FIELDS = {"name": str, "kind": str, "description": str, "source"
                           "citation": str, "raters": (int, type(None)), "value_map": dict, "file_name": str,
                           "sha256": str, "labels": int}
 # Decimals as text: exact, where a JSON number would pass through a float.
-PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "output_per_1k": str, "currency": str}
+PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "output_per_1k": str,
+                "cache_read_per_1k": NULLABLE_TEXT, "cache_write_per_1k": NULLABLE_TEXT, "currency": str}
+# What older documents lack, by the version that added it: their import leaves these as the console has them.
+ADDED_IN_VERSION = {2: ("budget", "cache_responses"),
+                    3: ("structured", "structured_fallback", "cache_read_per_1k", "cache_write_per_1k")}
+
+
+def fields_of_version(fields: dict, version: int) -> dict:
+    """The fields a document of ``version`` holds."""
+    later = {name for added, names in ADDED_IN_VERSION.items() if added > version for name in names}
+    return {name: kind for name, kind in fields.items() if name not in later}
 
 
 def _plain(value: object) -> object:
@@ -39,8 +50,13 @@ def _plain(value: object) -> object:
 
 def _price_record(price: AnnotatorPrice) -> dict:
     return {"annotator": price.annotator.number, "valid_from": price.valid_from.isoformat(),
-            "input_per_1k": str(price.input_per_1k), "output_per_1k": str(price.output_per_1k),
+            **{name: _text_or_none(getattr(price, name))
+               for name in ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k")},
             "currency": price.currency}
+
+
+def _text_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _progress() -> dict[str, dict[str, int]]:

@@ -276,8 +276,8 @@ class OutcomeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Outcome
         fields = ["id", "run", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
-                  "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "attempts",
-                  "cost", "cached", "cached_latency_ms", "created_at"]
+                  "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "cache_read_tokens",
+                  "cache_write_tokens", "attempts", "cost", "cached", "cached_latency_ms", "created_at"]
 
 
 class CostFilterSerializer(RunFilterSerializer):
@@ -296,6 +296,10 @@ class CostTotalSerializer(serializers.Serializer):
     saved = serializers.DecimalField(max_digits=18, decimal_places=9,
                                      help_text="what the cached answers cost at the price of the day they were stored")
     currency = serializers.CharField(help_text="the annotator's price currency; empty without a price")
+    cache_read_tokens = serializers.IntegerField(
+        help_text="of the prompt tokens, those the provider read from its prompt cache (where it reports them)")
+    cache_write_tokens = serializers.IntegerField(
+        help_text="of the prompt tokens, those the provider wrote to its prompt cache (where it reports them)")
 
 
 # -- corpora and archives

@@ -14,6 +14,7 @@ class Action(models.TextChoices):
     USE_LOCAL_GEMMA = "use_local_gemma"
     BACKEND_ERROR = "backend_error"
     CLEAR_BACKEND_ERROR = "clear_backend_error"
+    STRUCTURED_REFUSED = "structured_refused"
     SET_API_KEY = "set_api_key"
     CLEAR_API_KEY = "clear_api_key"
     REENCRYPT_API_KEYS = "reencrypt_api_keys"

@@ -1,4 +1,12 @@
-"""A real OpenAI-compatible HTTP server on loopback whose answers a test scripts, so the real client runs."""
+"""A real OpenAI-compatible HTTP server on loopback whose answers a test scripts, so the real client runs.
+
+With ``enforce_schema`` it also acts like a server that constrains decoding: a request that carries a JSON schema
+(``response_format`` json_schema, or json_object with a schema, or llama.cpp's ``json_schema``) gets the scripted
+answer only if that answer is valid under the schema, and otherwise the valid answer a constrained decoder would
+have been forced to (every answer it sends validates). It checks the schema first, and OpenAI's strict-mode rules
+when ``strict`` is set, refusing a bad one with 400 as OpenAI does. ``refuse`` names request fields it refuses, with
+``refusal_status`` (llama-cpp-python answers a response_format it does not know with a 500 that names it).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 
 @dataclass
 class Reply:
@@ -22,6 +33,7 @@ class Reply:
     retry_after: float | None = None
     delay: float = 0.0
     error: str = ""
+    usage: dict | None = None  # instead of {"prompt_tokens": 100, "completion_tokens": 12}
     # Misbehaviour, for the hostile tests:
     body: bytes | None = None  # sent as it is instead of the JSON answer
     headers: dict = field(default_factory=dict)
@@ -51,6 +63,9 @@ class FakeLLM:
     url: str = ""
     statuses: collections.Counter = field(default_factory=collections.Counter)
     accepted_at: list[float] = field(default_factory=list)
+    enforce_schema: bool = False
+    refuse: tuple[str, ...] = ()  # request fields this server refuses, e.g. ("response_format",)
+    refusal_status: int = 400
 
     def next_reply(self, auth: str, body: dict | None = None) -> Reply:
         with self.lock:
@@ -66,11 +81,91 @@ class FakeLLM:
                     wait = math.ceil(window[0] + self.window_seconds - now)
                     return Reply(status=429, retry_after=wait, error="rate limit exceeded")
                 window.append(now)
+            refused = next((name for name in self.refuse if name in (body or {})), None)
+            if refused is not None:
+                return Reply(status=self.refusal_status, error=f"Unrecognized request argument supplied: {refused}")
             if self.script:
-                return self.script.popleft()
-            if self.content_for is not None:
-                return replace(self.default, content=self.content_for(body or {}))
-            return self.default
+                reply = self.script.popleft()
+            elif self.content_for is not None:
+                reply = replace(self.default, content=self.content_for(body or {}))
+            else:
+                reply = self.default
+            return self._constrained(reply, body or {}) if self.enforce_schema else reply
+
+    def _constrained(self, reply: Reply, body: dict) -> Reply:
+        schema, strict = requested_schema(body)
+        if schema is None or reply.status != 200:
+            return reply
+        problem = schema_problem(schema, strict)
+        if problem:
+            return Reply(status=400, error=f"Invalid schema for response_format: {problem}")
+        return replace(reply, content=constrained(schema, reply.content))
+
+
+def requested_schema(body: dict) -> tuple[dict | None, bool]:
+    """The JSON schema a request asks the answer to follow (None: none), and whether strict mode is on."""
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict):
+        wrapper = response_format.get("json_schema")
+        if response_format.get("type") == "json_schema" and isinstance(wrapper, dict):
+            return wrapper.get("schema"), bool(wrapper.get("strict"))
+        if response_format.get("type") == "json_object" and isinstance(response_format.get("schema"), dict):
+            return response_format["schema"], False
+    return (body["json_schema"], False) if isinstance(body.get("json_schema"), dict) else (None, False)
+
+
+def _strict_problem(schema: object, where: str = "") -> str:
+    """OpenAI's strict mode: every object lists all its properties as required and allows no others."""
+    if isinstance(schema, list):
+        return next((p for index, item in enumerate(schema) if (p := _strict_problem(item, f"{where}[{index}]"))), "")
+    if not isinstance(schema, dict):
+        return ""
+    if schema.get("type") == "object" and (schema.get("additionalProperties") is not False
+                                            or set(schema.get("required", [])) != set(schema.get("properties", {}))):
+        return f"In context={where or 'root'}, strict mode needs additionalProperties false and every key required"
+    return next((p for key, value in schema.items() if (p := _strict_problem(value, f"{where}.{key}"))), "")
+
+
+def schema_problem(schema: object, strict: bool) -> str:
+    if not isinstance(schema, dict):
+        return "the schema is not an object"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message
+    return _strict_problem(schema) if strict else ""
+
+
+def constrained(schema: dict, preferred: object) -> str:
+    """What a decoder held to ``schema`` sends: the preferred answer (JSON text or a value) if it is valid, else a
+    valid instance built from the schema."""
+    try:
+        candidate = json.loads(preferred) if isinstance(preferred, str) else preferred
+    except ValueError:
+        candidate = None
+    if candidate is not None and Draft202012Validator(schema).is_valid(candidate):
+        return json.dumps(candidate)
+    return json.dumps(schema_instance(schema))
+
+
+def schema_instance(schema: dict) -> object:
+    """The simplest value valid under ``schema`` (the subset of JSON Schema the product's answer schemas use)."""
+    if "anyOf" in schema:
+        return schema_instance(schema["anyOf"][0])
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: schema_instance(schema["properties"][name]) for name in schema.get("required", [])}
+    if kind == "array":
+        items = schema.get("items", {})
+        count = min(max(schema.get("minItems", 0), 1), schema.get("maxItems", 1))
+        if "enum" in items:
+            return list(items["enum"][:count])
+        return [schema_instance(items) for _ in range(count)]
+    if kind == "string":
+        return "x" * max(schema.get("minLength", 0), 1)
+    raise ValueError(f"no instance for {schema!r:.80}")
 
 
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
@@ -93,8 +188,10 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             if reply.status == 200:
-                payload = {"model": body.get("model", "fake"), "choices": [{"message": {"content": reply.content}}],
-                           "usage": {"prompt_tokens": 100, "completion_tokens": 12}}
+                text_completion = self.path.endswith("/completions") and not self.path.endswith("chat/completions")
+                choice = {"text": reply.content} if text_completion else {"message": {"content": reply.content}}
+                payload = {"model": body.get("model", "fake"), "choices": [choice],
+                           "usage": reply.usage or {"prompt_tokens": 100, "completion_tokens": 12}}
             else:
                 payload = {"error": {"message": reply.error or f"scripted {reply.status}"}}
             data = reply.body if reply.body is not None else json.dumps(payload).encode()

@@ -11,6 +11,7 @@ from pathlib import Path
 import openpyxl
 from django.utils import timezone
 
+from workers_app.catalogue_defaults import DOMAINS
 from workers_app.fleet.rows import select_workers
 from workers_app.models import Annotator, Corpus, Domain, Outcome, Sample, Worker
 
@@ -80,3 +81,9 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """`manage.py check` in a fresh process with the product's settings, DATA_DIR ``tmp_path`` and ``env``."""
     return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=fresh_product_env(tmp_path, **env),
                           capture_output=True, text=True, check=False)
+
+
+def default_domain_specs() -> dict[str, tuple[str, list[str], dict]]:
+    """Each default domain's kind, codes and parse rules by slug, without a database."""
+    return {spec["slug"]: (spec["kind"], [entry["code"] for entry in spec["codes"]], spec.get("parse_rules", {}))
+            for spec in DOMAINS}

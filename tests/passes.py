@@ -34,6 +34,8 @@ POSTGRES = {
     "tests/test_runs.py",
     "tests/test_cost_budget.py",
     "tests/test_response_cache.py",
+    # A hostile answer's labels must store on either database (NUL characters, lone surrogates).
+    "tests/hostile/test_structured_replies.py",
     # All-or-nothing writes of many rows.
     "tests/test_import_corpus.py",
     "tests/test_references.py",
@@ -123,6 +125,9 @@ ONCE = {
     "tests/test_terminal.py",
     "tests/test_sqlite_wal.py",
     "tests/test_web_hardening.py",
+    "tests/test_structured_grammar.py",
+    "tests/test_structured_outputs.py",
+    "tests/test_structured_workers.py",
 }
 
 SLOW = {
@@ -140,6 +145,7 @@ SLOW = {
     "tests/test_review.py",
     "tests/test_runs.py",
     "tests/test_local_llm.py",
+    "tests/test_structured_workers.py",
     "tests/test_launcher.py",
     "tests/test_secrets_end_to_end.py",
     "tests/api/test_api_consolidation.py",

@@ -325,7 +325,8 @@ def test_the_api_gives_each_outcome_its_cost_and_the_totals_per_annotator_and_do
     assert (outcome["cost"], outcome["cached"], outcome["cached_latency_ms"]) == ("0.016000000", False, None)
     totals = client.get("/api/v1/costs", {"annotator": 1}).json()
     assert totals == [{"annotator": 1, "domain": "urgency", "outcomes": 1, "priced": 1, "cost": "0.016000000",
-                       "cached": 0, "hit_rate": 0.0, "saved": "0.000000000", "currency": "USD"}]
+                       "cached": 0, "hit_rate": 0.0, "saved": "0.000000000", "currency": "USD",
+                       "cache_read_tokens": 0, "cache_write_tokens": 0}]
     assert client.get("/api/v1/costs", {"annotator": 2}).json() == []
     assert client.get("/api/v1/costs", {"annotator": "x"}).status_code == 422
     assert client.get("/api/v1/costs", {"domain": "../etc"}).status_code == 422

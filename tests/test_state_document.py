@@ -49,9 +49,9 @@ def test_a_state_export_carries_budgets_the_cache_prices_and_runs_and_never_a_ke
     assert (first["budget"], first["cache_responses"]) == ("12.5000", True)
     assert document["prices"] == [
         {"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001000", "output_per_1k": "0.002000",
-         "currency": "EUR"},
+         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR"},
         {"annotator": 1, "valid_from": "2026-03-01", "input_per_1k": "0.001500", "output_per_1k": "0.002000",
-         "currency": "EUR"}]
+         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR"}]
     pilot = next(run for run in document["runs"] if run["name"] == "pilot")
     assert (pilot["description"], pilot["budget"], pilot["annotators"], len(pilot["samples"])) == (
         "a trial", "3.0000", [1], 2)
@@ -110,7 +110,7 @@ def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(pr
     document["version"] = 1
     del document["prices"], document["runs"]
     for annotator in document["catalogue"]["annotators"]:
-        del annotator["budget"], annotator["cache_responses"]
+        del annotator["budget"], annotator["cache_responses"], annotator["structured"], annotator["structured_fallback"]
     document["catalogue"]["annotators"][1]["model"] = "changed-by-an-old-file"
 
     plan = import_state(json.dumps(document), source="old.json", actor="test")
@@ -119,6 +119,41 @@ def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(pr
     annotator = Annotator.objects.get(number=1)
     assert (annotator.budget, annotator.cache_responses) == (Decimal("12.5"), True)
     assert AnnotatorPrice.objects.count() == 2 and Run.objects.filter(name="pilot").exists()
+
+
+def test_a_state_document_carries_the_structured_mode_and_the_prompt_cache_prices(priced):
+    Annotator.objects.filter(number=1).update(structured="json_schema", structured_fallback=True)
+    AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).update(cache_read_per_1k=Decimal("0.00015"))
+    document = json.loads(export_state(actor="test", target="memory"))
+    assert document["version"] == 3
+    first = document["catalogue"]["annotators"][0]
+    assert (first["structured"], first["structured_fallback"]) == ("json_schema", True)
+    assert (document["prices"][1]["cache_read_per_1k"], document["prices"][1]["cache_write_per_1k"]) == (
+        "0.000150", None)
+    # Another console's settings come in with the document, checked by the fields' own rules.
+    Annotator.objects.filter(number=1).update(structured="none", structured_fallback=False)
+    AnnotatorPrice.objects.update(cache_read_per_1k=None)
+    plan = import_state(json.dumps(document), source="state.json", actor="test")
+    assert "annotator 1.structured: 'none' -> 'json_schema'" in plan.changes
+    assert Annotator.objects.get(number=1).structured == "json_schema"
+    assert AnnotatorPrice.objects.get(valid_from=date(2026, 3, 1)).cache_read_per_1k == Decimal("0.00015")
+    first["structured"] = "yaml"
+    with pytest.raises(StateError, match=r"catalogue.annotators\[0\].structured: Value 'yaml' is not a valid choice"):
+        import_state(json.dumps(document), source="state.json", actor="test")
+
+
+def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_cache_prices(priced):
+    Annotator.objects.filter(number=1).update(structured="grammar")
+    AnnotatorPrice.objects.update(cache_write_per_1k=Decimal("0.00125"))
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["version"] = 2
+    for annotator in document["catalogue"]["annotators"]:
+        del annotator["structured"], annotator["structured_fallback"]
+    for price in document["prices"]:
+        del price["cache_read_per_1k"], price["cache_write_per_1k"]
+    assert import_state(json.dumps(document), source="v2.json", actor="test").changes == []
+    assert Annotator.objects.get(number=1).structured == "grammar"
+    assert set(AnnotatorPrice.objects.values_list("cache_write_per_1k", flat=True)) == {Decimal("0.00125")}
 
 
 def test_a_price_of_an_impossible_date_is_refused_naming_the_field_and_why(priced):

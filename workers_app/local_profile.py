@@ -14,7 +14,10 @@ from .models import Annotator
 LOCAL_GEMMA = {
     "backend": Annotator.Backend.OPENAI_COMPATIBLE, "model": MODEL_ALIAS,
     "request_mode": Annotator.RequestMode.COMPLETION,
-    "api_key_env": "", "temperature": 0.0, "max_tokens": 24, "timeout_seconds": 60.0, "max_input_chars": 2000,
+    # Constrained by a grammar (the form llama-cpp-python's server honours in completion mode): no malformed
+    # answers. 64 tokens hold the longest code set (all eight adjunct codes: 52 tokens with Gemma's tokenizer).
+    "structured": Annotator.Structured.GRAMMAR,
+    "api_key_env": "", "temperature": 0.0, "max_tokens": 64, "timeout_seconds": 60.0, "max_input_chars": 2000,
     "requests_per_minute": 600,
 }
 
@@ -27,6 +30,6 @@ def use_local_gemma(annotator: Annotator, *, actor: Actor) -> None:
     with audited(Action.USE_LOCAL_GEMMA, actor=actor, target=str(annotator), parameters=parameters):
         for name, value in {**LOCAL_GEMMA, "base_url": settings.LOCAL_LLM_URL}.items():
             setattr(annotator, name, value)
-        annotator.backend_error = ""
+        annotator.backend_error = annotator.structured_refused = ""
         annotator.api_key_encrypted, annotator.api_key_set_at = "", None
         annotator.save()

@@ -10,8 +10,9 @@ by name; it keeps those the document does not hold. A run's settings never chang
 other settings is refused); only its description and budget do. An import never changes which run is current.
 Reference sets (version 3) carry their provenance only, their labels travel in archives: an import updates the
 description, source, licence, citation and stated raters of a set the console has from the same file, and names
-the sets it lacks (import their files, or restore an archive). Version 1 and 2 documents still import and leave
-what they lack as it is.
+the sets it lacks (import their files, or restore an archive). Older documents still import and leave what they lack
+as it is: version 1 (before budgets, prices and runs) and version 2 (before reference sets, structured outputs and
+prompt-cache prices).
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ from workers_app.models import Annotator, AnnotatorPrice, Domain, ReferenceSet, 
 from workers_app.runs.definitions import NULLABLE_TEXT, checked_run, create_runs, run_set_problems
 
 from ..selectors import (
-    ADDED_IN_VERSION_2,
     ANNOTATOR_FIELDS,
     DOMAIN_FIELDS,
     FORMAT,
     PRICE_FIELDS,
     REFERENCE_STATE_FIELDS,
     VERSION,
+    fields_of_version,
     state_document,
 )
 
@@ -54,7 +55,9 @@ MAX_DEPTH = 32
 MAX_PROBLEMS_SHOWN = 50
 KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object",
               NULLABLE_TEXT: "text or null", (int, type(None)): "a whole number or null"}
-READABLE_VERSIONS = (1, 2, VERSION)
+READABLE_VERSIONS = tuple(range(1, VERSION + 1))
+# What an import sets of a price version (a document before version 3 has no prompt-cache prices).
+PRICE_VALUES = ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency")
 # What an import may change of a run the console has.
 RUN_EDITABLE = ("description", "budget")
 # What an import may change of a reference set the console has from the same file.
@@ -240,14 +243,14 @@ def _worker_problems(workers: list, numbers: set[int], slugs: set[str]) -> list[
     return problems
 
 
-def _price(record: object, where: str, numbers: set[int]) -> tuple[dict, list[str]]:
-    problems = _shape_problems(record, PRICE_FIELDS, where)
+def _price(record: object, where: str, numbers: set[int], fields: dict) -> tuple[dict, list[str]]:
+    problems = _shape_problems(record, fields, where)
     if problems:
         return {}, problems
     price = {"annotator": record["annotator"]}
     if record["annotator"] not in numbers:
         problems.append(f"{where}.annotator: no annotator {record['annotator']} in the document or the console")
-    for name in PRICE_FIELDS:
+    for name in fields:
         if name != "annotator":
             price[name], problem = field_problem(AnnotatorPrice, name, record[name])
             if problem:
@@ -273,10 +276,10 @@ def _currency_problems(prices: list[dict]) -> list[str]:
     return problems
 
 
-def _price_problems(records: list, numbers: set[int]) -> tuple[list[dict], list[str]]:
+def _price_problems(records: list, numbers: set[int], fields: dict) -> tuple[list[dict], list[str]]:
     prices, problems = [], []
     for index, record in enumerate(records):
-        price, found = _price(record, f"prices[{index}]", numbers)
+        price, found = _price(record, f"prices[{index}]", numbers, fields)
         prices.append(price)
         problems += found
     if problems:
@@ -329,8 +332,7 @@ def _check(document: object) -> tuple[_Checked | None, list[str]]:
     if problems:
         return None, problems
     catalogue = document["catalogue"]
-    annotator_fields = ANNOTATOR_FIELDS if document["version"] > 1 else {
-        name: kind for name, kind in ANNOTATOR_FIELDS.items() if name not in ADDED_IN_VERSION_2}
+    annotator_fields = fields_of_version(ANNOTATOR_FIELDS, document["version"])
     domains, domain_problems = _catalogue_rows(catalogue["domains"], "catalogue.domains", Domain, "slug",
                                                DOMAIN_FIELDS, skip=("prompt_version",))
     annotators, annotator_problems = _catalogue_rows(catalogue["annotators"], "catalogue.annotators", Annotator,
@@ -339,7 +341,8 @@ def _check(document: object) -> tuple[_Checked | None, list[str]]:
         return None, domain_problems + annotator_problems
     numbers = {a.number for a in annotators} | set(Annotator.objects.values_list("number", flat=True))
     slugs = {d.slug for d in domains} | set(Domain.objects.values_list("slug", flat=True))
-    prices, price_problems = _price_problems(document.get("prices", []), numbers)
+    prices, price_problems = _price_problems(document.get("prices", []), numbers,
+                                             fields_of_version(PRICE_FIELDS, document["version"]))
     runs, run_problems = _run_problems(document.get("runs", []), numbers, slugs)
     references, reference_problems = _reference_problems(document.get("references", []))
     problems = (_worker_problems(document["workers"], numbers, slugs) + price_problems + run_problems
@@ -414,7 +417,7 @@ def _price_changes(prices: list[dict]) -> list[str]:
         current = AnnotatorPrice.objects.filter(annotator__number=price["annotator"],
                                                 valid_from=price["valid_from"]).values().first()
         changes += [f"{label}: new"] if current is None else _differences(
-            label, current, price, ("input_per_1k", "output_per_1k", "currency"))
+            label, current, price, [name for name in PRICE_VALUES if name in price])
     return changes
 
 
@@ -463,7 +466,7 @@ def _apply_prices(prices: list[dict]) -> None:
     for price in prices:
         AnnotatorPrice.objects.update_or_create(
             annotator_id=annotators[price["annotator"]], valid_from=price["valid_from"],
-            defaults={name: price[name] for name in ("input_per_1k", "output_per_1k", "currency")})
+            defaults={name: price[name] for name in PRICE_VALUES if name in price})
 
 
 def _apply(checked: _Checked) -> None:

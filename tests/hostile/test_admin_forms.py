@@ -14,6 +14,8 @@ from workers_app.models import AlertChannel, Annotator, Domain
 pytestmark = pytest.mark.django_db
 
 ANNOTATOR_CASES = [
+    ({"structured": "xml"}, "structured", "Select a valid choice"),
+    ({"structured": "grammar"}, "structured", "Structured output is for the OpenAI-compatible backend"),
     ({"api_key_env": "ADMIN_PASSWORD"}, "api_key_env", "starts with LLM_KEY_"),
     ({"api_key_env": "SECRET_KEY"}, "api_key_env", "starts with LLM_KEY_"),
     ({"api_key_env": "DATABASE_URL"}, "api_key_env", "starts with LLM_KEY_"),

@@ -29,7 +29,8 @@ def domain(index: int, **values):
 def price(**values):
     """A price of annotator 1 from 2026-01-01, changed by ``values``."""
     return lambda d: d["prices"].append({"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001",
-                                         "output_per_1k": "0.002", "currency": "USD", **values})
+                                         "output_per_1k": "0.002", "cache_read_per_1k": None,
+                                         "cache_write_per_1k": None, "currency": "USD", **values})
 
 
 def run(index: int, **values):
@@ -148,6 +149,17 @@ CASES = {
     "a negative price": (price(input_per_1k="-0.5"),
                          "prices[0].input_per_1k: Ensure this value is greater than or equal to 0."),
     "a price given as a number": (price(output_per_1k=0.5), "prices[0].output_per_1k: expected text, got a number"),
+    "a negative cache price": (price(cache_read_per_1k="-1"),
+                               "prices[0].cache_read_per_1k: Ensure this value is greater than or equal to 0."),
+    "a cache price given as a number": (price(cache_write_per_1k=1.25),
+                                        "prices[0].cache_write_per_1k: expected text or null, got a number"),
+    "an unknown structured mode": (annotator(0, structured="xml"),
+                                   "catalogue.annotators[0].structured: Value 'xml' is not a valid choice."),
+    "structured output for the built-in baseline": (
+        annotator(1, structured="grammar"),
+        "catalogue.annotators[1].structured: Structured output is for the OpenAI-compatible backend"),
+    "a fallback given as text": (annotator(0, structured_fallback="yes"),
+                                 "catalogue.annotators[0].structured_fallback: expected true or false, got text"),
     "a price of no date": (price(valid_from="1st of May"), "prices[0].valid_from: "),
     "a price of an unknown annotator": (price(annotator=42),
                                         "prices[0].annotator: no annotator 42 in the document or the console"),

@@ -1,5 +1,8 @@
+import json
+
 from django.contrib import admin, messages
 from django.db.models import Avg, Count, F, Q, Sum
+from django.utils.html import format_html
 
 from audit.actions import Action
 from audit.admin_helpers import AuditedModelAdmin, client_address
@@ -7,6 +10,7 @@ from audit.services import audited
 from workers_app.catalogue.annotators import save_annotator
 from workers_app.catalogue.domains import save_domain
 from workers_app.catalogue.forms import AnnotatorKeyForm
+from workers_app.engine.grammar import answer_grammar
 from workers_app.engine.response_cache import clear_cache
 from workers_app.engine.store import clear_backend_error
 from workers_app.local_profile import use_local_gemma
@@ -15,10 +19,10 @@ from workers_app.models import Annotator, AnnotatorPrice, Domain
 
 @admin.register(Domain)
 class DomainAdmin(AuditedModelAdmin):
-    list_display = ("slug", "title", "kind", "code_count", "prompt_version")
-    readonly_fields = ("prompt_version",)
+    list_display = ("slug", "title", "kind", "code_count", "prompt_version", "schema_version")
+    readonly_fields = ("prompt_version", "schema_version", "answer_schema", "answer_grammar")
     fields = ("slug", "title", "kind", "codes", "parse_rules", "prompt_template", "few_shot", "prompt_version",
-              "position")
+              "position", "schema_version", "answer_schema", "answer_grammar")
 
     @admin.display(description="codes")
     def code_count(self, obj: Domain) -> int:
@@ -31,13 +35,30 @@ class DomainAdmin(AuditedModelAdmin):
         else:
             super().save_model(request, obj, form, change)
 
+    @staticmethod
+    def _derived(obj: Domain, css: str, derive) -> str:
+        # After a refused edit the page shows the form's values, which the domain's clean() has just refused.
+        try:
+            return format_html('<pre class="{}">{}</pre>', css, derive())
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return "derived from the kind, codes and parse rules: shown once they are valid"
+
+    @admin.display(description="answer schema (structured outputs)")
+    def answer_schema(self, obj: Domain) -> str:
+        """Derived from the kind, codes and parse rules: what json_schema and json_object requests send."""
+        return self._derived(obj, "answer-schema", lambda: json.dumps(obj.answer_schema, indent=2))
+
+    @admin.display(description="answer grammar (GBNF, structured: grammar)")
+    def answer_grammar(self, obj: Domain) -> str:
+        return self._derived(obj, "answer-grammar", lambda: answer_grammar(obj.kind, obj.code_list, obj.parse_rules))
+
 
 class PriceInline(admin.TabularInline):
     """Versions, not edits: add a row valid from the day the new price applies; stored costs keep theirs."""
 
     model = AnnotatorPrice
     extra = 0
-    fields = ("valid_from", "input_per_1k", "output_per_1k", "currency")
+    fields = ("valid_from", "input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency")
 
 
 @admin.register(Annotator)
@@ -48,10 +69,11 @@ class AnnotatorAdmin(AuditedModelAdmin):
     form = AnnotatorKeyForm
     inlines = [PriceInline]
 
-    list_display = ("number", "name", "backend", "request_mode", "model", "enabled", "calls", "tokens",
+    list_display = ("number", "name", "backend", "request_mode", "structured", "model", "enabled", "calls", "tokens",
                     "mean_latency", "malformed_rate", "cost", "budget", "cache_hits", "backend_error")
-    list_filter = ("backend", "enabled")
-    readonly_fields = ("backend_error", "backend_error_at", "stored_key")
+    list_filter = ("backend", "structured", "enabled")
+    readonly_fields = ("backend_error", "backend_error_at", "stored_key", "structured_refused",
+                       "structured_refused_at")
     actions = ["switch_to_local_gemma", "clear_error", "clear_response_cache"]
 
     def save_formset(self, request, form, formset, change):
@@ -109,7 +131,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
         deleted = sum(clear_cache(actor=request.user, annotator=annotator) for annotator in queryset)
         self.message_user(request, f"deleted {deleted} cached response(s)", messages.SUCCESS)
 
-    @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode)",
+    @admin.action(description="Use the local Gemma 3 270M model (llama.cpp, completion mode, held to a grammar)",
                   permissions=["change"])
     def switch_to_local_gemma(self, request, queryset):
         for annotator in queryset:
@@ -117,7 +139,8 @@ class AnnotatorAdmin(AuditedModelAdmin):
         self.message_user(request, f"{queryset.count()} annotator(s) now use the local model; start it with "
                           "./run.sh --local-llm", messages.SUCCESS)
 
-    @admin.action(description="Clear the backend error (workers call the backend again)", permissions=["change"])
+    @admin.action(description="Clear the backend error (workers call the backend again, in the structured mode "
+                              "again if the server had refused it)", permissions=["change"])
     def clear_error(self, request, queryset):
         for annotator in queryset:
             clear_backend_error(annotator, actor=request.user)
@@ -130,6 +153,14 @@ class AnnotatorAdmin(AuditedModelAdmin):
             "fields": ("base_url", "stored_key", "api_key", "clear_api_key", "api_key_env"),
             "description": "The built-in backend is an offline keyword baseline for demos and benchmarks: "
                            "it is not a clinical model. Real annotation needs an OpenAI-compatible backend.",
+        }),
+        ("Structured outputs", {
+            "fields": ("structured", "structured_fallback", "structured_refused", "structured_refused_at"),
+            "description": "Ask the server to hold each answer to the domain's JSON schema (shown on each domain's "
+                           "page); the answer is then read as JSON. A server that refuses the parameter stops the "
+                           "annotator with a backend error, unless the fallback to free text is allowed: then the "
+                           "refusal is recorded once, with an alert, and the annotator asks in free text until the "
+                           "backend error is cleared.",
         }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
                                "max_retries", "max_input_chars")}),

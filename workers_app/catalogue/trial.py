@@ -27,9 +27,10 @@ from workers_app.engine.backends import (
     backend_for,
 )
 from workers_app.engine.cost import add_costs, call_cost
-from workers_app.engine.parsing import ParseResult, parse_answer
+from workers_app.engine.parsing import ParseResult, parse_completion
 from workers_app.engine.prompts import prompt_for
 from workers_app.engine.ratelimit import RateLimiter
+from workers_app.engine.structured import answer_format
 from workers_app.models import Annotator, Domain, Sample
 
 MAX_POSTS = 3
@@ -84,8 +85,10 @@ def try_annotator(annotator: Annotator, domain: Domain, samples: list[Sample], *
     with audited(Action.TRY_ANNOTATOR, actor=actor, target=str(annotator), parameters=parameters,
                  client_address=client_address, atomic=False) as entry:
         trial = _trial_settings(annotator)
-        requests = [BackendRequest(prompt_for(trial, domain, sample.text), sample.text, domain.slug,
-                                   tuple(domain.code_list), attempt=1) for sample in samples]
+        held_to = answer_format(trial, domain)  # as a worker asks: in free text, or held to the domain's schema
+        requests = [BackendRequest(prompt_for(trial, domain, sample.text, structured=held_to is not None), sample.text,
+                                   domain.slug, tuple(domain.code_list), attempt=1, answer_format=held_to)
+                    for sample in samples]
         try:
             backend = backend_for(trial)
         except PermanentBackendError as exc:  # e.g. the key's variable is not set: no call can be made
@@ -106,7 +109,7 @@ def _answer(annotator: Annotator, domain: Domain, sample: Sample, request: Backe
             reply: Completion | str) -> TrialAnswer:
     if isinstance(reply, str):
         return TrialAnswer(sample.external_id, request.prompt, None, None, error=reply)
-    parsed = parse_answer(reply.text, kind=domain.kind, codes=domain.code_list, rules=domain.parse_rules)
+    parsed = parse_completion(reply, domain, structured=request.answer_format is not None)
     return TrialAnswer(sample.external_id, request.prompt, reply, parsed, cost=call_cost(annotator.pk, reply))
 
 

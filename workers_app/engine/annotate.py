@@ -21,18 +21,26 @@ from workers_app.redis_client import get_redis
 from workers_app.review.flags import flag_redelivered
 from workers_app.runs.current import current_run, pinned_rows, run_by_id
 
-from .backends import BackendRequest, Completion, PermanentBackendError, TransientBackendError, backend_for
+from .backends import (
+    BackendRequest,
+    Completion,
+    PermanentBackendError,
+    StructuredOutputRefused,
+    TransientBackendError,
+    backend_for,
+)
 from .budget import BudgetReached, charge, check_budget
 from .catalogue_cache import catalogue_rows, forget_cached_rows
 from .concurrency import admit
 from .cost import add_costs, call_cost
 from .flusher import process_flusher
 from .keys import WorkerKey
-from .parsing import ParseResult, parse_answer
+from .parsing import ParseResult, parse_completion
 from .prompts import prompt_for
 from .ratelimit import RateLimiter
 from .response_cache import forget, recall, remember
-from .store import forget_queued, log_malformed, mark_backend_error, store_outcomes
+from .store import forget_queued, log_malformed, mark_backend_error, mark_structured_refused, store_outcomes
+from .structured import AnswerFormat, answer_format
 
 MAX_BACKOFF_S = 60.0
 BUDGET_RETRY_SECONDS = 5.0  # a sample held back by the budget comes back after this (its worker pauses meanwhile)
@@ -72,17 +80,28 @@ class _Job:
     annotator: Annotator
     domain: Domain
     worker: str
+    free_text: bool = False  # the server refused structured output and staff allowed the fallback
+
+    @cached_property
+    def answer_format(self) -> AnswerFormat | None:
+        return None if self.free_text else answer_format(self.annotator, self.domain)
 
     @cached_property
     def prompt(self) -> str:
-        return prompt_for(self.annotator, self.domain, self.sample.text)
+        return prompt_for(self.annotator, self.domain, self.sample.text, structured=self.answer_format is not None)
 
     def request(self, attempt: int) -> BackendRequest:
-        return BackendRequest(self.prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt)
+        return BackendRequest(self.prompt, self.sample.text, self.domain.slug, tuple(self.domain.code_list), attempt,
+                              self.answer_format)
 
     def parse(self, completion: Completion) -> ParseResult:
-        return parse_answer(completion.text, kind=self.domain.kind, codes=self.domain.code_list,
-                            rules=self.domain.parse_rules)
+        return parse_completion(completion, self.domain, structured=self.answer_format is not None)
+
+    def structured_parameters(self) -> dict:
+        """How the answer was asked for, kept with the outcome."""
+        if self.answer_format is None:
+            return {"structured": Annotator.Structured.NONE.value}
+        return {"structured": self.answer_format.mode, "schema_version": self.answer_format.schema_version}
 
 
 def _samples_and_stored_sql(count: int) -> str:
@@ -122,7 +141,7 @@ def _annotate_one(sample_id: int, key: WorkerKey, run: Run, found: tuple[str, bo
         forget_queued(key, sample_id)
         return Result.BLOCKED, None
     try:
-        return _ask_until_answered(job)
+        return _ask_with_fallback(job)
     except PermanentBackendError as exc:
         mark_backend_error(annotator, str(exc), actor=WORKER_ACTOR)
         forget_cached_rows()  # this process's other threads stop calling at once
@@ -189,8 +208,21 @@ def _recalled(job: _Job) -> tuple[Completion, int] | None:
     if not job.annotator.uses_cache:
         return None
     started = time.monotonic()
-    found = recall(job.annotator, job.prompt)
+    found = recall(job.annotator, job.prompt, job.answer_format)
     return found and (found, int((time.monotonic() - started) * 1000))
+
+
+def _ask_with_fallback(job: _Job) -> tuple[Result, dict]:
+    """Ask as the annotator says; a server that refuses structured output stops the annotator (a backend error)
+    unless staff allowed the fallback: then it is recorded once and this and later requests go as free text."""
+    try:
+        return _ask_until_answered(job)
+    except StructuredOutputRefused as exc:
+        if not job.annotator.structured_fallback:
+            raise
+        mark_structured_refused(job.annotator, str(exc), actor=WORKER_ACTOR)
+        forget_cached_rows()  # this process's other threads read the refusal at once, the others within seconds
+        return _ask_until_answered(replace(job, free_text=True))
 
 
 def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
@@ -203,7 +235,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
             return _answer(job, replace(answer, latency_ms=lookup_ms), parsed, 1, started_at, cost=Decimal(0),
                            cached_latency_ms=answer.latency_ms)
         _log_malformed(job, answer, parsed, 1, cost=Decimal(0), cached=True)
-        forget(job.annotator, job.prompt)  # the retries ask the server
+        forget(job.annotator, job.prompt, job.answer_format)  # the retries ask the server
     backend = backend_for(job.annotator)
     limiter = limiter_for(job.annotator)
     # The threads pool enforces no time limit, so the task keeps its own, checked before every call and every wait:
@@ -244,7 +276,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
         parsed = job.parse(completion)
         if parsed.ok:
             if job.annotator.uses_cache:
-                remember(job.annotator, job.prompt, completion)
+                remember(job.annotator, job.prompt, job.answer_format, completion)
             return _answer(job, completion, parsed, attempt, started_at, cost=spent)
         malformed += 1
         _log_malformed(job, completion, parsed, attempt, cost=cost)
@@ -270,10 +302,11 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
         "labels": list(parsed.labels), "reason": parsed.reason, "reason_detail": parsed.detail,
         "raw_answer": completion.text, "model": completion.model, "prompt_version": job.domain.prompt_version,
         "latency_ms": completion.latency_ms, "prompt_tokens": completion.prompt_tokens,
-        "completion_tokens": completion.completion_tokens, "attempts": attempts, "worker": job.worker,
+        "completion_tokens": completion.completion_tokens, "cache_read_tokens": completion.cache_read_tokens,
+        "cache_write_tokens": completion.cache_write_tokens, "attempts": attempts, "worker": job.worker,
         "cost": cost, "cached": cached_latency_ms is not None, "cached_latency_ms": cached_latency_ms,
         "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
                                                  "max_tokens": job.annotator.max_tokens,
-                                                 "backend": job.annotator.backend},
+                                                 "backend": job.annotator.backend, **job.structured_parameters()},
     }
     return (Result.STORED if parsed.ok else Result.MALFORMED), fields

@@ -22,6 +22,7 @@ from workers_app.redis_client import get_redis
 from .api_keys import ApiKeyUnavailable, api_key_for
 from .builtin import BUILTIN_MODEL, PROFILES, REFERENCE, builtin_answer
 from .ratelimit import counters_key
+from .structured import AnswerFormat
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class BackendRequest:
     domain: str
     codes: tuple[str, ...]
     attempt: int
+    answer_format: AnswerFormat | None = None  # structured output: the schema the answer must follow
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class Completion:
     latency_ms: int
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Of the prompt tokens, those read from / written to the provider's prompt cache, where it reports them.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    refused: bool = False  # the server said the model refused (OpenAI's message.refusal); text is its reason
 
 
 class TransientBackendError(Exception):
@@ -59,6 +65,11 @@ class TransientBackendError(Exception):
 
 class PermanentBackendError(Exception):
     """Retrying will not help (bad key, bad request, missing configuration): stop calling."""
+
+
+class StructuredOutputRefused(PermanentBackendError):
+    """The server refused the request's structured-output parameter (its error names it): asking again the same
+    way cannot help; free text might, if staff allowed that fallback."""
 
 
 class Backend(Protocol):
@@ -161,6 +172,22 @@ def _token_count(usage: object, name: str) -> int | None:
     return None
 
 
+# Where providers report prompt-cache tokens, first found wins: OpenAI (and LiteLLM, vLLM) in prompt_tokens_details,
+# Anthropic-style names at the top of usage (LiteLLM passes them on), DeepSeek's hit count.
+CACHE_READ_FIELDS = (("prompt_tokens_details", "cached_tokens"), (None, "cache_read_input_tokens"),
+                     (None, "prompt_cache_hit_tokens"))
+CACHE_WRITE_FIELDS = (("prompt_tokens_details", "cache_write_tokens"), ("prompt_tokens_details", "cache_creation_tokens"),
+                      (None, "cache_creation_input_tokens"))
+
+
+def _first_count(usage: object, places: tuple[tuple[str | None, str], ...]) -> int | None:
+    for part, name in places:
+        found = _token_count(usage.get(part) if part and isinstance(usage, dict) else usage, name)
+        if found is not None:
+            return found
+    return None
+
+
 def count_call(annotator_number: int, status: int | str, attempt: int, completion: Completion | None) -> None:
     """Add one LLM request to its annotator's counters in Redis (``requests:<HTTP status>`` or ``requests:error``
     when no answer came, tokens in and out, ``retries`` for every attempt after the first), which /metrics reads:
@@ -203,33 +230,44 @@ class OpenAICompatibleBackend:
         if self.key:
             self.headers["Authorization"] = f"Bearer {self.key}"
 
-    def _payload(self, request: BackendRequest) -> dict:
+    def payload(self, request: BackendRequest) -> dict:
+        """The request body for ``request``: what this backend POSTs (a batch file would hold the same)."""
         payload = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        structured = request.answer_format
+        if structured is not None:
+            payload.update(structured.request_fields(completion=self.completion))
         if self.completion:
-            # A base model continues the few-shot pattern; the answer ends with its line.
-            return {**payload, "prompt": request.prompt, "stop": ["\n"]}
+            # A base model continues the few-shot pattern: its answer ends with its line (a server that ignores a
+            # schema in completion mode lets it run on into the next example). Our grammar ends the answer itself.
+            ends_itself = structured is not None and structured.ends_itself
+            return {**payload, "prompt": request.prompt, **({} if ends_itself else {"stop": ["\n"]})}
         return {**payload, "messages": [{"role": "user", "content": request.prompt}]}
 
     def complete(self, request: BackendRequest) -> Completion:
         reply = completion = None
         try:
             started = time.monotonic()
-            reply = self._post(self._payload(request))
-            completion = self._completion(reply, int((time.monotonic() - started) * 1000))
+            reply = self._post(self.payload(request))
+            completion = self._completion(reply, int((time.monotonic() - started) * 1000), request)
             return completion
         finally:
             count_call(self.number, reply.status if reply else "error", request.attempt, completion)
 
-    def _completion(self, reply: _Reply, latency: int) -> Completion:
-        self._raise_for_status(reply)
+    def _completion(self, reply: _Reply, latency: int, request: BackendRequest) -> Completion:
+        self._raise_for_status(reply, request.answer_format)
         if not reply.complete:
             raise TransientBackendError(f"response larger than {settings.LLM_MAX_RESPONSE_BYTES} bytes; cut")
-        document = self._document(reply.body)
+        return self.completion_of(self._document(reply.body), latency, reply.body)
+
+    def completion_of(self, document: dict, latency: int, body: bytes) -> Completion:
+        """The answer in a server's (chat or text) completion document, whose raw ``body`` errors quote."""
         usage = document.get("usage")
         model = document.get("model")
-        return Completion(self._clean(self._answer_text(document, reply.body)),
+        text, refused = self._answer_text(document, body)
+        return Completion(self._clean(text),
                           self._clean(model)[:MODEL_CHARS] if isinstance(model, str) and model else self.model,
-                          latency, _token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))
+                          latency, _token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"),
+                          _first_count(usage, CACHE_READ_FIELDS), _first_count(usage, CACHE_WRITE_FIELDS), refused)
 
     def _post(self, payload: dict) -> _Reply:
         try:
@@ -246,7 +284,7 @@ class OpenAICompatibleBackend:
         except zlib.error as exc:
             raise TransientBackendError(f"unreadable answer: the compressed body is corrupt ({exc})") from exc
 
-    def _raise_for_status(self, reply: _Reply) -> None:
+    def _raise_for_status(self, reply: _Reply, structured: AnswerFormat | None) -> None:
         status = reply.status
         if status < 300:
             return
@@ -255,6 +293,11 @@ class OpenAICompatibleBackend:
             raise PermanentBackendError(self._shown(
                 f"HTTP {status}: redirects are not followed; set the base URL to the final address ({location})"))
         message = self._shown(f"HTTP {status}: {_api_message(reply.body)}")
+        # llama-cpp-python answers a response_format it does not know with a 500 that names it: no use retrying.
+        if structured is not None and status in (400, 422, 500, 501) and structured.names_the_parameter(message):
+            raise StructuredOutputRefused(self._shown(
+                f"the server refuses structured output '{structured.mode}' (sent as {structured.sent_as}); choose "
+                f"another structured mode, or none, or allow the fallback to free text. {message}"))
         if status in (408, 409, 425, 429) or status >= 500:
             raise TransientBackendError(message, _retry_after(reply.headers))
         raise PermanentBackendError(message)
@@ -268,7 +311,8 @@ class OpenAICompatibleBackend:
             raise self._unreadable(f"the JSON is {type(document).__name__}, not an object", body)
         return document
 
-    def _answer_text(self, document: dict, body: bytes) -> str:
+    def _answer_text(self, document: dict, body: bytes) -> tuple[str, bool]:
+        """The answer's text, and whether it is the model's refusal instead."""
         choices = document.get("choices")
         if not isinstance(choices, list) or not choices:
             raise self._unreadable("no choices", body)
@@ -282,11 +326,14 @@ class OpenAICompatibleBackend:
             if not isinstance(message, dict):
                 raise self._unreadable("choices[0].message is missing or not an object", body)
             field, text = "choices[0].message.content", message.get("content")
+            refusal = message.get("refusal")
+            if text is None and isinstance(refusal, str) and refusal:  # structured outputs: the model declined
+                return refusal, True
         if text is None:
-            return ""  # the model said nothing (a refusal, or every token spent thinking): an empty, malformed answer
+            return "", False  # the model said nothing (every token spent thinking): an empty, malformed answer
         if not isinstance(text, str):
             raise self._unreadable(f"{field} is {type(text).__name__}, not text", body)
-        return text
+        return text, False
 
     def _unreadable(self, problem: str, body: bytes) -> TransientBackendError:
         return TransientBackendError(self._shown(f"unreadable answer ({problem}): {body.decode('utf-8', 'replace')}"))

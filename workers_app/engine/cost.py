@@ -47,17 +47,29 @@ def price_on(annotator_id: int, day: date) -> AnnotatorPrice | None:
     return next((p for p in _price_versions(annotator_id) if p.valid_from <= day), None)
 
 
-def cost_of(price: AnnotatorPrice | None, prompt_tokens: int | None, completion_tokens: int | None) -> Decimal | None:
-    """tokens / 1000 x price, exact; None without a price or without both token counts (the built-in backend)."""
+def cost_of(price: AnnotatorPrice | None, prompt_tokens: int | None, completion_tokens: int | None,
+            cache_read_tokens: int | None = None, cache_write_tokens: int | None = None) -> Decimal | None:
+    """tokens / 1000 x price, exact; None without a price or without both token counts (the built-in backend).
+
+    Prompt-cache tokens are part of the prompt tokens (OpenAI's convention, which LiteLLM and vLLM follow) and are
+    charged at their own prices, or at the input price where the price version has none: never at 0 unless staff
+    set 0. A provider that reports them apart from the prompt tokens (their sum exceeds it) has them added on top.
+    """
     if price is None or prompt_tokens is None or completion_tokens is None:
         return None
-    total = prompt_tokens * price.input_per_1k + completion_tokens * price.output_per_1k
+    read, write = cache_read_tokens or 0, cache_write_tokens or 0
+    plain = prompt_tokens - read - write if read + write <= prompt_tokens else prompt_tokens
+    read_price = price.input_per_1k if price.cache_read_per_1k is None else price.cache_read_per_1k
+    write_price = price.input_per_1k if price.cache_write_per_1k is None else price.cache_write_per_1k
+    total = (plain * price.input_per_1k + read * read_price + write * write_price
+             + completion_tokens * price.output_per_1k)
     return (total / 1000).quantize(QUANTUM)
 
 
 def call_cost(annotator_id: int, completion: Completion, at: datetime | None = None) -> Decimal | None:
     day = timezone.localdate(at or timezone.now())
-    return cost_of(price_on(annotator_id, day), completion.prompt_tokens, completion.completion_tokens)
+    return cost_of(price_on(annotator_id, day), completion.prompt_tokens, completion.completion_tokens,
+                   completion.cache_read_tokens, completion.cache_write_tokens)
 
 
 def add_costs(total: Decimal | None, cost: Decimal | None) -> Decimal | None:
@@ -79,6 +91,8 @@ class CostTotal:
     currency: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0  # of the prompt tokens, those the provider's prompt cache served or stored
+    cache_write_tokens: int = 0
 
     @property
     def hit_rate(self) -> float | None:
@@ -112,11 +126,13 @@ def cost_totals(*, annotator: int | None = None, domain: str | None = None,
     totals: dict[tuple[int, str], CostTotal] = {}
     for row in outcomes.values("annotator__number", "domain__slug").annotate(
             n=Count("id"), priced=Count("cost"), cost=Sum("cost"), cached=Count("id", filter=Q(cached=True)),
-            prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")):
+            prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), read=Sum("cache_read_tokens"),
+            write=Sum("cache_write_tokens")):
         key = (row["annotator__number"], row["domain__slug"])
         totals[key] = CostTotal(*key, outcomes=row["n"], priced=row["priced"],
                                 cost=(row["cost"] or Decimal(0)).quantize(QUANTUM), cached=row["cached"],
-                                prompt_tokens=row["prompt"] or 0, completion_tokens=row["completion"] or 0)
+                                prompt_tokens=row["prompt"] or 0, completion_tokens=row["completion"] or 0,
+                                cache_read_tokens=row["read"] or 0, cache_write_tokens=row["write"] or 0)
     for key, saved in _saved(outcomes).items():
         totals[key].saved = saved
     currencies = _currencies()

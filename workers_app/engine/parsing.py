@@ -1,7 +1,8 @@
-"""Read the final `<<...>>` answer out of an LLM annotator's reply.
+"""Read an LLM annotator's answer: the final `<<...>>` marker of a free-text reply, or a structured (JSON) reply.
 
 The parser is deliberately strict: a reply that cannot be read without guessing is a failure with a
-machine-readable reason and a sentence for humans, never a silently "repaired" label.
+machine-readable reason and a sentence for humans, never a silently "repaired" label. Both forms share the
+validation of codes and lists, so a label means the same whichever way it was asked for.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from workers_app.models.answer_schema import ANSWER_KEY, MAX_ITEM_CHARS, MAX_ITEMS, MIN_ITEMS
 
 EMPTY_ANSWER = "empty_answer"
 NO_MARKER = "no_marker"
@@ -29,6 +32,13 @@ EMPTY_ITEM = "empty_item"
 TOO_FEW_ITEMS = "too_few_items"
 TOO_MANY_ITEMS = "too_many_items"
 ITEM_TOO_LONG = "item_too_long"
+ITEM_BAD_CHARACTER = "item_bad_character"
+# Structured (JSON) answers only:
+NOT_AN_OBJECT = "not_an_object"
+MISSING_ANSWER = "missing_answer"
+EXTRA_KEYS = "extra_keys"
+DUPLICATE_KEY = "duplicate_key"
+WRONG_TYPE = "wrong_type"
 
 REASONS = (
     EMPTY_ANSWER,
@@ -48,6 +58,12 @@ REASONS = (
     TOO_FEW_ITEMS,
     TOO_MANY_ITEMS,
     ITEM_TOO_LONG,
+    ITEM_BAD_CHARACTER,
+    NOT_AN_OBJECT,
+    MISSING_ANSWER,
+    EXTRA_KEYS,
+    DUPLICATE_KEY,
+    WRONG_TYPE,
 )
 
 ORDINAL = "ordinal"
@@ -62,6 +78,7 @@ _SEPARATORS = re.compile(r"[,;]")
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _DETAIL_SNIPPET = 60
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Only phrases that almost never occur in a genuine attempt at the task; "I can't tell" is doubt, not refusal,
 # so "can't"/"cannot" count only when followed by a verb of doing the job.
@@ -134,9 +151,13 @@ def _marker_content(answer: str, *, json_aware: bool) -> str | ParseResult:
     return _plain_marker_content(answer, last_open, use_last_close=json_aware)
 
 
-def _no_marker(answer: str) -> ParseResult:
+def _reads_like_refusal(answer: str) -> bool:
     # Curly apostrophes are what chat models usually emit; the patterns are written with straight ones.
-    if _REFUSAL.search(answer.replace("\u2019", "'")):
+    return _REFUSAL.search(answer.replace("\u2019", "'")) is not None
+
+
+def _no_marker(answer: str) -> ParseResult:
+    if _reads_like_refusal(answer):
         return _fail(REFUSAL, "the answer reads like a refusal and has no <<...>> marker")
     return _fail(NO_MARKER, "no <<...>> marker found in the answer")
 
@@ -251,11 +272,19 @@ def _parse_single(content: str, codes: Sequence[str], rules: Mapping[str, Any]) 
 
 
 def _parse_code_set(content: str, codes: Sequence[str], rules: Mapping[str, Any]) -> ParseResult:
-    none_code = rules.get("none_code") or None
-    vocabulary = _Vocabulary([*codes, none_code] if none_code else codes)
     tokens = _tokens(content)
     if not tokens:
         return _fail(EMPTY_MARKER, f"the final marker {_show(content)} holds only separators")
+    return _code_set_labels(tokens, codes, rules)
+
+
+def _set_vocabulary(codes: Sequence[str], rules: Mapping[str, Any]) -> tuple[_Vocabulary, str | None]:
+    none_code = rules.get("none_code") or None
+    return _Vocabulary([*codes, none_code] if none_code else codes), none_code
+
+
+def _code_set_labels(tokens: Sequence[str], codes: Sequence[str], rules: Mapping[str, Any]) -> ParseResult:
+    vocabulary, none_code = _set_vocabulary(codes, rules)
     chosen = []
     for token in tokens:
         code = vocabulary.resolve(token)
@@ -293,14 +322,19 @@ def _parse_string_list(content: str, codes: Sequence[str], rules: Mapping[str, A
         value = json.loads(content)
     except (ValueError, RecursionError) as error:
         return _fail(INVALID_JSON, f"the final marker {_show(content.strip())} is not valid JSON ({error})")
+    return _string_list_labels(value, rules)
+
+
+def _string_list_labels(value: Any, rules: Mapping[str, Any]) -> ParseResult:
     if not isinstance(value, list):
         return _fail(NOT_A_LIST, f"expected a JSON list of strings, got a JSON {_json_type(value)}")
-    problem = _count_problem(len(value), int(rules.get("min_items", 1)), int(rules.get("max_items", 10)))
+    problem = _count_problem(len(value), int(rules.get("min_items", MIN_ITEMS)),
+                             int(rules.get("max_items", MAX_ITEMS)))
     if problem is not None:
         return problem
     items = []
     for position, item in enumerate(value, start=1):
-        problem = _item_problem(position, item, int(rules.get("max_item_chars", 200)))
+        problem = _item_problem(position, item, int(rules.get("max_item_chars", MAX_ITEM_CHARS)))
         if problem is not None:
             return problem
         items.append(item.strip())
@@ -322,6 +356,9 @@ def _item_problem(position: int, item: Any, max_chars: int) -> ParseResult | Non
         return _fail(EMPTY_ITEM, f"item {position} is empty")
     if len(item.strip()) > max_chars:
         return _fail(ITEM_TOO_LONG, f"item {position} has {len(item.strip())} characters, more than {max_chars}")
+    if _UNSTORABLE.search(item):
+        # JSON may spell them (\u0000, \ud800); no database stores them in a label.
+        return _fail(ITEM_BAD_CHARACTER, f"item {position} holds a NUL character or a lone surrogate")
     return None
 
 
@@ -331,3 +368,98 @@ _PARSERS: dict[str, Callable[[str, Sequence[str], Mapping[str, Any]], ParseResul
     CODE_SET: _parse_code_set,
     STRING_LIST: _parse_string_list,
 }
+
+
+# ---------------------------------------------------------------------------------------------- structured answers
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # json.loads keeps the last of two equal keys without a word: {"answer": "A", "answer": "B"} is not read.
+    document = dict(pairs)
+    if len(document) < len(pairs):  # a set, not a scan per key: an answer may hold tens of thousands of keys
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return document
+
+
+def _unreadable_json(text: str, error: ValueError | RecursionError) -> ParseResult:
+    if _reads_like_refusal(text):
+        return _fail(REFUSAL, "the answer reads like a refusal and is not JSON")
+    ended_early = isinstance(error, json.JSONDecodeError) and (
+        error.pos >= len(text) or error.msg.startswith("Unterminated string"))
+    if ended_early and text[:1] in "{[":
+        return _fail(INVALID_JSON, f"the JSON ends early, cut off (is max_tokens too small?): {_show(text)}")
+    if text[:1] not in "{[":
+        return _fail(INVALID_JSON, f"the answer is not JSON (did the server ignore the structured-output "
+                                   f"parameter?): {_show(text)}")
+    return _fail(INVALID_JSON, f"the answer is not valid JSON ({_show(str(error))}): {_show(text)}")
+
+
+def parse_json_answer(
+    answer: str | None, *, kind: str, codes: Sequence[str], rules: Mapping[str, Any] | None = None
+) -> ParseResult:
+    """Read a structured answer: the whole reply is one JSON object ``{"answer": value}`` (white space around it
+    allowed, nothing else), its value validated as a marker's content is, with the same reason codes."""
+    parser = _JSON_PARSERS.get(str(kind))
+    if parser is None:
+        raise ValueError(f"unsupported domain kind {kind!r}; expected one of {', '.join(_JSON_PARSERS)}")
+    if answer is None or not answer.strip():
+        return _fail(EMPTY_ANSWER, "the answer is empty")
+    text = answer.strip()
+    try:
+        document = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as repeated:
+        return _fail(DUPLICATE_KEY, f"the key {_show(str(repeated))} is given more than once")
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
+        return _unreadable_json(text, error)
+    if not isinstance(document, dict):
+        return _fail(NOT_AN_OBJECT, f'expected a JSON object {{"{ANSWER_KEY}": ...}}, got a JSON {_json_type(document)}')
+    if ANSWER_KEY not in document:
+        return _fail(MISSING_ANSWER, f'the object has no "{ANSWER_KEY}" key')
+    extra = [key for key in document if key != ANSWER_KEY]
+    if extra:
+        return _fail(EXTRA_KEYS, f'only "{ANSWER_KEY}" is expected; also got {", ".join(_show(k) for k in extra[:5])}')
+    return parser(document[ANSWER_KEY], tuple(codes), dict(rules or {}))
+
+
+def _json_single(value: Any, codes: Sequence[str], rules: Mapping[str, Any]) -> ParseResult:
+    if not isinstance(value, str):
+        return _fail(WRONG_TYPE, f"expected one code as a JSON string, got a JSON {_json_type(value)}")
+    if not value.strip():
+        return _fail(EMPTY_MARKER, "the answer is an empty string")
+    return _parse_single(value, codes, rules)
+
+
+def _json_code_set(value: Any, codes: Sequence[str], rules: Mapping[str, Any]) -> ParseResult:
+    if not isinstance(value, list):
+        return _fail(NOT_A_LIST, f"expected a JSON list of codes, got a JSON {_json_type(value)}")
+    vocabulary, _ = _set_vocabulary(codes, rules)
+    problem = _count_problem(len(value), 1, len(vocabulary.codes))
+    if problem is not None:
+        return problem
+    for position, item in enumerate(value, start=1):
+        if not isinstance(item, str):
+            return _fail(ITEM_NOT_STRING, f"item {position} is a JSON {_json_type(item)}, not a code")
+    return _code_set_labels([item.strip() for item in value], codes, rules)
+
+
+_JSON_PARSERS: dict[str, Callable[[Any, Sequence[str], Mapping[str, Any]], ParseResult]] = {
+    ORDINAL: _json_single,
+    NOMINAL: _json_single,
+    CODE_SET: _json_code_set,
+    STRING_LIST: lambda value, codes, rules: _string_list_labels(value, rules),
+}
+
+
+def parse_completion(completion: Any, domain: Any, *, structured: bool) -> ParseResult:
+    """A completion (engine.backends.Completion) as the engine reads it for ``domain``: a refusal the server reports
+    is one; otherwise the JSON a structured request asked for, or the last marker of free text."""
+    if completion.refused:
+        return ParseResult(ok=False, labels=(), reason=REFUSAL, detail="the server reports that the model refused "
+                           "(message.refusal); its reason is the raw answer")
+    parse = parse_json_answer if structured else parse_answer
+    return parse(completion.text, kind=domain.kind, codes=domain.code_list, rules=domain.parse_rules)

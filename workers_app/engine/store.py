@@ -103,6 +103,19 @@ def mark_backend_error(annotator: Annotator, message: str, *, actor: str) -> boo
     return bool(changed)
 
 
+def mark_structured_refused(annotator: Annotator, message: str, *, actor: str) -> bool:
+    """Record once that the server refused structured output and the annotator now answers in free text (staff
+    allowed that fallback), so its workers stop asking the refused way."""
+    with audited(Action.STRUCTURED_REFUSED, actor=actor, target=str(annotator),
+                 parameters={"message": message, "structured": annotator.structured}) as entry:
+        changed = Annotator.objects.filter(pk=annotator.pk, structured_refused="").update(
+            structured_refused=message, structured_refused_at=timezone.now())
+        entry.detail = {"recorded": bool(changed), "fallback": "free text"}
+    return bool(changed)
+
+
 def clear_backend_error(annotator: Annotator, *, actor) -> None:
+    """Let the annotator's workers call again, and ask in its structured mode again if the server refused it."""
     with audited(Action.CLEAR_BACKEND_ERROR, actor=actor, target=str(annotator)):
-        Annotator.objects.filter(pk=annotator.pk).update(backend_error="", backend_error_at=None)
+        Annotator.objects.filter(pk=annotator.pk).update(backend_error="", backend_error_at=None,
+                                                         structured_refused="", structured_refused_at=None)

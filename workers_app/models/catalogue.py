@@ -11,6 +11,7 @@ from django.db import models
 
 from annotation_site.outbound import OutboundRefused, check_url
 
+from .answer_schema import answer_schema
 from .key_rules import env_name_problem, looks_like_a_key, same_destination, url_key_problem
 
 PROMPT_SAMPLE_FIELD = "{text}"
@@ -62,6 +63,8 @@ class Domain(models.Model):
     )
     prompt_template = models.TextField(help_text=f"Must contain {PROMPT_SAMPLE_FIELD} where the post goes.")
     prompt_version = models.PositiveIntegerField(default=1, editable=False)
+    schema_version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="counts the changes of the answer's JSON schema (structured outputs)")
     parse_rules = models.JSONField(
         default=dict,
         blank=True,
@@ -82,6 +85,11 @@ class Domain(models.Model):
     @property
     def code_list(self) -> list[str]:
         return [entry["code"] for entry in self.codes]
+
+    @property
+    def answer_schema(self) -> dict:
+        """The JSON schema a structured answer must follow, derived from the kind, the codes and the rules."""
+        return answer_schema(self.kind, self.code_list, self.parse_rules)
 
     def clean(self) -> None:
         problems = {}
@@ -150,12 +158,24 @@ class Domain(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         # Every change of wording gets a new version, so each stored outcome names the prompt it saw; the codes and
-        # their meanings are part of that wording (the template's {codes}, the completion prompt's code list).
+        # their meanings are part of that wording (the template's {codes}, the completion prompt's code list). Every
+        # change of the answer's schema too, so each structured outcome names the schema it was held to.
         if self.pk is not None:
-            stored = Domain.objects.filter(pk=self.pk).values(*PROMPT_FIELDS).first()
+            stored = Domain.objects.filter(pk=self.pk).values(*PROMPT_FIELDS, "kind", "parse_rules").first()
             if stored is not None and any(stored[name] != getattr(self, name) for name in PROMPT_FIELDS):
                 self.prompt_version += 1
+            current = {"kind": self.kind, "codes": self.codes, "parse_rules": self.parse_rules}
+            if stored is not None and self._schema_of(stored) != self._schema_of(current):
+                self.schema_version += 1
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def _schema_of(values: dict) -> dict | None:
+        codes = values["codes"]
+        try:
+            return answer_schema(values["kind"], [entry["code"] for entry in codes], values["parse_rules"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # a row its own clean() refuses: nothing to compare
 
 
 class Annotator(models.Model):
@@ -179,6 +199,12 @@ class Annotator(models.Model):
         CHAT = "chat", "chat"
         COMPLETION = "completion", "completion"
 
+    class Structured(models.TextChoices):
+        NONE = "none", "none: free text ending in <<…>>"
+        JSON_SCHEMA = "json_schema", "json_schema: response_format with the JSON schema (OpenAI, vLLM, llama.cpp)"
+        JSON_OBJECT = "json_object", "json_object: JSON mode with the schema (llama-cpp-python, Together, Fireworks)"
+        GRAMMAR = "grammar", "grammar: a GBNF grammar (llama.cpp and llama-cpp-python, chat and completion)"
+
     backend = models.CharField(
         max_length=32, choices=Backend.choices, default=Backend.BUILTIN,
         help_text="built-in: an offline keyword baseline for demos and benchmarks, not a clinical model")
@@ -186,6 +212,16 @@ class Annotator(models.Model):
         max_length=12, choices=RequestMode.choices, default=RequestMode.CHAT,
         help_text="HTTP backend: chat (messages) for instruction-tuned models; completion (a few-shot prompt) "
                   "for base models such as the local Gemma 3 270M")
+    structured = models.CharField(
+        max_length=12, choices=Structured.choices, default=Structured.NONE,
+        help_text="HTTP backend: ask the server to constrain the answer to the domain's JSON schema (its answer is "
+                  "then read as JSON), or none for free text ending in <<…>>")
+    structured_fallback = models.BooleanField(
+        default=False, help_text="if the server refuses the structured-output parameter, answer in free text "
+                                 "(<<…>>) instead of stopping with a backend error")
+    # Set once when the server refused structured output and the fallback is on: its workers then ask in free text.
+    structured_refused = models.TextField(blank=True, editable=False)
+    structured_refused_at = models.DateTimeField(null=True, blank=True, editable=False)
     max_input_chars = models.PositiveIntegerField(
         default=0, validators=[MaxValueValidator(settings.MAX_SAMPLE_CHARS)], help_text="cut posts longer than this before sending (0: never); for small context windows")
     model = models.CharField(max_length=200, default="builtin-lexicon-v1",
@@ -278,6 +314,9 @@ class Annotator(models.Model):
             problem = env_name_problem(self.api_key_env)
             if problem:
                 problems["api_key_env"] = problem
+        if self.structured != self.Structured.NONE and self.backend != self.Backend.OPENAI_COMPATIBLE:
+            problems["structured"] = ("Structured output is for the OpenAI-compatible backend; the built-in "
+                                      "baseline answers in free text.")
         if self.cache_responses:
             problem = self._cache_problem()
             if problem:

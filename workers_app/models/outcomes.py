@@ -31,6 +31,9 @@ class Outcome(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Of the prompt tokens, those the provider read from / wrote to its prompt cache (null: not reported).
+    cache_read_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_write_tokens = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=1)
     # Every call this outcome took, its malformed retries included; null when it had no price or no token counts.
     cost = cost_field(null=True, blank=True)

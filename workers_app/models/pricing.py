@@ -40,6 +40,15 @@ class AnnotatorPrice(models.Model):
     output_per_1k = models.DecimalField(
         max_digits=12, decimal_places=PRICE_PLACES, validators=[MinValueValidator(0), MaxValueValidator(MAX_PRICE)],
         help_text="price of 1,000 completion tokens")
+    # Prompt-cache tokens, where a provider reports them: empty means the input price, never 0 unless set to 0.
+    cache_read_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=PRICE_PLACES, null=True, blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_PRICE)],
+        help_text="price of 1,000 prompt tokens read from the provider's prompt cache; empty: the input price")
+    cache_write_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=PRICE_PLACES, null=True, blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_PRICE)],
+        help_text="price of 1,000 prompt tokens written to the provider's prompt cache; empty: the input price")
     currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
 
     class Meta:

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 ACTOR = "system:monitor"
 COUNTERS_EVERY_SECONDS = 60
 AUTO_RESTART = "auto-restart"
-SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "integrity", "host_lost"}
+SWEEP_KINDS = {"stalled", "stuck", "fatal", "throttled", "error_rate", "backend", "structured", "integrity",
+               "host_lost"}
 _PROCESS_UP = (Worker.Observed.RUNNING, Worker.Observed.PAUSED)
 
 
@@ -128,6 +129,10 @@ def _incidents(reports: list[WorkerHealth]) -> list[Incident]:
                                   worker))
     for number, error in Annotator.objects.exclude(backend_error="").values_list("number", "backend_error"):
         found.append(Incident(f"backend:{number}", "backend", f"annotator {number} backend failed: {error}"))
+    for number, refused in Annotator.objects.exclude(structured_refused="").values_list("number",
+                                                                                         "structured_refused"):
+        found.append(Incident(f"structured:{number}", "structured",
+                              f"annotator {number} answers in free text (the fallback staff allowed): {refused}"))
     return found
 
 

@@ -15,9 +15,13 @@ from workers_app.models import DEFAULT_RUN, Annotator, Domain, Run, Sample
 CACHE_SECONDS = 2.0
 # What a run pins, per catalogue row: the fields that decide the prompt and how the answer is read, and the
 # model settings that decide the answer. Keys, URLs and limits stay live (a rotated key must keep working).
-PINNED_DOMAIN_FIELDS = ("title", "kind", "codes", "prompt_template", "prompt_version", "parse_rules", "few_shot")
-PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "model", "temperature", "max_tokens",
-                           "max_input_chars", "builtin_profile")
+# The answer's schema is derived from kind, codes and parse rules, so pinning them pins it; schema_version names it.
+PINNED_DOMAIN_FIELDS = ("title", "kind", "codes", "prompt_template", "prompt_version", "parse_rules", "few_shot",
+                        "schema_version")
+PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "structured", "structured_fallback", "model",
+                           "temperature", "max_tokens", "max_input_chars", "builtin_profile")
+# Pinned settings that runs made before they existed lack: such a run keeps asking as it did then (free text).
+PINNED_LATER = {"structured": Annotator.Structured.NONE, "structured_fallback": False}
 
 _runs: dict[int | None, tuple[float, Run | None]] = {}
 # (run, annotator, domain) ids -> the rows they were made from, and the pinned copies.
@@ -92,7 +96,8 @@ def _with(row, values: dict, fields: tuple[str, ...]):
 
 def pinned_annotator(run: Run, annotator: Annotator) -> Annotator:
     """The live row with what the run pinned put over it (unchanged for the default run)."""
-    return _with(annotator, run.pinned.get("annotators", {}).get(str(annotator.number), {}), PINNED_ANNOTATOR_FIELDS)
+    values = run.pinned.get("annotators", {}).get(str(annotator.number))
+    return _with(annotator, {} if values is None else {**PINNED_LATER, **values}, PINNED_ANNOTATOR_FIELDS)
 
 
 def pinned_domain(run: Run, domain: Domain) -> Domain:

@@ -19,7 +19,8 @@ from django.utils import timezone
 from workers_app.models import Corpus, Outcome, Run
 from workers_app.runs.current import run_annotators, run_domains, run_samples
 
-ANNOTATOR_SETTINGS = ("name", "backend", "request_mode", "model", "temperature", "max_tokens", "max_input_chars")
+ANNOTATOR_SETTINGS = ("name", "backend", "request_mode", "structured", "model", "temperature", "max_tokens",
+                      "max_input_chars")
 
 
 def code_version() -> str:
@@ -97,5 +98,7 @@ def reproducibility_rows(run: Run) -> list[list[object]]:
         rows += [[f"{domain.slug}: prompt version", domain.prompt_version],
                  [f"{domain.slug}: kind and codes", f"{domain.kind}: {', '.join(domain.code_list) or 'free text'}"],
                  [f"{domain.slug}: prompt", domain.prompt_template],
-                 [f"{domain.slug}: few-shot examples", json.dumps(domain.few_shot, ensure_ascii=False) or "[]"]]
+                 [f"{domain.slug}: few-shot examples", json.dumps(domain.few_shot, ensure_ascii=False) or "[]"],
+                 [f"{domain.slug}: answer schema (structured outputs), version {domain.schema_version}",
+                  json.dumps(domain.answer_schema, ensure_ascii=False)]]
     return [*rows, [], ["Seen in the outcomes"], *_seen_rows(run)]

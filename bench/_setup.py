@@ -1,16 +1,39 @@
-"""Shared set-up for benchmarks: a throwaway DATA_DIR, SQLite database and private Redis."""
+"""What every benchmark shares: a throwaway DATA_DIR, SQLite database and private Redis; the real corpus (or its
+first posts); the ``--quick`` flag; and the results as JSON, which bench/report.py turns into the README's table.
+
+Each bench declares ``FIGURES`` at module level, a literal dict (bench/report.py reads it without importing the
+bench): figure name -> {"about": what it is, "unit": ..., "goal": "<= 0.2" / ">= 300" / "== 0" (optional),
+"baseline": what the same figure measured without the change is (optional)}. The names are the keys the report
+uses: keep them stable.
+
+A full run writes bench/results/<name>.json (committed); ``--quick`` (tiny data, one repetition: proves in seconds
+that the bench still runs) writes bench/results/quick/<name>.json (not committed). BENCH_RESULTS moves both.
+"""
 
 from __future__ import annotations
 
+import argparse
 import atexit
+import datetime as dt
+import json
 import os
+import platform
+import shlex
 import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
+CORPUS = DATASETS / "mh_posts_1871.xlsx"
+QUICK_POSTS = 20
+STARTED = time.monotonic()  # the bench's start, near enough: it imports this module first
 sys.path.insert(0, str(ROOT))
 
 
@@ -24,6 +47,7 @@ def isolated_django(**env: str) -> Path:
     os.environ.update({"DATA_DIR": str(data_dir), "REDIS_URL": redis_service.url,
                        "DJANGO_SETTINGS_MODULE": "annotation_site.settings", **env})
     os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("INSTALL_ID", None)  # the fresh DATA_DIR makes its own
     import django
 
     django.setup()
@@ -35,14 +59,155 @@ def isolated_django(**env: str) -> Path:
 
 
 def import_posts(limit: int | None = None) -> int:
+    """Import the real corpus (only its first ``limit`` posts when given); return how many posts are stored."""
     from workers_app.importing.service import import_corpus
     from workers_app.models import Sample
 
-    import_corpus(DATASETS / "mh_posts_1871.xlsx", actor="bench")
+    import_corpus(CORPUS, actor="bench")
     if limit is not None:
         Sample.objects.filter(pk__in=Sample.objects.order_by("pk").values("pk")[limit:]).delete()
     return Sample.objects.count()
 
 
+def corpus_file(limit: int | None, folder: Path) -> Path:
+    """The real corpus, or a copy of its first ``limit`` posts in ``folder`` (for benches that import it with
+    ``manage.py import_corpus``)."""
+    if limit is None:
+        return CORPUS
+    import openpyxl
+
+    source = openpyxl.load_workbook(CORPUS, read_only=True)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = source.active.title
+    for row in source.active.iter_rows(max_row=limit + 1, values_only=True):
+        sheet.append(row)
+    source.close()
+    path = folder / f"first_{limit}_{CORPUS.name}"
+    book.save(path)
+    return path
+
+
 def worker_env() -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": f"sqlite:///{os.environ['DATA_DIR']}/db.sqlite3"}
+
+
+def arguments(parser: argparse.ArgumentParser | None = None, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the bench's own options plus ``--quick``; from here on a SIGTERM (a timeout around the bench) unwinds
+    through the bench's clean-up and atexit (private Redis, servers, temporary folders)."""
+    signal.signal(signal.SIGTERM, _terminated)
+    parser = parser or argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data and one repetition: proves in seconds that the bench still runs; the "
+                             "figures go to bench/results/quick/ and mean nothing")
+    return parser.parse_args(argv)
+
+
+def summary(values: Sequence[float]) -> dict:
+    """Median, min, max and the number of repetitions of one figure's measurements."""
+    if not values:
+        raise ValueError("a figure needs at least one measurement")
+    rounded = [float(f"{v:.6g}") for v in values]
+    return {"median": statistics.median(rounded), "min": min(rounded), "max": max(rounded),
+            "repetitions": len(rounded), "values": rounded}
+
+
+def _terminated(signum: int, frame) -> None:
+    sys.exit(f"terminated by signal {signum}")
+
+
+def results_dir(quick: bool) -> Path:
+    root = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results")
+    return root / "quick" if quick else root
+
+
+class Results:
+    """The figures of one invocation of a bench, written as bench/results[/quick]/<name>.json."""
+
+    def __init__(self, bench_file: str, figures: dict[str, dict], *, quick: bool):
+        self.name = Path(bench_file).stem
+        self.declared = figures
+        self.quick = quick
+        self.figures: dict[str, dict] = {}
+        self.databases: list[str] = []
+        self.load_before = os.getloadavg()[0]
+
+    def add(self, name: str, values: Sequence[float], *, baseline: Sequence[float] | None = None,
+            baseline_note: str = "", note: str = "") -> dict:
+        """Record a figure (its measurements, one per repetition) and, where the bench has one, the same figure
+        measured without the change in this invocation (``baseline_note`` adds to its declared description)."""
+        if name not in self.declared:
+            raise KeyError(f"{self.name}: figure {name!r} is not in FIGURES ({', '.join(self.declared)})")
+        declared = self.declared[name]
+        figure = {"name": name, "about": declared["about"], "unit": declared["unit"], **summary(values)}
+        if "goal" in declared:
+            figure["goal"] = declared["goal"]
+        if baseline is not None:
+            if "baseline" not in declared:
+                raise KeyError(f"{self.name}: figure {name!r} declares no baseline")
+            about = f"{declared['baseline']} ({baseline_note})" if baseline_note else declared["baseline"]
+            figure["baseline"] = {"about": about, **summary(baseline)}
+        if note:
+            figure["note"] = note
+        self.figures[name] = figure
+        return figure
+
+    def database(self, description: str) -> None:
+        """Name a database the bench ran on (``SQLite 3.40.1``); by default, the one Django uses, if any."""
+        self.databases.append(description)
+
+    def write(self) -> Path:
+        folder = results_dir(self.quick)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.json"
+        commit = git("rev-parse", "HEAD")
+        document = {
+            "bench": self.name,
+            "quick": self.quick,
+            "commit": commit,
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - STARTED, 1),
+            "command": shlex.join(sys.orig_argv),
+            "machine": {**machine(), "database": "; ".join(self.databases) or _django_database()},
+            "load_average": {"before": self.load_before, "after": os.getloadavg()[0]},
+            "figures": list(self.figures.values()),
+        }
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        os.replace(temporary, path)
+        print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        return path
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+
+
+def _django_database() -> str:
+    if "django" not in sys.modules:
+        return "none"
+    from django.conf import settings
+
+    if not settings.configured:
+        return "none"
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        return f"SQLite {connection.Database.sqlite_version}"
+    if connection.vendor == "postgresql":
+        version = connection.pg_version
+        return f"PostgreSQL {version // 10000}.{version % 10000}"
+    return connection.vendor
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()

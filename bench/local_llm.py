@@ -1,14 +1,16 @@
-"""bench/local_llm: one annotator x 6 domains (6 worker processes) on 100 real posts with the local model
-(llama.cpp + Gemma 3 270M), in completion mode and in chat mode: annotations per second, latency p50/p95,
-malformed rate, and how busy the server was: the share of wall time with at least one request in flight,
-measured by a recording proxy on loopback in front of the server.
-Run: .venv/bin/python bench/local_llm.py   (installs and compiles llama.cpp on first use: ~8 minutes;
-BENCH_POSTS=N for fewer posts: at ~1.7 s a request on 2 cores, 100 posts x 6 domains x 2 modes take ~45 minutes)
+"""bench/local_llm: one annotator x 6 domains (6 worker processes) on the first 20 real posts with the local model
+(llama.cpp + Gemma 3 270M), in completion mode (the product's default for this base model) and, as the baseline in
+the same run, in chat mode: annotations per second, latency p50/p95, malformed rate, and how busy the server was:
+the share of wall time with at least one request in flight, measured by a recording proxy on loopback in front of
+the server.
+Run: .venv/bin/python bench/local_llm.py [--posts 20] [--quick]
+     (installs and compiles llama.cpp on first use: ~8 minutes; at ~2.7 s a request on 2 cores, 20 posts x 6
+      domains x 2 modes take ~11 minutes; --quick: 1 post, one domain's worker)
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import socket
 import statistics
 import subprocess
@@ -18,9 +20,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-from _setup import ROOT, import_posts, isolated_django, worker_env
+from _setup import ROOT, Results, arguments, import_posts, isolated_django, worker_env
 
-isolated_django()
+isolated_django(OUTBOUND_ALLOW="127.0.0.1")  # the recording proxy is on loopback
 
 from annotation_site.local_llm import ensure_installed, start_server
 from annotation_site.redis_service import free_port
@@ -28,7 +30,16 @@ from workers_app.engine.queues import populate_queues
 from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Domain, Outcome
 
-POSTS = int(os.environ.get("BENCH_POSTS", "100"))
+POSTS = 20
+CHAT = "chat mode, same run"
+FIGURES = {
+    "busy": {"about": "6 workers × the first 20 real posts, Gemma 3 270M on llama.cpp, completion mode: share of the "
+                      "wall time the server is busy", "unit": "%", "goal": ">= 90", "baseline": CHAT},
+    "rate": {"about": "the same: annotations per second", "unit": "annotations/s", "baseline": CHAT},
+    "latency_p50": {"about": "the same: latency p50, queueing included", "unit": "ms", "baseline": CHAT},
+    "latency_p95": {"about": "the same: latency p95, queueing included", "unit": "ms", "baseline": CHAT},
+    "malformed": {"about": "the same: malformed answers", "unit": "%", "baseline": CHAT},
+}
 
 
 class Recorder:
@@ -82,7 +93,7 @@ def proxy(recorder: Recorder) -> int:
     return server.server_address[1]
 
 
-def run(mode: str, proxy_port: int, recorder: Recorder) -> dict:
+def run(mode: str, proxy_port: int, recorder: Recorder, posts: int, domains: int) -> dict:
     Outcome.objects.all().delete()
     annotator = Annotator.objects.get(number=1)
     use_local_gemma(annotator, actor="bench")
@@ -92,32 +103,46 @@ def run(mode: str, proxy_port: int, recorder: Recorder) -> dict:
 
     get_redis().flushdb()
     host = socket.gethostname()
+    slugs = list(Domain.objects.values_list("slug", flat=True)[:domains])
     workers = [subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"annotator_1_{slug}", "-n",
          f"annotator_1_{slug}@{host}", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip", "-l",
          "ERROR"], cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for slug in Domain.objects.values_list("slug", flat=True)]
-    time.sleep(3)
-    total = POSTS * len(workers)
-    started = time.monotonic()
-    populate_queues(1)
-    while Outcome.objects.count() < total:
-        time.sleep(0.5)
-    ended = time.monotonic()
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.wait()
+        for slug in slugs]
+    try:
+        time.sleep(3)
+        total = posts * len(workers)
+        started = time.monotonic()
+        for slug in slugs:
+            populate_queues(1, slug)
+        while Outcome.objects.count() < total:
+            if time.monotonic() - started > 3600:
+                raise TimeoutError(f"{Outcome.objects.count()} of {total} outcomes after an hour")
+            error = Annotator.objects.get(number=1).backend_error
+            if error:
+                raise RuntimeError(f"the annotator's backend failed: {error}")
+            time.sleep(0.5)
+        ended = time.monotonic()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait()
     latencies = sorted(Outcome.objects.values_list("latency_ms", flat=True))
     malformed = Outcome.objects.filter(status="malformed").count()
-    return {"rate": total / (ended - started), "p50": statistics.median(latencies),
-            "p95": latencies[int(0.95 * (len(latencies) - 1))], "malformed": malformed / total,
-            "busy": recorder.busy_share(started, ended), "seconds": ended - started}
+    return {"rate": total / (ended - started), "latency_p50": statistics.median(latencies),
+            "latency_p95": latencies[int(0.95 * (len(latencies) - 1))], "malformed": 100 * malformed / total,
+            "busy": 100 * recorder.busy_share(started, ended), "seconds": ended - started}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--posts", type=int, default=POSTS)
+    args = arguments(parser)
+    results = Results(__file__, FIGURES, quick=args.quick)
+    posts, domains = (1, 1) if args.quick else (args.posts, 6)
     ensure_installed()
-    import_posts(POSTS)
+    import_posts(posts)
     port = free_port()
     from django.conf import settings
 
@@ -125,15 +150,18 @@ def main() -> None:
     recorder = Recorder(f"http://127.0.0.1:{port}")
     proxy_port = proxy(recorder)
     try:
-        results = {mode: run(mode, proxy_port, recorder) for mode in ("completion", "chat")}
+        found = {mode: run(mode, proxy_port, recorder, posts, domains) for mode in ("completion", "chat")}
     finally:
         server.kill()
-    print(f"one annotator x 6 domains (6 worker processes x 2 threads), {POSTS} real posts each, Gemma 3 270M on "
-          "llama.cpp (2 cores)")
-    for mode, r in results.items():
-        print(f"{mode:10}: {r['rate']:.2f} annotations/s ({r['seconds']:.0f} s), latency p50 {r['p50']:.0f} ms, "
-              f"p95 {r['p95']:.0f} ms, malformed {r['malformed']:.1%}, server busy {r['busy']:.0%} of the wall time")
-    print("target: the server is busy >= 90 % of the wall time while work is queued")
+    print(f"one annotator x {domains} domain(s) ({domains} worker processes x 2 threads), {posts} real posts each, "
+          "Gemma 3 270M on llama.cpp")
+    for mode, r in found.items():
+        print(f"{mode:10}: {r['rate']:.2f} annotations/s ({r['seconds']:.0f} s), latency p50 {r['latency_p50']:.0f} ms, "
+              f"p95 {r['latency_p95']:.0f} ms, malformed {r['malformed']:.1f} %, server busy {r['busy']:.0f} % of "
+              "the wall time")
+    for name in FIGURES:
+        results.add(name, [found["completion"][name]], baseline=[found["chat"][name]])
+    results.write()
 
 
 if __name__ == "__main__":

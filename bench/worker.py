@@ -19,6 +19,8 @@ from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated
 
 isolated_django(FLUSH_EVERY_ROWS="500", FLUSH_EVERY_SECONDS="2")
 
+from django.conf import settings
+
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
 from workers_app.engine.integrity import workbook_rows
@@ -51,16 +53,19 @@ def in_process(key: WorkerKey) -> float:
 def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
     """Seconds from the first message queued to the last row in the workbook; and the queueing time."""
     node = f"{key}@{socket.gethostname()}"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", key.queue, "-n", node, "-P",
-         "threads", "-c", os.environ.get("BENCH_THREADS", "4"), "--without-mingle", "--without-gossip", "-l", "WARNING"],
-        cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = settings.DATA_DIR / f"{key}.log"
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", key.queue, "-n", node, "-P",
+             "threads", "-c", os.environ.get("BENCH_THREADS", "4"), "--without-mingle", "--without-gossip", "-l",
+             "WARNING"], cwd=ROOT, env=worker_env(), stdout=output, stderr=subprocess.STDOUT)
     from annotation_site.celery import app
 
     try:
         while not app.control.ping(destination=[node], timeout=0.3):
             if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode} before answering a ping")
+                raise RuntimeError(f"the worker exited with {worker.returncode} before answering a ping:\n"
+                                   f"{log.read_text()[-3000:]}")
             time.sleep(0.1)
         started = time.perf_counter()
         populate_queues(key.annotator, key.domain)

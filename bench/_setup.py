@@ -103,6 +103,16 @@ def arguments(parser: argparse.ArgumentParser | None = None, argv: Sequence[str]
     return parser.parse_args(argv)
 
 
+def in_fresh_process(script: str, *args: str, quick: bool) -> dict:
+    """Run ``script`` with ``args`` (and --quick) in a process of its own, so that no run inherits another's Redis,
+    database or API windows; return the JSON it prints last."""
+    done = subprocess.run([sys.executable, script, *args, *(["--quick"] if quick else [])], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{Path(script).name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def summary(values: Sequence[float]) -> dict:
     """Median, min, max and the number of repetitions of one figure's measurements."""
     if not values:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
 
 RUNS = 3
 FAULTS = {"kill_every": 10, "outage_at": 30, "outage_seconds": 5, "wipe_at": 60}
@@ -88,15 +88,6 @@ def one_run(chaos: bool, quick: bool) -> dict:
             "kills": faults.kills, "events": faults.events}
 
 
-def run_in_process(mode: str, quick: bool) -> dict:
-    """One run in a fresh process: its own DATA_DIR, database and Redis."""
-    done = subprocess.run([sys.executable, __file__, "--mode", mode, *(["--quick"] if quick else [])], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"the {mode} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=RUNS)
@@ -111,8 +102,8 @@ def main() -> None:
     results = Results(__file__, FIGURES, quick=args.quick)
     plain, chaos = [], []
     for _ in range(1 if args.quick else args.runs):
-        plain.append(run_in_process("plain", args.quick))
-        chaos.append(run_in_process("chaos", args.quick))
+        plain.append(in_fresh_process(__file__, "--mode", "plain", quick=args.quick))
+        chaos.append(in_fresh_process(__file__, "--mode", "chaos", quick=args.quick))
         print(f"no faults: {plain[-1]['seconds']} s, {plain[-1]['outcomes']} outcomes, {plain[-1]['duplicates']} "
               f"duplicates; with faults ({chaos[-1]['kills']} workers killed; {'; '.join(chaos[-1]['events'])}): "
               f"{chaos[-1]['seconds']} s, {chaos[-1]['outcomes']} outcomes, {chaos[-1]['duplicates']} duplicates",

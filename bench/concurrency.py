@@ -30,7 +30,7 @@ import sys
 import time
 
 import psutil
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
 from throughput import _kill, _terminated, answer_for, beyond_limit
 
 from tests.fake_llm import max_in_window
@@ -115,16 +115,6 @@ def measure_variant(name: str, seconds: int, domains: int, posts: int | None = N
             "load_after": load_after}
 
 
-def run_variant(name: str, seconds: int, domains: int, quick: bool) -> dict:
-    """One variant in a fresh process, so that no run inherits another's Redis, database or API window."""
-    done = subprocess.run([sys.executable, __file__, "--variant", name, "--seconds", str(seconds),
-                           "--domains", str(domains), *(["--quick"] if quick else [])], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"variant {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def describe(run: dict) -> str:
     return (f"{run['variant']}: accepted {run['accepted']} = {100 * run['share']:.1f} % of {LIMIT} rpm; most in any "
             f"rolling 60 s {run['max_in_60s']} (limit {LIMIT}), beyond the limit {run['beyond_limit']}, 429s "
@@ -148,11 +138,14 @@ def main() -> None:
         print(json.dumps(measure_variant(args.variant, args.seconds, args.domains, **quick)))
         return
     results = Results(__file__, FIGURES, quick=args.quick)
-    seconds, busy = (3, [2]) if args.quick else (args.seconds, [args.domains, args.busy_few][:2 if args.busy_few else 1])
+    # The numbers of busy workers measured: all of them, then (unless --busy-few 0) only a few.
+    busy = [args.domains, *([args.busy_few] if args.busy_few else [])]
+    seconds, busy = (3, [2]) if args.quick else (args.seconds, busy)
     runs: dict[tuple[str, int], list[dict]] = {(name, domains): [] for domains in busy for name in VARIANTS}
     for _ in range(1 if args.quick else args.runs):
         for (name, domains), found in runs.items():
-            found.append(run_variant(name, seconds, domains, args.quick))
+            found.append(in_fresh_process(__file__, "--variant", name, "--seconds", str(seconds), "--domains",
+                                          str(domains), quick=args.quick))
             print(json.dumps(found[-1]), flush=True)
     print(f"one annotator; fake LLM answers in {LATENCY:.0f} s and allows {LIMIT} per rolling {WINDOW:.0f} s; "
           f"{seconds} s from the first request; {psutil.cpu_count()} CPUs")

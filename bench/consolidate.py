@@ -83,7 +83,8 @@ def main() -> None:
     print(f"{len(keys)} workbooks x {total} samples ({Outcome.objects.count()} outcomes)")
     print(f"consolidate (workbook + CSV + JSONL, agreement with 1,000 bootstrap resamples): median "
           f"{statistics.median(timings):.2f} s (runs {', '.join(f'{t:.2f}' for t in timings)})")
-    print(f"baseline, only reading the 30 workbooks with openpyxl read-only: median {statistics.median(baseline):.2f} s "
+    print(f"baseline, only reading the 30 workbooks with openpyxl read-only: median "
+          f"{statistics.median(baseline):.2f} s "
           f"(runs {', '.join(f'{t:.2f}' for t in baseline)})")
     print(f"review list: {report.review} samples; alpha: " + "; ".join(
         f"{slug} {next(iter(a.values())):.3f}" for slug, a in report.agreement.items() if a and next(iter(a.values()))

@@ -156,7 +156,8 @@ def main() -> None:
     print(f"one annotator x {domains} domain(s) ({domains} worker processes x 2 threads), {posts} real posts each, "
           "Gemma 3 270M on llama.cpp")
     for mode, r in found.items():
-        print(f"{mode:10}: {r['rate']:.2f} annotations/s ({r['seconds']:.0f} s), latency p50 {r['latency_p50']:.0f} ms, "
+        print(f"{mode:10}: {r['rate']:.2f} annotations/s ({r['seconds']:.0f} s), latency p50 "
+              f"{r['latency_p50']:.0f} ms, "
               f"p95 {r['latency_p95']:.0f} ms, malformed {r['malformed']:.1f} %, server busy {r['busy']:.0f} % of "
               "the wall time")
     for name in FIGURES:

@@ -111,7 +111,8 @@ def main() -> None:
     for _ in range(runs):
         limited.append(run(fake, seconds, LIMIT, domains))
         unlimited.append(run(fake, seconds, UNLIMITED, domains))
-    print(f"{domains} worker processes x 4 threads, one annotator; server answers in 200 ms, allows {LIMIT}/rolling min; "
+    print(f"{domains} worker processes x 4 threads, one annotator; server answers in 200 ms, allows {LIMIT}/rolling "
+          "min; "
           f"{seconds} s per run, {runs} run(s) of each")
     for label, found in (("with the shared limiter", limited), (WITHOUT, unlimited)):
         def median(field: str, found=found) -> float:

@@ -61,8 +61,9 @@ def seed_outcomes(rng: random.Random) -> dict[str, int]:
                     model=annotator.model, prompt_version=1, latency_ms=rng.randint(50, 900), prompt_tokens=300,
                     completion_tokens=8, attempts=3 if broken else 1, started_at=now))
                 if broken:
-                    attempts += [MalformedAttempt(run=run, sample_id=sample_id, annotator=annotator, domain=domain, attempt=n,
-                                                  reason=reason, raw_answer="no marker here", prompt_version=1)
+                    attempts += [MalformedAttempt(run=run, sample_id=sample_id, annotator=annotator, domain=domain,
+                                                  attempt=n, reason=reason, raw_answer="no marker here",
+                                                  prompt_version=1)
                                  for n in (1, 2, 3)]
                 urgent |= {sample_id} if domain.slug == "urgency" and labels == ["LEVEL_4"] and not broken else set()
     Outcome.objects.bulk_create(outcomes, batch_size=2000)

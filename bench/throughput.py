@@ -34,7 +34,7 @@ import sys
 import time
 
 import psutil
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
 
 from tests.fake_llm import max_in_window
 
@@ -185,15 +185,6 @@ def _kill(pid: int) -> None:
         pass
 
 
-def run_variant(name: str, quick: bool) -> dict:
-    """One variant in a fresh process, so that no run inherits another's Redis, database or API windows."""
-    done = subprocess.run([sys.executable, __file__, "--variant", name, *(["--quick"] if quick else [])], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"variant {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def describe(name: str, runs: list[dict]) -> str:
     def median(field: str) -> float:
         return statistics.median(r[field] for r in runs)
@@ -227,7 +218,7 @@ def main() -> None:
     found: dict[str, list[dict]] = {name: [] for name in args.variants.split(",")}
     for _ in range(1 if args.quick else args.runs):
         for name, runs in found.items():
-            runs.append(run_variant(name, args.quick))
+            runs.append(in_fresh_process(__file__, "--variant", name, quick=args.quick))
             print(json.dumps({name: runs[-1]}), flush=True)
     first = next(iter(found.values()))[0]
     print(f"{first['keys']} annotator(s), {first['workers']} workers, each key {LIMIT} rpm; fake LLM answers in "

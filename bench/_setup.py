@@ -92,6 +92,32 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": f"sqlite:///{os.environ['DATA_DIR']}/db.sqlite3"}
 
 
+def log_tail(log: Path) -> str:
+    """The end of a process's log, long enough to hold a traceback through Django and redis-py."""
+    return log.read_text(errors="replace")[-8000:]
+
+
+def start_agent(log: Path, *, env: dict[str, str] | None = None, command: Sequence[str] = ("manage.py", "fleet_agent"),
+                timeout: float = 120) -> subprocess.Popen:
+    """A fleet agent of this bench's install (``python COMMAND``), its output in ``log``; returns once it has
+    recorded its first beat: it has imported Django and Celery and claimed the install, so a launch from here on
+    measures the launch, and a fault cannot hit the agent's own start."""
+    from workers_app.models import Host
+
+    with log.open("w") as output:
+        agent = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env or worker_env(), stdout=output,
+                                 stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while not Host.objects.filter(agent_pid=agent.pid, last_seen__isnull=False).exists():
+        if agent.poll() is not None:
+            raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{log_tail(log)}")
+        if time.monotonic() > deadline:
+            agent.kill()
+            raise TimeoutError(f"the fleet agent did not beat within {timeout:.0f} s:\n{log_tail(log)}")
+        time.sleep(0.05)
+    return agent
+
+
 def arguments(parser: argparse.ArgumentParser | None = None, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the bench's own options plus ``--quick``; from here on a SIGTERM (a timeout around the bench) unwinds
     through the bench's clean-up and atexit (private Redis, servers, temporary folders)."""
@@ -109,7 +135,7 @@ def in_fresh_process(script: str, *args: str, quick: bool) -> dict:
     done = subprocess.run([sys.executable, script, *args, *(["--quick"] if quick else [])], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"{Path(script).name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{Path(script).name} {' '.join(args)} failed:\n{done.stderr[-8000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

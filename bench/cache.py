@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
-import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, Results, arguments, import_posts, isolated_django, log_tail, start_agent
 from throughput import answer_for
 
 DOMAINS = 6
@@ -48,7 +46,7 @@ def run(label: str, expected: int, agent_log) -> dict:
     while Outcome.objects.count() < expected:
         if time.monotonic() - started > TIMEOUT:
             raise TimeoutError(f"{label}: {Outcome.objects.count()} of {expected} after {TIMEOUT} s; agent log:\n"
-                               f"{agent_log.read_text()[-3000:]}")
+                               f"{log_tail(agent_log)}")
         time.sleep(0.05)
     wall = time.monotonic() - started
     span = Outcome.objects.aggregate(first=Min("started_at"), last=Max("created_at"))
@@ -81,12 +79,9 @@ def main() -> None:
     annotator.save()
     expected = posts * DOMAINS
     agent_log = settings.DATA_DIR / "agent.log"
-    with agent_log.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT, env=worker_env(),
-                                 stdout=log, stderr=subprocess.STDOUT)
+    agent = start_agent(agent_log)
     cached, calls = [], []
     try:
-        time.sleep(3)  # the agent imports Django and Celery once, before it forks
         first = run("first run", expected, agent_log)
         first_calls = len(fake.requests)
         for number in range(1 if args.quick else args.runs):

@@ -6,7 +6,7 @@ Each run starts in its own process from a fresh DATA_DIR, database and Redis, an
 is stored and every workbook holds all 1,871 rows. The runs alternate: without faults (the baseline), with faults,
 3 times (about 10 minutes).
 Run: .venv/bin/python bench/chaos.py [--runs 3] [--quick]
-     (--quick: 20 posts, 2 workers, a 0.5 s outage at 1 s and a kill every 4 s, workbooks flushed and lost work
+     (--quick: 20 posts, 2 workers, a 0.5 s outage at 1 s and one kill at 2 s, workbooks flushed and lost work
       looked for every second, one run of each;
       one run: --mode plain|chaos, prints JSON)
 """
@@ -16,17 +16,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
+from _setup import (
+    QUICK_POSTS,
+    Results,
+    arguments,
+    import_posts,
+    in_fresh_process,
+    isolated_django,
+    log_tail,
+    start_agent,
+)
 
 RUNS = 3
 FAULTS = {"kill_every": 10, "outage_at": 30, "outage_seconds": 5, "wipe_at": 60}
-# Quick: a short outage early on and a kill every 4 s, no wipe. Kills much closer together can kill a worker again
-# and again while it boots (slow on a loaded machine), until the agent gives up on it.
-QUICK_FAULTS = {"kill_every": 4, "outage_at": 1, "outage_seconds": 0.5, "wipe_at": float("inf")}
+# Quick: a short outage at 1 s and one kill at 2 s (the faults stop after it), no wipe. More kills that close
+# together can kill a worker again and again while it boots, until the agent gives up on it.
+QUICK_FAULTS = {"kill_every": 2, "outage_at": 1, "outage_seconds": 0.5, "wipe_at": float("inf")}
 FIGURES = {
     "with_faults": {"about": "the 1,871 real posts × 30 workers to the end (all stored, all 30 workbooks complete) "
                              "with a random worker SIGKILLed every 10 s, Redis away 5 s and back empty at 30 s, wiped "
@@ -50,12 +57,9 @@ def one_run(chaos: bool, quick: bool) -> dict:
     from workers_app.runs.files import workbook_path
 
     agent_log = settings.DATA_DIR / "agent.log"
-    with agent_log.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT, env=worker_env(),
-                                 stdout=log, stderr=subprocess.STDOUT)
+    agent = start_agent(agent_log)
     workers = select_workers(1)[:2] if quick else select_workers()
     expected = Sample.objects.count()
-    time.sleep(0 if quick else 2)  # the agent imports Django and Celery once, before any launch
     started = time.perf_counter()
     launch_workers(workers, actor="bench", wait=False)
     faults = Chaos(settings.REDIS_URL, lambda: list(Worker.objects.values_list("pid", flat=True)),
@@ -72,9 +76,11 @@ def one_run(chaos: bool, quick: bool) -> dict:
     try:
         while not (Outcome.objects.count() == expected * len(workers) and complete()):
             if agent.poll() is not None:
-                raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{log_tail(agent_log)}")
             if time.perf_counter() - started > 900:
                 raise TimeoutError("the run did not finish within 15 minutes")
+            if quick and faults.kills:
+                faults.stop.set()
             time.sleep(0.2 if quick else 1)
         elapsed = time.perf_counter() - started
     finally:

@@ -25,12 +25,20 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
+from _setup import (
+    QUICK_POSTS,
+    Results,
+    arguments,
+    import_posts,
+    in_fresh_process,
+    isolated_django,
+    log_tail,
+    start_agent,
+    worker_env,
+)
 from throughput import _kill, _terminated, answer_for, beyond_limit
 
 from tests.fake_llm import max_in_window
@@ -51,7 +59,7 @@ FIGURES = {
 }
 
 
-def measure_variant(name: str, seconds: int, domains: int, posts: int | None = None, settle: float = 2.0) -> dict:
+def measure_variant(name: str, seconds: int, domains: int, posts: int | None = None) -> dict:
     """One run in this (fresh) process: the annotator's workers for ``seconds`` from the first request."""
     signal.signal(signal.SIGTERM, _terminated)
     data_dir = isolated_django(OUTBOUND_ALLOW="127.0.0.1")
@@ -72,11 +80,8 @@ def measure_variant(name: str, seconds: int, domains: int, posts: int | None = N
         requests_per_minute=LIMIT, timeout_seconds=10)
     workers = select_workers(1)[:domains]
     agent_log = data_dir / "agent.log"
-    with agent_log.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
-                                 env={**worker_env(), **VARIANTS[name]}, stdout=log, stderr=subprocess.STDOUT)
+    agent = start_agent(agent_log, env={**worker_env(), **VARIANTS[name]})
     try:
-        time.sleep(settle)  # the agent imports Django and Celery once, before it forks
         load_before = os.getloadavg()[0]
         psutil.cpu_percent()
         results = launch_workers(workers, actor="bench", wait=False)
@@ -84,7 +89,7 @@ def measure_variant(name: str, seconds: int, domains: int, posts: int | None = N
         give_up = time.monotonic() + 120
         while not fake.arrived_at:
             if time.monotonic() > give_up or agent.poll() is not None:
-                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.01)
         first = min(times[0] for times in list(fake.arrived_at.values()) if times)
         time.sleep(max(0.0, first + seconds - time.monotonic()))
@@ -134,8 +139,8 @@ def main() -> None:
     parser.add_argument("--variant", choices=sorted(VARIANTS))
     args = arguments(parser)
     if args.variant:
-        quick = {"posts": QUICK_POSTS, "settle": 0.0} if args.quick else {}
-        print(json.dumps(measure_variant(args.variant, args.seconds, args.domains, **quick)))
+        print(json.dumps(measure_variant(args.variant, args.seconds, args.domains,
+                                         QUICK_POSTS if args.quick else None)))
         return
     results = Results(__file__, FIGURES, quick=args.quick)
     # The numbers of busy workers measured: all of them, then (unless --busy-few 0) only a few.

@@ -21,9 +21,11 @@ import sys
 import time
 
 import psutil
-from _setup import ROOT, Results, arguments, isolated_django, worker_env
+from _setup import ROOT, Results, arguments, isolated_django, start_agent, worker_env
 
 isolated_django()
+
+from django.conf import settings
 
 from annotation_site.celery import app
 from workers_app.fleet.rows import select_workers
@@ -144,13 +146,11 @@ def main() -> None:
     args = arguments(parser)
     results = Results(__file__, FIGURES, quick=args.quick)
     rounds = 1 if args.quick else args.rounds
-    agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT, env=worker_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = start_agent(settings.DATA_DIR / "agent.log")
     launches, pss, pauses, resumes, restarts, plain, plain_pss = [], [], [], [], [], [], []
     try:
         workers = select_workers()[:2] if args.quick else select_workers()
         one = workers[:1]
-        time.sleep(2)  # the agent imports Django and Celery once, before any launch
         for round_number in range(1, rounds + 1):
             launch, memory = fleet_launch(workers)
             launches.append(launch)

@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, corpus_file, git
+from _setup import QUICK_POSTS, ROOT, Results, arguments, corpus_file, git, log_tail
 
 from annotation_site.redis_service import start_private  # imports no Django
 
@@ -186,7 +186,7 @@ def measure(code: Path, env: dict, db: Database, data_dir: Path, shape: Shape) -
             if now > 900:
                 raise TimeoutError(f"not done after 900 s: {db.query('SELECT count(*) FROM workers_app_outcome')}")
             if agent.poll() is not None:
-                raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{log_tail(agent_log)}")
             if launch is None and db.query("SELECT count(*) FROM workers_app_worker WHERE observed_state = "
                                            "'running'")[0][0] == shape.workers:
                 launch = now

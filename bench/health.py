@@ -7,11 +7,9 @@ Run: .venv/bin/python bench/health.py [--quick]   (--quick: 20 posts, 2 live wor
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, Results, arguments, import_posts, isolated_django, start_agent
 
 POSTS = 200
 SWEEPS = 20
@@ -35,7 +33,7 @@ def naive_sweep(workers) -> float:
 def main() -> None:
     args = arguments()
     # --quick: the workbooks are written within 2 s, so that every check can pass after a short wait.
-    isolated_django(HEARTBEAT_SECONDS="2", **({"FLUSH_EVERY_SECONDS": "2"} if args.quick else {}))
+    data_dir = isolated_django(HEARTBEAT_SECONDS="2", **({"FLUSH_EVERY_SECONDS": "2"} if args.quick else {}))
     from workers_app.fleet.rows import select_workers
     from workers_app.fleet.services import launch_workers, run_bulk, stop_worker
     from workers_app.models import Outcome
@@ -44,9 +42,7 @@ def main() -> None:
     results = Results(__file__, FIGURES, quick=args.quick)
     posts = import_posts(QUICK_POSTS if args.quick else POSTS)
     sweeps, naive_runs = (3, 1) if args.quick else (SWEEPS, NAIVE)
-    agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
-                             env=worker_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    agent = start_agent(data_dir / "agent.log")
     try:
         workers = select_workers()[:2] if args.quick else select_workers()
         launch_workers(workers, actor="bench")

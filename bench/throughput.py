@@ -29,12 +29,20 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
 import psutil
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, in_fresh_process, isolated_django, worker_env
+from _setup import (
+    QUICK_POSTS,
+    Results,
+    arguments,
+    import_posts,
+    in_fresh_process,
+    isolated_django,
+    log_tail,
+    start_agent,
+)
 
 from tests.fake_llm import max_in_window
 
@@ -83,7 +91,7 @@ def beyond_limit(times: list[float], limit: int, window: float) -> int:
 
 
 def measure_variant(rpm: int, paced: bool, *, seconds: int = SECONDS, annotators: int = ANNOTATORS,
-                    domains: int = 6, posts: int | None = None, settle: float = 2.0) -> dict:
+                    domains: int = 6, posts: int | None = None) -> dict:
     """One run in this (fresh) process: the fleet for ``seconds`` from the first request, then every process
     killed."""
     # A SIGTERM (a timeout around the bench) unwinds through the clean-up below and the private Redis's atexit.
@@ -103,13 +111,9 @@ def measure_variant(rpm: int, paced: bool, *, seconds: int = SECONDS, annotators
             backend=Annotator.Backend.OPENAI_COMPATIBLE, base_url=fake.url, model=f"fake-{number}",
             api_key_env=f"LLM_KEY_BENCH_{number}", requests_per_minute=rpm, timeout_seconds=10)
     agent_log = data_dir / "agent.log"
-    with agent_log.open("w") as log:
-        command = ["manage.py", "fleet_agent"] if paced else ["-c", UNPACED_AGENT]
-        agent = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=worker_env(),
-                                 stdout=log, stderr=subprocess.STDOUT)
+    agent = start_agent(agent_log, command=["manage.py", "fleet_agent"] if paced else ["-c", UNPACED_AGENT])
     workers = [w for n in range(1, annotators + 1) for w in select_workers(n)[:domains]]
     try:
-        time.sleep(settle)  # the agent imports Django and Celery once, before it forks
         psutil.cpu_percent()
         load_before = os.getloadavg()[0]
         results = launch_workers(workers, actor="bench", wait=False)
@@ -117,12 +121,12 @@ def measure_variant(rpm: int, paced: bool, *, seconds: int = SECONDS, annotators
         give_up = time.monotonic() + 120
         while not any(fake.arrived_at.values()):
             if time.monotonic() > give_up or agent.poll() is not None:
-                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.01)
         first = min(times[0] for times in list(fake.arrived_at.values()) if times)
         while Worker.objects.filter(observed_state="running").count() < len(workers):
             if time.monotonic() > give_up:
-                raise RuntimeError(f"not all workers running; agent log:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"not all workers running; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.1)
         all_running = time.monotonic() - first
         time.sleep(max(0.0, first + seconds - time.monotonic()))
@@ -210,7 +214,7 @@ def main() -> None:
     parser.add_argument("--variants", default="paced,sliding")
     args = arguments(parser)
     if args.variant:
-        quick = {"seconds": 3, "annotators": 1, "domains": 2, "posts": QUICK_POSTS, "settle": 0.0}
+        quick = {"seconds": 3, "annotators": 1, "domains": 2, "posts": QUICK_POSTS}
         shape = quick if args.quick else {}
         print(json.dumps(measure_variant(*VARIANTS[args.variant], **shape)))
         return

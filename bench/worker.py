@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, log_tail, worker_env
 
 isolated_django(FLUSH_EVERY_ROWS="500", FLUSH_EVERY_SECONDS="2")
 
@@ -65,7 +65,7 @@ def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
         while not app.control.ping(destination=[node], timeout=0.3):
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with {worker.returncode} before answering a ping:\n"
-                                   f"{log.read_text()[-3000:]}")
+                                   f"{log_tail(log)}")
             time.sleep(0.1)
         started = time.perf_counter()
         populate_queues(key.annotator, key.domain)

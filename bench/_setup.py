@@ -21,6 +21,7 @@ import platform
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -116,6 +117,53 @@ def start_agent(log: Path, *, env: dict[str, str] | None = None, command: Sequen
             raise TimeoutError(f"the fleet agent did not beat within {timeout:.0f} s:\n{log_tail(log)}")
         time.sleep(0.05)
     return agent
+
+
+def wait_for_pings(nodes: Sequence[str], timeout: float = 120,
+                   processes: Sequence[tuple[subprocess.Popen, Path]] = ()) -> None:
+    """Until every Celery node answers a ping; a process (with its log) that exits first fails with its log's end."""
+    from annotation_site.celery import app
+
+    deadline = time.monotonic() + timeout
+    missing = set(nodes)
+    while missing:
+        for reply in app.control.ping(destination=list(missing), timeout=0.2) or []:
+            missing -= set(reply)
+        for process, log in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"a celery worker exited with {process.returncode}:\n{log_tail(log)}")
+        if missing and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} of {len(nodes)} Celery nodes did not answer within {timeout:.0f} s")
+
+
+def start_celery_workers(queues: Sequence[str], *, threads: int = 4, prefix: str = "",
+                         env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """Plain `celery worker` processes, not the fleet's: one per queue, named ``<prefix><queue>@<host>``, each
+    with its log in DATA_DIR; returned once every one answers a ping."""
+    host = socket.gethostname()
+    started = []
+    for queue in queues:
+        log = Path(os.environ["DATA_DIR"]) / f"{prefix}{queue}.log"
+        with log.open("w") as output:
+            started.append((subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", queue, "-n",
+                 f"{prefix}{queue}@{host}", "-P", "threads", "-c", str(threads), "--without-mingle",
+                 "--without-gossip", "-l", "WARNING"], cwd=ROOT, env=env or worker_env(), stdout=output,
+                stderr=subprocess.STDOUT), log))
+    processes = [process for process, _ in started]
+    try:
+        wait_for_pings([f"{prefix}{queue}@{host}" for queue in queues], processes=started)
+    except BaseException:
+        stop_processes(processes)
+        raise
+    return processes
+
+
+def stop_processes(processes: Sequence[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
 
 
 def arguments(parser: argparse.ArgumentParser | None = None, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -14,20 +14,24 @@ Run: .venv/bin/python bench/fleet.py [--rounds 5] [--quick]   (--quick: 2 worker
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import psutil
-from _setup import ROOT, Results, arguments, isolated_django, start_agent, worker_env
+from _setup import (
+    Results,
+    arguments,
+    isolated_django,
+    start_agent,
+    start_celery_workers,
+    stop_processes,
+    wait_for_pings,
+)
 
 isolated_django()
 
 from django.conf import settings
 
-from annotation_site.celery import app
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import (
     launch_workers,
@@ -51,43 +55,20 @@ FIGURES = {
 }
 
 
-def wait_for_pings(nodes: list[str], timeout: float = 120) -> float:
-    started = time.perf_counter()
-    missing = set(nodes)
-    while missing and time.perf_counter() - started < timeout:
-        for reply in app.control.ping(destination=list(missing), timeout=0.2) or []:
-            missing -= set(reply)
-    if missing:
-        raise TimeoutError(f"{len(missing)} nodes never answered")
-    return time.perf_counter() - started
-
-
 def total_pss(pids: list[int]) -> float:
     """In GB (10^9 bytes)."""
     return sum(psutil.Process(pid).memory_full_info().pss for pid in pids) / 1e9
 
 
 def plain_subprocesses(workers: list[Worker]) -> tuple[float, float]:
-    host = socket.gethostname()
     started = time.perf_counter()
-    nodes, processes = [], []
-    for worker in workers:
-        node = f"plain_{worker.name}@{host}"
-        nodes.append(node)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"plain.{worker.name}", "-n",
-             node, "-P", "threads", "-c", "4", "--without-mingle", "--without-gossip", "-l", "ERROR"],
-            cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    processes = start_celery_workers([f"plain.{worker.name}" for worker in workers])
     try:
-        wait_for_pings(nodes)
         elapsed = time.perf_counter() - started
         time.sleep(2)
         pss = total_pss([p.pid for p in processes])
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait()
+        stop_processes(processes)
     return elapsed, pss
 
 

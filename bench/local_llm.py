@@ -11,16 +11,13 @@ Run: .venv/bin/python bench/local_llm.py [--posts 20] [--quick]
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-from _setup import ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import Results, arguments, import_posts, isolated_django, start_celery_workers, stop_processes
 
 isolated_django(OUTBOUND_ALLOW="127.0.0.1")  # the recording proxy is on loopback
 
@@ -102,15 +99,9 @@ def run(mode: str, proxy_port: int, recorder: Recorder, posts: int, domains: int
     from workers_app.redis_client import get_redis
 
     get_redis().flushdb()
-    host = socket.gethostname()
     slugs = list(Domain.objects.values_list("slug", flat=True)[:domains])
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"annotator_1_{slug}", "-n",
-         f"annotator_1_{slug}@{host}", "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip", "-l",
-         "ERROR"], cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for slug in slugs]
+    workers = start_celery_workers([f"annotator_1_{slug}" for slug in slugs], threads=2)
     try:
-        time.sleep(3)
         total = posts * len(workers)
         started = time.monotonic()
         for slug in slugs:
@@ -124,10 +115,7 @@ def run(mode: str, proxy_port: int, recorder: Recorder, posts: int, domains: int
             time.sleep(0.5)
         ended = time.monotonic()
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait()
+        stop_processes(workers)
     latencies = sorted(Outcome.objects.values_list("latency_ms", flat=True))
     malformed = Outcome.objects.filter(status="malformed").count()
     return {"rate": total / (ended - started), "latency_p50": statistics.median(latencies),

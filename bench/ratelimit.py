@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import QUICK_POSTS, Results, arguments, import_posts, isolated_django, start_celery_workers, worker_env
 
 isolated_django(OUTBOUND_ALLOW="127.0.0.1")
 
@@ -42,25 +39,6 @@ FIGURES = {
 }
 
 
-def start_workers(env: dict, domains: int) -> list[subprocess.Popen]:
-    from annotation_site.celery import app
-
-    nodes, processes = [], []
-    for slug in Domain.objects.values_list("slug", flat=True)[:domains]:
-        node = f"annotator_1_{slug}@{socket.gethostname()}"
-        nodes.append(node)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"annotator_1_{slug}", "-n",
-             node, "-P", "threads", "-c", "4", "--without-mingle", "--without-gossip", "-l", "ERROR"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    deadline = time.monotonic() + 120
-    while len(app.control.ping(destination=nodes, timeout=0.5)) < len(nodes):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the {domains} workers did not all answer a ping within 120 s")
-        time.sleep(0.2)
-    return processes
-
-
 def run(fake: FakeLLM, seconds: int, rpm: int, domains: int) -> dict:
     """One run from a clean slate: no outcome, empty Redis (queues, limiter), a fresh server window."""
     Outcome.objects.all().delete()
@@ -72,7 +50,8 @@ def run(fake: FakeLLM, seconds: int, rpm: int, domains: int) -> dict:
         fake.arrived_at.clear()
         fake.limited_at.clear()
         fake.arrivals.clear()
-    workers = start_workers({**worker_env(), "LLM_KEY_BENCH": "bench-key"}, domains)
+    queues = [f"annotator_1_{slug}" for slug in Domain.objects.values_list("slug", flat=True)[:domains]]
+    workers = start_celery_workers(queues, env={**worker_env(), "LLM_KEY_BENCH": "bench-key"})
     try:
         populate_queues(1)
         deadline = time.monotonic() + 120
@@ -88,7 +67,7 @@ def run(fake: FakeLLM, seconds: int, rpm: int, domains: int) -> dict:
             refused = [t for times in fake.limited_at.values() for t in times if t < first + seconds]
     finally:
         for worker in workers:
-            worker.kill()
+            worker.kill()  # at once: requests still in flight would land after the measured window
             worker.wait()
     return {"accepted": 100 * len(accepted) / (LIMIT * seconds / 60), "max_in_60s": max_in_window(sent, 60.0),
             "rejected_429": 100 * len(refused) / max(len(sent), 1), "requests": len(sent)}

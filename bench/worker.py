@@ -9,17 +9,13 @@ Run: .venv/bin/python bench/worker.py [--quick]   (--quick: 20 posts, one run of
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
-from _setup import QUICK_POSTS, ROOT, Results, arguments, import_posts, isolated_django, log_tail, worker_env
+from _setup import QUICK_POSTS, Results, arguments, import_posts, isolated_django, start_celery_workers, stop_processes
 
 isolated_django(FLUSH_EVERY_ROWS="500", FLUSH_EVERY_SECONDS="2")
 
-from django.conf import settings
 
 from workers_app.engine.annotate import annotate_sample
 from workers_app.engine.flush import flush_workbook
@@ -52,21 +48,8 @@ def in_process(key: WorkerKey) -> float:
 
 def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
     """Seconds from the first message queued to the last row in the workbook; and the queueing time."""
-    node = f"{key}@{socket.gethostname()}"
-    log = settings.DATA_DIR / f"{key}.log"
-    with log.open("w") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", key.queue, "-n", node, "-P",
-             "threads", "-c", os.environ.get("BENCH_THREADS", "4"), "--without-mingle", "--without-gossip", "-l",
-             "WARNING"], cwd=ROOT, env=worker_env(), stdout=output, stderr=subprocess.STDOUT)
-    from annotation_site.celery import app
-
+    workers = start_celery_workers([key.queue], threads=int(os.environ.get("BENCH_THREADS", "4")))
     try:
-        while not app.control.ping(destination=[node], timeout=0.3):
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode} before answering a ping:\n"
-                                   f"{log_tail(log)}")
-            time.sleep(0.1)
         started = time.perf_counter()
         populate_queues(key.annotator, key.domain)
         queued = time.perf_counter() - started
@@ -76,8 +59,7 @@ def through_worker(key: WorkerKey, total: int) -> tuple[float, float]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
     finally:
-        worker.terminate()
-        worker.wait()
+        stop_processes(workers)
     return elapsed, queued
 
 

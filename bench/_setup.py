@@ -249,7 +249,9 @@ class Results:
             "bench": self.name,
             "quick": self.quick,
             "commit": commit,
-            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+            # Code changed since the commit; results and documents written meanwhile do not count.
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                            ":(exclude)bench/results", ":(exclude)*.md")),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - STARTED, 1),
             "command": shlex.join(sys.orig_argv),

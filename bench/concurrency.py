@@ -144,7 +144,7 @@ def main() -> None:
         return
     results = Results(__file__, FIGURES, quick=args.quick)
     # The numbers of busy workers measured: all of them, then (unless --busy-few 0) only a few.
-    busy = [args.domains, *([args.busy_few] if args.busy_few else [])]
+    busy = [args.domains, *([args.busy_few] if args.busy_few not in (0, args.domains) else [])]
     seconds, busy = (3, [2]) if args.quick else (args.seconds, busy)
     runs: dict[tuple[str, int], list[dict]] = {(name, domains): [] for domains in busy for name in VARIANTS}
     for _ in range(1 if args.quick else args.runs):

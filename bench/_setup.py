@@ -20,6 +20,8 @@ import os
 import platform
 import shlex
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,13 +93,98 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": f"sqlite:///{os.environ['DATA_DIR']}/db.sqlite3"}
 
 
+def log_tail(log: Path) -> str:
+    """The end of a process's log, long enough to hold a traceback through Django and redis-py."""
+    return log.read_text(errors="replace")[-8000:]
+
+
+def start_agent(log: Path, *, env: dict[str, str] | None = None, command: Sequence[str] = ("manage.py", "fleet_agent"),
+                timeout: float = 120) -> subprocess.Popen:
+    """A fleet agent of this bench's install (``python COMMAND``), its output in ``log``; returns once it has
+    recorded its first beat: it has imported Django and Celery and claimed the install, so a launch from here on
+    measures the launch, and a fault cannot hit the agent's own start."""
+    from workers_app.models import Host
+
+    with log.open("w") as output:
+        agent = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env or worker_env(), stdout=output,
+                                 stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while not Host.objects.filter(agent_pid=agent.pid, last_seen__isnull=False).exists():
+        if agent.poll() is not None:
+            raise RuntimeError(f"the fleet agent exited with {agent.returncode}:\n{log_tail(log)}")
+        if time.monotonic() > deadline:
+            agent.kill()
+            raise TimeoutError(f"the fleet agent did not beat within {timeout:.0f} s:\n{log_tail(log)}")
+        time.sleep(0.05)
+    return agent
+
+
+def wait_for_pings(nodes: Sequence[str], timeout: float = 120,
+                   processes: Sequence[tuple[subprocess.Popen, Path]] = ()) -> None:
+    """Until every Celery node answers a ping; a process (with its log) that exits first fails with its log's end."""
+    from annotation_site.celery import app
+
+    deadline = time.monotonic() + timeout
+    missing = set(nodes)
+    while missing:
+        for reply in app.control.ping(destination=list(missing), timeout=0.2) or []:
+            missing -= set(reply)
+        for process, log in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"a celery worker exited with {process.returncode}:\n{log_tail(log)}")
+        if missing and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} of {len(nodes)} Celery nodes did not answer within {timeout:.0f} s")
+
+
+def start_celery_workers(queues: Sequence[str], *, threads: int = 4, prefix: str = "",
+                         env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """Plain `celery worker` processes, not the fleet's: one per queue, named ``<prefix><queue>@<host>``, each
+    with its log in DATA_DIR; returned once every one answers a ping."""
+    host = socket.gethostname()
+    started = []
+    for queue in queues:
+        log = Path(os.environ["DATA_DIR"]) / f"{prefix}{queue}.log"
+        with log.open("w") as output:
+            started.append((subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", queue, "-n",
+                 f"{prefix}{queue}@{host}", "-P", "threads", "-c", str(threads), "--without-mingle",
+                 "--without-gossip", "-l", "WARNING"], cwd=ROOT, env=env or worker_env(), stdout=output,
+                stderr=subprocess.STDOUT), log))
+    processes = [process for process, _ in started]
+    try:
+        wait_for_pings([f"{prefix}{queue}@{host}" for queue in queues], processes=started)
+    except BaseException:
+        stop_processes(processes)
+        raise
+    return processes
+
+
+def stop_processes(processes: Sequence[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
+
+
 def arguments(parser: argparse.ArgumentParser | None = None, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the bench's own options plus ``--quick``."""
+    """Parse the bench's own options plus ``--quick``; from here on a SIGTERM (a timeout around the bench) unwinds
+    through the bench's clean-up and atexit (private Redis, servers, temporary folders)."""
+    signal.signal(signal.SIGTERM, _terminated)
     parser = parser or argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true",
                         help="tiny data and one repetition: proves in seconds that the bench still runs; the "
                              "figures go to bench/results/quick/ and mean nothing")
     return parser.parse_args(argv)
+
+
+def in_fresh_process(script: str, *args: str, quick: bool) -> dict:
+    """Run ``script`` with ``args`` (and --quick) in a process of its own, so that no run inherits another's Redis,
+    database or API windows; return the JSON it prints last."""
+    done = subprocess.run([sys.executable, script, *args, *(["--quick"] if quick else [])], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{Path(script).name} {' '.join(args)} failed:\n{done.stderr[-8000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def summary(values: Sequence[float]) -> dict:
@@ -107,6 +194,10 @@ def summary(values: Sequence[float]) -> dict:
     rounded = [float(f"{v:.6g}") for v in values]
     return {"median": statistics.median(rounded), "min": min(rounded), "max": max(rounded),
             "repetitions": len(rounded), "values": rounded}
+
+
+def _terminated(signum: int, frame) -> None:
+    sys.exit(f"terminated by signal {signum}")
 
 
 def results_dir(quick: bool) -> Path:
@@ -126,9 +217,9 @@ class Results:
         self.load_before = os.getloadavg()[0]
 
     def add(self, name: str, values: Sequence[float], *, baseline: Sequence[float] | None = None,
-            note: str = "") -> dict:
+            baseline_note: str = "", note: str = "") -> dict:
         """Record a figure (its measurements, one per repetition) and, where the bench has one, the same figure
-        measured without the change in this invocation."""
+        measured without the change in this invocation (``baseline_note`` adds to its declared description)."""
         if name not in self.declared:
             raise KeyError(f"{self.name}: figure {name!r} is not in FIGURES ({', '.join(self.declared)})")
         declared = self.declared[name]
@@ -138,7 +229,8 @@ class Results:
         if baseline is not None:
             if "baseline" not in declared:
                 raise KeyError(f"{self.name}: figure {name!r} declares no baseline")
-            figure["baseline"] = {"about": declared["baseline"], **summary(baseline)}
+            about = f"{declared['baseline']} ({baseline_note})" if baseline_note else declared["baseline"]
+            figure["baseline"] = {"about": about, **summary(baseline)}
         if note:
             figure["note"] = note
         self.figures[name] = figure
@@ -152,12 +244,14 @@ class Results:
         folder = results_dir(self.quick)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.name}.json"
-        commit = _git("rev-parse", "HEAD")
+        commit = git("rev-parse", "HEAD")
         document = {
             "bench": self.name,
             "quick": self.quick,
             "commit": commit,
-            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            # Code changed since the commit; results and documents written meanwhile do not count.
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                            ":(exclude)bench/results", ":(exclude)*.md")),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - STARTED, 1),
             "command": shlex.join(sys.orig_argv),
@@ -201,5 +295,5 @@ def _django_database() -> str:
     return connection.vendor
 
 
-def _git(*args: str) -> str:
+def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()

@@ -12,8 +12,11 @@ Each variant runs from scratch in its own process (fresh DATA_DIR, Redis and dat
             decides;
   fixed4    the setting as it was: 4 threads per worker (WORKER_MIN_INFLIGHT = WORKER_MAX_INFLIGHT = 4, so the
             pool, the prefetch and the gate are all 4).
-Run: .venv/bin/python bench/concurrency.py [--seconds 180] [--domains 6] [--variants adaptive,fixed4]
-     (one run of one variant: --variant NAME, prints JSON)
+Both with all 6 workers busy, and again with only 2 of them given work (--busy-few 2), where fixed threads leave
+most of the rate limit unused. The results file holds adaptive's figures with fixed4's, same run, as baseline.
+Run: .venv/bin/python bench/concurrency.py [--seconds 180] [--runs 1] [--domains 6] [--busy-few 2] [--quick]
+     (--quick: 20 posts, 2 workers busy, 3 s, one run of each variant;
+      one run of one variant: --variant NAME, prints JSON)
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
-from _setup import ROOT, import_posts, isolated_django, worker_env
+from _setup import (
+    QUICK_POSTS,
+    Results,
+    arguments,
+    import_posts,
+    in_fresh_process,
+    isolated_django,
+    log_tail,
+    start_agent,
+    worker_env,
+)
 from throughput import _kill, _terminated, answer_for, beyond_limit
 
 from tests.fake_llm import max_in_window
@@ -36,9 +47,19 @@ LIMIT = 600  # requests per rolling minute, enforced by the fake server and set 
 WINDOW = 60.0
 LATENCY = 2.0
 VARIANTS = {"adaptive": {}, "fixed4": {"WORKER_MIN_INFLIGHT": "4", "WORKER_MAX_INFLIGHT": "4"}}
+FIXED4 = "fixed 4 threads per worker"
+FIGURES = {
+    "accepted": {"about": "one annotator's 6 workers, all busy, adaptive requests in flight, fake LLM answering in 2 s "
+                          "and allowing 600 per rolling minute, 180 s: requests accepted, share of 600 rpm",
+                 "unit": "%", "goal": ">= 90", "baseline": FIXED4},
+    "max_in_60s": {"about": "the same: most requests that arrived in any rolling 60 s", "unit": "requests",
+                   "goal": "<= 600", "baseline": FIXED4},
+    "accepted_few_busy": {"about": "the same with only 2 of the 6 workers given work: accepted, share of 600 rpm",
+                          "unit": "%", "goal": ">= 90", "baseline": FIXED4},
+}
 
 
-def measure_variant(name: str, seconds: int, domains: int) -> dict:
+def measure_variant(name: str, seconds: int, domains: int, posts: int | None = None) -> dict:
     """One run in this (fresh) process: the annotator's workers for ``seconds`` from the first request."""
     signal.signal(signal.SIGTERM, _terminated)
     data_dir = isolated_django(OUTBOUND_ALLOW="127.0.0.1")
@@ -50,7 +71,7 @@ def measure_variant(name: str, seconds: int, domains: int) -> dict:
     from workers_app.models import Annotator, Worker, WorkerEvent
     from workers_app.redis_client import get_redis
 
-    posts = import_posts()
+    posts = import_posts(posts)
     fake = FakeLLM(default=Reply(delay=LATENCY), per_key_rpm=LIMIT, window_seconds=WINDOW, content_for=answer_for)
     start_fake_llm(fake)
     os.environ["LLM_KEY_BENCH"] = "bench-key"
@@ -59,11 +80,8 @@ def measure_variant(name: str, seconds: int, domains: int) -> dict:
         requests_per_minute=LIMIT, timeout_seconds=10)
     workers = select_workers(1)[:domains]
     agent_log = data_dir / "agent.log"
-    with agent_log.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT,
-                                 env={**worker_env(), **VARIANTS[name]}, stdout=log, stderr=subprocess.STDOUT)
+    agent = start_agent(agent_log, env={**worker_env(), **VARIANTS[name]})
     try:
-        time.sleep(2)  # the agent imports Django and Celery once, before it forks
         load_before = os.getloadavg()[0]
         psutil.cpu_percent()
         results = launch_workers(workers, actor="bench", wait=False)
@@ -71,7 +89,7 @@ def measure_variant(name: str, seconds: int, domains: int) -> dict:
         give_up = time.monotonic() + 120
         while not fake.arrived_at:
             if time.monotonic() > give_up or agent.poll() is not None:
-                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.01)
         first = min(times[0] for times in list(fake.arrived_at.values()) if times)
         time.sleep(max(0.0, first + seconds - time.monotonic()))
@@ -102,15 +120,6 @@ def measure_variant(name: str, seconds: int, domains: int) -> dict:
             "load_after": load_after}
 
 
-def run_variant(name: str, seconds: int, domains: int) -> dict:
-    """One variant in a fresh process, so that no run inherits another's Redis, database or API window."""
-    done = subprocess.run([sys.executable, __file__, "--variant", name, "--seconds", str(seconds),
-                           "--domains", str(domains)], cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"variant {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def describe(run: dict) -> str:
     return (f"{run['variant']}: accepted {run['accepted']} = {100 * run['share']:.1f} % of {LIMIT} rpm; most in any "
             f"rolling 60 s {run['max_in_60s']} (limit {LIMIT}), beyond the limit {run['beyond_limit']}, 429s "
@@ -123,22 +132,40 @@ def describe(run: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=180)
+    parser.add_argument("--runs", type=int, default=1, help="runs of each variant and number of busy workers")
     parser.add_argument("--domains", type=int, default=6, choices=range(1, 7), help="workers with work")
+    parser.add_argument("--busy-few", type=int, default=2, choices=range(7),
+                        help="also measure with only this many workers given work (0: do not)")
     parser.add_argument("--variant", choices=sorted(VARIANTS))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
+    args = arguments(parser)
     if args.variant:
-        print(json.dumps(measure_variant(args.variant, args.seconds, args.domains)))
+        print(json.dumps(measure_variant(args.variant, args.seconds, args.domains,
+                                         QUICK_POSTS if args.quick else None)))
         return
-    runs = []
-    for name in args.variants.split(","):
-        runs.append(run_variant(name, args.seconds, args.domains))
-        print(json.dumps(runs[-1]), flush=True)
-    print(f"one annotator, {args.domains} worker(s) with work; fake LLM answers in {LATENCY:.0f} s and allows {LIMIT} "
-          f"per rolling {WINDOW:.0f} s; {args.seconds} s from the first request; {psutil.cpu_count()} CPUs")
-    for run in runs:
-        print(describe(run))
-    print(f"goal (adaptive): >= 90 % of {LIMIT} rpm, never above it")
+    results = Results(__file__, FIGURES, quick=args.quick)
+    # The numbers of busy workers measured: all of them, then (unless --busy-few 0) only a few.
+    busy = [args.domains, *([args.busy_few] if args.busy_few not in (0, args.domains) else [])]
+    seconds, busy = (3, [2]) if args.quick else (args.seconds, busy)
+    runs: dict[tuple[str, int], list[dict]] = {(name, domains): [] for domains in busy for name in VARIANTS}
+    for _ in range(1 if args.quick else args.runs):
+        for (name, domains), found in runs.items():
+            found.append(in_fresh_process(__file__, "--variant", name, "--seconds", str(seconds), "--domains",
+                                          str(domains), quick=args.quick))
+            print(json.dumps(found[-1]), flush=True)
+    print(f"one annotator; fake LLM answers in {LATENCY:.0f} s and allows {LIMIT} per rolling {WINDOW:.0f} s; "
+          f"{seconds} s from the first request; {psutil.cpu_count()} CPUs")
+    for found in runs.values():
+        for run in found:
+            print(f"{run['workers']} busy: {describe(run)}")
+    all_busy = busy[0]
+    results.add("accepted", [100 * r["share"] for r in runs["adaptive", all_busy]],
+                baseline=[100 * r["share"] for r in runs["fixed4", all_busy]])
+    results.add("max_in_60s", [r["max_in_60s"] for r in runs["adaptive", all_busy]],
+                baseline=[r["max_in_60s"] for r in runs["fixed4", all_busy]])
+    if len(busy) > 1:
+        results.add("accepted_few_busy", [100 * r["share"] for r in runs["adaptive", busy[1]]],
+                    baseline=[100 * r["share"] for r in runs["fixed4", busy[1]]])
+    results.write()
 
 
 if __name__ == "__main__":

@@ -1,27 +1,37 @@
-"""bench/fleet: the 30-worker fleet on this machine.
+"""bench/fleet: the 30-worker fleet on this machine, launched 5 times (medians).
 
-1. launch all 30 through the services -> every node answers ping (and consumes), next to 30 plain
-   `celery worker` subprocesses started at once, measured in the same run;
-2. total PSS of the 30 worker processes, for both;
+Each round, on the same DATA_DIR, Redis and database, with one fleet agent that stays up:
+1. launch all 30 through the services -> every node answers ping and is observed running;
+2. total PSS of the 30 worker processes;
 3. `pause --all` and `resume --all` with every worker confirming;
-4. restart of one worker until it consumes again.
-Run: .venv/bin/python bench/fleet.py
+4. restart of one worker until it consumes again;
+5. stop all, and wait until every process has exited;
+then the baseline of the round: 30 plain `celery worker` subprocesses started at once until every node answers
+ping, and their total PSS. The rounds alternate the two, so both see the same machine.
+Run: .venv/bin/python bench/fleet.py [--rounds 5] [--quick]   (--quick: 2 workers, one round)
 """
 
 from __future__ import annotations
 
-import socket
+import argparse
 import statistics
-import subprocess
-import sys
 import time
 
 import psutil
-from _setup import ROOT, isolated_django, worker_env
+from _setup import (
+    Results,
+    arguments,
+    isolated_django,
+    start_agent,
+    start_celery_workers,
+    stop_processes,
+    wait_for_pings,
+)
 
 isolated_django()
 
-from annotation_site.celery import app
+from django.conf import settings
+
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import (
     launch_workers,
@@ -33,43 +43,32 @@ from workers_app.fleet.services import (
 )
 from workers_app.models import Worker
 
-REPEATS = 3
-
-
-def wait_for_pings(nodes: list[str], timeout: float = 120) -> float:
-    started = time.perf_counter()
-    missing = set(nodes)
-    while missing and time.perf_counter() - started < timeout:
-        for reply in app.control.ping(destination=list(missing), timeout=0.2) or []:
-            missing -= set(reply)
-    if missing:
-        raise TimeoutError(f"{len(missing)} nodes never answered")
-    return time.perf_counter() - started
+ROUNDS = 5
+FIGURES = {
+    "launch": {"about": "launch all 30 workers through the agent until every one answers ping and runs",
+               "unit": "s", "goal": "<= 5", "baseline": "30 plain `celery worker` subprocesses started at once"},
+    "pss": {"about": "total PSS of the 30 worker processes", "unit": "GB", "goal": "<= 1.2",
+            "baseline": "30 plain `celery worker` subprocesses"},
+    "pause_all": {"about": "`pause --all`, every worker confirming", "unit": "s", "goal": "<= 0.3"},
+    "resume_all": {"about": "`resume --all`, every worker confirming", "unit": "s", "goal": "<= 0.3"},
+    "restart_one": {"about": "restart one worker until it consumes again", "unit": "s", "goal": "<= 2"},
+}
 
 
 def total_pss(pids: list[int]) -> float:
-    return sum(psutil.Process(pid).memory_full_info().pss for pid in pids) / 2**30
+    """In GB (10^9 bytes)."""
+    return sum(psutil.Process(pid).memory_full_info().pss for pid in pids) / 1e9
 
 
-def plain_subprocesses() -> tuple[float, float]:
-    host = socket.gethostname()
+def plain_subprocesses(workers: list[Worker]) -> tuple[float, float]:
     started = time.perf_counter()
-    nodes, processes = [], []
-    for worker in select_workers():
-        node = f"plain_{worker.name}@{host}"
-        nodes.append(node)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "annotation_site", "worker", "-Q", f"plain.{worker.name}", "-n",
-             node, "-P", "threads", "-c", "4", "--without-mingle", "--without-gossip", "-l", "ERROR"],
-            cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    wait_for_pings(nodes)
-    elapsed = time.perf_counter() - started
-    time.sleep(2)
-    pss = total_pss([p.pid for p in processes])
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait()
+    processes = start_celery_workers([f"plain.{worker.name}" for worker in workers])
+    try:
+        elapsed = time.perf_counter() - started
+        time.sleep(2)
+        pss = total_pss([p.pid for p in processes])
+    finally:
+        stop_processes(processes)
     return elapsed, pss
 
 
@@ -78,50 +77,93 @@ def fleet_launch(workers: list[Worker]) -> tuple[float, float]:
     results = launch_workers(workers, actor="bench", wait=False)
     assert all(r.ok for r in results), results
     wait_for_pings([w.node_name for w in workers])
-    while Worker.objects.filter(observed_state="running").count() < len(workers):
+    names = [w.name for w in workers]
+    while sum(w.observed_state == "running" for w in Worker.objects.filter(pk__in=[w.pk for w in workers])) < len(
+            workers):
+        if time.perf_counter() - started > 120:
+            raise TimeoutError(f"not all of {names} running after 120 s")
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     time.sleep(2)
-    pids = list(Worker.objects.values_list("pid", flat=True))
+    pids = list(Worker.objects.filter(pk__in=[w.pk for w in workers]).values_list("pid", flat=True))
     return elapsed, total_pss(pids)
 
 
-def timed(operation, workers: list[Worker]) -> float:
+def fresh(workers: list[Worker]) -> list[Worker]:
+    """The rows as they are now: an operation reads each worker's observed state from the row it is given."""
+    return list(Worker.objects.select_related("annotator", "domain").filter(pk__in=[w.pk for w in workers]))
+
+
+def timed(operation, workers: list[Worker], confirmed: str) -> float:
+    """Seconds for ``operation`` on the workers; every one must answer with ``confirmed``."""
+    workers = fresh(workers)
     started = time.perf_counter()
     results = operation(workers, actor="bench")
     elapsed = time.perf_counter() - started
-    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    assert all(r.ok and r.message == confirmed for r in results), [r for r in results if r.message != confirmed]
     return elapsed
 
 
-def main() -> None:
-    agent = subprocess.Popen([sys.executable, "manage.py", "fleet_agent"], cwd=ROOT, env=worker_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def stop_all(workers: list[Worker]) -> None:
+    """Stop every worker and wait until its process is gone, so that the next round starts on a quiet machine."""
+    pids = [pid for pid in Worker.objects.filter(pk__in=[w.pk for w in workers]).values_list("pid", flat=True) if pid]
+    results = run_bulk(stop_worker, workers, actor="bench")
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    _, alive = psutil.wait_procs([p for p in map(_process, pids) if p], timeout=60)
+    if alive:
+        raise RuntimeError(f"{len(alive)} worker processes still alive 60 s after stopping")
+
+
+def _process(pid: int) -> psutil.Process | None:
     try:
-        workers = select_workers()
-        time.sleep(2)  # the agent imports Django and Celery once, before any launch
-        launch, fleet_pss = fleet_launch(workers)
-        pauses, resumes = [], []
-        for _ in range(REPEATS):
-            pauses.append(timed(pause_workers, select_workers()))
-            resumes.append(timed(resume_workers, select_workers()))
-        restarts = [timed(lambda ws, actor: [restart_worker(w, actor=actor) for w in ws], select_workers(1, "urgency"))
-                    for _ in range(REPEATS)]
-        run_bulk(stop_worker, select_workers(), actor="bench")
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = arguments(parser)
+    results = Results(__file__, FIGURES, quick=args.quick)
+    rounds = 1 if args.quick else args.rounds
+    agent = start_agent(settings.DATA_DIR / "agent.log")
+    launches, pss, pauses, resumes, restarts, plain, plain_pss = [], [], [], [], [], [], []
+    try:
+        workers = select_workers()[:2] if args.quick else select_workers()
+        one = workers[:1]
+        for round_number in range(1, rounds + 1):
+            launch, memory = fleet_launch(workers)
+            launches.append(launch)
+            pss.append(memory)
+            pauses.append(timed(pause_workers, workers, "paused"))
+            resumes.append(timed(resume_workers, workers, "consuming"))
+            restarts.append(timed(lambda ws, actor: [restart_worker(w, actor=actor) for w in ws], one, "restarted"))
+            stop_all(workers)
+            elapsed, memory = plain_subprocesses(workers)
+            plain.append(elapsed)
+            plain_pss.append(memory)
+            print(f"round {round_number}: launch {launch:.2f} s (plain {elapsed:.2f} s), PSS {pss[-1]:.2f} GB "
+                  f"(plain {memory:.2f} GB), pause {pauses[-1]:.3f} s, resume {resumes[-1]:.3f} s, restart "
+                  f"{restarts[-1]:.2f} s", flush=True)
     finally:
+        Worker.objects.update(desired_state=Worker.Desired.STOPPED)
         agent.terminate()
         agent.wait()
-    plain, plain_pss = plain_subprocesses()
-    print(f"launch all 30 -> all answering ping and running: {launch:.2f} s "
-          f"(30 plain `celery worker` subprocesses at once: {plain:.2f} s)")
-    print(f"fleet memory, total PSS of the 30 workers: {fleet_pss:.2f} GiB (plain subprocesses: {plain_pss:.2f} GiB)")
-    print(f"pause --all, every worker confirming: median {statistics.median(pauses):.3f} s "
-          f"(runs {', '.join(f'{t:.3f}' for t in pauses)})")
-    print(f"resume --all, every worker confirming: median {statistics.median(resumes):.3f} s "
-          f"(runs {', '.join(f'{t:.3f}' for t in resumes)})")
-    print(f"restart one worker until it consumes again: median {statistics.median(restarts):.2f} s "
-          f"(runs {', '.join(f'{t:.2f}' for t in restarts)})")
-    print("goals: launch <= 5 s, PSS <= 1.2 GB, pause/resume --all <= 0.3 s each, restart <= 2 s")
+
+    def runs(values: list[float], digits: int = 2) -> str:
+        return f"median {statistics.median(values):.{digits}f} (runs {', '.join(f'{v:.{digits}f}' for v in values)})"
+
+    print(f"{len(workers)} workers, {rounds} rounds")
+    print(f"launch -> all answering ping and running: {runs(launches)} s; plain subprocesses at once: {runs(plain)} s")
+    print(f"total PSS of the workers: {runs(pss)} GB; plain subprocesses: {runs(plain_pss)} GB")
+    print(f"pause --all: {runs(pauses, 3)} s; resume --all: {runs(resumes, 3)} s; restart one: {runs(restarts)} s")
+    results.add("launch", launches, baseline=plain)
+    results.add("pss", pss, baseline=plain_pss)
+    results.add("pause_all", pauses)
+    results.add("resume_all", resumes)
+    results.add("restart_one", restarts)
+    results.write()
 
 
 if __name__ == "__main__":

@@ -14,9 +14,12 @@ same invocation, alternating:
   sliding  the baseline, the limiter as it was: the same sliding window of slot times, without pacing and without
            answer times, so each minute's budget goes out in a burst as fast as the workers can send it (set in
            the agent before it forks the workers);
-  none     no shared limiter (the limit raised out of reach): the workers rely on 429s and Retry-After alone.
-Run: .venv/bin/python bench/throughput.py [--runs N] [--variants paced,sliding]
-     (one run of one variant: --variant NAME, prints JSON)
+  none     no shared limiter (the limit raised out of reach): the workers rely on 429s and Retry-After alone
+           (printed only: not run unless named in --variants).
+The results file holds paced's figures, with sliding's as their baseline.
+Run: .venv/bin/python bench/throughput.py [--runs 3] [--variants paced,sliding] [--quick]
+     (--quick: 20 posts, one annotator's first 2 workers, 3 s, one run of each;
+      one run of one variant: --variant NAME, prints JSON)
 """
 
 from __future__ import annotations
@@ -26,12 +29,20 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
 import psutil
-from _setup import ROOT, import_posts, isolated_django, worker_env
+from _setup import (
+    QUICK_POSTS,
+    Results,
+    arguments,
+    import_posts,
+    in_fresh_process,
+    isolated_django,
+    log_tail,
+    start_agent,
+)
 
 from tests.fake_llm import max_in_window
 
@@ -41,6 +52,15 @@ WINDOW = 60.0
 SECONDS = 120
 LATENCY = 0.3
 VARIANTS = {"paced": (LIMIT, True), "sliding": (LIMIT, False), "none": (1_000_000, True)}
+SLIDING = "the sliding-window limiter as before (no pacing, no answer times)"
+FIGURES = {
+    "accepted": {"about": "30 workers, 5 annotators on the OpenAI-compatible backend, fake LLM answering in 300 ms "
+                          "and allowing 600 per key per rolling minute, 120 s: requests accepted, share of 5 × 600 rpm",
+                 "unit": "%", "goal": ">= 95", "baseline": SLIDING},
+    "beyond_limit": {"about": "the same: requests that arrived beyond a key's limit in their rolling minute",
+                     "unit": "requests", "goal": "== 0", "baseline": SLIDING},
+    "rejected_429": {"about": "the same: requests refused with 429", "unit": "%", "goal": "<= 1", "baseline": SLIDING},
+}
 # The agent with the workers' limiter as it was: unpaced, and a request counted at its slot even when sent within
 # it. The workers are forks of the agent and inherit that.
 UNPACED_AGENT = ("import functools, django; django.setup(); "
@@ -70,8 +90,10 @@ def beyond_limit(times: list[float], limit: int, window: float) -> int:
     return count
 
 
-def measure_variant(rpm: int, paced: bool) -> dict:
-    """One run in this (fresh) process: the fleet for SECONDS from the first request, then every process killed."""
+def measure_variant(rpm: int, paced: bool, *, seconds: int = SECONDS, annotators: int = ANNOTATORS,
+                    domains: int = 6, posts: int | None = None) -> dict:
+    """One run in this (fresh) process: the fleet for ``seconds`` from the first request, then every process
+    killed."""
     # A SIGTERM (a timeout around the bench) unwinds through the clean-up below and the private Redis's atexit.
     signal.signal(signal.SIGTERM, _terminated)
     data_dir = isolated_django(OUTBOUND_ALLOW="127.0.0.1")
@@ -80,22 +102,18 @@ def measure_variant(rpm: int, paced: bool) -> dict:
     from workers_app.fleet.services import launch_workers
     from workers_app.models import Annotator, Worker
 
-    posts = import_posts()
+    posts = import_posts(posts)
     fake = FakeLLM(default=Reply(delay=LATENCY), per_key_rpm=LIMIT, window_seconds=WINDOW, content_for=answer_for)
     start_fake_llm(fake)
-    for number in range(1, ANNOTATORS + 1):
+    for number in range(1, annotators + 1):
         os.environ[f"LLM_KEY_BENCH_{number}"] = f"bench-key-of-annotator-{number}"
         Annotator.objects.filter(number=number).update(
             backend=Annotator.Backend.OPENAI_COMPATIBLE, base_url=fake.url, model=f"fake-{number}",
             api_key_env=f"LLM_KEY_BENCH_{number}", requests_per_minute=rpm, timeout_seconds=10)
     agent_log = data_dir / "agent.log"
-    with agent_log.open("w") as log:
-        command = ["manage.py", "fleet_agent"] if paced else ["-c", UNPACED_AGENT]
-        agent = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=worker_env(),
-                                 stdout=log, stderr=subprocess.STDOUT)
-    workers = select_workers()
+    agent = start_agent(agent_log, command=["manage.py", "fleet_agent"] if paced else ["-c", UNPACED_AGENT])
+    workers = [w for n in range(1, annotators + 1) for w in select_workers(n)[:domains]]
     try:
-        time.sleep(2)  # the agent imports Django and Celery once, before it forks
         psutil.cpu_percent()
         load_before = os.getloadavg()[0]
         results = launch_workers(workers, actor="bench", wait=False)
@@ -103,19 +121,21 @@ def measure_variant(rpm: int, paced: bool) -> dict:
         give_up = time.monotonic() + 120
         while not any(fake.arrived_at.values()):
             if time.monotonic() > give_up or agent.poll() is not None:
-                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{agent_log.read_text()[-3000:]}")
+                raise RuntimeError(f"no request reached the fake LLM; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.01)
         first = min(times[0] for times in list(fake.arrived_at.values()) if times)
         while Worker.objects.filter(observed_state="running").count() < len(workers):
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"not all workers running; agent log:\n{log_tail(agent_log)}")
             time.sleep(0.1)
         all_running = time.monotonic() - first
-        time.sleep(max(0.0, first + SECONDS - time.monotonic()))
+        time.sleep(max(0.0, first + seconds - time.monotonic()))
         with fake.lock:
-            arrived = {auth: [t for t in times if t < first + SECONDS] for auth, times in fake.arrived_at.items()}
-            limited = {auth: [t for t in times if t < first + SECONDS] for auth, times in fake.limited_at.items()}
+            arrived = {auth: [t for t in times if t < first + seconds] for auth, times in fake.arrived_at.items()}
+            limited = {auth: [t for t in times if t < first + seconds] for auth, times in fake.limited_at.items()}
         cpu, load_after = psutil.cpu_percent(), os.getloadavg()[0]
         running = Worker.objects.filter(observed_state="running").count()
-        waits = _waits()
+        waits = _waits(annotators)
     finally:
         for pid in Worker.objects.exclude(pid=None).values_list("pid", flat=True):
             _kill(pid)
@@ -135,8 +155,8 @@ def measure_variant(rpm: int, paced: bool) -> dict:
     steady = (sum(1 for times in arrived.values() for t in times if t >= first + all_running)
               - sum(1 for t in refused_times if t >= first + all_running))
     return {"posts": posts, "workers": len(workers), "running": running, "keys": len(per_key),
-            "accepted": accepted, "share": accepted / (ANNOTATORS * LIMIT * SECONDS / 60),
-            "steady_share": steady / (ANNOTATORS * LIMIT * (SECONDS - all_running) / 60),
+            "accepted": accepted, "share": accepted / (annotators * LIMIT * seconds / 60),
+            "steady_share": steady / (annotators * LIMIT * max(seconds - all_running, 1e-9) / 60),
             "requests": requests, "rejected_429": requests - accepted,
             "share_429": (requests - accepted) / max(requests, 1),
             "max_in_60s": max((k["max_in_60s"] for k in per_key.values()), default=0),
@@ -154,12 +174,12 @@ def _terminated(signum: int, frame) -> None:
     sys.exit(f"terminated by signal {signum}")
 
 
-def _waits() -> int:
+def _waits(annotators: int) -> int:
     from workers_app.engine.ratelimit import counters_key
     from workers_app.redis_client import get_redis
 
     client = get_redis()
-    return sum(int(client.hget(counters_key(n), "ratelimit_waits") or 0) for n in range(1, ANNOTATORS + 1))
+    return sum(int(client.hget(counters_key(n), "ratelimit_waits") or 0) for n in range(1, annotators + 1))
 
 
 def _kill(pid: int) -> None:
@@ -169,23 +189,15 @@ def _kill(pid: int) -> None:
         pass
 
 
-def run_variant(name: str) -> dict:
-    """One variant in a fresh process, so that no run inherits another's Redis, database or API windows."""
-    done = subprocess.run([sys.executable, __file__, "--variant", name], cwd=ROOT, capture_output=True, text=True,
-                          check=False)
-    if done.returncode:
-        raise RuntimeError(f"variant {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def describe(name: str, runs: list[dict]) -> str:
     def median(field: str) -> float:
         return statistics.median(r[field] for r in runs)
 
+    annotators = runs[0]["keys"]
     shares = ", ".join(f"{100 * r['share']:.1f}" for r in runs)
     steady = ", ".join(f"{100 * r['steady_share']:.1f}" for r in runs)
     return (f"{name}: accepted median {median('accepted'):.0f} = {100 * median('share'):.1f} % of "
-            f"{ANNOTATORS * LIMIT} rpm (runs {shares} %; once all 30 ran, after a median "
+            f"{annotators * LIMIT} rpm (runs {shares} %; once all {runs[0]['workers']} ran, after a median "
             f"{median('all_running_s'):.1f} s: {steady} %); most in any rolling 60 s per key: "
             f"{max(r['max_in_60s'] for r in runs)} (limit {LIMIT}); requests beyond the limit: "
             f"{', '.join(str(r['beyond_limit']) for r in runs)}; 429s: median {100 * median('share_429'):.2f} % "
@@ -199,22 +211,31 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variant", choices=sorted(VARIANTS))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
+    parser.add_argument("--variants", default="paced,sliding")
+    args = arguments(parser)
     if args.variant:
-        print(json.dumps(measure_variant(*VARIANTS[args.variant])))
+        quick = {"seconds": 3, "annotators": 1, "domains": 2, "posts": QUICK_POSTS}
+        shape = quick if args.quick else {}
+        print(json.dumps(measure_variant(*VARIANTS[args.variant], **shape)))
         return
-    results: dict[str, list[dict]] = {name: [] for name in args.variants.split(",")}
-    for _ in range(args.runs):
-        for name, runs in results.items():
-            runs.append(run_variant(name))
+    results = Results(__file__, FIGURES, quick=args.quick)
+    found: dict[str, list[dict]] = {name: [] for name in args.variants.split(",")}
+    for _ in range(1 if args.quick else args.runs):
+        for name, runs in found.items():
+            runs.append(in_fresh_process(__file__, "--variant", name, quick=args.quick))
             print(json.dumps({name: runs[-1]}), flush=True)
-    print(f"{ANNOTATORS} annotators x 6 domains = 30 workers, each {LIMIT} rpm; fake LLM answers in "
-          f"{1000 * LATENCY:.0f} ms and allows {LIMIT} per key per rolling {WINDOW:.0f} s; {SECONDS} s per run from "
-          f"the first request; {psutil.cpu_count()} CPUs")
-    for name, runs in results.items():
+    first = next(iter(found.values()))[0]
+    print(f"{first['keys']} annotator(s), {first['workers']} workers, each key {LIMIT} rpm; fake LLM answers in "
+          f"{1000 * LATENCY:.0f} ms and allows {LIMIT} per key per rolling {WINDOW:.0f} s; {psutil.cpu_count()} CPUs")
+    for name, runs in found.items():
         print(describe(name, runs))
-    print("goal: >= 95 % of the total, 0 requests beyond any limit, <= 1 % 429s")
+    if "paced" in found:
+        baseline = found.get("sliding")
+        for figure, field, scale in (("accepted", "share", 100), ("beyond_limit", "beyond_limit", 1),
+                                     ("rejected_429", "share_429", 100)):
+            results.add(figure, [scale * r[field] for r in found["paced"]],
+                        baseline=[scale * r[field] for r in baseline] if baseline else None)
+        results.write()
 
 
 if __name__ == "__main__":

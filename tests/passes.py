@@ -88,6 +88,7 @@ ONCE = {
     "tests/test_agreement.py",
     "tests/test_alert_acknowledge.py",
     "tests/test_api_keys.py",
+    "tests/test_benchmarks.py",
     "tests/test_builtin_annotator.py",
     "tests/test_catalogue.py",
     "tests/test_concurrency.py",
@@ -132,6 +133,7 @@ ONCE = {
 
 SLOW = {
     "tests/test_installs.py",
+    "tests/test_benchmarks.py",
     "tests/test_fleet.py",
     "tests/test_progress_check.py",
     "tests/test_counters.py",

@@ -174,12 +174,17 @@ class Agent:
             self._renew_claim()
         except LockNotOwnedError:
             log.warning("the host lock of %s vanished (Redis restarted empty or wiped): taking it again", self.host)
-            if not lock.acquire(blocking=False):
+            self.rebuild_owed = True  # whatever happens next: Redis lost everything
+            try:
+                taken = lock.acquire(blocking=False)
+            except RedisError as exc:  # a restart drops every connection just after its data: try at the next round
+                log.warning("Redis unreachable while taking the host lock again (%s); trying again", exc)
+                return
+            if not taken:
                 log.error("another fleet agent took host %s meanwhile; this one stops its workers and exits",
                           self.host)
                 self.lost_lock = self.stopping = True
                 return
-            self.rebuild_owed = True
         except RedisError as exc:
             log.warning("Redis unreachable (%s); carrying on from the database", exc)
         if self.rebuild_owed:

@@ -126,7 +126,7 @@ def _annotate_in_process(domains: tuple[str, ...], count: int) -> None:
         annotate_samples(samples, WorkerKey(1, slug), worker="test")
 
 
-def test_the_grammar_leaves_no_malformed_answer_in_any_domain(twenty_posts, llama_server):
+def test_the_grammar_leaves_no_malformed_answer_in_any_domain(real_posts, llama_server):
     port, _ = llama_server
     local_annotator(port, max_retries=0)  # the profile: completion mode, structured output by grammar
     domains = ("urgency", "therapeutic", "intensity", "adjunct", "modality", "redressal")
@@ -137,7 +137,7 @@ def test_the_grammar_leaves_no_malformed_answer_in_any_domain(twenty_posts, llam
     assert all(o.parameters["structured"] == "grammar" for o in outcomes)
 
 
-def test_json_object_with_the_schema_holds_chat_answers_to_it(twenty_posts, llama_server):
+def test_json_object_with_the_schema_holds_chat_answers_to_it(real_posts, llama_server):
     port, _ = llama_server
     local_annotator(port, request_mode="chat", structured="json_object", max_retries=0)
     _annotate_in_process(("urgency", "adjunct"), 3)
@@ -146,7 +146,7 @@ def test_json_object_with_the_schema_holds_chat_answers_to_it(twenty_posts, llam
 
 
 def test_the_server_refuses_a_json_schema_response_format_and_the_annotator_stops_with_one_clear_error(
-        twenty_posts, llama_server):
+        real_posts, llama_server):
     port, _ = llama_server
     local_annotator(port, request_mode="chat", structured="json_schema")
     _annotate_in_process(("urgency", "intensity"), 5)

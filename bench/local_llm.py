@@ -9,7 +9,7 @@ the label distributions of the whole run are in the notes.
 
 Run: .venv/bin/python bench/local_llm.py [--posts 200] [--repetitions 4]     (~2.7 s a request on 2 cores:
      200 posts x 2 domains x 2 ways take about 40 minutes)
-     .venv/bin/python bench/local_llm.py --quick                               (3 posts: about a minute)
+     .venv/bin/python bench/local_llm.py --quick                               (1 post: about 20 s)
 Installs and compiles llama.cpp on first use (~8 minutes).
 """
 
@@ -65,7 +65,7 @@ FIGURES = {
     "server_busy": {"about": "share of the wall time the llama.cpp server had a request in flight, grammar",
                     "unit": "share", "goal": ">= 0.9", "baseline": FREE_TEXT},
 }
-QUICK_POSTS = 3
+QUICK_POSTS = 1
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-"""All settings, read from environment variables (see README, "Configuration")."""
+"""All settings, read from environment variables (docs/reference/settings.md lists them, from the doc= texts)."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ MIDDLEWARE = [
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'none'")
-# Behind TLS (README, "Deploying behind TLS"): cookies only over HTTPS, HSTS, and the proxy's word on the scheme.
+# Behind TLS (docs/guides/security.md, "Deploying behind TLS"): cookies only over HTTPS, HSTS, and the proxy's word on the scheme.
 SECURE_COOKIES = env_bool("SECURE_COOKIES", False,
                           doc="behind TLS: session, CSRF and messages cookies over HTTPS only")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES  # the messages cookie follows the session's
@@ -275,7 +275,7 @@ LOGGING = {
     "loggers": {"django.request": {"filters": ["no_client_error_traceback"]}},
 }
 
-# Celery: the engine's durability rests on these (see README, "How nothing is lost").
+# Celery: the engine's durability rests on these (see docs/guides/operations.md, "How nothing is lost").
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_TASK_ACKS_LATE = True
@@ -394,7 +394,7 @@ ARCHIVE_KEEP = env_int("ARCHIVE_KEEP", 7, minimum=1,
 FLEET_AGENT_LOCK_SECONDS = env_int("FLEET_AGENT_LOCK_SECONDS", 30, minimum=1,
                                    doc="lifetime of an agent's host lock in Redis (renewed while it runs)")
 
-# Security (README, "Security"). Private, loopback and link-local addresses are refused for every URL staff can
+# Security (docs/guides/security.md). Private, loopback and link-local addresses are refused for every URL staff can
 # set, except those named here (hosts, IPs or CIDR networks; env only) and the local model server.
 OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [],
                           doc=("hosts, IPs or CIDR networks that URLs staff set may point at although private "
@@ -416,7 +416,7 @@ FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [],
                                 doc="Fernet keys that encrypt stored API keys, the first encrypts",
                                 shown_default="a key made on first use in DATA_DIR/field_encryption_key (mode 600)")
 
-# The HTTP API (README, "HTTP API"): personal tokens or the admin session; errors as {"error", "detail"}.
+# The HTTP API (docs/guides/api.md): personal tokens or the admin session; errors as {"error", "detail"}.
 def _api_rate(name: str, default: str, *, doc: str, shown_default: str | None = None) -> str:
     value = env_str(name, default, doc=doc, shown_default=shown_default)
     if not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|m|min|h|hour|d|day)", value):

@@ -18,11 +18,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .env import document_env
 from .redis_service import RedisService, RedisUnavailable, ensure_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ACCESS_LOG = "web-access.log"
 RULE = "─" * 72
+document_env("LOCAL_LLM", "", values="1", doc="1: ./run.sh also runs the local model server, as with --local-llm")
 
 
 def say(message: str) -> None:

@@ -1,4 +1,4 @@
-"""All settings, read from environment variables (see README, "Configuration")."""
+"""All settings, read from environment variables (docs/reference/settings.md lists them, from the doc= texts)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ os.umask(0o077)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"),
+                        doc=("the product's folder: database (SQLite), workbooks, archives, audit log mirror, "
+                            "logs, generated keys; made mode 700"),
+                        shown_default="./data beside manage.py")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 # Posts, keys and the audit log live here: other users of the machine get no way in, whatever older files' modes.
 DATA_DIR.chmod(0o700)
@@ -32,7 +35,9 @@ DEMO_CORPUS = BASE_DIR / "data" / "demo" / "demo_posts.csv"
 
 def _secret_key() -> str:
     """Use SECRET_KEY, else one generated once and kept (mode 600, written atomically) in DATA_DIR."""
-    given = env_str("SECRET_KEY", "")
+    given = env_str("SECRET_KEY", "",
+                    doc="Django's signing key",
+                    shown_default="generated once into DATA_DIR/secret_key (mode 600)")
     if given:
         return given
     path = DATA_DIR / "secret_key"
@@ -47,10 +52,14 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
-PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+DEBUG = env_bool("DEBUG", False,
+                 doc="Django's debug mode; never in production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"],
+                         doc="host names the web server answers to")
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535,
+               doc="web server port (run.sh picks the next free one if 8000 is busy and PORT is unset)")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [],
+                                doc="behind TLS: the site's origin, e.g. https://your.host")
 
 SQLITE_OPTIONS = {
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
@@ -65,13 +74,22 @@ SQLITE_OPTIONS = {
 
 
 # PostgreSQL connections per process: web, commands and agents; a fleet worker process takes WORKER_DB_POOL_SIZE.
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=100)
-WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=100,
+                           doc="PostgreSQL: connections per process (web, agent, commands, beat)")
+WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 1, minimum=1, maximum=100,
+                              doc="PostgreSQL: connections per fleet worker process, shared by its threads")
+# PgBouncer in transaction mode hands each transaction any server connection: no server-side cursors. Read whatever
+# the database, so that the settings reference lists it wherever it is made.
+DATABASE_BEHIND_PGBOUNCER = env_bool("DATABASE_BEHIND_PGBOUNCER", False,
+                                     doc=("PostgreSQL behind PgBouncer in transaction mode: no server-side "
+                                         "cursors"))
 
 
 def _database() -> dict:
     default_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
-    url = env_str("DATABASE_URL", default_url)
+    url = env_str("DATABASE_URL", default_url,
+                  doc="the database, e.g. postgres://user@host:5432/name for production",
+                  shown_default="SQLite file db.sqlite3 in DATA_DIR (WAL mode)")
     try:
         config = dj_database_url.parse(url, conn_max_age=60)
     except ValueError as exc:
@@ -87,8 +105,7 @@ def _database() -> dict:
         # holds a connection only between its queries, never across an LLM call). A pool cannot be combined with
         # persistent connections.
         config["CONN_MAX_AGE"] = 0
-        # PgBouncer in transaction mode hands each transaction any server connection: no server-side cursors.
-        config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_BEHIND_PGBOUNCER", False)
+        config["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_BEHIND_PGBOUNCER
         config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
             "min_size": 0, "max_size": DB_POOL_MAX_SIZE, "timeout": 60, "max_idle": 60}}
     return config
@@ -97,7 +114,10 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0",
+                    doc=("Redis for queues, heartbeats, counters and locks; run.sh uses it if set (it must "
+                        "answer), else 127.0.0.1:6379 if it answers, else a private redis-server under "
+                        "DATA_DIR/redis"))
 INSTALL_ID_FORMAT = re.compile(r"[a-z0-9][a-z0-9-]{3,31}")
 
 
@@ -105,7 +125,10 @@ def _install_id() -> str:
     """Which install this is: INSTALL_ID (every host of one install sets the same), else an id made once and kept in
     DATA_DIR. Every Redis key of the install, Celery's own included, lives under it, so two installs may share one
     Redis server and database number without meeting."""
-    given = env_str("INSTALL_ID", "")
+    given = env_str("INSTALL_ID", "",
+                    doc=("prefix of every Redis key of the install (annot:INSTALL_ID:), so two installs can "
+                        "share one Redis; every host of one install sets the same value"),
+                    shown_default="made once into DATA_DIR/install_id")
     if given:
         if INSTALL_ID_FORMAT.fullmatch(given):
             return given
@@ -168,11 +191,16 @@ MIDDLEWARE = [
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'none'")
-# Behind TLS (README, "Deploying behind TLS"): cookies only over HTTPS, HSTS, and the proxy's word on the scheme.
-SECURE_COOKIES = env_bool("SECURE_COOKIES", False)
+# Behind TLS (docs/guides/security.md, "Deploying behind TLS"): cookies only over HTTPS, HSTS, and the proxy's word on the scheme.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", False,
+                          doc="behind TLS: session, CSRF and messages cookies over HTTPS only")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES  # the messages cookie follows the session's
-SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0, minimum=0, maximum=2 * 365 * 86_400)
-if env_bool("BEHIND_TLS_PROXY", False):
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0, minimum=0, maximum=2 * 365 * 86_400,
+                              doc=("behind TLS: send Strict-Transport-Security: max-age=N on HTTPS answers "
+                                  "(e.g. 31536000); check warns if set without SECURE_COOKIES"))
+if env_bool("BEHIND_TLS_PROXY", False,
+            doc=("trust the proxy's X-Forwarded-Proto: https (only behind a proxy that sets it and drops a "
+                "client's)")):
     # Only behind a proxy that sets this header itself (and drops a client's): otherwise anyone could claim HTTPS.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -181,8 +209,11 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Login throttling (django-axes): 5 wrong passwords for one username from one address lock it for 15 minutes.
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1,
+                             doc=("wrong passwords per username and client address before that pair is locked "
+                                 "(django-axes)"))
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1,
+                                              doc="how long a locked username and address stay locked"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Not its start-up banner in the output of every management command; lockouts are audited and logged regardless.
@@ -190,7 +221,9 @@ AXES_VERBOSE = False
 
 # Refused requests (401, 403, a refused lookup) are audited once per actor, client and period; the rest of the
 # period counts on that row (audit/refusals.py), so a flood of them cannot flood the append-only log.
-AUDIT_REFUSAL_PERIOD_SECONDS = env_int("AUDIT_REFUSAL_PERIOD_SECONDS", 600, minimum=1, maximum=86_400)
+AUDIT_REFUSAL_PERIOD_SECONDS = env_int("AUDIT_REFUSAL_PERIOD_SECONDS", 600, minimum=1, maximum=86_400,
+                                       doc=("refused requests of one actor and client address within this "
+                                           "period are one audit row with a count"))
 
 ROOT_URLCONF = "annotation_site.urls"
 # Where a login goes when its next= is missing or refused (another host, a script): the landing page, which leads
@@ -219,7 +252,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", "UTC")
+TIME_ZONE = env_str("TIME_ZONE", "UTC",
+                    doc="Django's time zone")
 USE_I18N = True
 USE_TZ = True
 
@@ -235,12 +269,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "filters": {"no_client_error_traceback": {"()": "annotation_site.log_filters.NoTracebackForClientErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO",
+                                                       doc="level of the console log")},
     # A refused request (403) is one line in the terminal, not a traceback; a server error keeps its traceback.
     "loggers": {"django.request": {"filters": ["no_client_error_traceback"]}},
 }
 
-# Celery: the engine's durability rests on these (see README, "How nothing is lost").
+# Celery: the engine's durability rests on these (see docs/guides/operations.md, "How nothing is lost").
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_TASK_ACKS_LATE = True
@@ -252,7 +287,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = None if DATABASES["default"]["OPTIONS"].get("pool") else 1000
 # Celery's own time limits do nothing in the threads pool: the engine checks this deadline itself before every LLM
 # call and every wait (workers_app.engine.annotate), and requeues the sample once it is past.
-TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10)
+TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 600, minimum=10,
+                               doc=("seconds one sample may take in a worker, checked before every LLM call "
+                                   "and every wait; past it the sample is requeued"))
 # Longer than any task may hold its message (its deadline, plus the last call's timeout of at most 600 s), so a slow
 # task is never handed to a second worker meanwhile.
 # The queues, kombu's bindings and its unacknowledged-message hash live under the install's prefix too.
@@ -264,14 +301,20 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Workbooks are written every FLUSH_EVERY_ROWS new outcomes or FLUSH_EVERY_SECONDS, whichever first.
-FLUSH_EVERY_ROWS = env_int("FLUSH_EVERY_ROWS", 200, minimum=1)
-FLUSH_EVERY_SECONDS = env_int("FLUSH_EVERY_SECONDS", 10, minimum=1)
-WORKER_THREADS = env_int("WORKER_THREADS", 4, minimum=1, maximum=64)
+FLUSH_EVERY_ROWS = env_int("FLUSH_EVERY_ROWS", 200, minimum=1,
+                           doc="a worker flushes its workbook after this many new outcomes")
+FLUSH_EVERY_SECONDS = env_int("FLUSH_EVERY_SECONDS", 10, minimum=1,
+                              doc="... or after this many seconds, whichever comes first (FLUSH_EVERY_ROWS)")
+WORKER_THREADS = env_int("WORKER_THREADS", 4, minimum=1, maximum=64,
+                         doc="threads per built-in-baseline worker process")
 # An LLM worker's requests in flight follow its annotator's rate limit and latency between these bounds (its thread
 # pool has WORKER_MAX_INFLIGHT threads; WORKER_THREADS then sizes only the built-in baseline's pool). At most 64: the
 # connections of a worker's HTTP client.
-WORKER_MIN_INFLIGHT = env_int("WORKER_MIN_INFLIGHT", 1, minimum=1, maximum=64)
-WORKER_MAX_INFLIGHT = env_int("WORKER_MAX_INFLIGHT", 32, minimum=1, maximum=64)
+WORKER_MIN_INFLIGHT = env_int("WORKER_MIN_INFLIGHT", 1, minimum=1, maximum=64,
+                              doc="an LLM worker's fewest requests in flight (an idle worker keeps it)")
+WORKER_MAX_INFLIGHT = env_int("WORKER_MAX_INFLIGHT", 32, minimum=1, maximum=64,
+                              doc=("an LLM worker's most requests in flight, sized every 3 s from its "
+                                  "annotator's rate limit and latency; its thread pool has this many threads"))
 if WORKER_MIN_INFLIGHT > WORKER_MAX_INFLIGHT:
     PROBLEMS.append(Problem("WORKER_MIN_INFLIGHT", str(WORKER_MIN_INFLIGHT),
                             f"expected at most WORKER_MAX_INFLIGHT ({WORKER_MAX_INFLIGHT})"))
@@ -279,68 +322,111 @@ if WORKER_MIN_INFLIGHT > WORKER_MAX_INFLIGHT:
 MAX_SAMPLE_CHARS = 100_000
 
 # Fleet: one agent per host starts and stops that host's workers.
-FLEET_HOST = env_str("FLEET_HOST", socket.gethostname())
-HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 5, minimum=1)
-FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1)
-FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1)
+FLEET_HOST = env_str("FLEET_HOST", socket.gethostname(),
+                     doc="which Worker rows this host's agent runs",
+                     shown_default="the machine's host name")
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 5, minimum=1,
+                            doc="worker heartbeat period; drift is corrected within about this plus 2 s")
+FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1,
+                                   doc="how long a stop waits before SIGKILL")
+FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1,
+                                    doc="how long a forced stop waits before SIGKILL")
 # Worker processes run at this lower CPU priority (nice), so that the web pages and the agent stay responsive
 # while thirty busy workers share a few cores; 0 keeps them at the agent's priority.
-FLEET_WORKER_NICE = env_int("FLEET_WORKER_NICE", 10, minimum=0, maximum=19)
+FLEET_WORKER_NICE = env_int("FLEET_WORKER_NICE", 10, minimum=0, maximum=19,
+                            doc=("CPU priority (nice) of worker processes, so pages and the agent stay "
+                                "responsive; 0 keeps the agent's"))
 # Each agent beats into its Host row; a host silent this long is lost (shown, alerted, its workers movable).
-FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5)
+FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5,
+                                  doc="a host whose agent is silent this long is lost")
 # Opt-in: the health sweep moves a lost host's workers to the live host that runs the fewest.
-FLEET_AUTO_FAILOVER = env_bool("FLEET_AUTO_FAILOVER", False)
+FLEET_AUTO_FAILOVER = env_bool("FLEET_AUTO_FAILOVER", False,
+                               doc=("the health sweep moves a lost host's workers to the live host that runs "
+                                   "the fewest"))
 # Each agent checks its host's workbooks this often and publishes the result for the health sweep.
-WORKBOOK_REPORT_SECONDS = env_int("WORKBOOK_REPORT_SECONDS", 10, minimum=1)
+WORKBOOK_REPORT_SECONDS = env_int("WORKBOOK_REPORT_SECONDS", 10, minimum=1,
+                                  doc="how often each agent checks its host's workbooks for the health sweep")
 # Each agent looks this often for samples its idle running workers lost (see workers_app/fleet/lost_work.py); they
 # are queued again at the second look that finds the same shortfall.
-LOST_WORK_CHECK_SECONDS = env_int("LOST_WORK_CHECK_SECONDS", 10, minimum=1)
+LOST_WORK_CHECK_SECONDS = env_int("LOST_WORK_CHECK_SECONDS", 10, minimum=1,
+                                  doc=("how often each agent looks for samples an idle running worker lost; a "
+                                      "shortfall seen at two looks in a row is queued again"))
 
 # Health checks (a worker is healthy when all five pass) and alerts.
-HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1)
-HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1)
-HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1)
-HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100) / 100
-HEALTH_ALERT_ERROR_RATE = env_int("HEALTH_ALERT_ERROR_RATE_PERCENT", 20, minimum=1, maximum=100) / 100
-HEALTH_MAX_RSS_MB = env_int("HEALTH_MAX_RSS_MB", 500, minimum=1)
-AUTO_RESTARTS_PER_HOUR = env_int("AUTO_RESTARTS_PER_HOUR", 3, minimum=0)
-WORKBOOK_ALERT_MB = env_int("WORKBOOK_ALERT_MB", 100, minimum=1)
-DISK_ALERT_FREE_MB = env_int("DISK_ALERT_FREE_MB", 1024, minimum=1)
-ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL", "")
-ALERT_EMAILS = env_list("ALERT_EMAILS", [])
-METRICS_KEEP_DAYS = env_int("METRICS_KEEP_DAYS", 30, minimum=1)
-PROJECT_NAME = env_str("PROJECT_NAME", "annotation-fleet")
+HEALTH_HEARTBEAT_MAX_AGE = env_int("HEALTH_HEARTBEAT_MAX_AGE", 60, minimum=1,
+                                   doc=("health check: the oldest heartbeat a healthy worker may have, in "
+                                       "seconds"))
+HEALTH_STUCK_SECONDS = env_int("HEALTH_STUCK_SECONDS", 300, minimum=1,
+                               doc="health check: a worker with work that stores nothing this long is stuck")
+HEALTH_ERROR_WINDOW = env_int("HEALTH_ERROR_WINDOW", 100, minimum=1,
+                              doc=("health check: how many of a worker's last outcomes the malformed share is "
+                                  "taken over"))
+HEALTH_ERROR_RATE = env_int("HEALTH_ERROR_RATE_PERCENT", 10, minimum=1, maximum=100,
+                            doc="health check: the malformed share (percent) a healthy worker stays under") / 100
+HEALTH_ALERT_ERROR_RATE = env_int("HEALTH_ALERT_ERROR_RATE_PERCENT", 20, minimum=1, maximum=100,
+                                  doc="the error rate (percent) that raises an alert") / 100
+HEALTH_MAX_RSS_MB = env_int("HEALTH_MAX_RSS_MB", 500, minimum=1,
+                            doc="health check: the most memory (RSS, MB) a healthy worker uses")
+AUTO_RESTARTS_PER_HOUR = env_int("AUTO_RESTARTS_PER_HOUR", 3, minimum=0,
+                                 doc=("automatic restarts per worker per rolling hour; the next is refused and"
+                                     " alerted"))
+WORKBOOK_ALERT_MB = env_int("WORKBOOK_ALERT_MB", 100, minimum=1,
+                            doc="alert when a workbook grows past this size")
+DISK_ALERT_FREE_MB = env_int("DISK_ALERT_FREE_MB", 1024, minimum=1,
+                             doc="alert when free disk falls below this")
+ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL", "",
+                            doc="alerts as JSON to this URL (works with Slack incoming webhooks)")
+ALERT_EMAILS = env_list("ALERT_EMAILS", [],
+                        doc="alerts by mail to these addresses (Django mail settings)")
+METRICS_KEEP_DAYS = env_int("METRICS_KEEP_DAYS", 30, minimum=1,
+                            doc="days the per-minute metrics are kept")
+PROJECT_NAME = env_str("PROJECT_NAME", "annotation-fleet",
+                       doc="the name a superuser types to confirm a factory reset in the admin")
 
 # The optional local model server (./run.sh --local-llm) and the annotator profile that points at it.
-LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 8081, minimum=1, maximum=65535)
-LOCAL_LLM_URL = env_str("LOCAL_LLM_URL", f"http://127.0.0.1:{LOCAL_LLM_PORT}/v1")
-ARCHIVE_KEEP = env_int("ARCHIVE_KEEP", 7, minimum=1)
-FLEET_AGENT_LOCK_SECONDS = env_int("FLEET_AGENT_LOCK_SECONDS", 30, minimum=1)
+LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 8081, minimum=1, maximum=65535,
+                         doc="port of the local model server (./run.sh --local-llm)")
+LOCAL_LLM_URL = env_str("LOCAL_LLM_URL", f"http://127.0.0.1:{LOCAL_LLM_PORT}/v1",
+                        doc="base URL of the local model server, always allowed by the outbound policy",
+                        shown_default="http://127.0.0.1:LOCAL_LLM_PORT/v1")
+ARCHIVE_KEEP = env_int("ARCHIVE_KEEP", 7, minimum=1,
+                       doc="automatic daily archives kept")
+FLEET_AGENT_LOCK_SECONDS = env_int("FLEET_AGENT_LOCK_SECONDS", 30, minimum=1,
+                                   doc="lifetime of an agent's host lock in Redis (renewed while it runs)")
 
-# Security (README, "Security"). Private, loopback and link-local addresses are refused for every URL staff can
+# Security (docs/guides/security.md). Private, loopback and link-local addresses are refused for every URL staff can
 # set, except those named here (hosts, IPs or CIDR networks; env only) and the local model server.
-OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [])
-LLM_MAX_RESPONSE_BYTES = env_int("LLM_MAX_RESPONSE_BYTES", 256 * 1024, minimum=1024)
-IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 100, minimum=1) * 1024 * 1024
-IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000, minimum=1)
+OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [],
+                          doc=("hosts, IPs or CIDR networks that URLs staff set may point at although private "
+                              "(e.g. a vLLM server on your network)"))
+LLM_MAX_RESPONSE_BYTES = env_int("LLM_MAX_RESPONSE_BYTES", 256 * 1024, minimum=1024,
+                                 doc="largest LLM answer read, after decompression")
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 100, minimum=1,
+                           doc="largest corpus or reference file, in MiB; any request body may be this plus 1 MiB"
+                           ) * 1024 * 1024
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000, minimum=1,
+                          doc="most rows in a corpus or reference file")
 # The largest request body any page takes: an upload of IMPORT_MAX_BYTES and its form around it.
 MAX_REQUEST_BYTES = IMPORT_MAX_BYTES + 1024 * 1024
-ARCHIVE_MAX_MEMBER_BYTES = env_int("ARCHIVE_MAX_MEMBER_MB", 1024, minimum=1) * 1024 * 1024
+ARCHIVE_MAX_MEMBER_BYTES = env_int("ARCHIVE_MAX_MEMBER_MB", 1024, minimum=1,
+                                   doc="largest archive member verify and restore read") * 1024 * 1024
 # Encrypts API keys stored in the database: comma-separated Fernet keys, the first encrypts; unset: a key kept in
 # DATA_DIR/field_encryption_key (mode 600), made on first use.
-FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [])
+FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [],
+                                doc="Fernet keys that encrypt stored API keys, the first encrypts",
+                                shown_default="a key made on first use in DATA_DIR/field_encryption_key (mode 600)")
 
-# The HTTP API (README, "HTTP API"): personal tokens or the admin session; errors as {"error", "detail"}.
-def _api_rate(name: str, default: str) -> str:
-    value = env_str(name, default)
+# The HTTP API (docs/guides/api.md): personal tokens or the admin session; errors as {"error", "detail"}.
+def _api_rate(name: str, default: str, *, doc: str, shown_default: str | None = None) -> str:
+    value = env_str(name, default, doc=doc, shown_default=shown_default)
     if not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|m|min|h|hour|d|day)", value):
         PROBLEMS.append(Problem(name, value, "expected requests/period, e.g. 600/min (period s, min, hour or day)"))
         return default
     return value
 
 
-def _networks(name: str, default: list[str]) -> list[str]:
-    values = env_list(name, default)
+def _networks(name: str, default: list[str], *, doc: str) -> list[str]:
+    values = env_list(name, default, doc=doc)
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)
@@ -351,9 +437,14 @@ def _networks(name: str, default: list[str]) -> list[str]:
 
 
 # Requests per user (all their tokens and their browser session together); API_TOKEN_RATE is its former name.
-API_USER_RATE = _api_rate("API_USER_RATE", _api_rate("API_TOKEN_RATE", "600/min"))
+API_USER_RATE = _api_rate(
+    "API_USER_RATE",
+    _api_rate("API_TOKEN_RATE", "600/min", doc="the former name of API_USER_RATE, still read"),
+    doc="API requests per user (all their tokens and their session together) per period: s, min, hour or day",
+    shown_default="600/min")
 # Live (neither revoked nor expired) API tokens one user may have.
-API_MAX_TOKENS_PER_USER = env_int("API_MAX_TOKENS_PER_USER", 5, minimum=1, maximum=100)
+API_MAX_TOKENS_PER_USER = env_int("API_MAX_TOKENS_PER_USER", 5, minimum=1, maximum=100,
+                                  doc="live (neither revoked nor expired) API tokens one user may have")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],
@@ -380,5 +471,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.require_bodies"],
 }
 # /metrics answers a bearer METRICS_TOKEN, or any client in METRICS_ALLOW (addresses or CIDR networks).
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-METRICS_ALLOW = _networks("METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env_str("METRICS_TOKEN", "",
+                        doc="a bearer token that may scrape /metrics")
+METRICS_ALLOW = _networks("METRICS_ALLOW", ["127.0.0.1/32", "::1/128"],
+                          doc="addresses or CIDR networks that may scrape /metrics without a token")

@@ -36,7 +36,7 @@ LOST_AFTER = 6
 def host_agent(name: str) -> tuple[AgentProcess, Path]:
     data_dir = settings.DATA_DIR / f"host-{name}"
     data_dir.mkdir(exist_ok=True)
-    # Every host of one install shares its INSTALL_ID, and so its Redis keys (README, "Several hosts").
+    # Every host of one install shares its INSTALL_ID, and so its Redis keys (docs/guides/hosts-postgres.md).
     return AgentProcess(FLEET_HOST=name, DATA_DIR=str(data_dir), INSTALL_ID=settings.INSTALL_ID,
                         FLEET_HOST_LOST_SECONDS=str(LOST_AFTER),
                         WORKBOOK_REPORT_SECONDS="2"), data_dir

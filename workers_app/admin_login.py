@@ -9,14 +9,20 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from annotation_site.env import document_env
 from annotation_site.files import atomic_write
 from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 
+ADMIN_USERNAME = "admin"
+document_env("ADMIN_USERNAME", ADMIN_USERNAME, doc="the first staff login, a superuser made by ./run.sh")
+document_env("ADMIN_PASSWORD", "", shown_default="generated, shown once, kept in DATA_DIR/admin_password (mode 600)",
+             doc="that login's password; set on a later run, it resets the password")
+
 
 def _username() -> str:
-    return os.environ.get("ADMIN_USERNAME", "admin")
+    return os.environ.get("ADMIN_USERNAME", ADMIN_USERNAME)
 
 
 def _password_file():

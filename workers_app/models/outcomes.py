@@ -40,6 +40,9 @@ class Outcome(models.Model):
     cached = models.BooleanField(default=False, help_text="answered from the response cache: no call, no cost")
     cached_latency_ms = models.PositiveIntegerField(null=True, blank=True,
                                                     help_text="a cached answer: how long the original call took")
+    # The probability the model gave the tokens that spell its chosen label(s) (engine/logprobs.py); null when the
+    # annotator did not ask for logprobs, the server sent none or unreadable ones, or the answer came from the cache.
+    confidence = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)

@@ -370,8 +370,10 @@ class JobSerializer(serializers.Serializer):
 
 class ReviewItemSerializer(serializers.Serializer):
     sample = serializers.CharField(help_text="the sample's external id")
-    why = serializers.CharField(help_text="LEVEL_4 given, labels N levels apart, an answer reads as a refusal")
-    risk = serializers.IntegerField(help_text="orders the queue: 100 for LEVEL_4, 10 per level apart, 1 a refusal")
+    why = serializers.CharField(help_text="LEVEL_4 given, labels N levels apart, the annotators disagree, an "
+                                          "annotator was unsure of its label, an answer reads as a refusal")
+    risk = serializers.IntegerField(help_text="orders the queue: 100 for LEVEL_4, 10 per level apart, 4 when the "
+                                              "annotators disagree, 2 for low confidence, 1 a refusal")
     status = serializers.CharField(help_text="open, claimed or reviewed")
     urgency = serializers.DictField(child=serializers.CharField(allow_blank=True),
                                     help_text="each annotator's urgency label ('' when missing or malformed)")

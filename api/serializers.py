@@ -447,7 +447,9 @@ class QualitySerializer(serializers.Serializer):
     reference = serializers.DictField(help_text="the set's name and provenance")
     domains = serializers.ListField(child=serializers.DictField(), help_text=(
         "per domain: rows (each annotator, the majority vote and Dawid–Skene: n, accuracy, macro_f1, kappa, "
-        "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst) and alt_test"))
+        "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst, calibration: null or "
+        "{n, ece, bins: [{low, high, count, mean_confidence, accuracy}]} for an annotator whose labels have "
+        "confidences) and alt_test"))
 
 
 class ConsolidationFilterSerializer(RunFilterSerializer):

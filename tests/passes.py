@@ -108,6 +108,7 @@ ONCE = {
     "tests/test_quality.py",
     "tests/test_confidence.py",
     "tests/test_confidence_review.py",
+    "tests/test_calibration.py",
     "tests/test_quality_metrics.py",
     "tests/test_quality_pages.py",
     "tests/test_passes.py",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from tests.helpers import make_samples
@@ -177,6 +178,17 @@ def test_every_reason_together_keeps_the_documented_order_and_risk(samples):
 def test_the_new_reasons_alone_stay_below_the_smallest_spread():
     assert risk_of([ANNOTATORS_DISAGREE, LOW_CONFIDENCE, REFUSAL], 0) < risk_of([URGENCY_SPREAD], 2)
     assert risk_level(risk_of([ANNOTATORS_DISAGREE, LOW_CONFIDENCE, REFUSAL], 0)) == "low"
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("name", ["review_below_confidence", "review_below_agreement"])
+def test_a_threshold_outside_zero_to_one_is_named_and_not_saved(catalogue, name, value):
+    domain = Domain.objects.get(slug="urgency")
+    setattr(domain, name, value)
+    with pytest.raises(ValidationError) as refused:
+        domain.full_clean()
+    assert list(refused.value.message_dict) == [name]
+    assert getattr(Domain.objects.get(slug="urgency"), name) is None
 
 
 # ------------------------------------------------------------------------------------------------- pages

@@ -181,8 +181,9 @@ def flag_stored(rows: list[dict]) -> int:
     """Flag the samples of one message's outcome rows (stored before this is called, by this message or by an
     earlier copy of it); return how many items were made or extended.
 
-    Costs nothing for a message without urgency rows or refusals, else one query for the samples' stored urgency
-    labels and one for their items; an INSERT and UPDATEs only when an item is new or gains something. A database
+    Costs nothing for a message without urgency rows, refusals or a review threshold that applies to it, else one
+    query for the samples' stored urgency labels, one for low confidence, two for agreement, and one for their
+    items; an INSERT and UPDATEs only when an item is new or gains something. A database
     error propagates (the task retries its message, which finds its outcomes stored and flags nothing), so it also
     asks the next sweep to sync at once.
     """

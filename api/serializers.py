@@ -277,7 +277,7 @@ class OutcomeSerializer(serializers.ModelSerializer):
         model = Outcome
         fields = ["id", "run", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
                   "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "cache_read_tokens",
-                  "cache_write_tokens", "attempts", "cost", "cached", "cached_latency_ms", "created_at"]
+                  "cache_write_tokens", "attempts", "cost", "cached", "cached_latency_ms", "confidence", "created_at"]
 
 
 class CostFilterSerializer(RunFilterSerializer):

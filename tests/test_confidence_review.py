@@ -213,3 +213,13 @@ def test_the_queue_and_the_item_show_the_new_reasons_and_the_unsure_label(sample
     page = reviewer_client.get(f"/review/{ReviewItem.objects.get().pk}/").content.decode()
     assert 'class="badge low-confidence"' in page and "p 0.31" in page and "p 0.90" in page
     assert page.count("low-confidence") == 1  # the confident label is shown plainly
+
+
+def test_the_sample_page_shows_a_labels_confidence_where_it_has_one(samples, client):
+    from tests.browser.conftest import make_staff
+
+    client.force_login(make_staff("vic", "workers_app.view_sample"))
+    store(row(samples[0], 1, "intensity", ["INT-3"], confidence=0.3125))
+    store(row(samples[0], 2, "intensity", ["INT-3"]))
+    page = client.get(f"/samples/{samples[0]}/").content.decode()
+    assert page.count("<dt>Confidence</dt>") == 1 and "0.313" in page

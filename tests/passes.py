@@ -31,6 +31,7 @@ POSTGRES = {
     # Conditional updates, unique constraints and reservations that two writers race for.
     "tests/test_fleet_controls.py",
     "tests/test_review.py",
+    "tests/test_confidence_review.py",
     "tests/test_runs.py",
     "tests/test_cost_budget.py",
     "tests/test_response_cache.py",
@@ -107,7 +108,6 @@ ONCE = {
     "tests/test_parsing.py",
     "tests/test_quality.py",
     "tests/test_confidence.py",
-    "tests/test_confidence_review.py",
     "tests/test_calibration.py",
     "tests/test_confidence_workers.py",
     "tests/test_quality_metrics.py",

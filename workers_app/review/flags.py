@@ -4,9 +4,10 @@ A sample is flagged when an annotator rates its urgency LEVEL_4, when an answer 
 stored urgency labels lie two or more levels apart, and, where a domain sets the thresholds, when a stored label's
 confidence (its probability from the model's logprobs) is below the domain's ``review_below_confidence``
 (low_confidence) or when, once every enabled annotator of the run has answered, the share of annotators agreeing
-with the majority label is below the domain's ``review_below_agreement`` (annotators_disagree). The store is the source of truth: ``flag_stored`` is the fast
-path after each message, ``sync_review_items`` derives every flag from the store again (after a worker was killed
-between its INSERT and its flag, or a flag failed), so the two must agree.
+with the majority label is below the domain's ``review_below_agreement`` (annotators_disagree). The store is the
+source of truth: ``flag_stored`` is the fast path after each message, ``sync_review_items`` derives every flag from
+the store again (after a worker was killed between its INSERT and its flag, or a flag failed), so the two must
+agree.
 
 Concurrent flaggers of one sample never lose a reason: the item is inserted once (unique sample, conflicts
 ignored) and its ``reasons``, ``spread`` and ``risk`` change only by compare-and-set UPDATEs, one statement each in autocommit,
@@ -182,10 +183,10 @@ def flag_stored(rows: list[dict]) -> int:
     earlier copy of it); return how many items were made or extended.
 
     Costs nothing for a message without urgency rows, refusals or a review threshold that applies to it, else one
-    query for the samples' stored urgency labels, one for low confidence, two for agreement, and one for their
-    items; an INSERT and UPDATEs only when an item is new or gains something. A database
-    error propagates (the task retries its message, which finds its outcomes stored and flags nothing), so it also
-    asks the next sweep to sync at once.
+    query for the samples' stored urgency labels, one for low confidence, three for agreement, and one for their
+    items; an INSERT and UPDATEs only when an item is new or gains something. A database error propagates (the
+    task retries its message, which finds its outcomes stored and flags nothing), so it also asks the next sweep to
+    sync at once.
     """
     try:
         return _flag(rows)
@@ -229,8 +230,8 @@ def _flag(rows: list[dict]) -> int:
 
 
 def findings_in_store(sample_ids: Collection[int] | None = None) -> dict[int, Finding]:
-    """Every sample's finding (or these samples'), derived from the stored outcomes (four queries, five or six
-    where a domain sets an agreement threshold)."""
+    """Every sample's finding (or these samples'), derived from the stored outcomes (five queries; three more where
+    a domain sets an agreement threshold)."""
     outcomes = Outcome.objects.all() if sample_ids is None else Outcome.objects.filter(sample_id__in=sample_ids)
     urgency = Domain.objects.filter(slug=URGENCY).first()
     findings = _urgency_findings(urgency, outcomes) if urgency else {}

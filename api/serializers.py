@@ -277,7 +277,7 @@ class OutcomeSerializer(serializers.ModelSerializer):
         model = Outcome
         fields = ["id", "run", "sample", "annotator", "domain", "status", "labels", "reason", "reason_detail", "raw_answer",
                   "model", "prompt_version", "latency_ms", "prompt_tokens", "completion_tokens", "cache_read_tokens",
-                  "cache_write_tokens", "attempts", "cost", "cached", "cached_latency_ms", "created_at"]
+                  "cache_write_tokens", "attempts", "cost", "cached", "cached_latency_ms", "confidence", "created_at"]
 
 
 class CostFilterSerializer(RunFilterSerializer):
@@ -370,8 +370,10 @@ class JobSerializer(serializers.Serializer):
 
 class ReviewItemSerializer(serializers.Serializer):
     sample = serializers.CharField(help_text="the sample's external id")
-    why = serializers.CharField(help_text="LEVEL_4 given, labels N levels apart, an answer reads as a refusal")
-    risk = serializers.IntegerField(help_text="orders the queue: 100 for LEVEL_4, 10 per level apart, 1 a refusal")
+    why = serializers.CharField(help_text="LEVEL_4 given, labels N levels apart, the annotators disagree, an "
+                                          "annotator was unsure of its label, an answer reads as a refusal")
+    risk = serializers.IntegerField(help_text="orders the queue: 100 for LEVEL_4, 10 per level apart, 4 when the "
+                                              "annotators disagree, 2 for low confidence, 1 a refusal")
     status = serializers.CharField(help_text="open, claimed or reviewed")
     urgency = serializers.DictField(child=serializers.CharField(allow_blank=True),
                                     help_text="each annotator's urgency label ('' when missing or malformed)")
@@ -445,7 +447,9 @@ class QualitySerializer(serializers.Serializer):
     reference = serializers.DictField(help_text="the set's name and provenance")
     domains = serializers.ListField(child=serializers.DictField(), help_text=(
         "per domain: rows (each annotator, the majority vote and Dawid–Skene: n, accuracy, macro_f1, kappa, "
-        "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst) and alt_test"))
+        "malformed, refused as {value, ci95: [low, high]}, per_class, confusion, worst, calibration: null or "
+        "{n, ece, bins: [{low, high, count, mean_confidence, accuracy}]} for an annotator whose labels have "
+        "confidences) and alt_test"))
 
 
 class ConsolidationFilterSerializer(RunFilterSerializer):

@@ -481,6 +481,7 @@ class ConsolidationDownload(APIView):
 
 @_listing("review_list", s.RunFilterSerializer, s.ReviewItemSerializer,
           "The clinical review queue, highest risk first: any LEVEL_4, urgency labels two or more levels apart, "
+          "annotators who disagree or a label its model was unsure of (where a domain sets those thresholds), "
           "or an answer that reads as a refusal; with each annotator's urgency label in a run (the current one "
           "unless named)")
 class ReviewList(FilteredList):

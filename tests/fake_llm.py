@@ -34,6 +34,7 @@ class Reply:
     delay: float = 0.0
     error: str = ""
     usage: dict | None = None  # instead of {"prompt_tokens": 100, "completion_tokens": 12}
+    logprobs: object = None  # the choice's "logprobs" as it is sent (see chat_logprobs / completion_logprobs)
     # Misbehaviour, for the hostile tests:
     body: bytes | None = None  # sent as it is instead of the JSON answer
     headers: dict = field(default_factory=dict)
@@ -47,7 +48,7 @@ class Reply:
 @dataclass
 class FakeLLM:
     """Replies come from ``script`` in order, then ``default`` forever (its content from ``content_for``, if set,
-    so that one server can answer every domain's prompt)."""
+    so that one server can answer every domain's prompt; or the whole reply from ``reply_for``)."""
 
     default: Reply = field(default_factory=Reply)
     script: collections.deque = field(default_factory=collections.deque)
@@ -59,6 +60,7 @@ class FakeLLM:
     arrived_at: dict = field(default_factory=lambda: collections.defaultdict(list))
     limited_at: dict = field(default_factory=lambda: collections.defaultdict(list))
     content_for: Callable[[dict], object] | None = None
+    reply_for: Callable[[dict], Reply] | None = None  # the whole default reply from the request, instead
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     statuses: collections.Counter = field(default_factory=collections.Counter)
@@ -86,6 +88,8 @@ class FakeLLM:
                 return Reply(status=self.refusal_status, error=f"Unrecognized request argument supplied: {refused}")
             if self.script:
                 reply = self.script.popleft()
+            elif self.reply_for is not None:
+                reply = self.reply_for(body or {})
             elif self.content_for is not None:
                 reply = replace(self.default, content=self.content_for(body or {}))
             else:
@@ -168,6 +172,18 @@ def schema_instance(schema: dict) -> object:
     raise ValueError(f"no instance for {schema!r:.80}")
 
 
+def chat_logprobs(tokens: list[tuple[str, float]]) -> dict:
+    """A chat completion's logprobs: each token with its probability (sent as its log), and its top alternatives."""
+    return {"content": [{"token": text, "logprob": math.log(p), "bytes": list(text.encode()),
+                         "top_logprobs": [{"token": text, "logprob": math.log(p)}]} for text, p in tokens]}
+
+
+def completion_logprobs(tokens: list[tuple[str, float]]) -> dict:
+    """A text completion's logprobs (the legacy shape): parallel lists."""
+    return {"tokens": [text for text, _ in tokens], "token_logprobs": [math.log(p) for _, p in tokens],
+            "top_logprobs": [{text: math.log(p)} for text, p in tokens]}
+
+
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -190,6 +206,8 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if reply.status == 200:
                 text_completion = self.path.endswith("/completions") and not self.path.endswith("chat/completions")
                 choice = {"text": reply.content} if text_completion else {"message": {"content": reply.content}}
+                if reply.logprobs is not None:
+                    choice["logprobs"] = reply.logprobs
                 payload = {"model": body.get("model", "fake"), "choices": [choice],
                            "usage": reply.usage or {"prompt_tokens": 100, "completion_tokens": 12}}
             else:

@@ -71,14 +71,14 @@ def test_archive_factory_reset_restore_gives_back_identical_outcomes_and_workboo
 
 # Committed: a reset retires the workers from several threads (run_bulk), each with a connection of its own.
 @pytest.mark.django_db(transaction=True)
-def test_a_restore_gives_back_the_reviewers_adjudications_and_the_costs(annotated, staff):
+def test_a_restore_gives_back_the_reviewers_adjudications_the_costs_and_confidences(annotated, staff):
     from decimal import Decimal
 
     from workers_app.models import ReviewItem
     from workers_app.review.services import adjudicate_review, claim_review
 
     sample = Sample.objects.order_by("id").first()
-    Outcome.objects.filter(sample=sample).update(cost=Decimal("0.0125"))
+    Outcome.objects.filter(sample=sample).update(cost=Decimal("0.0125"), confidence=0.42)
     item = ReviewItem.objects.create(sample=sample, reasons=["level_4"], risk=100)
     claim_review(item, actor_user=staff)
     adjudicate_review(ReviewItem.objects.get(pk=item.pk), labels={"urgency": ["LEVEL_3"]}, note="called them",
@@ -94,7 +94,7 @@ def test_a_restore_gives_back_the_reviewers_adjudications_and_the_costs(annotate
     assert (back.status, back.adjudicated, back.note, back.reviewed_by) == ("reviewed", {"urgency": ["LEVEL_3"]},
                                                                           "called them", staff)
     assert digest_of_outcomes() == costs
-    assert Outcome.objects.filter(cost=Decimal("0.0125")).count() == 3
+    assert Outcome.objects.filter(cost=Decimal("0.0125"), confidence=0.42).count() == 3
 
 
 def _tar_with(path, name: str, *, symlink: bool = False) -> None:

@@ -115,18 +115,20 @@ def settings_form(annotator: Annotator, **changes) -> dict:
 def test_settings_are_saved_through_the_service_with_a_key_and_a_price(client, http_annotator):
     logged_in(client, "olga", "workers_app.view_annotator", "workers_app.change_annotator")
     response = client.post("/setup/annotators/1/", settings_form(
-        http_annotator, model="gpt-4o-mini", temperature="0", cache_responses="on", api_key=KEY,
+        http_annotator, model="gpt-4o-mini", temperature="0", cache_responses="on", request_logprobs="on", api_key=KEY,
         **{"price-valid_from": "2026-02-01", "price-input_per_1k": "0.15", "price-output_per_1k": "0.6",
            "price-currency": "USD"}))
 
     assert response.status_code == 302, text(response)
     saved = Annotator.objects.get(number=1)
-    assert (saved.model, saved.cache_responses, api_key_for(saved)) == ("gpt-4o-mini", True, KEY)
+    assert (saved.model, saved.cache_responses, saved.request_logprobs, api_key_for(saved)) == ("gpt-4o-mini", True,
+                                                                                               True, KEY)
     assert AnnotatorPrice.objects.filter(annotator=saved, currency="USD").count() == 1
     page = text(client.get("/setup/annotators/1/"))
     assert KEY not in page and "Stored key: yes" in page and "0.15 in / 0.6 out USD" in page
     row = AuditLog.objects.get(action="change_annotator")
-    assert row.parameters["fields"] == ["cache_responses", "model"] and row.parameters["key"] == "replaced"
+    assert row.parameters["fields"] == ["cache_responses", "model", "request_logprobs"]
+    assert row.parameters["key"] == "replaced"
 
 
 def test_the_list_shows_each_annotators_key_state_and_price(client, http_annotator):

@@ -18,11 +18,11 @@ from workers_app.runs.definitions import run_definition
 
 OUTCOME_FIELDS = ("status", "labels", "reason", "reason_detail", "raw_answer", "model", "prompt_version",
                   "parameters", "latency_ms", "prompt_tokens", "completion_tokens", "cache_read_tokens",
-                  "cache_write_tokens", "attempts", "worker", "cost", "cached", "cached_latency_ms")
+                  "cache_write_tokens", "attempts", "worker", "cost", "cached", "cached_latency_ms", "confidence")
 MALFORMED_FIELDS = ("attempt", "reason", "reason_detail", "raw_answer", "model", "prompt_version", "worker", "cost",
                     "cached")
 # Fields an older archive's lines do not have: a restore gives them the model's default.
-ADDED_LATER = ("cost", "cached", "cached_latency_ms", "cache_read_tokens", "cache_write_tokens")
+ADDED_LATER = ("cost", "cached", "cached_latency_ms", "cache_read_tokens", "cache_write_tokens", "confidence")
 REVIEW_FIELDS = ("reasons", "spread", "risk", "status", "adjudicated", "note", "claimed_at", "reviewed_at",
                  "alerted_at", "created_at")
 # A reference set's provenance and how it was read; its labels by (set, sample, domain, rater). The review queue's

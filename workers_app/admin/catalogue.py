@@ -22,7 +22,7 @@ class DomainAdmin(AuditedModelAdmin):
     list_display = ("slug", "title", "kind", "code_count", "prompt_version", "schema_version")
     readonly_fields = ("prompt_version", "schema_version", "answer_schema", "answer_grammar")
     fields = ("slug", "title", "kind", "codes", "parse_rules", "prompt_template", "few_shot", "prompt_version",
-              "position", "schema_version", "answer_schema", "answer_grammar")
+              "position", "review_below_confidence", "review_below_agreement", "schema_version", "answer_schema", "answer_grammar")
 
     @admin.display(description="codes")
     def code_count(self, obj: Domain) -> int:
@@ -155,7 +155,8 @@ class AnnotatorAdmin(AuditedModelAdmin):
                            "it is not a clinical model. Real annotation needs an OpenAI-compatible backend.",
         }),
         ("Structured outputs", {
-            "fields": ("structured", "structured_fallback", "structured_refused", "structured_refused_at"),
+            "fields": ("structured", "structured_fallback", "structured_refused", "structured_refused_at",
+                       "request_logprobs"),
             "description": "Ask the server to hold each answer to the domain's JSON schema (shown on each domain's "
                            "page); the answer is then read as JSON. A server that refuses the parameter stops the "
                            "annotator with a backend error, unless the fallback to free text is allowed: then the "

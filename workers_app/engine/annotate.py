@@ -35,6 +35,7 @@ from .concurrency import admit
 from .cost import add_costs, call_cost
 from .flusher import process_flusher
 from .keys import WorkerKey
+from .logprobs import label_probability
 from .parsing import ParseResult, parse_completion
 from .prompts import prompt_for
 from .ratelimit import RateLimiter
@@ -305,6 +306,7 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
         "completion_tokens": completion.completion_tokens, "cache_read_tokens": completion.cache_read_tokens,
         "cache_write_tokens": completion.cache_write_tokens, "attempts": attempts, "worker": job.worker,
         "cost": cost, "cached": cached_latency_ms is not None, "cached_latency_ms": cached_latency_ms,
+        "confidence": label_probability(completion.logprobs, parsed.labels) if parsed.ok else None,
         "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
                                                  "max_tokens": job.annotator.max_tokens,
                                                  "backend": job.annotator.backend, **job.structured_parameters()},

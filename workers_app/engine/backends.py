@@ -21,6 +21,7 @@ from workers_app.redis_client import get_redis
 
 from .api_keys import ApiKeyUnavailable, api_key_for
 from .builtin import BUILTIN_MODEL, PROFILES, REFERENCE, builtin_answer
+from .logprobs import Tokens, token_logprobs
 from .ratelimit import counters_key
 from .structured import AnswerFormat
 
@@ -53,6 +54,8 @@ class Completion:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     refused: bool = False  # the server said the model refused (OpenAI's message.refusal); text is its reason
+    # (token text, logprob) of the answer's tokens, where the annotator asked for them and the server sent them.
+    logprobs: Tokens | None = None
 
 
 class TransientBackendError(Exception):
@@ -221,6 +224,7 @@ class OpenAICompatibleBackend:
         self.temperature = annotator.temperature
         self.max_tokens = annotator.max_tokens
         self.timeout = annotator.timeout_seconds
+        self.logprobs = annotator.request_logprobs
         # Only encodings this backend inflates itself, within the cap.
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         try:
@@ -236,6 +240,8 @@ class OpenAICompatibleBackend:
         structured = request.answer_format
         if structured is not None:
             payload.update(structured.request_fields(completion=self.completion))
+        if self.logprobs:  # the top alternatives too, as most servers send them only when asked for some
+            payload.update({"logprobs": 5} if self.completion else {"logprobs": True, "top_logprobs": 5})
         if self.completion:
             # A base model continues the few-shot pattern: its answer ends with its line (a server that ignores a
             # schema in completion mode lets it run on into the next example). Our grammar ends the answer itself.
@@ -264,10 +270,12 @@ class OpenAICompatibleBackend:
         usage = document.get("usage")
         model = document.get("model")
         text, refused = self._answer_text(document, body)
+        logprobs = token_logprobs(document["choices"][0], completion=self.completion) if self.logprobs else None
         return Completion(self._clean(text),
                           self._clean(model)[:MODEL_CHARS] if isinstance(model, str) and model else self.model,
                           latency, _token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"),
-                          _first_count(usage, CACHE_READ_FIELDS), _first_count(usage, CACHE_WRITE_FIELDS), refused)
+                          _first_count(usage, CACHE_READ_FIELDS), _first_count(usage, CACHE_WRITE_FIELDS), refused,
+                          logprobs)
 
     def _post(self, payload: dict) -> _Reply:
         try:

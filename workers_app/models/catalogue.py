@@ -75,6 +75,15 @@ class Domain(models.Model):
         help_text='Examples for completion-mode models: [{"message": "...", "answer": "<<LEVEL_2>>"}, ...]. '
                   "Versioned with the prompt.")
     position = models.PositiveSmallIntegerField(default=0)
+    # Review routing (workers_app/review/flags.py); empty: the reason is off for this domain.
+    review_below_confidence = models.FloatField(
+        null=True, blank=True, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="send a post to the review queue (low_confidence) when an annotator's stored label has a "
+                  "probability below this (0 to 1; only annotators that ask for logprobs have one); empty: off")
+    review_below_agreement = models.FloatField(
+        null=True, blank=True, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="send a post to the review queue (annotators_disagree) when, once every annotator of the run "
+                  "has answered, the share agreeing with the majority label is below this (0 to 1); empty: off")
 
     class Meta:
         ordering = ["position", "slug"]
@@ -219,6 +228,9 @@ class Annotator(models.Model):
     structured_fallback = models.BooleanField(
         default=False, help_text="if the server refuses the structured-output parameter, answer in free text "
                                  "(<<…>>) instead of stopping with a backend error")
+    request_logprobs = models.BooleanField(
+        default=False, help_text="HTTP backend: ask for token log-probabilities (logprobs) and store the chosen "
+                                 "label's probability as the outcome's confidence, where the server sends them")
     # Set once when the server refused structured output and the fallback is on: its workers then ask in free text.
     structured_refused = models.TextField(blank=True, editable=False)
     structured_refused_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from .catalogue import Annotator, Domain
+from .catalogue import Annotator, Domain, finite
 from .corpus import Sample
 from .pricing import cost_field
 from .runs import Run
@@ -40,6 +41,10 @@ class Outcome(models.Model):
     cached = models.BooleanField(default=False, help_text="answered from the response cache: no call, no cost")
     cached_latency_ms = models.PositiveIntegerField(null=True, blank=True,
                                                     help_text="a cached answer: how long the original call took")
+    # The probability the model gave the tokens that spell its chosen label(s) (engine/logprobs.py); null when the
+    # annotator did not ask for logprobs, the server sent none or unreadable ones, or the answer came from the cache.
+    confidence = models.FloatField(null=True, blank=True,
+                                   validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)])
     worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)

@@ -1,7 +1,8 @@
 """The quality of a run against a reference set: per domain the reference covers, a row per annotator and two rows
 of consensus (the annotators' majority vote, and Dawid–Skene), each with n, accuracy, macro-F1, per-class scores,
-kappa and the confusion matrix (95 % bootstrap intervals, stats.quality), the share malformed or refused, and the
-items it got most wrong; and, where the set holds at least three raters per item, the Alternative Annotator Test per
+kappa and the confusion matrix (95 % bootstrap intervals, stats.quality), the share malformed or refused, the
+items it got most wrong, and where its labels have confidences (logprobs) a calibration table (stats.calibration);
+and, where the set holds at least three raters per item, the Alternative Annotator Test per
 annotator. A read of the store and nothing else: the command, the page, the API and the workbook show the same.
 
 A malformed answer is no label, as everywhere in the product: it is not compared, and counts in the malformed share
@@ -19,6 +20,7 @@ from django.db import connection
 from threadpoolctl import threadpool_limits
 
 from stats.alt_test import AltTestResult, encoded_alt_test
+from stats.calibration import Calibration, calibration
 from stats.quality import (
     NOMINAL,
     ORDINAL,
@@ -70,6 +72,7 @@ class Row:
     malformed: Estimate
     refused: Estimate
     worst: list[WrongItem] = field(default_factory=list)
+    calibration: Calibration | None = None  # an annotator with stored confidences (logprobs) on reference items
 
 
 @dataclass
@@ -100,6 +103,11 @@ class RunQuality:
     bootstrap: int
 
     @property
+    def calibrated(self) -> list[tuple[str, Row]]:
+        """(domain, row) of every annotator whose labels have confidences: the calibration tables to show."""
+        return [(domain.slug, row) for domain in self.domains for row in domain.rows if row.calibration]
+
+    @property
     def nothing_in_common(self) -> str | None:
         if not self.domains:
             return (f"Nothing in common: reference set {self.reference_set.name} labels no sample of run "
@@ -119,30 +127,39 @@ def _text(value: object) -> str:
     return ", ".join(sorted(value)) if isinstance(value, frozenset) else str(value)
 
 
-_OUTCOMES = (f"SELECT sample_id, annotator_id, status, labels, reason FROM {Outcome._meta.db_table} "
+_OUTCOMES = (f"SELECT sample_id, annotator_id, status, labels, reason, confidence FROM {Outcome._meta.db_table} "
              "WHERE run_id = %s AND domain_id = %s")
 
 
-def _outcomes(run: Run, domain_id: int, kind: str, samples: dict[int, int], annotators: dict[int, int]
-              ) -> tuple[dict[int, list], dict[int, list[str]]]:
-    """Per annotator number: the label per reference item (None: none or malformed), and the status per item ("":
-    no outcome, "ok", "malformed", "refusal"). One plain query; each distinct label decoded once."""
-    labels = {number: [None] * len(samples) for number in annotators.values()}
-    statuses = {number: [""] * len(samples) for number in annotators.values()}
+@dataclass
+class _Stored:
+    """Per annotator number, one entry per reference item: the label (None: none or malformed), the status ("": no
+    outcome, "ok", "malformed", "refusal") and the label's confidence (None: none stored)."""
+
+    labels: dict[int, list]
+    statuses: dict[int, list[str]]
+    confidences: dict[int, list[float | None]]
+
+
+def _outcomes(run: Run, domain_id: int, kind: str, samples: dict[int, int], annotators: dict[int, int]) -> _Stored:
+    """One plain query; each distinct label decoded once."""
+    stored = _Stored(*({number: [empty] * len(samples) for number in annotators.values()}
+                       for empty in (None, "", None)))
     decoded: dict[str, object] = {}
     with connection.cursor() as cursor:
         cursor.execute(_OUTCOMES, [run.pk, domain_id])
-        for sample_id, annotator_id, status, stored, reason in cursor:
+        for sample_id, annotator_id, status, given, reason, confidence in cursor:
             index, number = samples.get(sample_id), annotators.get(annotator_id)
             if index is None or number is None:
                 continue
-            statuses[number][index] = REFUSAL if reason == REFUSAL else status
+            stored.statuses[number][index] = REFUSAL if reason == REFUSAL else status
             if status == Outcome.Status.OK:
-                key = stored if isinstance(stored, str) else json.dumps(stored)
+                key = given if isinstance(given, str) else json.dumps(given)
                 if key not in decoded:
                     decoded[key] = _value(kind, json.loads(key))
-                labels[number][index] = decoded[key]
-    return labels, statuses
+                stored.labels[number][index] = decoded[key]
+                stored.confidences[number][index] = confidence
+    return stored
 
 
 def _categories(domain: Domain, reference: list[list[object]], given: list[list[object]]) -> list[str]:
@@ -177,8 +194,23 @@ def _worst(on: Scale, given: np.ndarray, reference: np.ndarray, samples: list[tu
             for i in chosen]
 
 
+def _calibration(encoded: np.ndarray, reference: np.ndarray, confidences: list[float | None] | None
+                 ) -> Calibration | None:
+    """The reliability table of the labels that have a confidence, one comparison per reference rater (as the
+    quality figures count them); None where no compared label has a confidence."""
+    if confidences is None:
+        return None
+    known = np.array([value is not None for value in confidences], dtype=bool)
+    compared = (reference >= 0) & ((encoded >= 0) & known)[:, None]
+    if not compared.any():
+        return None
+    items, _ = np.nonzero(compared)
+    values = np.array([0.0 if value is None else value for value in confidences])
+    return calibration(values[items], (reference == encoded[:, None])[compared])
+
+
 def _row(name: str, kind: str, annotator: int | None, given: list[object], statuses: list[str] | None,
-         context: dict) -> Row:
+         confidences: list[float | None] | None, context: dict) -> Row:
     prepared, bootstrap = context["reference"], context["bootstrap"]
     on, reference = prepared.scale, prepared.labels
     encoded = on.encode(given)
@@ -192,7 +224,8 @@ def _row(name: str, kind: str, annotator: int | None, given: list[object], statu
         malformed, refused = shares([[bool(s) and s != Outcome.Status.OK for s in statuses],
                                      [s == REFUSAL for s in statuses]], answered_items, bootstrap=bootstrap)
     return Row(name, kind, annotator, result, answered, malformed, refused,
-               _worst(on, encoded, reference, context["samples"], context["keep"]))
+               _worst(on, encoded, reference, context["samples"], context["keep"]),
+               _calibration(encoded, reference, confidences))
 
 
 def _alt_tests(on: Scale, labels: dict[int, list], reference: np.ndarray, raters: list[str],
@@ -215,16 +248,18 @@ def _domain_quality(run: Run, domain: Domain, reference_set: ReferenceSet, membe
     raters = sorted({rater for labelled in found.values() for rater, _ in labelled})
     by_rater = [dict(found[s]) for s in samples]
     reference = [[_value(kind, labelled[r]) if r in labelled else None for r in raters] for labelled in by_rater]
-    labels, statuses = _outcomes(run, domain.pk, kind, samples, annotators)
+    stored = _outcomes(run, domain.pk, kind, samples, annotators)
     # An annotator with no outcome on the reference's items has nothing to be measured by.
-    labels = {number: given for number, given in labels.items() if any(statuses[number])}
-    rows = [(f"annotator {number}", ANNOTATOR, number, given, statuses[number]) for number, given in labels.items()]
+    labels = {number: given for number, given in stored.labels.items() if any(stored.statuses[number])}
+    rows = [(f"annotator {number}", ANNOTATOR, number, given, stored.statuses[number], stored.confidences[number])
+            for number, given in labels.items()]
     if len(labels) > 1:
         columns = list(labels.values())
         majority = majority_labels(columns)
         codes = _categories(domain, reference, columns)
-        rows += [("majority vote", MAJORITY, None, majority, None),
-                 ("Dawid–Skene", DAWID_SKENE, None, dawid_skene_labels(columns, kind=kind, categories=codes), None)]
+        rows += [("majority vote", MAJORITY, None, majority, None, None),
+                 ("Dawid–Skene", DAWID_SKENE, None, dawid_skene_labels(columns, kind=kind, categories=codes), None,
+                  None)]
     codes = _categories(domain, reference, [row[3] for row in rows])
     on = scale(kind, codes, [v for row in rows for v in row[3]] + [v for item in reference for v in item])
     encoded_reference = np.array([on.encode(item) for item in reference], dtype=np.int64).reshape(len(reference),
@@ -278,7 +313,16 @@ def _row_document(row: Row) -> dict:
         "confusion": {"labels": list(result.labels), "rows_reference_columns_given": [list(r) for r in
                                                                                       result.confusion]},
         "worst": [{"sample": w.external_id, "given": w.given, "reference": w.reference, "distance": w.distance}
-                  for w in row.worst]}
+                  for w in row.worst],
+        "calibration": _calibration_document(row.calibration)}
+
+
+def _calibration_document(found: Calibration | None) -> dict | None:
+    if found is None:
+        return None
+    return {"n": found.n, "ece": found.ece,
+            "bins": [{"low": b.low, "high": b.high, "count": b.count, "mean_confidence": b.mean_confidence,
+                      "accuracy": b.accuracy} for b in found.bins]}
 
 
 def _alt_document(row: AltTestRow) -> dict:

@@ -1,9 +1,13 @@
 """Which samples a clinician must read first, decided as their outcomes are stored and re-derived from the store.
 
-A sample is flagged when an annotator rates its urgency LEVEL_4, when an answer reads as a refusal, or when its
-stored urgency labels lie two or more levels apart. The store is the source of truth: ``flag_stored`` is the fast
-path after each message, ``sync_review_items`` derives every flag from the store again (after a worker was killed
-between its INSERT and its flag, or a flag failed), so the two must agree.
+A sample is flagged when an annotator rates its urgency LEVEL_4, when an answer reads as a refusal, when its
+stored urgency labels lie two or more levels apart, and, where a domain sets the thresholds, when a stored label's
+confidence (its probability from the model's logprobs) is below the domain's ``review_below_confidence``
+(low_confidence) or when, once every enabled annotator of the run has answered, the share of annotators agreeing
+with the majority label is below the domain's ``review_below_agreement`` (annotators_disagree). The store is the
+source of truth: ``flag_stored`` is the fast path after each message, ``sync_review_items`` derives every flag from
+the store again (after a worker was killed between its INSERT and its flag, or a flag failed), so the two must
+agree.
 
 Concurrent flaggers of one sample never lose a reason: the item is inserted once (unique sample, conflicts
 ignored) and its ``reasons``, ``spread`` and ``risk`` change only by compare-and-set UPDATEs, one statement each in autocommit,
@@ -13,16 +17,17 @@ retried when another process changed the row in between.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError
+from django.db.models import F, QuerySet
 from redis.exceptions import RedisError
 
 from workers_app.engine.keys import redis_key
 from workers_app.engine.parsing import REFUSAL
-from workers_app.models import Domain, Outcome, ReviewItem
+from workers_app.models import Annotator, Domain, Outcome, ReviewItem, Run
 from workers_app.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -33,12 +38,20 @@ MIN_SPREAD = 2
 
 LEVEL_4 = "level_4"
 URGENCY_SPREAD = "urgency_spread"
-REASONS = (LEVEL_4, URGENCY_SPREAD, REFUSAL)  # the queue's order of concern
+ANNOTATORS_DISAGREE = "annotators_disagree"
+LOW_CONFIDENCE = "low_confidence"
+REASONS = (LEVEL_4, URGENCY_SPREAD, ANNOTATORS_DISAGREE, LOW_CONFIDENCE, REFUSAL)  # the queue's order of concern
 
-# Risk orders the queue: any LEVEL_4 above everything else, then the size of the urgency spread, then a refusal.
+# Risk orders the queue: any LEVEL_4 above everything else, then the size of the urgency spread (a clinical
+# disagreement about risk itself), then annotators who disagree in any domain, then a label its model was unsure
+# of, then a refusal. The last three add up to 7, below the smallest spread (20) and below "medium" (10), so they
+# order the low-risk items among themselves and never outrank a risk the urgency labels show.
 CRITICAL_RISK = 100
 SPREAD_RISK = 10
+DISAGREE_RISK = 4
+LOW_CONFIDENCE_RISK = 2
 REFUSAL_RISK = 1
+MIN_VOTES = 2  # a majority of one answer agrees with itself: disagreement needs two answers at least
 _CAS_TRIES = 20
 _MERGED = ("id", "sample_id", "reasons", "spread", "risk")
 # While this key lives the beat sweep skips its sync; a failed flag deletes it, so the next sweep syncs at once.
@@ -48,6 +61,7 @@ SYNC_THROTTLE_KEY = redis_key("review", "sync-throttle")
 def risk_of(reasons: Iterable[str], spread: int) -> int:
     reasons = set(reasons)
     return (CRITICAL_RISK * (LEVEL_4 in reasons) + SPREAD_RISK * spread * (URGENCY_SPREAD in reasons)
+            + DISAGREE_RISK * (ANNOTATORS_DISAGREE in reasons) + LOW_CONFIDENCE_RISK * (LOW_CONFIDENCE in reasons)
             + REFUSAL_RISK * (REFUSAL in reasons))
 
 
@@ -61,6 +75,7 @@ def risk_level(risk: int) -> str:
 def describe(reasons: Iterable[str], spread: int) -> str:
     """Why a human must read the sample first, in words (the workbook's Review sheet and the queue)."""
     words = {LEVEL_4: "LEVEL_4 given", URGENCY_SPREAD: f"labels {spread} levels apart",
+             ANNOTATORS_DISAGREE: "the annotators disagree", LOW_CONFIDENCE: "an annotator was unsure of its label",
              REFUSAL: "an answer reads as a refusal"}
     return "; ".join(words[reason] for reason in ordered(reasons))
 
@@ -108,14 +123,70 @@ def _urgency_findings(domain: Domain, outcomes) -> dict[int, Finding]:
     return found
 
 
+def _low_confidence(outcomes: QuerySet[Outcome]) -> set[int]:
+    """Samples with a stored label whose confidence is below its domain's threshold (one query; a domain
+    without a threshold compares with NULL, which matches nothing)."""
+    low = outcomes.filter(status=Outcome.Status.OK, confidence__lt=F("domain__review_below_confidence"))
+    return set(low.values_list("sample_id", flat=True).distinct())
+
+
+def _expected_answers(run_ids: Collection[int]) -> dict[int, int]:
+    """How many answers make a sample's set complete in each run: one from each of its enabled annotators (a
+    disabled one will not answer; one disabled after answering still counts, as answers only ever add up)."""
+    enabled = list(Annotator.objects.filter(enabled=True).values_list("number", flat=True))
+    return {run_id: len(enabled) if all_samples else len(set(enabled) & set(numbers))
+            for run_id, all_samples, numbers in Run.objects.filter(pk__in=run_ids).values_list(
+                "pk", "all_samples", "annotators")}
+
+
+def majority_share(labels: list[tuple[str, ...]]) -> float | None:
+    """The share of answers that give the most common label (a set of codes is one label); None below
+    MIN_VOTES answers."""
+    if len(labels) < MIN_VOTES:
+        return None
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
+def _disagreeing(outcomes: QuerySet[Outcome], thresholds: dict[int, float]) -> set[int]:
+    """Samples whose stored labels in a domain with an agreement threshold (domain id -> threshold) agree less
+    than it, within one run, once every annotator expected has answered (before that the share still moves both
+    ways, and a flag once raised stays). Malformed answers count towards the complete set but give no label."""
+    if not thresholds:
+        return set()
+    answered: dict[tuple[int, int, int], int] = Counter()
+    given: dict[tuple[int, int, int], list[tuple[str, ...]]] = defaultdict(list)
+    for run_id, sample_id, domain_id, status, labels in outcomes.filter(domain_id__in=thresholds).values_list(
+            "run_id", "sample_id", "domain_id", "status", "labels"):
+        answered[run_id, sample_id, domain_id] += 1
+        if status == Outcome.Status.OK:
+            given[run_id, sample_id, domain_id].append(tuple(sorted(labels)))
+    expected = _expected_answers({run_id for run_id, _, _ in answered})
+    found = set()
+    for (run_id, sample_id, domain_id), count in answered.items():
+        share = majority_share(given[run_id, sample_id, domain_id])
+        if count >= expected.get(run_id, 0) and share is not None and share < thresholds[domain_id]:
+            found.add(sample_id)
+    return found
+
+
+def _routed(outcomes: QuerySet[Outcome], findings: dict[int, Finding], *, confidence: bool,
+            agreement: dict[int, float]) -> None:
+    """Add the reasons the domains' thresholds route to review (only the checks asked for: each is a query)."""
+    for sample_id in _low_confidence(outcomes) if confidence else ():
+        findings.setdefault(sample_id, Finding()).reasons.add(LOW_CONFIDENCE)
+    for sample_id in _disagreeing(outcomes, agreement):
+        findings.setdefault(sample_id, Finding()).reasons.add(ANNOTATORS_DISAGREE)
+
+
 def flag_stored(rows: list[dict]) -> int:
     """Flag the samples of one message's outcome rows (stored before this is called, by this message or by an
     earlier copy of it); return how many items were made or extended.
 
-    Costs nothing for a message without urgency rows or refusals, else one query for the samples' stored urgency
-    labels and one for their items; an INSERT and UPDATEs only when an item is new or gains something. A database
-    error propagates (the task retries its message, which finds its outcomes stored and flags nothing), so it also
-    asks the next sweep to sync at once.
+    Costs nothing for a message without urgency rows, refusals or a review threshold that applies to it, else one
+    query for the samples' stored urgency labels, one for low confidence, three for agreement, and one for their
+    items; an INSERT and UPDATEs only when an item is new or gains something. A database error propagates (the
+    task retries its message, which finds its outcomes stored and flags nothing), so it also asks the next sweep to
+    sync at once.
     """
     try:
         return _flag(rows)
@@ -142,6 +213,16 @@ def _flag(rows: list[dict]) -> int:
         for sample_id, finding in _urgency_findings(urgency, Outcome.objects.filter(sample_id__in=samples)).items():
             findings[sample_id].reasons |= finding.reasons
             findings[sample_id].spread = finding.spread
+    # The thresholds as this process's catalogue rows hold them decide whether to look (nothing to query while
+    # they are off); what is flagged is read from the store, as the sync reads it.
+    confident = [fields for fields in rows if fields.get("confidence") is not None
+                 and fields["domain"].review_below_confidence is not None]
+    agreement = {fields["domain"].pk: fields["domain"].review_below_agreement for fields in rows
+                 if fields["domain"].review_below_agreement is not None}
+    if confident or agreement:
+        samples = {fields["sample"].pk for fields in rows}
+        _routed(Outcome.objects.filter(sample_id__in=samples), findings, confidence=bool(confident),
+                agreement=agreement)
     if not findings:
         return 0
     existing = ReviewItem.objects.filter(sample_id__in=findings)
@@ -149,13 +230,17 @@ def _flag(rows: list[dict]) -> int:
 
 
 def findings_in_store(sample_ids: Collection[int] | None = None) -> dict[int, Finding]:
-    """Every sample's finding (or these samples'), derived from the stored outcomes (two queries)."""
+    """Every sample's finding (or these samples'), derived from the stored outcomes (five queries; three more where
+    a domain sets an agreement threshold)."""
     outcomes = Outcome.objects.all() if sample_ids is None else Outcome.objects.filter(sample_id__in=sample_ids)
     urgency = Domain.objects.filter(slug=URGENCY).first()
     findings = _urgency_findings(urgency, outcomes) if urgency else {}
     refused = outcomes.filter(status=Outcome.Status.MALFORMED, reason=REFUSAL).values_list("sample_id", flat=True)
     for sample_id in refused.distinct():
         findings.setdefault(sample_id, Finding()).reasons.add(REFUSAL)
+    agreement = dict(Domain.objects.filter(review_below_agreement__isnull=False).values_list(
+        "pk", "review_below_agreement"))
+    _routed(outcomes, findings, confidence=True, agreement=agreement)
     return findings
 
 

@@ -31,7 +31,8 @@ from .form import form_fields, submitted_labels
 from .queue import STATUSES, Filters, counters, neighbours
 
 PAGE_SIZE = 50
-REASON_NAMES = {"level_4": "LEVEL_4", "urgency_spread": "urgency spread", "refusal": "refusal"}
+REASON_NAMES = {"level_4": "LEVEL_4", "urgency_spread": "urgency spread", "annotators_disagree": "annotators disagree",
+                "low_confidence": "low confidence", "refusal": "refusal"}
 THEN_NEXT = "next"  # the adjudication form's "save and next"
 
 
@@ -68,15 +69,23 @@ def _labels_table(item: ReviewItem) -> tuple[list[Domain], list[dict]]:
     domains = list(Domain.objects.order_by("position", "slug"))
     stored = {(o.annotator_id, o.domain_id): o for o in Outcome.objects.filter(
         run=current_run(), sample_id=item.sample_id).only(
-        "annotator_id", "domain_id", "status", "labels", "reason")}
+        "annotator_id", "domain_id", "status", "labels", "reason", "confidence")}
     rows = []
     for annotator in Annotator.objects.order_by("number"):
         cells = []
         for domain in domains:
             outcome = stored.get((annotator.pk, domain.pk))
-            cells.append({"outcome": outcome, "text": outcome.label_text if outcome else ""})
+            cells.append({"outcome": outcome, "text": outcome.label_text if outcome else "",
+                          "unsure": _unsure(outcome, domain)})
         rows.append({"annotator": annotator, "cells": cells})
     return domains, rows
+
+
+def _unsure(outcome: Outcome | None, domain: Domain) -> bool:
+    """Whether this label is one that routes its post to review for low confidence."""
+    threshold = domain.review_below_confidence
+    return (outcome is not None and outcome.confidence is not None and threshold is not None
+            and outcome.confidence < threshold)
 
 
 def _item_page(request: HttpRequest, item: ReviewItem, *, submitted: dict | None = None,

@@ -20,7 +20,8 @@ class Command(BaseCommand):
     help = ("The quality of a run's labels against a reference set: per domain and annotator, and for the "
             "annotators' majority vote and a Dawid–Skene consensus, n, accuracy, macro-F1, Cohen's kappa "
             "(quadratic for ordinal domains, MASI for code sets), the share malformed or refused, each with a 95 % "
-            "bootstrap interval; the Alternative Annotator Test where the set has 3+ raters per item.")
+            "bootstrap interval; the Alternative Annotator Test where the set has 3+ raters per item; a calibration table "
+            "(reliability bins, expected calibration error) for annotators whose labels have confidences.")
     # A read of the store: the system checks (which load every URL, view and admin page) would be most of its time.
     requires_system_checks = []
 
@@ -64,11 +65,23 @@ class Command(BaseCommand):
                 result = row.result
                 self.stdout.write(f"  {row.name:16} {result.n:5}  {_shown(result.accuracy):24} "
                                   f"{_shown(result.macro_f1):24} {_shown(result.kappa):25} {_shown(row.malformed):24}")
+            for row in domain.rows:
+                if row.calibration:
+                    self._calibration(row)
             for test in domain.alt_tests:
                 verdict = "may replace a rater" if test.result.passed else "may not replace a rater"
                 rate = "—" if test.result.winning_rate is None else f"{test.result.winning_rate:.2f}"
                 self.stdout.write(f"  alt-test annotator {test.annotator}: {verdict} (winning rate {rate}, "
                                   f"epsilon {test.result.epsilon}, {test.result.tested} rater(s) tested)")
+
+    def _calibration(self, row) -> None:
+        found = row.calibration
+        self.stdout.write(f"  calibration of {row.name}: ECE {found.ece:.3f} over {found.n} comparison(s)")
+        self.stdout.write(f"    {'confidence':10} {'labels':>6}  {'mean conf.':>10}  {'accuracy':>8}")
+        for b in found.bins:
+            mean = "—" if b.mean_confidence is None else f"{b.mean_confidence:.3f}"
+            accuracy = "—" if b.accuracy is None else f"{b.accuracy:.3f}"
+            self.stdout.write(f"    {b.low:.1f}–{b.high:.1f}    {b.count:6}  {mean:>10}  {accuracy:>8}")
 
 
 def _json(value: object) -> str:

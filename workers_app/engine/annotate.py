@@ -197,8 +197,8 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
 
 
 def limiter_for(annotator: Annotator) -> RateLimiter | None:
-    # The built-in baseline runs in-process and has no API whose budget could be spent.
-    if annotator.backend == Annotator.Backend.BUILTIN:
+    # The built-in and trained baselines run in-process and have no API whose budget could be spent.
+    if annotator.answers_in_process:
         return None
     return RateLimiter(get_redis(), annotator.number, annotator.requests_per_minute)
 
@@ -307,6 +307,12 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
         "cost": cost, "cached": cached_latency_ms is not None, "cached_latency_ms": cached_latency_ms,
         "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
                                                  "max_tokens": job.annotator.max_tokens,
-                                                 "backend": job.annotator.backend, **job.structured_parameters()},
+                                                 "backend": job.annotator.backend, **job.structured_parameters(),
+                                                 **_confidence(completion)},
     }
     return (Result.STORED if parsed.ok else Result.MALFORMED), fields
+
+
+def _confidence(completion: Completion) -> dict:
+    """The answer's probability where the backend gives one, kept with the outcome's parameters."""
+    return {} if completion.confidence is None else {"confidence": round(completion.confidence, 6)}

@@ -16,6 +16,8 @@ import redis
 from django.conf import settings
 
 from annotation_site.outbound import OutboundRefused, policy_client, time_limit
+from workers_app.baselines.files import ModelFileRefused
+from workers_app.baselines.loaded import loaded_baseline
 from workers_app.models import Annotator
 from workers_app.redis_client import get_redis
 
@@ -53,6 +55,7 @@ class Completion:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     refused: bool = False  # the server said the model refused (OpenAI's message.refusal); text is its reason
+    confidence: float | None = None  # the answer's probability, where the backend knows it (the trained baseline)
 
 
 class TransientBackendError(Exception):
@@ -95,6 +98,27 @@ class BuiltinBackend:
                               malformed_rate=self.malformed_rate, salt=f"{self.number}:{request.attempt}",
                               profile=self.profile, prompt=request.prompt)
         return Completion(text, self.model, int((time.monotonic() - started) * 1000))
+
+
+class TrainedBackend:
+    """The annotator's trained baseline (TF-IDF + logistic regression, workers_app.baselines): offline, about a
+    millisecond per answer, with the chosen label's probability as its confidence. A model that is missing, stale or
+    not ours, or a domain it never learned, is a permanent error: asking again cannot help."""
+
+    def __init__(self, annotator: Annotator):
+        try:
+            self.baseline = loaded_baseline(annotator)
+        except ModelFileRefused as exc:
+            raise PermanentBackendError(str(exc)) from None
+
+    def complete(self, request: BackendRequest) -> Completion:
+        started = time.monotonic()
+        try:
+            label, probability = self.baseline.answer(request.domain, request.text)
+        except ModelFileRefused as exc:
+            raise PermanentBackendError(str(exc)) from None
+        return Completion(f"{self.baseline.name}: probability {probability:.3f} <<{label}>>", self.baseline.name,
+                          int((time.monotonic() - started) * 1000), confidence=probability)
 
 
 @cache
@@ -349,7 +373,8 @@ class OpenAICompatibleBackend:
         return " ".join(self._clean(message).split())[:ERROR_BODY_CHARS]
 
 
-_BACKENDS = {Annotator.Backend.BUILTIN: BuiltinBackend, Annotator.Backend.OPENAI_COMPATIBLE: OpenAICompatibleBackend}
+_BACKENDS = {Annotator.Backend.BUILTIN: BuiltinBackend, Annotator.Backend.OPENAI_COMPATIBLE: OpenAICompatibleBackend,
+             Annotator.Backend.TRAINED: TrainedBackend}
 
 
 def backend_for(annotator: Annotator) -> Backend:

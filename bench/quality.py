@@ -56,23 +56,25 @@ CITATION = ("Gaur et al., Knowledge-aware Assessment of Severity of Suicide Risk
             "doi:10.5281/zenodo.2667859")
 CODED = ("urgency", "therapeutic", "intensity", "adjunct", "modality")
 TRAINED = 6  # the trained baseline joins the five built-in annotators as a sixth
-CSSRS_ABOUT = "C-SSRS dev half (250 Reddit users; Gaur et al., WWW 2019, CC BY 4.0) on urgency against the psychiatrists"
 FIGURES = {
     "quality_command": {"about": "`manage.py quality --json` for a completed run of the 1,871 real posts × 30 "
                                  "workers against a reference set of 3 raters over the 5 coded domains (1,000 "
                                  "bootstrap resamples, majority vote, Dawid-Skene, alt-test), Django's start-up "
                                  "included", "unit": "s", "goal": "<= 2"},
     "quality_cpu": {"about": "the same: its CPU time (user + system)", "unit": "s"},
-    "cssrs_builtin_accuracy": {"about": CSSRS_ABOUT + ": the 5 built-in lexicon annotators' accuracy (one value "
-                                                      "per annotator)", "unit": ""},
-    "cssrs_builtin_macro_f1": {"about": CSSRS_ABOUT + ": the built-in annotators' macro-F1", "unit": ""},
-    "cssrs_builtin_kappa": {"about": CSSRS_ABOUT + ": the built-in annotators' quadratic-weighted kappa", "unit": ""},
-    "cssrs_trained_accuracy": {"about": CSSRS_ABOUT + ": the trained baseline (TF-IDF + logistic regression), 5-fold "
-                                                      "cross-validated, accuracy", "unit": ""},
-    "cssrs_trained_macro_f1": {"about": CSSRS_ABOUT + ": the trained baseline's macro-F1, 5-fold cross-validated",
+    "cssrs_builtin_accuracy": {"about": "C-SSRS dev half (250 Reddit users, psychiatrists' labels; Gaur et al., WWW "
+                                        "2019, CC BY 4.0) on urgency: the 5 built-in lexicon annotators' accuracy, "
+                                        "one value per annotator", "unit": ""},
+    "cssrs_builtin_macro_f1": {"about": "C-SSRS dev half (Gaur et al. 2019): the built-in annotators' macro-F1",
                                "unit": ""},
-    "cssrs_trained_kappa": {"about": CSSRS_ABOUT + ": the trained baseline's quadratic-weighted kappa, 5-fold "
-                                                   "cross-validated", "unit": ""},
+    "cssrs_builtin_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the built-in annotators' quadratic-weighted "
+                                     "kappa", "unit": ""},
+    "cssrs_trained_accuracy": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline (TF-IDF + logistic "
+                                        "regression), 5-fold cross-validated, accuracy", "unit": ""},
+    "cssrs_trained_macro_f1": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline's macro-F1, 5-fold "
+                                        "cross-validated", "unit": ""},
+    "cssrs_trained_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline's quadratic-weighted "
+                                     "kappa, 5-fold cross-validated", "unit": ""},
     "baseline_train": {"about": "`manage.py baseline train --folds 5` on those 250 users (5 folds and the final "
                                 "model, 1,000 bootstrap resamples), Django's start-up included", "unit": "s"},
     "baseline_answer": {"about": "the trained baseline answering through the worker's path (`annotate_samples`, "

@@ -20,11 +20,13 @@ from workers_app.baselines.loaded import forget_loaded, loaded_baseline
 from workers_app.baselines.services import train_baseline
 from workers_app.engine.annotate import Result, annotate_sample, annotate_samples
 from workers_app.engine.backends import BackendRequest, PermanentBackendError, backend_for
+from workers_app.engine.catalogue_cache import forget_cached_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.importing.service import import_corpus
 from workers_app.models import Annotator, Outcome, ReferenceSet, Sample, TrainedBaseline
 from workers_app.references.importer import import_reference
 from workers_app.references.options import Layout
+from workers_app.runs.services import RunPlan, create_run
 
 pytestmark = pytest.mark.django_db
 
@@ -203,6 +205,9 @@ def too_small(tmp_path) -> list[str]:
     (lambda tmp: ["--annotator", "1", "--reference", "experts", "--folds", "1"], "give a whole number from 2 to 20"),
     (lambda tmp: ["--annotator", "1", "--reference", "experts", "--folds", "40"], "give a whole number from 2 to 20"),
     (too_small, "reference set small has nothing to learn from (urgency: 3 labelled item(s), fewer than 10)"),
+    (lambda tmp: ["--annotator", "1", "--reference", "experts", "--folds", "7"],
+     ("7 folds need a label given to at least 7 items in each domain: urgency's most common label is given to 6 "
+     "item(s); adjunct's most common label is given to 6 item(s)")),
 ])
 def test_the_commands_failure_paths_name_the_reason_and_change_nothing(experts, tmp_path, arguments, error):
     given = arguments(tmp_path)
@@ -241,3 +246,18 @@ def test_an_annotator_on_the_trained_backend_with_no_model_stops_with_the_reason
     assert "annotator 1 has no trained model yet" in annotator().backend_error
     assert not Outcome.objects.exists()
 
+
+
+def test_a_run_keeps_answering_with_the_version_it_pinned(experts):
+    train_baseline(annotator(), experts, actor="test", bootstrap=0)
+    Annotator.objects.filter(number=1).update(backend=Annotator.Backend.TRAINED)
+    corpora = list(Sample.objects.values_list("corpus_id", flat=True).distinct())
+    pinned = create_run(RunPlan(name="pinned", annotators=[1], domains=["urgency"], corpora=corpora), actor="test")
+    train_baseline(annotator(), experts, actor="test", bootstrap=0)
+    forget_cached_rows()
+    first, second = Sample.objects.order_by("pk").values_list("pk", flat=True)[:2]
+
+    assert annotate_sample(first, WorkerKey(1, "urgency"), worker="w", run_id=pinned.pk) is Result.STORED
+    assert annotate_sample(second, WorkerKey(1, "urgency"), worker="w") is Result.STORED
+    assert dict(Outcome.objects.values_list("run__name", "model")) == {"pinned": "trained-baseline-v1",
+                                                                       "default": "trained-baseline-v2"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +54,8 @@ def _domain_data(domain: Domain, reference_set: ReferenceSet) -> tuple[DomainDat
     if kind is None:
         return None, "free-text labels: nothing to classify"
     found = reference_labels(reference_set, domain.pk)
-    texts = dict(Sample.objects.filter(pk__in=found).values_list("pk", "text"))
+    texts = dict(Sample.objects.filter(reference_labels__reference_set=reference_set,
+                                       reference_labels__domain=domain).values_list("pk", "text").distinct())
     items = sorted(sample_id for sample_id, labelled in found.items() if any(codes for _, codes in labelled))
     codes = tuple(domain.code_list)
     raters = [[labels for _, labels in found[sample_id] if labels] for sample_id in items]
@@ -93,18 +95,29 @@ def checked_folds(folds: object) -> int:
     return folds
 
 
-def train_baseline(annotator: Annotator, reference_set: ReferenceSet, *, actor: Actor, folds: int = 5,
-                   bootstrap: int = 1000, progress: Callable[[int], None] | None = None) -> TrainedBaseline:
-    """Learn ``reference_set`` as ``annotator``'s next version; ``progress`` is called once per model fitted
-    (``(folds + 1) x`` the learnable domains)."""
-    folds = checked_folds(folds)
-    plan = training_plan(reference_set)
+def _refusal(reference_set: ReferenceSet, plan: TrainingPlan, folds: int) -> str | None:
+    """Why ``plan`` cannot be learned with ``folds`` folds, or None."""
     if not plan.domains:
         reasons = "; ".join(f"{slug}: {why}" for slug, why in plan.skipped.items()) or "it holds no labels"
-        raise BaselineRefused(f"reference set {reference_set.name} has nothing to learn from ({reasons})")
-    small = [f"{d.slug} has {len(d.targets)} item(s)" for d in plan.domains if len(d.targets) < folds]
-    if small:
-        raise BaselineRefused(f"{folds} folds need at least {folds} items per domain: {'; '.join(small)}")
+        return f"reference set {reference_set.name} has nothing to learn from ({reasons})"
+    # Stratified folds need some label given to at least as many items as there are folds.
+    short = [f"{d.slug}'s most common label is given to {top} item(s)" for d in plan.domains
+             if (top := max(Counter(d.targets).values())) < folds]
+    if short:
+        return f"{folds} folds need a label given to at least {folds} items in each domain: {'; '.join(short)}"
+    return None
+
+
+def train_baseline(annotator: Annotator, reference_set: ReferenceSet, *, actor: Actor, folds: int = 5,
+                   bootstrap: int = 1000, progress: Callable[[int], None] | None = None,
+                   plan: TrainingPlan | None = None) -> TrainedBaseline:
+    """Learn ``reference_set`` (``plan``: its ``training_plan``, when the caller has read it) as ``annotator``'s
+    next version; ``progress`` is called once per model fitted (``plan.fits(folds)`` in all)."""
+    folds = checked_folds(folds)
+    plan = plan or training_plan(reference_set)
+    refusal = _refusal(reference_set, plan, folds)
+    if refusal:
+        raise BaselineRefused(refusal)
     with audited(Action.TRAIN_BASELINE, actor=actor, target=f"annotator {annotator.number}", atomic=False,
                  parameters={"reference": reference_set.name, "folds": folds}) as entry:
         started = time.monotonic()

@@ -56,10 +56,11 @@ class Command(BaseCommand):
 
     def _train(self, annotator: Annotator, *, reference: str, folds: int, as_json: bool, **options) -> None:
         reference_set = reference_by_name(reference)
-        total = training_plan(reference_set).fits(folds) if MIN_FOLDS <= folds <= MAX_FOLDS else None
-        with tqdm(total=total, unit="fit", desc=f"training annotator {annotator.number}", file=sys.stderr,
-                  disable=None) as bar:
-            row = train_baseline(annotator, reference_set, actor=cli_actor(), folds=folds, progress=bar.update)
+        plan = training_plan(reference_set)
+        with tqdm(total=plan.fits(folds), unit="fit", desc=f"training annotator {annotator.number}",
+                  file=sys.stderr, disable=None) as bar:
+            row = train_baseline(annotator, reference_set, actor=cli_actor(), folds=folds, progress=bar.update,
+                                 plan=plan)
         if as_json:
             self.stdout.write(_json(baseline_document(row)))
             return

@@ -3,6 +3,7 @@ it, stored as a checked file under DATA_DIR, and answering through the normal wo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -174,6 +175,10 @@ def test_the_command_trains_and_shows_the_cross_validated_figures(experts, capsy
     shown = capsys.readouterr().out
     assert "current version 1" in shown and "version 1: reference set experts, 3 folds" in shown
     assert "(kappa quadratic; 95 % bootstrap intervals)" in shown
+    call_command("baseline", "show", "--annotator", "2", "--json")
+    document = json.loads(capsys.readouterr().out)
+    assert (document["current_version"], document["backend"], len(document["versions"])) == (1, "builtin", 1)
+    assert document["versions"][0]["domains"]["urgency"] == TrainedBaseline.objects.get().domains["urgency"]
 
 
 def test_a_domain_with_too_few_labels_is_left_out_by_name_and_the_others_are_learned(experts, tmp_path):

@@ -20,7 +20,7 @@ from workers_app.baselines.files import model_bytes, write_model
 from workers_app.baselines.loaded import forget_loaded, loaded_baseline
 from workers_app.baselines.services import train_baseline
 from workers_app.engine.annotate import Result, annotate_sample, annotate_samples
-from workers_app.engine.backends import BackendRequest, PermanentBackendError, backend_for
+from workers_app.engine.backends import PermanentBackendError, backend_for
 from workers_app.engine.catalogue_cache import forget_cached_rows
 from workers_app.engine.keys import WorkerKey
 from workers_app.importing.service import import_corpus
@@ -192,9 +192,14 @@ def test_a_domain_with_too_few_labels_is_left_out_by_name_and_the_others_are_lea
 
     assert list(row.domains) == ["urgency"]
     assert row.skipped == {"therapeutic": "5 labelled item(s), fewer than 10"}
-    with pytest.raises(PermanentBackendError, match="has learned urgency, not therapeutic"):
-        backend_for(Annotator(pk=annotator().pk, number=1, backend="trained", baseline_version=1)).complete(
-            BackendRequest("", "a post", "therapeutic", ("TA-1",), 1))
+    # Its other domains' workers store a labelless answer once, without stopping the annotator's urgency worker.
+    Annotator.objects.filter(number=1).update(backend=Annotator.Backend.TRAINED)
+    first, second = Sample.objects.order_by("pk").values_list("pk", flat=True)[:2]
+    assert annotate_sample(first, WorkerKey(1, "therapeutic"), worker="w") is Result.MALFORMED
+    assert annotate_sample(second, WorkerKey(1, "urgency"), worker="w") is Result.STORED
+    malformed = Outcome.objects.get(domain__slug="therapeutic")
+    assert (malformed.reason, malformed.attempts, annotator().backend_error) == ("no_marker", 1, "")
+    assert "has learned urgency, not therapeutic: no label" in malformed.raw_answer
 
 
 def too_small(tmp_path) -> list[str]:

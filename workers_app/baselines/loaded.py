@@ -22,15 +22,17 @@ class LoadedBaseline:
     def name(self) -> str:
         return f"trained-baseline-v{self.version}"
 
+    def knows(self, domain: str) -> bool:
+        return domain in self.domains
+
+    def not_learned(self, domain: str) -> str:
+        return (f"{self.name} of annotator {self.annotator} has learned {', '.join(sorted(self.domains))}, not "
+                f"{domain}: no label. Train it on a reference set that labels {domain}, or leave {domain} out of its "
+                "runs.")
+
     def answer(self, domain: str, text: str) -> tuple[str, float]:
-        """The class for ``text`` in ``domain`` and its probability."""
-        learned = self.domains.get(domain)
-        if learned is None:
-            raise ModelFileRefused(
-                f"annotator {self.annotator}'s trained model version {self.version} has learned "
-                f"{', '.join(sorted(self.domains)) or 'no domain'}, not {domain}: train it on a reference set that "
-                f"labels {domain}, or leave {domain} out of its runs")
-        return predict(learned["model"], text)
+        """The class for ``text`` in a domain the model knows, and its probability."""
+        return predict(self.domains[domain]["model"], text)
 
 
 _loaded: dict[tuple[int, int], LoadedBaseline] = {}

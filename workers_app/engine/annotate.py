@@ -280,7 +280,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
             return _answer(job, completion, parsed, attempt, started_at, cost=spent)
         malformed += 1
         _log_malformed(job, completion, parsed, attempt, cost=cost)
-        if malformed > job.annotator.max_retries:
+        if malformed > job.annotator.max_retries or completion.final:
             return _answer(job, completion, parsed, attempt, started_at, cost=spent)
 
 

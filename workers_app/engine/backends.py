@@ -56,6 +56,8 @@ class Completion:
     cache_write_tokens: int | None = None
     refused: bool = False  # the server said the model refused (OpenAI's message.refusal); text is its reason
     confidence: float | None = None  # the answer's probability, where the backend knows it (the trained baseline)
+    # The same request always gets this answer (a fitted model): a malformed one is stored at once, not asked again.
+    final: bool = False
 
 
 class TransientBackendError(Exception):
@@ -101,9 +103,10 @@ class BuiltinBackend:
 
 
 class TrainedBackend:
-    """The annotator's trained baseline (TF-IDF + logistic regression, workers_app.baselines): offline, about a
-    millisecond per answer, with the chosen label's probability as its confidence. A model that is missing, stale or
-    not ours, or a domain it never learned, is a permanent error: asking again cannot help."""
+    """The annotator's trained baseline (TF-IDF + logistic regression, workers_app.baselines): offline, a few
+    milliseconds per answer, with the chosen label's probability as its confidence. A model file that is missing,
+    stale or not ours is a permanent error (no domain can answer). A domain the model never learned gets an answer
+    without a label, stored once as malformed with the reason in its text: the annotator's learned domains go on."""
 
     def __init__(self, annotator: Annotator):
         try:
@@ -113,12 +116,11 @@ class TrainedBackend:
 
     def complete(self, request: BackendRequest) -> Completion:
         started = time.monotonic()
-        try:
-            label, probability = self.baseline.answer(request.domain, request.text)
-        except ModelFileRefused as exc:
-            raise PermanentBackendError(str(exc)) from None
+        if not self.baseline.knows(request.domain):
+            return Completion(self.baseline.not_learned(request.domain), self.baseline.name, 0, final=True)
+        label, probability = self.baseline.answer(request.domain, request.text)
         return Completion(f"{self.baseline.name}: probability {probability:.3f} <<{label}>>", self.baseline.name,
-                          int((time.monotonic() - started) * 1000), confidence=probability)
+                          int((time.monotonic() - started) * 1000), confidence=probability, final=True)
 
 
 @cache

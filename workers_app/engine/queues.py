@@ -73,8 +73,8 @@ def populate_keys(keys: list[WorkerKey]) -> dict[str, int]:
 
 
 def samples_per_message(key: WorkerKey) -> int:
-    """One LLM call per message keeps a pause prompt; the free built-in baseline takes many at once,
-    since Celery's own cost per message is larger than the baseline's work."""
+    """One LLM call per message keeps a pause prompt; the free in-process baselines (built-in, trained) take many at
+    once, since Celery's own cost per message is larger than their work."""
     backend = Annotator.objects.filter(number=key.annotator).values_list("backend", flat=True).first()
     return BUILTIN_SAMPLES_PER_MESSAGE if backend in IN_PROCESS_BACKENDS else 1
 

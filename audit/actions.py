@@ -31,6 +31,8 @@ class Action(models.TextChoices):
     # reference sets (labels taken to be right, to measure runs against)
     IMPORT_REFERENCE = "import_reference"
     DELETE_REFERENCE = "delete_reference"
+    # the trained baseline annotator, learned from a reference set
+    TRAIN_BASELINE = "train_baseline"
     # the fleet
     LAUNCH_WORKER = "launch_worker"
     PAUSE_WORKER = "pause_worker"

@@ -5,8 +5,13 @@ item, so the Alternative Annotator Test runs too); goal <= 2 s. Median of 3, Dja
 Then the accuracy table on real expert labels: the Reddit C-SSRS dataset's development half (250 users, a 5-level
 suicide-risk label given by psychiatrists: Gaur et al., "Knowledge-aware Assessment of Severity of Suicide Risk
 for Early Intervention", WWW 2019, CC BY 4.0), imported as a corpus and as the reference set `cssrs` on the
-urgency domain (Supportive -> LEVEL_0 ... Attempt -> LEVEL_4), with one row per annotator configuration in
-CONFIGURATIONS. Nothing is tuned to these labels: they are only read to score.
+urgency domain with a fixed map chosen from the scale's order, not from results (Supportive -> LEVEL_0,
+Indicator -> LEVEL_1, Ideation -> LEVEL_2, Behavior -> LEVEL_3, Attempt -> LEVEL_4), all through the commands a user
+runs: the five built-in annotators (each with its profile) answer through the worker's own path and
+`manage.py quality` scores them (with their majority vote and Dawid-Skene consensus); a sixth annotator on the
+trained backend learns the set with `manage.py baseline train --folds 5`, which reports its 5-fold cross-validated
+quality (every user predicted by a model that never saw that user's label). Nothing is tuned to these labels: the
+lexicon, the map and the baseline's settings were fixed before it was read, and it is only read to score.
 
 Run: .venv/bin/python bench/quality.py [--quick]   (--quick: 60 posts, 40 C-SSRS users, one timing; seconds)
 """
@@ -24,7 +29,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from _setup import DATASETS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
@@ -34,7 +38,9 @@ DATA_DIR = isolated_django()
 
 from django.utils import timezone
 
+from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.builtin import builtin_answer
+from workers_app.engine.keys import WorkerKey
 from workers_app.engine.parsing import parse_answer
 from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.runs.current import current_run
@@ -49,12 +55,30 @@ CSSRS_MAP = {"Supportive": "LEVEL_0", "Indicator": "LEVEL_1", "Ideation": "LEVEL
 CITATION = ("Gaur et al., Knowledge-aware Assessment of Severity of Suicide Risk for Early Intervention, WWW 2019; "
             "doi:10.5281/zenodo.2667859")
 CODED = ("urgency", "therapeutic", "intensity", "adjunct", "modality")
+TRAINED = 6  # the trained baseline joins the five built-in annotators as a sixth
 FIGURES = {
     "quality_command": {"about": "`manage.py quality --json` for a completed run of the 1,871 real posts × 30 "
                                  "workers against a reference set of 3 raters over the 5 coded domains (1,000 "
                                  "bootstrap resamples, majority vote, Dawid-Skene, alt-test), Django's start-up "
                                  "included", "unit": "s", "goal": "<= 2"},
     "quality_cpu": {"about": "the same: its CPU time (user + system)", "unit": "s"},
+    "cssrs_builtin_accuracy": {"about": "C-SSRS dev half (250 Reddit users, psychiatrists' labels; Gaur et al., WWW "
+                                        "2019, CC BY 4.0) on urgency: the 5 built-in lexicon annotators' accuracy, "
+                                        "one value per annotator", "unit": ""},
+    "cssrs_builtin_macro_f1": {"about": "C-SSRS dev half (Gaur et al. 2019): the built-in annotators' macro-F1",
+                               "unit": ""},
+    "cssrs_builtin_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the built-in annotators' quadratic-weighted "
+                                     "kappa", "unit": ""},
+    "cssrs_trained_accuracy": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline (TF-IDF + logistic "
+                                        "regression), 5-fold cross-validated, accuracy", "unit": ""},
+    "cssrs_trained_macro_f1": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline's macro-F1, 5-fold "
+                                        "cross-validated", "unit": ""},
+    "cssrs_trained_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline's quadratic-weighted "
+                                     "kappa, 5-fold cross-validated", "unit": ""},
+    "baseline_train": {"about": "`manage.py baseline train --folds 5` on those 250 users (5 folds and the final "
+                                "model, 1,000 bootstrap resamples), Django's start-up included", "unit": "s"},
+    "baseline_answer": {"about": "the trained baseline answering through the worker's path (`annotate_samples`, "
+                                 "outcomes stored), per outcome", "unit": "ms"},
 }
 
 
@@ -132,32 +156,30 @@ def timed_quality() -> tuple[list[float], list[float], dict]:
 # ------------------------------------------------------------------------------------------------ C-SSRS
 
 
-@dataclass(frozen=True)
-class Configuration:
-    """One way of annotating the C-SSRS posts: a name, and what stores its outcomes in a run."""
-
-    name: str
-    annotate: Callable[[Run, list[tuple[int, str]]], int]
+BUILTIN = [1, 2, 3, 4, 5]
+CSSRS_FIGURES = (("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("kappa", "kappa"))
 
 
-def builtin_configuration(run: Run, samples: list[tuple[int, str]]) -> int:
-    return builtin_outcomes(run, samples, [Annotator.objects.get(number=1)], malformed=lambda a: 0.0)
+def shown(estimate: dict) -> str:
+    low, high = estimate["ci95"]
+    if estimate["value"] is None:
+        return "—"
+    return f"{estimate['value']:.3f}" + ("" if low is None else f" [{low:.3f}, {high:.3f}]")
 
 
-# Another helper adds the trained baseline annotator here: one more Configuration, one more row of the table.
-CONFIGURATIONS = [Configuration("built-in lexicon (annotator 1, offline keyword baseline)", builtin_configuration)]
+def interval(estimate: dict) -> str:
+    low, high = estimate["ci95"]
+    return "no interval" if low is None else f"95 % bootstrap interval {low:.3f}–{high:.3f}"
 
 
-def cssrs_table() -> list[str]:
-    if not CSSRS.exists():
-        return [f"C-SSRS table skipped: {CSSRS} is absent"]
+def import_cssrs() -> list[int]:
+    """The C-SSRS users as a corpus and the reference set `cssrs`, imported with the commands; their sample ids."""
     source = CSSRS
     if CSSRS_USERS:
         source = DATA_DIR / "cssrs-quick.csv"
         with CSSRS.open(newline="", encoding="utf-8") as full, source.open("w", newline="", encoding="utf-8") as cut:
-            rows = csv.reader(full)
             writer = csv.writer(cut)
-            for index, row in enumerate(rows):
+            for index, row in enumerate(csv.reader(full)):
                 if index > CSSRS_USERS:
                     break
                 writer.writerow(row)
@@ -165,21 +187,73 @@ def cssrs_table() -> list[str]:
     manage("reference", "import", str(source), "--name", "cssrs", "--id-column", "User", "--label-column",
            "urgency=Label", *[f"--map=urgency:{value}={code}" for value, code in CSSRS_MAP.items()],
            "--citation", CITATION, "--licence", "CC BY 4.0", "--source", "Reddit C-SSRS Suicide Dataset, dev half")
-    users = set(Sample.objects.filter(reference_labels__reference_set__name="cssrs").values_list("pk", flat=True))
-    samples = list(Sample.objects.filter(pk__in=users).order_by("pk").values_list("pk", "text"))
-    lines = [f"C-SSRS (dev half, {len(samples)} users; {CITATION}), urgency against the psychiatrists' labels:",
-             f"  {'configuration':58} {'n':>4}  {'accuracy':22} {'macro-F1':22} {'quadratic kappa':22}"]
-    for index, configuration in enumerate(CONFIGURATIONS):
-        run = create_run(RunPlan(name=f"cssrs-{index}", annotators=[1], domains=["urgency"],
-                                 corpora=list(Sample.objects.filter(pk__in=users).values_list("corpus_id", flat=True)
-                                              .distinct())), actor="bench")
-        configuration.annotate(run, samples)
-        found = json.loads(manage("quality", "--run", run.name, "--reference", "cssrs", "--json").stdout)
-        row = found["domains"][0]["rows"][0]
-        shown = {name: f"{row[name]['value']:.3f} [{row[name]['ci95'][0]:.3f}, {row[name]['ci95'][1]:.3f}]"
-                 for name in ("accuracy", "macro_f1", "kappa")}
-        lines.append(f"  {configuration.name:58} {row['n']:4}  {shown['accuracy']:22} {shown['macro_f1']:22} "
-                     f"{shown['kappa']:22}")
+    return list(Sample.objects.filter(reference_labels__reference_set__name="cssrs").order_by("pk")
+                .values_list("pk", flat=True))
+
+
+def run_of(name: str, annotators: list[int], users: list[int]) -> Run:
+    corpora = list(Sample.objects.filter(pk__in=users).values_list("corpus_id", flat=True).distinct())
+    return create_run(RunPlan(name=name, annotators=annotators, domains=["urgency"], corpora=corpora), actor="bench")
+
+
+def builtin_rows(users: list[int]) -> list[dict]:
+    """The built-in annotators answer the users as their workers would (each with its profile, through
+    ``annotate_samples``, outcomes stored), then ``manage.py quality`` scores the run."""
+    run = run_of("cssrs-builtin", BUILTIN, users)
+    for number in BUILTIN:
+        annotate_samples(users, WorkerKey(number, "urgency"), worker="bench", run_id=run.pk)
+    found = json.loads(manage("quality", "--run", run.name, "--reference", "cssrs", "--json").stdout)
+    return found["domains"][0]["rows"]
+
+
+def trained_baseline(users: list[int]) -> tuple[dict, float, float]:
+    """A sixth annotator on the trained backend learns the set (``manage.py baseline train``: its figures are the
+    5-fold cross-validated ones); then it answers the users through the worker's path, for the time per answer
+    only (those are its own training labels: never scored)."""
+    Annotator.objects.create(number=TRAINED, name="trained baseline", backend=Annotator.Backend.TRAINED,
+                             model="trained-baseline")
+    started = time.perf_counter()
+    document = json.loads(manage("baseline", "train", "--annotator", str(TRAINED), "--reference", "cssrs",
+                                 "--folds", "5", "--json").stdout)
+    trained = time.perf_counter() - started
+    run = run_of("cssrs-trained-timing", [TRAINED], users)
+    started = time.perf_counter()
+    annotate_samples(users, WorkerKey(TRAINED, "urgency"), worker="bench", run_id=run.pk)
+    per_answer = (time.perf_counter() - started) * 1000 / max(1, len(users))
+    stored = Outcome.objects.filter(run=run, status="ok").count()
+    if stored != len(users):
+        raise RuntimeError(f"the trained baseline stored {stored} of {len(users)} outcomes")
+    return document["domains"]["urgency"], trained, per_answer
+
+
+def cssrs_table(results: Results) -> list[str]:
+    if not CSSRS.exists():
+        return [f"C-SSRS table skipped: {CSSRS} is absent"]
+    users = import_cssrs()
+    rows = builtin_rows(users)
+    trained, train_seconds, per_answer = trained_baseline(users)
+    lines = [(f"C-SSRS (dev half, {len(users)} users; {CITATION}), urgency against the psychiatrists' labels "
+              "(95 % bootstrap intervals):"),
+             f"  {'labeller':58} {'n':>4}  {'accuracy':22} {'macro-F1':22} {'quadratic kappa':22}"]
+    for row in rows:
+        lines.append(f"  {'built-in ' + row['name']:58} {row['n']:4}  {shown(row['accuracy']):22} "
+                     f"{shown(row['macro_f1']):22} {shown(row['kappa']):22}")
+    lines.append(f"  {'trained baseline, 5-fold cross-validated':58} {trained['n']:4}  "
+                 f"{shown(trained['accuracy']):22} {shown(trained['macro_f1']):22} {shown(trained['kappa']):22}")
+    lines.append(f"`manage.py baseline train --folds 5`: {train_seconds:.2f} s; the trained baseline answers in "
+                 f"{per_answer:.2f} ms per stored outcome")
+    annotators = [row for row in rows if row["kind"] == "annotator"]
+    for name, key in CSSRS_FIGURES:
+        values = [row[key]["value"] for row in annotators if row[key]["value"] is not None]
+        if values:
+            each = "; ".join(f"annotator {r['annotator']} {r[key]['value']:.3f} ({interval(r[key])})"
+                             for r in annotators if r[key]["value"] is not None)
+            results.add(f"cssrs_builtin_{name}", values, note=f"{each}; {len(users)} users")
+        if trained[key]["value"] is not None:
+            results.add(f"cssrs_trained_{name}", [trained[key]["value"]],
+                        note=f"{interval(trained[key])}; {trained['n']} users")
+    results.add("baseline_train", [train_seconds])
+    results.add("baseline_answer", [per_answer])
     return lines
 
 
@@ -210,7 +284,7 @@ def main() -> None:
         print("urgency: " + "; ".join(f"{r['name']} accuracy {r['accuracy']['value']:.3f}" for r in urgency["rows"])
               + "; alt-test passed by " + (", ".join(f"annotator {a['annotator']}" for a in tests if a["passed"])
                                            or "none"))
-    for line in cssrs_table():
+    for line in cssrs_table(results):
         print(line)
     results.add("quality_command", timings)
     results.add("quality_cpu", cpu)

@@ -109,7 +109,7 @@ def number(value: float) -> str:
 
 
 def amount(value: float, unit: str) -> str:
-    return f"{number(value)} {unit}"
+    return f"{number(value)} {unit}" if unit else number(value)  # a score (accuracy, kappa) has no unit
 
 
 def measured(figure: dict, unit: str) -> str:

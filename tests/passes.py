@@ -90,6 +90,7 @@ ONCE = {
     "tests/test_alert_acknowledge.py",
     "tests/test_api_keys.py",
     "tests/test_benchmarks.py",
+    "tests/test_baseline.py",
     "tests/test_builtin_annotator.py",
     "tests/test_catalogue.py",
     "tests/test_concurrency.py",

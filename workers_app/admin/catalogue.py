@@ -73,7 +73,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
                     "mean_latency", "malformed_rate", "cost", "budget", "cache_hits", "backend_error")
     list_filter = ("backend", "structured", "enabled")
     readonly_fields = ("backend_error", "backend_error_at", "stored_key", "structured_refused",
-                       "structured_refused_at")
+                       "structured_refused_at", "baseline_version")
     actions = ["switch_to_local_gemma", "clear_error", "clear_response_cache"]
 
     def save_formset(self, request, form, formset, change):
@@ -171,4 +171,12 @@ class AnnotatorAdmin(AuditedModelAdmin):
                            "The budget is in the currency of the prices.",
         }),
         ("Built-in backend", {"fields": ("builtin_profile", "builtin_latency_ms", "builtin_malformed_rate")}),
+        ("Trained baseline", {
+            "fields": ("baseline_version",),
+            "description": "The trained backend answers with a TF-IDF + logistic-regression model learned from a "
+                           "reference set, offline, with the label's probability: train a version with "
+                           "<code>manage.py baseline train --annotator N --reference NAME</code> (it reports its "
+                           "cross-validated quality there); <code>manage.py baseline show --annotator N</code> lists "
+                           "the versions. A baseline, not a clinical model.",
+        }),
     )

@@ -198,8 +198,8 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
 
 
 def limiter_for(annotator: Annotator) -> RateLimiter | None:
-    # The built-in baseline runs in-process and has no API whose budget could be spent.
-    if annotator.backend == Annotator.Backend.BUILTIN:
+    # The built-in and trained baselines run in-process and have no API whose budget could be spent.
+    if annotator.answers_in_process:
         return None
     return RateLimiter(get_redis(), annotator.number, annotator.requests_per_minute)
 
@@ -281,7 +281,7 @@ def _ask_until_answered(job: _Job) -> tuple[Result, dict]:
             return _answer(job, completion, parsed, attempt, started_at, cost=spent)
         malformed += 1
         _log_malformed(job, completion, parsed, attempt, cost=cost)
-        if malformed > job.annotator.max_retries:
+        if malformed > job.annotator.max_retries or completion.final:
             return _answer(job, completion, parsed, attempt, started_at, cost=spent)
 
 
@@ -306,9 +306,18 @@ def _answer(job: _Job, completion: Completion, parsed: ParseResult, attempts: in
         "completion_tokens": completion.completion_tokens, "cache_read_tokens": completion.cache_read_tokens,
         "cache_write_tokens": completion.cache_write_tokens, "attempts": attempts, "worker": job.worker,
         "cost": cost, "cached": cached_latency_ms is not None, "cached_latency_ms": cached_latency_ms,
-        "confidence": label_probability(completion.logprobs, parsed.labels) if parsed.ok else None,
+        "confidence": _confidence(completion, parsed),
         "started_at": started_at, "parameters": {"temperature": job.annotator.temperature,
                                                  "max_tokens": job.annotator.max_tokens,
                                                  "backend": job.annotator.backend, **job.structured_parameters()},
     }
     return (Result.STORED if parsed.ok else Result.MALFORMED), fields
+
+
+def _confidence(completion: Completion, parsed: ParseResult) -> float | None:
+    """The label's probability: the backend's own (the trained baseline), else from the answer's logprobs."""
+    if not parsed.ok:
+        return None
+    if completion.confidence is not None:
+        return round(completion.confidence, 6)
+    return label_probability(completion.logprobs, parsed.labels)

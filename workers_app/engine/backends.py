@@ -16,6 +16,8 @@ import redis
 from django.conf import settings
 
 from annotation_site.outbound import OutboundRefused, policy_client, time_limit
+from workers_app.baselines.files import ModelFileRefused
+from workers_app.baselines.loaded import loaded_baseline
 from workers_app.models import Annotator
 from workers_app.redis_client import get_redis
 
@@ -56,6 +58,9 @@ class Completion:
     refused: bool = False  # the server said the model refused (OpenAI's message.refusal); text is its reason
     # (token text, logprob) of the answer's tokens, where the annotator asked for them and the server sent them.
     logprobs: Tokens | None = None
+    confidence: float | None = None  # the answer's probability, where the backend knows it (the trained baseline)
+    # The same request always gets this answer (a fitted model): a malformed one is stored at once, not asked again.
+    final: bool = False
 
 
 class TransientBackendError(Exception):
@@ -98,6 +103,27 @@ class BuiltinBackend:
                               malformed_rate=self.malformed_rate, salt=f"{self.number}:{request.attempt}",
                               profile=self.profile, prompt=request.prompt)
         return Completion(text, self.model, int((time.monotonic() - started) * 1000))
+
+
+class TrainedBackend:
+    """The annotator's trained baseline (TF-IDF + logistic regression, workers_app.baselines): offline, a few
+    milliseconds per answer, with the chosen label's probability as its confidence. A model file that is missing,
+    stale or not ours is a permanent error (no domain can answer). A domain the model never learned gets an answer
+    without a label, stored once as malformed with the reason in its text: the annotator's learned domains go on."""
+
+    def __init__(self, annotator: Annotator):
+        try:
+            self.baseline = loaded_baseline(annotator)
+        except ModelFileRefused as exc:
+            raise PermanentBackendError(str(exc)) from None
+
+    def complete(self, request: BackendRequest) -> Completion:
+        started = time.monotonic()
+        if not self.baseline.knows(request.domain):
+            return Completion(self.baseline.not_learned(request.domain), self.baseline.name, 0, final=True)
+        label, probability = self.baseline.answer(request.domain, request.text)
+        return Completion(f"{self.baseline.name}: probability {probability:.3f} <<{label}>>", self.baseline.name,
+                          int((time.monotonic() - started) * 1000), confidence=probability, final=True)
 
 
 @cache
@@ -357,7 +383,8 @@ class OpenAICompatibleBackend:
         return " ".join(self._clean(message).split())[:ERROR_BODY_CHARS]
 
 
-_BACKENDS = {Annotator.Backend.BUILTIN: BuiltinBackend, Annotator.Backend.OPENAI_COMPATIBLE: OpenAICompatibleBackend}
+_BACKENDS = {Annotator.Backend.BUILTIN: BuiltinBackend, Annotator.Backend.OPENAI_COMPATIBLE: OpenAICompatibleBackend,
+             Annotator.Backend.TRAINED: TrainedBackend}
 
 
 def backend_for(annotator: Annotator) -> Backend:

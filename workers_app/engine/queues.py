@@ -17,6 +17,7 @@ from django.db.models import Count
 
 from annotation_site.celery import app
 from workers_app.models import DEFAULT_RUN, Annotator, Domain, Outcome, Run
+from workers_app.models.catalogue import IN_PROCESS_BACKENDS
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run, run_samples, takes_part
 
@@ -72,10 +73,10 @@ def populate_keys(keys: list[WorkerKey]) -> dict[str, int]:
 
 
 def samples_per_message(key: WorkerKey) -> int:
-    """One LLM call per message keeps a pause prompt; the free built-in baseline takes many at once,
-    since Celery's own cost per message is larger than the baseline's work."""
+    """One LLM call per message keeps a pause prompt; the free in-process baselines (built-in, trained) take many at
+    once, since Celery's own cost per message is larger than their work."""
     backend = Annotator.objects.filter(number=key.annotator).values_list("backend", flat=True).first()
-    return BUILTIN_SAMPLES_PER_MESSAGE if backend == Annotator.Backend.BUILTIN else 1
+    return BUILTIN_SAMPLES_PER_MESSAGE if backend in IN_PROCESS_BACKENDS else 1
 
 
 # SADD answers 1 only to the caller that added the id: two fills at once claim (and so queue) a sample once. One

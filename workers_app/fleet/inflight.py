@@ -99,7 +99,7 @@ def describe(seen: Observation) -> str:
 def pool_threads(annotator: Annotator) -> int:
     """Threads of a worker's Celery pool: the built-in baseline computes in-process under the GIL, so more threads
     than WORKER_THREADS buy it nothing; an LLM worker gets one per request its gate may let through."""
-    if annotator.backend == Annotator.Backend.BUILTIN:
+    if annotator.answers_in_process:
         return settings.WORKER_THREADS
     return settings.WORKER_MAX_INFLIGHT
 
@@ -133,7 +133,7 @@ class InflightController(threading.Thread):
 
     def start(self) -> None:
         annotator, _ = catalogue_rows(self.key)
-        if annotator.backend != Annotator.Backend.BUILTIN:  # the built-in baseline passes no gate
+        if not annotator.answers_in_process:  # the built-in and trained baselines pass no gate
             self._apply(settings.WORKER_MIN_INFLIGHT)
         super().start()
 
@@ -155,7 +155,7 @@ class InflightController(threading.Thread):
 
     def step(self) -> None:
         annotator, _ = catalogue_rows(self.key)
-        if annotator.backend == Annotator.Backend.BUILTIN:
+        if annotator.answers_in_process:
             return
         seen = self.observe(annotator)
         minimum = settings.WORKER_MIN_INFLIGHT

@@ -1,3 +1,4 @@
+from .baseline import TrainedBaseline
 from .catalogue import Annotator, Domain
 from .corpus import Corpus, Sample
 from .fleet import Host, Installation, Worker, WorkerEvent
@@ -9,4 +10,4 @@ from .review import ReviewItem
 from .runs import DEFAULT_RUN, Run, RunSample
 
 __all__ = ["ADJUDICATED_SET", "DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
-           "MalformedAttempt", "Outcome", "ReferenceLabel", "ReferenceSet", "ReviewItem", "Run", "RunSample", "Sample", "Worker", "WorkerEvent", "WorkerMetric"]
+           "MalformedAttempt", "Outcome", "ReferenceLabel", "ReferenceSet", "ReviewItem", "Run", "RunSample", "Sample", "TrainedBaseline", "Worker", "WorkerEvent", "WorkerMetric"]

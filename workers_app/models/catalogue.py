@@ -193,6 +193,7 @@ class Annotator(models.Model):
     class Backend(models.TextChoices):
         BUILTIN = "builtin", "built-in baseline"
         OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+        TRAINED = "trained", "trained baseline (TF-IDF + logistic regression)"
 
     number = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1), MaxValueValidator(99)])
     name = models.CharField(max_length=100, validators=[no_control_characters, not_a_key])
@@ -276,6 +277,9 @@ class Annotator(models.Model):
     cache_responses = models.BooleanField(
         default=False, help_text="answer a request asked before from the response cache (no call, no cost); "
                                  "only at temperature 0, where the same request gets the same answer")
+    # The trained backend's model version (a TrainedBaseline row of this annotator; 0: never trained). Written by
+    # workers_app.baselines.services.train_baseline only; runs pin it with the other model settings.
+    baseline_version = models.PositiveIntegerField(default=0, editable=False)
     # Set when the backend refused permanently (bad key, 401/403/400): its workers stop calling until cleared.
     backend_error = models.TextField(blank=True, editable=False)
     backend_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -345,5 +349,14 @@ class Annotator(models.Model):
         return None
 
     @property
+    def answers_in_process(self) -> bool:
+        """The built-in and the trained baseline answer in the worker's own process: no API, no rate limit, no
+        gate, many samples per message."""
+        return self.backend in IN_PROCESS_BACKENDS
+
+    @property
     def uses_cache(self) -> bool:
         return self.cache_responses and self._cache_problem() is None
+
+
+IN_PROCESS_BACKENDS = (Annotator.Backend.BUILTIN, Annotator.Backend.TRAINED)

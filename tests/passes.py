@@ -33,6 +33,8 @@ POSTGRES = {
     "tests/test_review.py",
     "tests/test_runs.py",
     "tests/test_cost_budget.py",
+    "tests/test_gold_checks.py",
+    "tests/test_gold_fleet.py",
     "tests/test_response_cache.py",
     # A hostile answer's labels must store on either database (NUL characters, lone surrogates).
     "tests/hostile/test_structured_replies.py",
@@ -144,6 +146,7 @@ SLOW = {
     "tests/test_monitoring.py",
     "tests/test_concurrency.py",
     "tests/test_cost_budget.py",
+    "tests/test_gold_fleet.py",
     "tests/test_review.py",
     "tests/test_runs.py",
     "tests/test_local_llm.py",

@@ -8,6 +8,7 @@ from workers_app.models import Outcome, Run
 from workers_app.references.selectors import UnknownReference, reference_by_name
 from workers_app.runs.compare import ComparisonRefused, compare_runs
 from workers_app.runs.current import run_samples
+from workers_app.runs.gold import DEFAULT_MIN_ITEMS, GoldPlan
 from workers_app.runs.services import RunPlan, RunRefused, create_run, delete_run, switch_run
 
 
@@ -16,6 +17,14 @@ def _decimal(text: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation:
         raise CommandError(f"--budget: {text!r:.40} is not a number") from None
+
+
+def _gold(options: dict) -> GoldPlan | None:
+    if not options["gold_reference"]:
+        return None
+    return GoldPlan(reference=reference_by_name(options["gold_reference"]), share=options["gold_share"],
+                    threshold=options["gold_threshold"], min_items=options["gold_min_items"],
+                    window=options["gold_window"])
 
 
 class Command(BaseCommand):
@@ -36,6 +45,17 @@ class Command(BaseCommand):
         create.add_argument("--seed", type=int, default=0)
         create.add_argument("--limit", type=int, help="at most this many samples")
         create.add_argument("--budget", help="stop calling once the run's outcomes cost this much")
+        gold = create.add_argument_group("gold checks", "mix items of a reference set into the run, unknown to the "
+                                         "workers, and pause an annotator whose accuracy on them falls")
+        gold.add_argument("--gold-reference", help="the reference set whose items are mixed in")
+        gold.add_argument("--gold-share", type=float, default=0.05,
+                          help="gold items as a share of the samples chosen (default 0.05)")
+        gold.add_argument("--gold-threshold", type=float, default=0.7,
+                          help="pause an annotator whose gold accuracy falls below this (default 0.7)")
+        gold.add_argument("--gold-min-items", type=int, default=DEFAULT_MIN_ITEMS,
+                          help=f"gold answers before an annotator is judged (default {DEFAULT_MIN_ITEMS})")
+        gold.add_argument("--gold-window", type=int,
+                          help="judge the last N gold answers (default: every gold answer of the run)")
         switch = commands.add_parser("switch", help="make a run current: the previous run's waiting messages are "
                                                     "dropped (its outcomes stay) and this run's samples queued")
         switch.add_argument("run", type=run_name)
@@ -64,9 +84,12 @@ class Command(BaseCommand):
 
     def _create(self, *, name, description, annotator, domain, corpus, share, seed, limit, budget, **options) -> None:
         plan = RunPlan(name=name, description=description, annotators=annotator, domains=domain, corpora=corpus,
-                       share=share, seed=seed, limit=limit, budget=None if budget is None else _decimal(budget))
+                       share=share, seed=seed, limit=limit, budget=None if budget is None else _decimal(budget),
+                       gold=_gold(options))
         run = create_run(plan, actor=cli_actor())
-        self.stdout.write(f"made run {run.name}: {run.selection['samples']} samples x {len(run.annotators)} "
+        gold = (f" (of them {run.selection['gold_items']} gold items of {run.gold_reference.name})"
+                if run.checks_gold else "")
+        self.stdout.write(f"made run {run.name}: {run.selection['samples']} samples{gold} x {len(run.annotators)} "
                           f"annotator(s) x {len(run.domains)} domain(s); make it current with: "
                           f"manage.py runs switch {run.name}")
 

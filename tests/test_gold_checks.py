@@ -306,3 +306,40 @@ def test_the_dashboard_cell_and_metrics_show_the_rolling_accuracy(pools, http_an
     metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'annotation_gold_accuracy{annotator="1"} 0.333' in metrics
     assert 'annotation_gold_answers{annotator="1"} 3.0' in metrics
+
+
+# -- the runs pages
+
+
+def test_the_runs_form_makes_a_run_with_gold_checks_and_its_page_shows_them(pools, http_annotator, fake_llm, client,
+                                                                           staff):
+    work, _, _ = pools
+    client.force_login(staff)
+    response = client.post("/runs/", {"name": "paged", "annotators": [1], "domains": ["urgency"],
+                                      "corpora": [corpus_of(work)], "seed": "0", "gold_reference": "experts",
+                                      "gold_share": "0.1", "gold_threshold": "0.8", "gold_min_items": "",
+                                      "gold_window": ""})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = Run.objects.get(name="paged")
+    assert (run.gold_reference.name, run.gold_share, run.gold_threshold, run.gold_min_items, run.gold_window) == (
+        "experts", 0.1, 0.8, 10, None)
+    fake_llm.default = Reply(content=WRONG)
+    annotate(run, gold_ids(run)[:1])
+    page = client.get(response.url).content.decode()
+    assert "Gold checks" in page and "4 gold items mixed in, share 0.1" in page
+    assert "judged after 10 gold answers, over all of them" in page and "0 of 1 right (0.00)" in page
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"gold_reference": "nope"}, "Select a valid choice. nope is not one of the available choices."),
+    ({"gold_share": "0.9"}, "gold share 0.9: give a fraction above 0 and at most 0.5"),
+    ({"gold_threshold": "nan"}, "Gold accuracy threshold: Enter a number."),
+    ({"gold_window": "2"}, "gold window 2: it must hold at least the 10 items judged first"),
+])
+def test_a_refused_gold_setting_in_the_form_says_why_and_makes_nothing(pools, client, staff, changes, message):
+    client.force_login(staff)
+    response = client.post("/runs/", {"name": "paged", "annotators": [1], "domains": ["urgency"], "seed": "0",
+                                      "gold_reference": "experts", **changes})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Run.objects.filter(name="paged").exists()

@@ -135,6 +135,12 @@ def test_the_command_makes_a_run_with_gold_checks(pools, capsys):
     assert (run.gold_share, run.gold_threshold, run.gold_min_items, run.gold_window) == (0.1, 0.8, 3, 5)
     with pytest.raises(CommandError, match="no reference set named 'nope'"):
         call_command("runs", "create", "cli2", "--gold-reference", "nope")
+    with pytest.raises(CommandError, match="--gold-min-items without --gold-reference"):
+        call_command("runs", "create", "cli2", "--gold-min-items", "3")
+    call_command("runs", "create", "defaults", "--corpus", str(corpus_of(work)), "--gold-reference", "experts")
+    run = Run.objects.get(name="defaults")
+    assert (run.gold_share, run.gold_threshold, run.gold_min_items, run.gold_window) == (0.05, 0.7, 10, None)
+    assert not Run.objects.filter(name="cli2").exists()
 
 
 # -- the rolling accuracy

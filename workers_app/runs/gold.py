@@ -18,6 +18,8 @@ from workers_app.models import Domain, ReferenceLabel, ReferenceSet
 CHECKED_KINDS = (Domain.Kind.ORDINAL, Domain.Kind.NOMINAL, Domain.Kind.CODE_SET)
 MAX_SHARE = 0.5  # more gold than work would make the run a test, not a run
 DEFAULT_MIN_ITEMS = 10
+# What the command and the form offer when a setting is left out.
+GOLD_DEFAULTS = {"share": 0.05, "threshold": 0.7, "min_items": DEFAULT_MIN_ITEMS}
 
 
 class GoldRefused(ValueError):

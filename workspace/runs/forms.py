@@ -10,7 +10,7 @@ from workers_app.models import Annotator, Corpus, Domain, ReferenceSet, Run
 from workers_app.models.catalogue import no_control_characters
 from workers_app.models.runs import RUN_NAME
 from workers_app.references.selectors import UnknownReference, reference_by_name
-from workers_app.runs.gold import DEFAULT_MIN_ITEMS, GoldPlan
+from workers_app.runs.gold import GOLD_DEFAULTS, GoldPlan
 from workers_app.runs.services import RunPlan
 
 MAX_SEED = 2**31 - 1
@@ -36,11 +36,13 @@ class RunForm(forms.Form):
     gold_reference = forms.ChoiceField(required=False, label="Gold checks: reference set",
                                        help_text="mix items of this set into the run, unknown to the workers; "
                                                  "empty: no gold checks")
-    gold_share = forms.FloatField(required=False, initial=0.05, label="Gold share",
+    gold_share = forms.FloatField(required=False, initial=GOLD_DEFAULTS["share"], label="Gold share",
                                   help_text="gold items as a share of the samples chosen")
-    gold_threshold = forms.FloatField(required=False, initial=0.7, label="Gold accuracy threshold",
+    gold_threshold = forms.FloatField(required=False, initial=GOLD_DEFAULTS["threshold"],
+                                      label="Gold accuracy threshold",
                                       help_text="pause an annotator whose gold accuracy falls below this")
-    gold_min_items = forms.IntegerField(required=False, initial=DEFAULT_MIN_ITEMS, label="Gold items before judging")
+    gold_min_items = forms.IntegerField(required=False, initial=GOLD_DEFAULTS["min_items"],
+                                        label="Gold items before judging")
     gold_window = forms.IntegerField(required=False, label="Gold window",
                                      help_text="judge the last N gold answers; empty: all of them")
 
@@ -62,10 +64,9 @@ class RunForm(forms.Form):
         if not values["gold_reference"]:
             return None
         # The defaults stand for a setting left empty; the service checks the values.
-        given = {name: values[f"gold_{name}"] if values[f"gold_{name}"] is not None else self.fields[
-            f"gold_{name}"].initial for name in ("share", "threshold", "min_items")}
+        given = {name: values[f"gold_{name}"] for name in GOLD_DEFAULTS if values[f"gold_{name}"] is not None}
         return GoldPlan(reference=ReferenceSet.objects.get(name=values["gold_reference"]), window=values["gold_window"],
-                        **given)
+                        **{**GOLD_DEFAULTS, **given})
 
     def plan(self) -> RunPlan:
         values = self.cleaned_data

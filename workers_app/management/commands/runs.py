@@ -8,7 +8,7 @@ from workers_app.models import Outcome, Run
 from workers_app.references.selectors import UnknownReference, reference_by_name
 from workers_app.runs.compare import ComparisonRefused, compare_runs
 from workers_app.runs.current import run_samples
-from workers_app.runs.gold import DEFAULT_MIN_ITEMS, GoldPlan
+from workers_app.runs.gold import GOLD_DEFAULTS, GoldPlan
 from workers_app.runs.services import RunPlan, RunRefused, create_run, delete_run, switch_run
 
 
@@ -20,11 +20,14 @@ def _decimal(text: str) -> Decimal:
 
 
 def _gold(options: dict) -> GoldPlan | None:
+    given = {name: options[f"gold_{name}"] for name in (*GOLD_DEFAULTS, "window")
+             if options[f"gold_{name}"] is not None}
     if not options["gold_reference"]:
+        if given:
+            raise CommandError(f"--gold-{next(iter(given)).replace('_', '-')} without --gold-reference: name the "
+                               "reference set whose items are mixed in")
         return None
-    return GoldPlan(reference=reference_by_name(options["gold_reference"]), share=options["gold_share"],
-                    threshold=options["gold_threshold"], min_items=options["gold_min_items"],
-                    window=options["gold_window"])
+    return GoldPlan(reference=reference_by_name(options["gold_reference"]), **{**GOLD_DEFAULTS, **given})
 
 
 class Command(BaseCommand):
@@ -48,12 +51,12 @@ class Command(BaseCommand):
         gold = create.add_argument_group("gold checks", "mix items of a reference set into the run, unknown to the "
                                          "workers, and pause an annotator whose accuracy on them falls")
         gold.add_argument("--gold-reference", help="the reference set whose items are mixed in")
-        gold.add_argument("--gold-share", type=float, default=0.05,
-                          help="gold items as a share of the samples chosen (default 0.05)")
-        gold.add_argument("--gold-threshold", type=float, default=0.7,
-                          help="pause an annotator whose gold accuracy falls below this (default 0.7)")
-        gold.add_argument("--gold-min-items", type=int, default=DEFAULT_MIN_ITEMS,
-                          help=f"gold answers before an annotator is judged (default {DEFAULT_MIN_ITEMS})")
+        gold.add_argument("--gold-share", type=float,
+                          help=f"gold items as a share of the samples chosen (default {GOLD_DEFAULTS['share']})")
+        gold.add_argument("--gold-threshold", type=float, help="pause an annotator whose gold accuracy falls below "
+                          f"this (default {GOLD_DEFAULTS['threshold']})")
+        gold.add_argument("--gold-min-items", type=int,
+                          help=f"gold answers before an annotator is judged (default {GOLD_DEFAULTS['min_items']})")
         gold.add_argument("--gold-window", type=int,
                           help="judge the last N gold answers (default: every gold answer of the run)")
         switch = commands.add_parser("switch", help="make a run current: the previous run's waiting messages are "

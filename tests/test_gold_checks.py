@@ -349,3 +349,57 @@ def test_a_refused_gold_setting_in_the_form_says_why_and_makes_nothing(pools, cl
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Run.objects.filter(name="paged").exists()
+
+
+# -- archives and state documents
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_gives_back_the_runs_gold_settings_and_items(pools, http_annotator, fake_llm):
+    from django.conf import settings
+
+    from admin_ops.services.archive import create_archive
+    from admin_ops.services.reset import reset_data
+    from admin_ops.services.restore import restore_archive
+    from workers_app.models import ReferenceSet
+
+    run = gold_run(pools, threshold=0.6, min_items=3, window=5)
+    fake_llm.default = Reply(content=WRONG)
+    annotate(run, gold_ids(run)[:2])
+    marked = set(Sample.objects.filter(pk__in=gold_ids(run)).values_list("external_id", flat=True))
+    archive = create_archive("with-gold", actor="test")
+    reset_data(actor="test", factory=True, backup=False)
+    ReferenceSet.objects.all().delete()  # its labels went with the samples: the archive brings both back
+
+    restore_archive(settings.ARCHIVES_DIR / archive.file_name, actor="test")
+
+    back = Run.objects.get(name="checked")
+    assert (back.gold_reference.name, back.gold_share, back.gold_threshold, back.gold_min_items,
+            back.gold_window) == ("experts", 0.25, 0.6, 3, 5)
+    assert set(Sample.objects.filter(pk__in=gold_ids(back)).values_list("external_id", flat=True)) == marked
+    assert gold_scores(back) == {1: GoldScore(0, 2)}  # rebuilt from the restored outcomes
+
+
+def test_a_state_document_carries_the_gold_settings_and_a_bad_one_is_named(pools):
+    from admin_ops.selectors import state_document
+    from workers_app.runs.definitions import checked_run, run_set_problems
+
+    run = gold_run(pools, window=8)
+    [record] = [r for r in state_document()["runs"] if r["name"] == run.name]
+    assert record["gold"] == {"reference": "experts", "share": 0.25, "threshold": 0.7, "min_items": 4, "window": 8,
+                              "samples": sorted(Sample.objects.filter(pk__in=gold_ids(run))
+                                                .values_list("external_id", flat=True))}
+    assert checked_run(record, lambda name: f"run: {name}")[1] == []
+    plain = {k: v for k, v in record.items() if k != "gold"}
+    assert checked_run(plain, lambda name: f"run: {name}")[1] == []  # older documents have no gold
+    for change, message in [({"share": 2}, "run: gold: gold share 2"), ({"window": "x"}, "run: gold.window: expected"),
+                            ({"reference": "Bad Name"}, "run: gold.reference: 1-40 lower-case"),
+                            ({"samples": ["NOT-A-MEMBER"]}, "run: gold.samples: 'NOT-A-MEMBER' is not a sample"),
+                            ({"extra": 1}, "run: gold: unknown field 'extra'")]:
+        problems = checked_run({**record, "gold": {**record["gold"], **change}}, lambda name: f"run: {name}")[1]
+        assert any(message in p for p in problems), (change, problems)
+    elsewhere = run_set_problems([{**record, "name": "moved"}], lambda index, name: f"run {index}: {name}",
+                                 samples=set(record["samples"]), sample_source="the store", numbers={1},
+                                 slugs={"urgency"}, references=set())
+    assert elsewhere == [("run 0: gold.reference: reference set 'experts' is neither in the store nor in what is "
+                         "restored")]

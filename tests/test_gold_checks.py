@@ -199,6 +199,27 @@ def test_the_accuracy_is_rebuilt_from_the_store_when_redis_lost_it(pools, http_a
     assert gold_scores(run) == {1: GoldScore(0, 4)}
 
 
+def test_a_redis_error_never_fails_the_annotation_and_the_answers_come_back_from_the_store(
+        pools, http_annotator, fake_llm, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    import workers_app.engine.gold as gold_module
+
+    run = gold_run(pools)
+    gold = gold_ids(run)
+    annotate(run, gold[:1])
+
+    def down(*args, **kwargs):
+        raise RedisDown("Redis went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gold_module, "_append", down)
+        annotate(run, gold[1:2])
+    assert Outcome.objects.filter(sample_id__in=gold[:2]).count() == 2
+    assert not get_redis().exists(gold_key(run.pk))  # dropped: it missed an answer
+    assert gold_scores(run) == {1: GoldScore(2, 2)}
+
+
 # -- the pause, the audit row and the alert
 
 

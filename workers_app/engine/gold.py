@@ -145,6 +145,8 @@ def rebuild_gold(run: Run) -> dict[int, str]:
 def forget_gold(run: Run | None) -> None:
     """After the run's outcomes were deleted (None: every run's, a factory reset that deletes the runs too, whose
     ids may come back): the next read rebuilds the answers from the store."""
+    with _lock:
+        _answers.clear()  # this process's; a reset retires the workers, whose processes start afresh
     client = get_redis()
     keys = [gold_key(run.pk)] if run is not None else list(client.scan_iter(gold_key("*")))
     if keys:
@@ -174,6 +176,14 @@ def _append(run: Run, number: int, answers: str) -> tuple[str, str]:
     return after[:-len(answers)], after
 
 
+def _drop_quietly(run: Run) -> None:
+    """A hash that missed answers must not stay: without it the next read rebuilds from the store."""
+    try:
+        get_redis().delete(gold_key(run.pk))
+    except RedisError:
+        log.warning("run %s: gold answers may lack some until Redis answers and the hash is rebuilt", run.name)
+
+
 def record_gold(rows: list[dict], *, actor: str) -> None:
     """After ``rows`` (new outcomes of one message, one run) were stored: append their gold answers and pause the
     annotator whose accuracy they take below the run's threshold."""
@@ -182,19 +192,16 @@ def record_gold(rows: list[dict], *, actor: str) -> None:
         return
     answers = gold_answers(run)
     given: dict[int, str] = defaultdict(str)
-    annotators = {}
     for fields in rows:
         right = answers.get((fields["sample"].pk, fields["domain"].pk))
         if right is not None and fields["status"] == Outcome.Status.OK:
-            number = fields["annotator"].number
-            given[number] += _right(fields["labels"], right)
-            annotators[number] = fields["annotator"]
+            given[fields["annotator"].number] += _right(fields["labels"], right)
     for number, new in given.items():
         try:
             before, after = _append(run, number, new)
         except RedisError as exc:
-            log.warning("run %s: gold answers of annotator %s not appended (%s); the next read rebuilds them",
-                        run.name, number, exc)
+            log.warning("run %s: gold answers of annotator %s not appended (%s)", run.name, number, exc)
+            _drop_quietly(run)
             continue
         score = GoldScore.of(after)
         if score.failing(run) and not GoldScore.of(before).failing(run):

@@ -5,6 +5,9 @@ gold items show: quality, the consolidated workbook, the dashboard cell, /metric
 
 from __future__ import annotations
 
+import csv
+import json
+
 import openpyxl
 import pytest
 from django.core.management import call_command
@@ -299,20 +302,24 @@ def test_gold_items_count_in_quality_and_are_marked_in_the_workbook(pools, http_
     [domain] = run_quality(run, reference, bootstrap=0).domains
     [annotator, *_] = domain.rows
     assert (annotator.result.n, annotator.result.accuracy.value) == (4, 1.0)
-    rows = list(openpyxl.load_workbook(consolidate(tmp_path / "c.xlsx", actor="test", run=run).path)["urgency"]
-                .iter_rows(values_only=True))
+    report = consolidate(tmp_path / "c.xlsx", actor="test", run=run)
+    rows = list(openpyxl.load_workbook(report.path)["urgency"].iter_rows(values_only=True))
     column = rows[0].index("gold item")
     assert rows[0][column + 1] == "post text"
     marked = {row[0] for row in rows[1:] if row[column] == "yes"}
     assert marked == set(Sample.objects.filter(pk__in=gold).values_list("external_id", flat=True))
+    flat = [json.loads(line) for line in report.jsonl_path.read_text().splitlines()]
+    assert {r["sample_id"] for r in flat if r["gold_item"]} == marked and len(flat) == 50
+    with report.csv_path.open() as handle:
+        assert next(csv.reader(handle))[-1] == "gold_item"
 
 
 def test_a_run_without_gold_has_no_gold_column(pools, tmp_path):
     work, _, _ = pools
     run = create_run(RunPlan(name="plain", domains=["urgency"], corpora=[corpus_of(work)]), actor="test")
-    rows = list(openpyxl.load_workbook(consolidate(tmp_path / "c.xlsx", actor="test", run=run).path)["urgency"]
-                .iter_rows(values_only=True))
-    assert "gold item" not in rows[0]
+    report = consolidate(tmp_path / "c.xlsx", actor="test", run=run)
+    rows = list(openpyxl.load_workbook(report.path)["urgency"].iter_rows(values_only=True))
+    assert "gold item" not in rows[0] and "gold_item" not in report.csv_path.read_text().splitlines()[0]
 
 
 def test_the_dashboard_cell_and_metrics_show_the_rolling_accuracy(pools, http_annotator, fake_llm, client, staff):

@@ -390,15 +390,17 @@ def _weights(domain: Domain) -> str:
 
 
 def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
+    gold = bool(tables and tables[0].gold)  # a run with gold checks: its gold items are marked
     header = ["domain", "sample_id", *[f"annotator_{a}" for a in (tables[0].annotators if tables else [])],
-              "majority", "all_agree"]
+              "majority", "all_agree", *(["gold_item"] if gold else [])]
 
     def records():
         for table in tables:
             for index, external_id in enumerate(table.samples):
                 given = [table.labels[a][index] for a in table.annotators]
                 majority, agreed = table.majority[index]
-                yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed]
+                yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed,
+                       *([table.gold[index]] if gold else [])]
 
     def write_csv(temp: Path) -> None:
         with temp.open("w", newline="", encoding="utf-8") as handle:

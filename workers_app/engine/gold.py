@@ -122,8 +122,9 @@ def _from_store(run: Run) -> dict[int, str]:
     """Every annotator's gold answers of the run, in the order they were stored, trimmed to the window."""
     answers = gold_answers(run)
     found: dict[int, str] = defaultdict(str)
-    rows = (Outcome.objects.filter(run=run, status=Outcome.Status.OK, sample_id__in={s for s, _ in answers})
-            .order_by("id").values_list("annotator__number", "sample_id", "domain_id", "labels"))
+    gold = RunSample.objects.filter(run=run, gold=True).values("sample_id")
+    rows = (Outcome.objects.filter(run=run, status=Outcome.Status.OK, sample_id__in=gold).order_by("id")
+            .values_list("annotator__number", "sample_id", "domain_id", "labels"))
     for number, sample_id, domain_id, labels in rows.iterator(chunk_size=5000):
         right = answers.get((sample_id, domain_id))
         if right is not None:

@@ -92,6 +92,14 @@ def test_a_run_mixes_in_its_share_of_reference_items_and_a_rerun_picks_the_same(
                                         "window": None}
 
 
+def test_reference_items_the_selection_chose_already_become_gold_where_they_are(pools):
+    work, _, _ = pools
+    inside = make_reference("inside", {(s, "urgency", ""): ["LEVEL_2"] for s in work[:10]})
+    run = create_run(RunPlan(name="inside", domains=["urgency"], corpora=[corpus_of(work)],
+                             gold=GoldPlan(inside, share=0.25, threshold=0.5)), actor="test")
+    assert RunSample.objects.filter(run=run).count() == 40 and gold_ids(run) == sorted(work[:10])
+
+
 @pytest.mark.parametrize(("share", "wanted"), [(0.01, 1), (0.05, 2), (0.1, 4), (0.5, 20)])
 def test_the_share_is_rounded_takes_at_least_one_and_at_most_what_the_set_holds(pools, share, wanted):
     assert len(gold_ids(gold_run(pools, share=share))) == wanted

@@ -23,6 +23,7 @@ from workers_app.engine.keys import WorkerKey
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Alert, Outcome, Run, RunSample, Sample, Worker, WorkerEvent
 from workers_app.monitoring.gold import gold_sweep
+from workers_app.monitoring.sweep import health_sweep
 from workers_app.redis_client import get_redis
 from workers_app.references.importer import delete_reference
 from workers_app.references.options import ReferenceRefused
@@ -288,7 +289,7 @@ def test_the_sweep_opens_one_alert_per_annotator_and_resolves_it_when_the_accura
     fake_llm.default = Reply(content=WRONG)
     gold = gold_ids(run)
     annotate(run, gold[:3])
-    gold_sweep()
+    health_sweep()  # the beat's sweep runs the gold checks' part
     gold_sweep()
     [alert] = Alert.objects.filter(kind="gold")
     assert alert.key == f"gold:{run.name}:1" and "gold accuracy 0.00 < 0.70 over 2 items" in alert.message
@@ -345,6 +346,9 @@ def test_the_dashboard_cell_and_metrics_show_the_rolling_accuracy(pools, http_an
     assert client.get("/dashboard/live").json()["cells"]["annotator_1_therapeutic"]["gold"] == ""  # not in run
     page = client.get("/dashboard/").content.decode()
     assert 'data-field="gold">gold 0.33 over 3<' in page
+    worker_page = client.get("/dashboard/workers/annotator_1_urgency/").content.decode()
+    assert "1 of 3 gold answers of annotator 1 right (0.33), threshold 0.7 after 2" in worker_page
+    assert "below the threshold" in worker_page
     metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'annotation_gold_accuracy{annotator="1"} 0.333' in metrics
     assert 'annotation_gold_answers{annotator="1"} 3.0' in metrics

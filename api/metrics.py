@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from workers_app.engine.gold import gold_scores
 from workers_app.engine.live import Live, read_live
 from workers_app.engine.ratelimit import counters_key
 from workers_app.fleet.rows import key_of, select_workers
@@ -44,6 +45,7 @@ class FleetCollector:
         yield from self._worker_metrics(workers, live)
         yield from self._annotator_counters(workers, live, numbers, counters)
         yield self._latency(numbers, run)
+        yield from self._gold(run)
         yield self._alerts()
 
     @staticmethod
@@ -137,6 +139,20 @@ class FleetCollector:
             cumulative = [(str(bound / 1000), row.get(f"le_{bound}", 0)) for bound in LATENCY_BOUNDS_MS]
             family.add_metric([str(number)], [*cumulative, ("+Inf", row["total"])], (row["sum_ms"] or 0) / 1000)
         return family
+
+    @staticmethod
+    def _gold(run: Run) -> Iterator[Metric]:
+        """Each annotator's rolling accuracy on the current run's gold items (absent before its first gold answer,
+        and for a run without gold checks) and how many answers it rests on."""
+        accuracy = GaugeMetricFamily("annotation_gold_accuracy", "share right of the annotator's last gold "
+                                     "answers in the current run (its window)", labels=["annotator"])
+        answers = GaugeMetricFamily("annotation_gold_answers", "gold answers the accuracy rests on",
+                                    labels=["annotator"])
+        for number, score in gold_scores(run).items():
+            answers.add_metric([str(number)], score.items)
+            if score.accuracy is not None:
+                accuracy.add_metric([str(number)], score.accuracy)
+        yield from (accuracy, answers)
 
     @staticmethod
     def _alerts() -> Metric:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from workers_app.catalogue_defaults import DOMAINS
 from workers_app.fleet.rows import select_workers
-from workers_app.models import Annotator, Corpus, Domain, Outcome, Sample, Worker
+from workers_app.models import Annotator, Corpus, Domain, Outcome, ReferenceLabel, ReferenceSet, Sample, Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
@@ -45,6 +45,16 @@ def store_outcome(run, sample_id: int, annotator: int, domain: str, labels: list
         run=run, sample_id=sample_id, annotator=Annotator.objects.get(number=annotator),
         domain=Domain.objects.get(slug=domain), status=status, labels=labels if status == "ok" else [],
         prompt_version=prompt_version, model=model, started_at=timezone.now())
+
+
+def make_reference(name: str, labels: dict[tuple[int, str, str], list[str]], kind: str = "expert") -> ReferenceSet:
+    """A reference set of ``labels``: (sample id, domain slug, rater) -> codes."""
+    found = ReferenceSet.objects.create(name=name, kind=kind, created_by="test")
+    domains = {d.slug: d for d in Domain.objects.all()}
+    ReferenceLabel.objects.bulk_create(ReferenceLabel(reference_set=found, sample_id=sample, domain=domains[slug],
+                                                      rater=rater, labels=codes)
+                                       for (sample, slug, rater), codes in labels.items())
+    return found
 
 
 def worker(number: int, domain: str) -> Worker:

@@ -16,9 +16,9 @@ from django.core.management import call_command
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from admin_ops.services.consolidate import consolidate
-from tests.helpers import SHARED_DATASETS, make_samples, store_outcome
+from tests.helpers import SHARED_DATASETS, make_reference, make_samples, store_outcome
 from workers_app.engine.parsing import REFUSAL
-from workers_app.models import Domain, Outcome, ReferenceLabel, ReferenceSet, Sample
+from workers_app.models import Outcome, ReferenceLabel, ReferenceSet, Sample
 from workers_app.references.quality import run_quality
 from workers_app.runs.compare import compare_runs
 from workers_app.runs.current import current_run
@@ -30,15 +30,6 @@ LEVELS = ["LEVEL_0", "LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"]
 CSSRS = SHARED_DATASETS / "cssrs_reddit_dev_250.csv"
 CSSRS_MAP = {"Supportive": "LEVEL_0", "Indicator": "LEVEL_1", "Ideation": "LEVEL_2", "Behavior": "LEVEL_3",
              "Attempt": "LEVEL_4"}
-
-
-def make_reference(name: str, labels: dict[tuple[int, str, str], list[str]], kind: str = "expert") -> ReferenceSet:
-    found = ReferenceSet.objects.create(name=name, kind=kind, created_by="test")
-    domains = {d.slug: d for d in Domain.objects.all()}
-    ReferenceLabel.objects.bulk_create(ReferenceLabel(reference_set=found, sample_id=sample, domain=domains[slug],
-                                                      rater=rater, labels=codes)
-                                       for (sample, slug, rater), codes in labels.items())
-    return found
 
 
 @pytest.fixture

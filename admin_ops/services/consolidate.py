@@ -39,7 +39,16 @@ from stats.agreement import (
 )
 from workers_app.engine.cost import cost_totals
 from workers_app.excel.journal import safe_cell_text
-from workers_app.models import ADJUDICATED_SET, Domain, Outcome, ReferenceLabel, ReferenceSet, ReviewItem, Run
+from workers_app.models import (
+    ADJUDICATED_SET,
+    Domain,
+    Outcome,
+    ReferenceLabel,
+    ReferenceSet,
+    ReviewItem,
+    Run,
+    RunSample,
+)
 from workers_app.references.quality import RunQuality, run_quality
 from workers_app.review.flags import URGENCY, describe, sync_review_items
 from workers_app.review.selectors import run_review_items
@@ -64,6 +73,7 @@ class Table:
     statuses: dict[int, list[str]]
     majority: list[tuple[object, bool]] = field(default_factory=list)
     adjudicated: list[object] = field(default_factory=list)  # the reviewer's label per sample, None if none
+    gold: list[bool] = field(default_factory=list)  # per sample: a gold item of the run (empty: the run has none)
 
     def settle(self) -> None:
         """The majority label and agreement flag of every sample, computed once for all the outputs."""
@@ -108,8 +118,10 @@ def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
     external_ids = [external_id for _, external_id in samples]
     number_of = {a.pk: a.number for a in run_annotators(run)}
     annotators = sorted(number_of.values())
+    golden = set(RunSample.objects.filter(run=run, gold=True).values_list("sample_id", flat=True))
+    gold = [pk in golden for pk, _ in samples] if golden else []
     tables = {d.pk: Table(d, annotators, external_ids, {a: [MISSING] * len(samples) for a in annotators},
-                          {a: [""] * len(samples) for a in annotators}) for d in run_domains(run)}
+                          {a: [""] * len(samples) for a in annotators}, gold=gold) for d in run_domains(run)}
     summary: dict[tuple[str, int], dict] = defaultdict(lambda: {"ok": 0, "malformed": 0, "refusals": 0,
                                                                 "latency": 0, "tokens": 0})
     decoded: dict[tuple[int, str], object] = {}
@@ -228,7 +240,8 @@ def _domain_rows(table: Table, texts: dict[str, str]) -> list[list[object]]:
         cells = [external_id]
         for annotator in table.annotators:
             cells += [_text(table.labels[annotator][index]), table.statuses[annotator][index] or "missing"]
-        rows.append([*cells, _text(majority), "yes" if agreed else "no", _text(table.adjudicated[index]),
+        gold = ["yes" if table.gold[index] else "no"] if table.gold else []
+        rows.append([*cells, _text(majority), "yes" if agreed else "no", _text(table.adjudicated[index]), *gold,
                      texts.get(external_id, "")])
     return rows
 
@@ -319,7 +332,9 @@ def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table
         header = ["sample id"]
         for annotator in table.annotators:
             header += [f"annotator {annotator} label", f"annotator {annotator} status"]
-        _append(sheet, [*header, "majority label", "all agree", "adjudicated label", "post text"], bold=True)
+        # Only a run with gold checks has the column: which items were gold is the run's to tell, not the worker's.
+        gold = ["gold item"] if table.gold else []
+        _append(sheet, [*header, "majority label", "all agree", "adjudicated label", *gold, "post text"], bold=True)
         for row in _domain_rows(table, texts):
             _append(sheet, row)
     sheet = book.create_sheet("Summary")
@@ -375,15 +390,17 @@ def _weights(domain: Domain) -> str:
 
 
 def _write_flat(csv_path: Path, jsonl_path: Path, tables: list[Table]) -> None:
+    gold = bool(tables and tables[0].gold)  # a run with gold checks: its gold items are marked
     header = ["domain", "sample_id", *[f"annotator_{a}" for a in (tables[0].annotators if tables else [])],
-              "majority", "all_agree"]
+              "majority", "all_agree", *(["gold_item"] if gold else [])]
 
     def records():
         for table in tables:
             for index, external_id in enumerate(table.samples):
                 given = [table.labels[a][index] for a in table.annotators]
                 majority, agreed = table.majority[index]
-                yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed]
+                yield [table.domain.slug, external_id, *[_text(g) for g in given], _text(majority), agreed,
+                       *([table.gold[index]] if gold else [])]
 
     def write_csv(temp: Path) -> None:
         with temp.open("w", newline="", encoding="utf-8") as handle:

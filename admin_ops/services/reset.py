@@ -15,6 +15,7 @@ from audit.actions import Action
 from audit.actors import Actor
 from audit.services import audited
 from workers_app.engine.budget import forget_spend
+from workers_app.engine.gold import forget_gold
 from workers_app.engine.queues import queue_length
 from workers_app.fleet.rows import key_of, select_workers
 from workers_app.fleet.services import retire_worker, run_bulk
@@ -116,6 +117,7 @@ def reset_data(*, actor: Actor, annotator: int | None = None, domain: str | None
                 for model in (WorkerMetric, Alert, WorkerEvent, Run, Sample, Corpus):
                     model.objects.all().delete()
         forget_spend({w.annotator.number for w in workers}, None if factory else current_run())
+        forget_gold(None if factory else current_run())
         if factory:
             forget_cached_runs()  # the default run is made again on first use
             if not keep_excel:

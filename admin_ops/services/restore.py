@@ -302,7 +302,9 @@ def _repeated_lines(kind: str, records: list[dict], key: Callable[[dict], object
 def _run_problems(data: dict[str, list[dict]], numbers: set[int], slugs: set[str]) -> list[str]:
     return run_set_problems(data["runs"], lambda index, name: _run_line(index + 1)(name),
                             samples={s["external_id"] for s in data["samples"]}, sample_source=_member("samples"),
-                            numbers=numbers, slugs=slugs)
+                            numbers=numbers, slugs=slugs,
+                            references=set(ReferenceSet.objects.values_list("name", flat=True))
+                            | {r["name"] for r in data["references"]})
 
 
 def _line_problems(data: dict[str, list[dict]], samples: set[str], runs: set[str], numbers: set[int],
@@ -524,13 +526,13 @@ def _apply(prepared: _Prepared, actor: Actor) -> None:
     data = prepared.data
     with transaction.atomic():
         _restore_samples(data)
+        _restore_references(data)  # before the runs: a run's gold checks name their set
         create_runs(data["runs"])
         Outcome.objects.bulk_create(_keyed_rows("outcomes", data["outcomes"], _outcome_key,
                                                 _existing_outcome_keys()), batch_size=BATCH)
         MalformedAttempt.objects.bulk_create(_keyed_rows("malformed", data["malformed"], _malformed_key,
                                                          _existing_malformed_keys()), batch_size=BATCH)
         ReviewItem.objects.bulk_create(_review_rows(data["review"]), batch_size=BATCH)
-        _restore_references(data)
         sync_adjudicated()  # the review queue's set follows the restored items
     for workbook in prepared.workbooks:
         if _workbook_differs(workbook):

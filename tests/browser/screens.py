@@ -39,3 +39,15 @@ def page_screenshot(browser, name: str) -> Path:
     """The page at WIDTH x HEIGHT, as the README shows it."""
     with laptop_screen(browser):
         return doc_screenshot(browser, name)
+
+
+def grid_geometry(browser) -> dict:
+    """Where the dashboard's worker cells end, the viewport, and whether the page scrolls sideways."""
+    return browser.execute_script("""
+        const cells = Array.from(document.querySelectorAll('[data-worker]'));
+        const boxes = cells.map(function (cell) { return cell.getBoundingClientRect(); });
+        return {cells: cells.length, bottom: Math.max(...boxes.map(function (b) { return b.bottom; })),
+                right: Math.max(...boxes.map(function (b) { return b.right; })),
+                viewport: [window.innerWidth, window.innerHeight],
+                scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth};
+    """)

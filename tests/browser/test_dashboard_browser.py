@@ -102,23 +102,12 @@ def test_an_open_dashboard_follows_a_switch_to_another_run(browser, catalogue):
     assert "not in this run" not in browser.find_element(By.CSS_SELECTOR, f'[data-worker="{NAME}"]').text
 
 
-def _geometry(browser) -> dict:
-    return browser.execute_script("""
-        const cells = Array.from(document.querySelectorAll('[data-worker]'));
-        const boxes = cells.map(function (cell) { return cell.getBoundingClientRect(); });
-        return {cells: cells.length, bottom: Math.max(...boxes.map(function (b) { return b.bottom; })),
-                right: Math.max(...boxes.map(function (b) { return b.right; })),
-                viewport: [window.innerWidth, window.innerHeight],
-                scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth};
-    """)
-
-
 def test_with_400_level_4_items_the_grid_fits_a_1366_x_768_screen_and_the_alert_is_acknowledged(browser, agent):
     from django.conf import settings
     from django.core.management import call_command
 
     from audit.models import AuditLog
-    from tests.browser.screens import doc_screenshot, laptop_screen
+    from tests.browser.screens import doc_screenshot, grid_geometry, laptop_screen
     from workers_app.models import Alert, ReviewItem
     from workers_app.monitoring.review_alerts import alert_level_4_items
 
@@ -144,7 +133,7 @@ def test_with_400_level_4_items_the_grid_fits_a_1366_x_768_screen_and_the_alert_
         [line] = browser.find_elements(By.CSS_SELECTOR, "#open-alerts li.alert-group")
         assert line.find_element(By.TAG_NAME, "a").text == "400 posts rated LEVEL_4 await review →"
         assert line.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("/review/?reason=level_4")
-        shape = _geometry(browser)
+        shape = grid_geometry(browser)
         assert shape["viewport"] == [1366, 768] and shape["cells"] == 30
         assert shape["bottom"] <= 768, f"the grid ends at {shape['bottom']} px, below the 768 px screen"
         assert shape["scrollWidth"] <= shape["clientWidth"] and shape["right"] <= 1366, shape

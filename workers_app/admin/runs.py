@@ -18,7 +18,8 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ("is_current",)
     search_fields = ("name", "description")
     readonly_fields = ("name", "description", "is_current", "all_samples", "selection", "annotators", "domains",
-                       "pinned", "code_version", "budget", "created_by", "created_at", "started_at")
+                       "pinned", "code_version", "budget", "gold_reference", "gold_share", "gold_threshold",
+                       "gold_min_items", "gold_window", "created_by", "created_at", "started_at")
     actions = ["make_current"]
 
     def get_queryset(self, request):

@@ -18,12 +18,12 @@ from django.db.models import QuerySet, Sum
 from redis.exceptions import RedisError
 
 from audit.actions import Action
-from audit.services import audited
-from workers_app.models import Annotator, Outcome, Run, Worker, WorkerEvent
+from workers_app.models import Annotator, Outcome, Run, Worker
 from workers_app.models.pricing import COST_PLACES
 from workers_app.redis_client import get_redis
 
 from .keys import redis_key
+from .pauses import record_pause, running_workers
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +141,9 @@ def check_budget(annotator: Annotator, run: Run, *, actor: str) -> None:
 def pause_for_budget(payer: Payer, used: Decimal, *, actor: str) -> int:
     """Record that the payer's running workers are to pause (desired state ``paused``, a WorkerEvent with
     reason ``budget``) and return how many; the monitor's sweep tells the live processes and alerts."""
-    running = list(payer.workers.select_related("annotator", "domain").filter(desired_state=Worker.Desired.RUNNING))
+    running = running_workers(payer.workers)
     if not running:
         return 0  # recorded by an earlier call or another thread: no second audit row
     reason = f"{REASON}: {payer.label} spent {used.normalize():f} of {payer.budget.normalize():f}"
-    with audited(Action.BUDGET_REACHED, actor=actor, target=payer.label,
-                 parameters={"spent": str(used), "budget": str(payer.budget)}) as entry:
-        paused = [w for w in running if Worker.objects.filter(pk=w.pk, desired_state=Worker.Desired.RUNNING)
-                  .update(desired_state=Worker.Desired.PAUSED)]
-        WorkerEvent.objects.bulk_create(WorkerEvent(worker=w, from_state=w.observed_state, to_state=w.observed_state,
-                                                    reason=reason, actor=actor) for w in paused)
-        entry.detail = {"paused": [w.name for w in paused]}
-    return len(paused)
+    return len(record_pause(running, reason, action=Action.BUDGET_REACHED, actor=actor, target=payer.label,
+                            parameters={"spent": str(used), "budget": str(payer.budget)}))

@@ -6,6 +6,9 @@ What each side writes (all keys under the install's prefix, see ``keys.redis_key
   inflight_target`` that expires when the worker stops beating;
 - the engine, with every stored outcome: ``progress:<worker>`` (``ok, malformed, last_at``), ``recent:<worker>``
   (the statuses of the last outcomes) and the per-10-second ``rate:<worker>:<bucket>`` counters;
+- the engine, with every stored answer to a gold item of a run with gold checks: ``gold:<run id>``, a hash of each
+  annotator's right (1) and wrong (0) gold answers in the run's window, rebuilt from the store when missing
+  (``engine.gold``);
 - an agent, every WORKBOOK_REPORT_SECONDS: ``workbook-report:<worker>`` for the workbooks on its host;
 - whoever gives a worker work after it had none (a launch or resume, a fill of its empty queue, a requeue):
   ``work-since:<worker>``, the time that work became available, from which the health check counts idleness;

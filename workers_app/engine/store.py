@@ -21,9 +21,11 @@ from workers_app.redis_client import get_redis
 from workers_app.review.flags import flag_stored
 
 from . import counters
+from .gold import record_gold
 from .keys import RATE_BUCKET_SECONDS, RATE_BUCKETS_KEPT, WorkerKey
 
 log = logging.getLogger(__name__)
+GOLD_ACTOR = "system:worker"
 
 
 def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
@@ -52,6 +54,7 @@ def store_outcomes(key: WorkerKey, rows: list[dict]) -> int:
     # After the outcomes and their counters: a redelivered copy finds its outcomes stored, so it flags from every
     # row, not only the new ones; a failed flag fails the task (its message is retried) and the sync repairs it.
     flag_stored(rows)
+    record_gold(stored, actor=GOLD_ACTOR)
     return len(stored)
 
 

@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from .catalogue import MAX_BUDGET, no_control_characters
 from .corpus import Sample
+from .reference import ReferenceSet
 
 DEFAULT_RUN = "default"
 RUN_NAME = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,39}\Z",
@@ -44,6 +45,19 @@ class Run(models.Model):
         validators=[MinValueValidator(Decimal(0), "The budget cannot be negative."),
                     MaxValueValidator(MAX_BUDGET, f"The budget can be at most {MAX_BUDGET:,}.")],
         help_text="stop calling once this run's outcomes cost this much (all annotators); empty: no budget")
+    # Gold checks: reference items mixed into the run (RunSample.gold), each annotator's accuracy on them watched.
+    # A set in use by a run cannot be deleted: the run's gold items would lose what they are checked against.
+    gold_reference = models.ForeignKey(ReferenceSet, on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="gold_runs", editable=False,
+                                       help_text="the reference set whose items are mixed in as gold checks")
+    gold_share = models.FloatField(null=True, blank=True, editable=False,
+                                   help_text="gold items added, as a share of the samples the run chose")
+    gold_min_items = models.PositiveIntegerField(default=10, editable=False,
+                                                 help_text="gold answers an annotator gives before it is judged")
+    gold_threshold = models.FloatField(null=True, blank=True, editable=False,
+                                       help_text="an annotator whose gold accuracy falls below this is paused")
+    gold_window = models.PositiveIntegerField(null=True, blank=True, editable=False,
+                                              help_text="judge the last N gold answers (empty: all of them)")
     samples = models.ManyToManyField(Sample, through="RunSample", related_name="runs", blank=True)
     created_by = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,10 +77,16 @@ class Run(models.Model):
     def is_pinned(self) -> bool:
         return bool(self.pinned)
 
+    @property
+    def checks_gold(self) -> bool:
+        return self.gold_reference_id is not None
+
 
 class RunSample(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="members")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="run_members")
+    # A reference item mixed in as a gold check: queued like any sample, known as gold only here.
+    gold = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_membership_per_sample")]

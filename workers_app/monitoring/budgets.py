@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db.models import QuerySet
+
 from workers_app.engine.budget import REASON, Payer, over_budget, pause_for_budget
 from workers_app.fleet.services import pause_workers
 from workers_app.models import Annotator, Run, Worker
@@ -29,6 +31,14 @@ def _payers() -> list[tuple[str, Payer]]:
     return payers + ([(f"run:{run.name}", Payer.of_run(run))] if run else [])
 
 
+def pause_live(workers: QuerySet, *, actor: str) -> None:
+    """Tell the live processes of ``workers`` whose pause the engine recorded (desired paused, still running)."""
+    live = list(workers.select_related("annotator", "domain").filter(
+        desired_state=Worker.Desired.PAUSED, observed_state=Worker.Observed.RUNNING))
+    if live:
+        pause_workers(live, actor=actor)
+
+
 def budget_sweep() -> None:
     incidents = []
     for key, payer in _payers():
@@ -36,9 +46,6 @@ def budget_sweep() -> None:
         if used is None:
             continue
         pause_for_budget(payer, used, actor=ACTOR)  # nothing to record if a worker thread did it first
-        live = list(payer.workers.select_related("annotator", "domain").filter(
-            desired_state=Worker.Desired.PAUSED, observed_state=Worker.Observed.RUNNING))
-        if live:
-            pause_workers(live, actor=ACTOR)
+        pause_live(payer.workers, actor=ACTOR)
         incidents.append(_incident(key, payer, used))
     sync_alerts(incidents, scope={KIND})

@@ -29,6 +29,7 @@ from workers_app.runs.current import current_run
 from .alerts import Incident, sync_alerts
 from .budgets import budget_sweep
 from .checks import WorkerHealth, evaluate
+from .gold import gold_sweep
 from .review_alerts import review_sweep
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def health_sweep() -> SweepReport:
         sync_alerts(_incidents(report.health) + _host_incidents(workers, report.lost_hosts), scope=SWEEP_KINDS)
         review_sweep()
         budget_sweep()
+        gold_sweep()
         report.seconds = time.perf_counter() - started
         return report
     finally:

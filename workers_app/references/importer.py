@@ -291,6 +291,10 @@ def delete_reference(reference_set: ReferenceSet, *, actor: Actor, client_addres
         if reference_set.system:
             raise ReferenceRefused([(f"reference set {reference_set.name} is kept by the console itself (the review "
                                     "queue's adjudications): it cannot be deleted")])
+        in_use = list(reference_set.gold_runs.order_by("name").values_list("name", flat=True))
+        if in_use:
+            raise ReferenceRefused([(f"reference set {reference_set.name} is the gold set of run(s) "
+                                     f"{', '.join(in_use)}: delete those runs first")])
         labels = reference_set.labels.count()
         reference_set.delete()
         entry.detail = {"labels": labels, "file": reference_set.file_name, "sha256": reference_set.sha256}

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from annotation_site.field_rules import field_problem
-from workers_app.models import Annotator, Domain, Run, RunSample, Sample
+from workers_app.models import Annotator, Domain, ReferenceSet, Run, RunSample, Sample
+from workers_app.models.reference import REFERENCE_NAME
 from workers_app.models.runs import RESERVED_NAMES, RUN_NAME
 from workers_app.runs.current import PINNED_ANNOTATOR_FIELDS, PINNED_DOMAIN_FIELDS
+from workers_app.runs.gold import GoldPlan, GoldRefused
 
 MEMBER_BATCH = 2000
 NULLABLE_TEXT = (str, type(None))
@@ -20,7 +22,12 @@ RUN_FIELDS: dict[str, type | tuple] = {
     "name": str, "description": str, "is_current": bool, "all_samples": bool, "selection": dict, "annotators": list,
     "domains": list, "pinned": dict, "code_version": str, "budget": NULLABLE_TEXT, "created_by": str,
     "created_at": str, "started_at": NULLABLE_TEXT, "samples": list}
-KIND_NAMES = {str: "text", bool: "true or false", dict: "an object", list: "a list", NULLABLE_TEXT: "text or null"}
+# Fields a definition may lack: those of settings added after definitions were first written.
+OPTIONAL_FIELDS: dict[str, type | tuple] = {"gold": dict}
+GOLD_FIELDS: dict[str, type | tuple] = {"reference": str, "share": (int, float), "threshold": (int, float),
+                                        "min_items": int, "window": (int, type(None)), "samples": list}
+KIND_NAMES = {str: "text", bool: "true or false", dict: "an object", list: "a list", NULLABLE_TEXT: "text or null",
+              int: "a whole number", (int, float): "a number", (int, type(None)): "a whole number or null"}
 CHECKED_BY_THE_MODEL = ("description", "code_version", "budget", "created_by", "created_at", "started_at")
 # What says what a run's outcomes mean: a run the store has already must agree on it.
 DEFINING = ("all_samples", "annotators", "domains", "pinned")
@@ -38,10 +45,19 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _gold_definition(run: Run) -> dict:
+    """A run's gold settings with its gold items by external id (present only for a run with gold checks)."""
+    return {"reference": run.gold_reference.name, "share": run.gold_share, "threshold": run.gold_threshold,
+            "min_items": run.gold_min_items, "window": run.gold_window,
+            "samples": list(Sample.objects.filter(run_members__run=run, run_members__gold=True)
+                            .order_by("external_id").values_list("external_id", flat=True))}
+
+
 def run_definition(run: Run) -> dict:
     members = [] if run.all_samples else list(
         Sample.objects.filter(run_members__run=run).order_by("external_id").values_list("external_id", flat=True))
-    return {"name": run.name, "description": run.description, "is_current": run.is_current,
+    gold = {"gold": _gold_definition(run)} if run.checks_gold else {}
+    return {**gold, "name": run.name, "description": run.description, "is_current": run.is_current,
             "all_samples": run.all_samples, "selection": run.selection, "annotators": run.annotators,
             "domains": run.domains, "pinned": run.pinned, "code_version": run.code_version,
             "budget": None if run.budget is None else str(run.budget), "created_by": run.created_by,
@@ -52,11 +68,35 @@ def _fits(value: object, kind: type | tuple) -> bool:
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
-def _shape_problems(record: dict, where: Where) -> list[str]:
-    problems = [f"{where('')}: missing field '{name}'" for name in RUN_FIELDS if name not in record]
-    problems += [f"{where('')}: unknown field '{name:.60}'" for name in sorted(set(record) - set(RUN_FIELDS))]
-    problems += [f"{where(name)}: expected {KIND_NAMES[kind]}" for name, kind in RUN_FIELDS.items()
+def _shape_problems(record: dict, where: Where, fields: dict, optional: dict | None = None,
+                    prefix: str = "") -> list[str]:
+    known = {**fields, **(optional or {})}
+    problems = [f"{where(prefix.rstrip('.'))}: missing field '{name}'" for name in fields if name not in record]
+    problems += [f"{where(prefix.rstrip('.'))}: unknown field '{name:.60}'" for name in sorted(set(record) - set(known))]
+    problems += [f"{where(prefix + name)}: expected {KIND_NAMES[kind]}" for name, kind in known.items()
                  if name in record and not _fits(record[name], kind)]
+    return problems
+
+
+def _gold_problems(record: dict, where: Where) -> list[str]:
+    """A definition's gold settings: their shape, their values (as a new run's are checked), and gold items that
+    are members of the run."""
+    gold = record["gold"]
+    problems = _shape_problems(gold, where, GOLD_FIELDS, prefix="gold.")
+    if problems:
+        return problems
+    if not REFERENCE_NAME.regex.fullmatch(gold["reference"]):
+        problems.append(f"{where('gold.reference')}: {REFERENCE_NAME.message}")
+    try:
+        GoldPlan(None, share=gold["share"], threshold=gold["threshold"], min_items=gold["min_items"],
+                 window=gold["window"]).check()
+    except GoldRefused as exc:
+        problems.append(f"{where('gold')}: {exc}")
+    members = set(record["samples"])
+    outside = [s for s in gold["samples"] if not isinstance(s, str) or s not in members]
+    if outside:
+        problems.append(f"{where('gold.samples')}: {outside[0]!r:.80} is not a sample of the run"
+                        + (f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""))
     return problems
 
 
@@ -124,10 +164,10 @@ def checked_run(record: object, where: Where) -> tuple[dict, list[str]]:
     problem, each named by ``where(field)``."""
     if not isinstance(record, dict):
         return {}, [f"{where('')}: expected an object"]
-    problems = _shape_problems(record, where)
+    problems = _shape_problems(record, where, RUN_FIELDS, OPTIONAL_FIELDS)
     if problems:
         return {}, problems
-    problems = _list_problems(record, where)
+    problems = _list_problems(record, where) + (_gold_problems(record, where) if "gold" in record else [])
     if not is_run_name(record["name"]):
         problems.append(f"{where('name')}: {RUN_NAME.message}")
     elif record["name"] in RESERVED_NAMES:
@@ -171,9 +211,12 @@ def _store_disagreement(run: dict, stored: dict[str, dict]) -> str:
 
 
 def run_set_problems(runs: list[dict], where: Callable[[int, str], str], *, samples: set[str], sample_source: str,
-                     numbers: set[int], slugs: set[str]) -> list[str]:
+                     numbers: set[int], slugs: set[str], references: set[str] | None = None) -> list[str]:
     """What is wrong between checked definitions and with the store: a name given twice, two current runs, a
-    sample, annotator or domain nobody has, a run the store has with other settings."""
+    sample, annotator or domain nobody has, a gold reference set missing from ``references`` (the store's when
+    None), a run the store has with other settings."""
+    if references is None:
+        references = set(ReferenceSet.objects.values_list("name", flat=True))
     first_name: dict[str, int] = {}
     stored = {r["name"]: r for r in Run.objects.values("name", *DEFINING)}
     currents = [index for index, run in enumerate(runs) if run["is_current"]]
@@ -186,6 +229,9 @@ def run_set_problems(runs: list[dict], where: Callable[[int, str], str], *, samp
         first_name.setdefault(run["name"], index)
         problems += _reference_problems(index, run, where, samples=samples, sample_source=sample_source,
                                         numbers=numbers, slugs=slugs)
+        if "gold" in run and run["gold"]["reference"] not in references:
+            problems.append(f"{where(index, 'gold.reference')}: reference set {run['gold']['reference']!r} is "
+                            "neither in the store nor in what is restored")
         disagreement = _store_disagreement(run, stored)
         if disagreement:
             problems.append(f"{where(index, '')}: {disagreement}; a run's settings do not change")
@@ -203,7 +249,13 @@ def create_runs(runs: list[dict]) -> None:
     samples = dict(Sample.objects.values_list("external_id", "pk")) if missing else {}
     for spec in missing:
         values = {name: spec[name] for name in RUN_FIELDS if name not in ("is_current", "samples", "created_at")}
+        gold = spec.get("gold")
+        if gold is not None:
+            values.update(gold_reference=ReferenceSet.objects.get(name=gold["reference"]), gold_share=gold["share"],
+                          gold_threshold=gold["threshold"], gold_min_items=gold["min_items"],
+                          gold_window=gold["window"])
+        golden = set(gold["samples"]) if gold else set()
         run = Run.objects.create(**values)
         Run.objects.filter(pk=run.pk).update(created_at=spec["created_at"])  # auto_now_add ignored the given one
-        RunSample.objects.bulk_create((RunSample(run=run, sample_id=samples[external_id])
+        RunSample.objects.bulk_create((RunSample(run=run, sample_id=samples[external_id], gold=external_id in golden)
                                        for external_id in spec["samples"]), batch_size=MEMBER_BATCH)

@@ -14,12 +14,14 @@ from django.utils import timezone
 from audit.actions import Action
 from audit.actors import Actor, actor_name
 from audit.services import audited
+from workers_app.engine.gold import forget_gold
 from workers_app.engine.queues import populate_keys, purge_queue, sync_keys, worker_keys
 from workers_app.fleet.rows import key_of
 from workers_app.models import Annotator, Corpus, Domain, Run, RunSample, Sample, Worker
 from workers_app.models.runs import RESERVED_NAMES, RUN_NAME
 from workers_app.runs.current import current_run, forget_cached_runs, pin
 from workers_app.runs.files import run_dir
+from workers_app.runs.gold import GoldPlan, GoldRefused, choose_gold
 from workers_app.runs.record import code_version
 
 MEMBER_BATCH = 2000
@@ -42,6 +44,7 @@ class RunPlan:
     seed: int = 0
     limit: int | None = None
     budget: Decimal | None = None
+    gold: GoldPlan | None = None
 
 
 def _check_name(name: str) -> None:
@@ -85,6 +88,16 @@ def chosen_samples(plan: RunPlan) -> list[int]:
     return ids[: plan.limit] if plan.limit is not None else ids
 
 
+def _gold_samples(plan: RunPlan, samples: list[int]) -> list[int]:
+    if plan.gold is None:
+        return []
+    try:
+        plan.gold.check()
+        return choose_gold(plan.gold, plan.domains, len(samples), plan.seed)
+    except GoldRefused as exc:
+        raise RunRefused(str(exc)) from None
+
+
 def checked(plan: RunPlan) -> tuple[RunPlan, list[int]]:
     """The plan with its annotators and domains spelt out (all when none was named) and its samples; RunRefused
     names the first thing wrong."""
@@ -106,20 +119,27 @@ def create_run(plan: RunPlan, *, actor: Actor) -> Run:
     parameters = {"name": plan.name, "annotators": plan.annotators, "domains": plan.domains,
                   "corpora": plan.corpora, "share": plan.share, "seed": plan.seed, "limit": plan.limit,
                   "budget": None if plan.budget is None else str(plan.budget)}
+    if plan.gold is not None:
+        parameters["gold"] = {"reference": plan.gold.reference.name, "share": plan.gold.share,
+                              "threshold": plan.gold.threshold, "min_items": plan.gold.min_items,
+                              "window": plan.gold.window}
     with audited(Action.CREATE_RUN, actor=actor, target=plan.name, parameters=parameters) as entry:
         current_run()  # a store's first run must not leave it without a current one: the default run exists first
         plan, samples = checked(plan)
+        gold = set(_gold_samples(plan, samples))
+        members = sorted(gold.union(samples))
         annotators = list(Annotator.objects.filter(number__in=plan.annotators))
         domains = list(Domain.objects.filter(slug__in=plan.domains))
         run = Run.objects.create(
             name=plan.name, description=plan.description, annotators=plan.annotators, domains=plan.domains,
             selection={"corpora": plan.corpora, "share": plan.share, "seed": plan.seed, "limit": plan.limit,
-                       "samples": len(samples)},
+                       "samples": len(members), **({"gold_items": len(gold)} if gold else {})},
             pinned=pin(annotators, domains), code_version=code_version(), budget=plan.budget,
-            created_by=actor_name(actor))
-        RunSample.objects.bulk_create((RunSample(run=run, sample_id=sample_id) for sample_id in samples),
-                                      batch_size=MEMBER_BATCH)
-        entry.detail = {"samples": len(samples), "prompt_versions": {d.slug: d.prompt_version for d in domains}}
+            created_by=actor_name(actor), **(plan.gold.as_fields() if plan.gold else {}))
+        RunSample.objects.bulk_create((RunSample(run=run, sample_id=sample_id, gold=sample_id in gold)
+                                       for sample_id in members), batch_size=MEMBER_BATCH)
+        entry.detail = {"samples": len(members), "gold_items": len(gold),
+                        "prompt_versions": {d.slug: d.prompt_version for d in domains}}
     return run
 
 
@@ -155,6 +175,7 @@ def delete_run(run: Run, *, actor: Actor) -> int:
             raise RunRefused(f"run {run.name} is the current run: make another run current first")
         outcomes = run.outcomes.count()
         folder = run_dir(run)
+        forget_gold(run)
         run.delete()
         entry.detail = {"outcomes": outcomes}
     shutil.rmtree(folder, ignore_errors=True)

@@ -40,6 +40,8 @@ KINDS = {
     "disk": KindText("disk space is low", "disk space is low"),
     "workbook_size": KindText("{n} workbook is very large", "{n} workbooks are very large", _WORKBOOKS),
     "budget": KindText("{n} budget reached: its workers paused", "{n} budgets reached: their workers paused"),
+    "gold": KindText("{n} annotator below its gold accuracy: its workers paused",
+                     "{n} annotators below their gold accuracy: their workers paused", "/quality/"),
     "audit_mirror": KindText("the audit log's mirror file cannot be written",
                              "the audit log's mirror file cannot be written"),
 }

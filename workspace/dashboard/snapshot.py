@@ -8,6 +8,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
+from workers_app.engine.gold import GoldScore, gold_scores
 from workers_app.engine.keys import redis_key
 from workers_app.fleet.rows import ensure_worker_rows
 from workers_app.models import Annotator, Domain, Run, Worker
@@ -44,6 +45,8 @@ class Cell:
     alerts: int = 0
     inflight: int | None = None
     in_run: bool = True  # the current run takes this worker's annotator and domain
+    gold: str = ""  # its annotator's rolling gold accuracy when the run has gold checks, e.g. "0.83 over 12"
+    gold_failing: bool = False  # judged and below the run's threshold
 
     @property
     def display(self) -> dict[str, str]:
@@ -60,11 +63,13 @@ class Cell:
                  "failed": "; ".join(self.failed) if self.failed else "all checks pass",
                  "checks": f"{len(self.failed)} check{'s' if len(self.failed) != 1 else ''} fail" if self.failed
                  else "checks pass",
-                 "alerts": f"{self.alerts} alert{'s' if self.alerts != 1 else ''}" if self.alerts else ""}
+                 "alerts": f"{self.alerts} alert{'s' if self.alerts != 1 else ''}" if self.alerts else "",
+                 "gold": f"gold {self.gold}" if self.gold else ""}
         texts["summary"] = "\n".join([
             f"{self.name} on {self.host or 'no host yet'}: {texts['state']}", f"progress {texts['progress']}",
             f"{texts['per_minute']}, malformed {texts['malformed']}", f"heartbeat {beat}",
             f"{texts['queue']} {texts['inflight']}".strip(), texts["failed"],
+            *([f"{texts['gold']}{' (below the threshold)' if self.gold_failing else ''}"] if self.gold else []),
             *([f"{self.alerts} new alert{'s' if self.alerts != 1 else ''}"] if self.alerts else [])])
         return texts
 
@@ -108,16 +113,18 @@ def _workers() -> list[Worker]:
     return rows
 
 
-def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int) -> Cell:
+def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int, gold: dict[int, GoldScore]) -> Cell:
     worker = health.worker
     in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
+    score = gold.get(worker.annotator.number, GoldScore(0, 0)) if in_run and run.checks_gold else None
     return Cell(name=worker.name, annotator=worker.annotator.number, domain=worker.domain.slug,
                 state=worker.observed_state, desired=worker.desired_state, host=worker.host, done=health.stored,
                 malformed=health.malformed, total=samples if in_run else 0, per_minute=health.per_minute,
                 malformed_pct=round(100 * health.malformed / health.stored, 1) if health.stored else None,
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
-                alerts=alerts, inflight=health.inflight_target, in_run=in_run)
+                alerts=alerts, inflight=health.inflight_target, in_run=in_run,
+                gold=score.text() if score else "", gold_failing=bool(score and score.failing(run)))
 
 
 def live_json() -> bytes:
@@ -138,7 +145,8 @@ def fleet_snapshot() -> Snapshot:
     groups = alert_groups()
     per_worker = new_alerts_per_worker(groups)
     names = {w.pk: w.name for w in workers}
-    cells = {h.worker.name: _cell(h, run, samples, per_worker.get(h.worker.pk, 0))
+    gold = gold_scores(run)
+    cells = {h.worker.name: _cell(h, run, samples, per_worker.get(h.worker.pk, 0), gold)
              for h in evaluate(workers, read_files=False)}
     annotators = sorted({w.annotator.number for w in workers})
     domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from workers_app.engine.gold import GoldScore, gold_scores
 from workers_app.models import Run, Sample, Worker, WorkerEvent
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.monitoring.sweep import auto_restarts_in_last_hour
@@ -30,6 +31,8 @@ class WorkerPage:
     run: Run
     in_run: bool  # the current run takes this worker's annotator and domain
     samples: int  # the current run's samples this worker annotates; 0 when the run does not take it
+    gold: GoldScore | None = None  # its annotator's gold answers, when the run in which it works checks gold
+    gold_failing: bool = False
 
 
 def log_path(worker: Worker) -> Path:
@@ -66,7 +69,9 @@ def worker_page(worker: Worker) -> WorkerPage:
     lines, note = _log(worker)
     run = current_run()
     in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
+    gold = gold_scores(run).get(worker.annotator.number, GoldScore(0, 0)) if in_run and run.checks_gold else None
     return WorkerPage(worker=worker, health=health, events=list(worker.events.all()[:EVENTS]),
                       current=_current_samples(health.live.current), log_lines=lines, log_note=note,
                       auto_restarts=auto_restarts_in_last_hour(worker), run=run, in_run=in_run,
-                      samples=run_samples(run).count() if in_run else 0)
+                      samples=run_samples(run).count() if in_run else 0, gold=gold,
+                      gold_failing=bool(gold and gold.failing(run)))

@@ -10,6 +10,7 @@ from workers_app.models import Annotator, Corpus, Domain, ReferenceSet, Run
 from workers_app.models.catalogue import no_control_characters
 from workers_app.models.runs import RUN_NAME
 from workers_app.references.selectors import UnknownReference, reference_by_name
+from workers_app.runs.gold import GOLD_DEFAULTS, GoldPlan
 from workers_app.runs.services import RunPlan
 
 MAX_SEED = 2**31 - 1
@@ -32,6 +33,18 @@ class RunForm(forms.Form):
     limit = forms.IntegerField(required=False, help_text="at most this many samples; empty: no limit")
     budget = forms.DecimalField(required=False, max_digits=14, decimal_places=4,
                                 help_text="stop calling once this run's outcomes cost this much; empty: no budget")
+    gold_reference = forms.ChoiceField(required=False, label="Gold checks: reference set",
+                                       help_text="mix items of this set into the run, unknown to the workers; "
+                                                 "empty: no gold checks")
+    gold_share = forms.FloatField(required=False, initial=GOLD_DEFAULTS["share"], label="Gold share",
+                                  help_text="gold items as a share of the samples chosen")
+    gold_threshold = forms.FloatField(required=False, initial=GOLD_DEFAULTS["threshold"],
+                                      label="Gold accuracy threshold",
+                                      help_text="pause an annotator whose gold accuracy falls below this")
+    gold_min_items = forms.IntegerField(required=False, initial=GOLD_DEFAULTS["min_items"],
+                                        label="Gold items before judging")
+    gold_window = forms.IntegerField(required=False, label="Gold window",
+                                     help_text="judge the last N gold answers; empty: all of them")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,14 +54,25 @@ class RunForm(forms.Form):
         self.fields["domains"].choices = domains
         self.fields["corpora"].choices = [(c.pk, f"{c.file_name} ({c.imported_at:%Y-%m-%d})")
                                           for c in Corpus.objects.order_by("-imported_at")]
+        self.fields["gold_reference"].choices = [("", "none"), *((name, name) for name in ReferenceSet.objects.order_by(
+            "name").values_list("name", flat=True))]
         if not self.is_bound:
             self.initial.update(annotators=[n for n, _ in annotators], domains=[s for s, _ in domains])
+
+    def _gold(self) -> GoldPlan | None:
+        values = self.cleaned_data
+        if not values["gold_reference"]:
+            return None
+        # The defaults stand for a setting left empty; the service checks the values.
+        given = {name: values[f"gold_{name}"] for name in GOLD_DEFAULTS if values[f"gold_{name}"] is not None}
+        return GoldPlan(reference=ReferenceSet.objects.get(name=values["gold_reference"]), window=values["gold_window"],
+                        **{**GOLD_DEFAULTS, **given})
 
     def plan(self) -> RunPlan:
         values = self.cleaned_data
         return RunPlan(name=values["name"], description=values["description"], annotators=values["annotators"],
                        domains=values["domains"], corpora=values["corpora"], share=values["share"],
-                       seed=values["seed"], limit=values["limit"], budget=values["budget"])
+                       seed=values["seed"], limit=values["limit"], budget=values["budget"], gold=self._gold())
 
 
 class CompareForm(forms.Form):

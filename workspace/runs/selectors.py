@@ -4,12 +4,13 @@ needs to be made again."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, Q
 
 from workers_app.engine.cost import cost_totals
+from workers_app.engine.gold import GoldScore, gold_scores
 from workers_app.models import Annotator, Corpus, Domain, MalformedAttempt, Outcome, Run, RunSample, Sample
 from workers_app.runs.current import run_annotators, run_domains
 from workers_app.runs.record import SeenVersion, seen_versions
@@ -96,10 +97,16 @@ class RunDetail:
     workers: list[list[WorkerProgress]]  # annotators x domains
     seen: list[SeenVersion]
     consolidations: list[Consolidation]
+    # Per annotator with gold answers: its number, rolling score, and whether it is judged and below the threshold.
+    gold: list[tuple[int, GoldScore, bool]] = field(default_factory=list)
 
     @property
     def run(self) -> Run:
         return self.row.run
+
+    @property
+    def gold_items(self) -> int:
+        return self.run.selection.get("gold_items", 0)
 
 
 def run_detail(run: Run, *, with_consolidations: bool) -> RunDetail:
@@ -110,7 +117,8 @@ def run_detail(run: Run, *, with_consolidations: bool) -> RunDetail:
     return RunDetail(
         row=row, annotators=annotators, domains=[RunDomain(d, live[d.slug]) for d in domains], corpora=corpora,
         workers=_progress(run, annotators, domains, row.samples), seen=seen_versions(run),
-        consolidations=consolidations_of(run) if with_consolidations else [])
+        consolidations=consolidations_of(run) if with_consolidations else [], gold=[
+            (number, score, score.failing(run)) for number, score in gold_scores(run).items()])
 
 
 def _progress(run: Run, annotators: list[Annotator], domains: list[Domain],

@@ -8,6 +8,7 @@ from workers_app.models import Outcome, Run
 from workers_app.references.selectors import UnknownReference, reference_by_name
 from workers_app.runs.compare import ComparisonRefused, compare_runs
 from workers_app.runs.current import run_samples
+from workers_app.runs.gold import GOLD_DEFAULTS, GoldPlan
 from workers_app.runs.services import RunPlan, RunRefused, create_run, delete_run, switch_run
 
 
@@ -16,6 +17,17 @@ def _decimal(text: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation:
         raise CommandError(f"--budget: {text!r:.40} is not a number") from None
+
+
+def _gold(options: dict) -> GoldPlan | None:
+    given = {name: options[f"gold_{name}"] for name in (*GOLD_DEFAULTS, "window")
+             if options[f"gold_{name}"] is not None}
+    if not options["gold_reference"]:
+        if given:
+            raise CommandError(f"--gold-{next(iter(given)).replace('_', '-')} without --gold-reference: name the "
+                               "reference set whose items are mixed in")
+        return None
+    return GoldPlan(reference=reference_by_name(options["gold_reference"]), **{**GOLD_DEFAULTS, **given})
 
 
 class Command(BaseCommand):
@@ -36,6 +48,17 @@ class Command(BaseCommand):
         create.add_argument("--seed", type=int, default=0)
         create.add_argument("--limit", type=int, help="at most this many samples")
         create.add_argument("--budget", help="stop calling once the run's outcomes cost this much")
+        gold = create.add_argument_group("gold checks", "mix items of a reference set into the run, unknown to the "
+                                         "workers, and pause an annotator whose accuracy on them falls")
+        gold.add_argument("--gold-reference", help="the reference set whose items are mixed in")
+        gold.add_argument("--gold-share", type=float,
+                          help=f"gold items as a share of the samples chosen (default {GOLD_DEFAULTS['share']})")
+        gold.add_argument("--gold-threshold", type=float, help="pause an annotator whose gold accuracy falls below "
+                          f"this (default {GOLD_DEFAULTS['threshold']})")
+        gold.add_argument("--gold-min-items", type=int,
+                          help=f"gold answers before an annotator is judged (default {GOLD_DEFAULTS['min_items']})")
+        gold.add_argument("--gold-window", type=int,
+                          help="judge the last N gold answers (default: every gold answer of the run)")
         switch = commands.add_parser("switch", help="make a run current: the previous run's waiting messages are "
                                                     "dropped (its outcomes stay) and this run's samples queued")
         switch.add_argument("run", type=run_name)
@@ -64,9 +87,12 @@ class Command(BaseCommand):
 
     def _create(self, *, name, description, annotator, domain, corpus, share, seed, limit, budget, **options) -> None:
         plan = RunPlan(name=name, description=description, annotators=annotator, domains=domain, corpora=corpus,
-                       share=share, seed=seed, limit=limit, budget=None if budget is None else _decimal(budget))
+                       share=share, seed=seed, limit=limit, budget=None if budget is None else _decimal(budget),
+                       gold=_gold(options))
         run = create_run(plan, actor=cli_actor())
-        self.stdout.write(f"made run {run.name}: {run.selection['samples']} samples x {len(run.annotators)} "
+        gold = (f" (of them {run.selection['gold_items']} gold items of {run.gold_reference.name})"
+                if run.checks_gold else "")
+        self.stdout.write(f"made run {run.name}: {run.selection['samples']} samples{gold} x {len(run.annotators)} "
                           f"annotator(s) x {len(run.domains)} domain(s); make it current with: "
                           f"manage.py runs switch {run.name}")
 

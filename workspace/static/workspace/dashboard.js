@@ -26,6 +26,9 @@
     bar.value = cell.done;
     element.querySelector('[data-field="alerts"]').hidden = !cell.alerts;
     element.querySelector('[data-field="checks"]').classList.toggle("failing", cell.failed.length > 0);
+    const gold = element.querySelector('[data-field="gold"]');
+    gold.hidden = !cell.gold;
+    gold.classList.toggle("failing", cell.gold_failing);
   }
 
   // The alert banner: one line per kind with new alerts, rebuilt only when the groups change (a focused button

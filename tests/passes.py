@@ -6,7 +6,7 @@ query counts. Everything else (pure logic, pages, the API's contract, the browse
 model) behaves the same on either database and runs once.
 
 Independently, the files in SLOW start real processes (worker processes, agents, a model server, a browser): they
-run one at a time after the quick tests, which may run in parallel (`./test.sh` decides; see there).
+run after the quick tests, a whole file per process (`./test.sh` decides; see there).
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def screenshot(browser, name: str) -> Path:
     return path
 
 
-def wait_for(browser, condition, timeout: float = 5.0, what: str = "the page"):
+def wait_for(browser, condition, timeout: float = 15.0, what: str = "the page"):
     """Selenium's explicit wait with a readable failure.
 
     A page that reloads itself (the dashboard after a run switch) can replace an element between finding it and

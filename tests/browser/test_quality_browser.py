@@ -63,8 +63,9 @@ def test_import_a_reference_set_and_read_the_quality_of_the_run(browser, catalog
     Select(wait_for(browser, lambda b: b.find_element(By.NAME, "reference"), what="the choice of set")
            ).select_by_value("three-raters")
     browser.find_element(By.XPATH, "//button[normalize-space()='Show']").click()
-    table = wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, 'table.quality[data-domain="urgency"]'),
-                     what="the quality table")
+    # the table of the page that answered Show, not one of the page before it (a stale element once it is gone)
+    table = wait_for(browser, lambda b: "reference=three-raters" in b.current_url and b.find_element(
+        By.CSS_SELECTOR, 'table.quality[data-domain="urgency"]'), what="the quality table")
     assert urlsplit(browser.current_url).query == "run=default&reference=three-raters"
     labellers = [row.get_attribute("data-row") for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert labellers == ["annotator-1", "annotator-2", "annotator-3", "annotator-4", "annotator-5", "majority",

@@ -3,7 +3,8 @@
 # them (a busy CI machine), and a pass count at the end. A failed run keeps its output in $SOAK_DIR.
 #   scripts/soak.sh [N] [extra pytest arguments]
 #   SOAK_DATABASES="sqlite postgres" (default both), CI_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test)
-# On PostgreSQL it runs what .ci/run runs there (-m "slow and postgres"); on SQLite every slow test (-m slow).
+# On PostgreSQL it runs what .ci/run runs there (-m "slow and postgres"); on SQLite every slow test (-m slow); each
+# as ./test.sh runs them: a file per pytest-xdist process, TEST_PROCESSES of them (default one per core).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
@@ -30,7 +31,8 @@ for database in ${SOAK_DATABASES:-sqlite postgres}; do
   for run in $(seq 1 "$runs"); do
     log="$SOAK_DIR/$database-$run.log"
     started=$SECONDS
-    if env "${env[@]}" .venv/bin/python -m pytest -p no:cacheprovider -q -m "$markers" "$@" >"$log" 2>&1; then
+    if env "${env[@]}" .venv/bin/python -m pytest -p no:cacheprovider -q -m "$markers" \
+        -n "${TEST_PROCESSES:-auto}" --dist loadfile "$@" >"$log" 2>&1; then
       passed=$((passed + 1))
       result=passed
     else

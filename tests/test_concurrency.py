@@ -25,7 +25,7 @@ from workers_app.fleet.inflight import (
     worth_changing,
 )
 from workers_app.fleet.rows import select_workers
-from workers_app.fleet.services import launch_workers, pause_worker
+from workers_app.fleet.services import launch_workers, pause_worker, stop_worker
 from workers_app.models import Outcome, WorkerEvent
 from workers_app.redis_client import get_redis
 
@@ -224,3 +224,6 @@ def test_under_a_tight_limit_the_server_never_sees_more_than_the_limit_in_any_wi
     assert limit - 3 <= max_in_window(arrivals, 60.0) <= limit  # the window was used, never overfilled
     targets = [int(target_of(WorkerKey(1, d))) for d in ("urgency", "intensity", "modality")]
     assert targets == [1, 1, 1]  # half a request a second takes one in flight, whatever the queue
+    # Their tasks wait for rate-limit slots: a warm stop would wait out the grace period (15 s) for nothing.
+    for row in (w for d in ("urgency", "intensity", "modality") for w in select_workers(1, d)):
+        stop_worker(row, actor="test", force=True, wait=False)

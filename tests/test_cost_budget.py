@@ -273,7 +273,8 @@ def test_a_budget_of_n_calls_stops_within_the_threads_in_flight_alerts_once_and_
     fake_llm.default = Reply(delay=0.05)
     fake_llm.content_for = answer_for
     price(http_annotator)
-    Annotator.objects.filter(pk=http_annotator.pk).update(budget=calls * PER_CALL)
+    # A generous timeout: on a loaded machine a 1 s timeout retried a request, and "nothing asked twice" is the point
+    Annotator.objects.filter(pk=http_annotator.pk).update(budget=calls * PER_CALL, timeout_seconds=10)
     make_samples(per_domain, vary=True)
     workers = select_workers(1, "urgency") + select_workers(1, "intensity")
     results = launch_workers(workers, actor="test")

@@ -1,6 +1,6 @@
 """bench/quality: how long `manage.py quality` takes, as a user runs it, for a completed run of 1,871 real posts x 5
 annotators x 6 domains (56,130 outcomes) against a reference set over the five coded domains (three raters per
-item, so the Alternative Annotator Test runs too); goal <= 2 s. Median of 3, Django's start-up included.
+item, so the Alternative Annotator Test runs too); goal <= 2 s. Median of 5, Django's start-up included.
 
 Then the accuracy table on real expert labels: the Reddit C-SSRS dataset's development half (250 users, a 5-level
 suicide-risk label given by psychiatrists: Gaur et al., "Knowledge-aware Assessment of Severity of Suicide Risk
@@ -13,7 +13,10 @@ trained backend learns the set with `manage.py baseline train --folds 5`, which 
 quality (every user predicted by a model that never saw that user's label). Nothing is tuned to these labels: the
 lexicon, the map and the baseline's settings were fixed before it was read, and it is only read to score.
 
-Run: .venv/bin/python bench/quality.py [--quick]   (--quick: 60 posts, 40 C-SSRS users, one timing; seconds)
+Run: .venv/bin/python bench/quality.py [--quick] [--baseline REV]   (--quick: 60 posts, 40 C-SSRS users, one
+timing; seconds). --baseline REV: the same command from the code at git revision REV (exported to a temporary
+folder, same store, same interpreter), run alternately with this code's, so both see the same machine; their JSON
+documents must be equal.
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _setup import DATASETS, ROOT, Results, arguments, import_posts, isolated_django, worker_env
+from _setup import DATASETS, ROOT, Results, arguments, git, import_posts, isolated_django, worker_env
 
-OPTIONS = arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+_PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_PARSER.add_argument("--baseline", metavar="REV",
+                     help="also time the command from the code at this git revision, alternating with this code's")
+OPTIONS = arguments(_PARSER)
 DATA_DIR = isolated_django()
 
 from django.utils import timezone
@@ -46,7 +54,7 @@ from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.runs.current import current_run
 from workers_app.runs.services import RunPlan, create_run
 
-RUNS = 1 if OPTIONS.quick else 3
+RUNS = 1 if OPTIONS.quick else 5
 POSTS = 60 if OPTIONS.quick else None
 CSSRS = DATASETS / "cssrs_reddit_dev_250.csv"
 CSSRS_USERS = 40 if OPTIONS.quick else None
@@ -60,8 +68,11 @@ FIGURES = {
     "quality_command": {"about": "`manage.py quality --json` for a completed run of the 1,871 real posts × 30 "
                                  "workers against a reference set of 3 raters over the 5 coded domains (1,000 "
                                  "bootstrap resamples, majority vote, Dawid-Skene, alt-test), Django's start-up "
-                                 "included", "unit": "s", "goal": "<= 2"},
-    "quality_cpu": {"about": "the same: its CPU time (user + system)", "unit": "s"},
+                                 "included", "unit": "s", "goal": "<= 2",
+                        "baseline": "the same command from the code before the change (--baseline REV), run "
+                                    "alternately with it"},
+    "quality_cpu": {"about": "the same: its CPU time (user + system)", "unit": "s",
+                    "baseline": "the same from the code before the change, run alternately with it"},
     "cssrs_builtin_accuracy": {"about": "C-SSRS dev half (250 Reddit users, psychiatrists' labels; Gaur et al., WWW "
                                         "2019, CC BY 4.0) on urgency: the 5 built-in lexicon annotators' accuracy, "
                                         "one value per annotator", "unit": ""},
@@ -82,9 +93,20 @@ FIGURES = {
 }
 
 
-def manage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=worker_env(), capture_output=True,
+def manage(*args: str, code: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=code, env=worker_env(), capture_output=True,
                           text=True, check=True)
+
+
+def exported(revision: str) -> Path:
+    """The tracked files at ``revision`` in a temporary folder (removed at exit with the bench's DATA_DIR)."""
+    folder = Path(tempfile.mkdtemp(prefix="quality-baseline-", dir=DATA_DIR))
+    archive = folder / "code.tar"
+    subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), git("rev-parse", revision)], cwd=ROOT,
+                   check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder / "code", filter="data")
+    return folder / "code"
 
 
 def builtin_outcomes(run: Run, samples: list[tuple[int, str]], annotators: list[Annotator], *,
@@ -140,17 +162,28 @@ def _children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def timed_quality() -> tuple[list[float], list[float], dict]:
+def _timed(code: Path) -> tuple[float, float, dict]:
+    started, used = time.perf_counter(), _children_cpu()
+    done = manage("quality", "--run", "default", "--reference", "made-up-raters", "--json", code=code)
+    return time.perf_counter() - started, _children_cpu() - used, json.loads(done.stdout)
+
+
+def timed_quality(baseline: Path | None) -> tuple[list[float], list[float], dict, list[float], list[float]]:
     """Wall time of each command, and its CPU time (user + system): on a shared machine the second says what the
-    command itself costs when the first is stretched by others' work."""
-    timings, cpu, document = [], [], {}
+    command itself costs when the first is stretched by others' work. With ``baseline`` (the code before a change),
+    its command runs before each of this code's, and must give the same document."""
+    timings, cpu, document, before, before_cpu = [], [], {}, [], []
     for _ in range(RUNS):
-        started, used = time.perf_counter(), _children_cpu()
-        done = manage("quality", "--run", "default", "--reference", "made-up-raters", "--json")
-        timings.append(time.perf_counter() - started)
-        cpu.append(_children_cpu() - used)
-        document = json.loads(done.stdout)
-    return timings, cpu, document
+        if baseline is not None:
+            wall, used, theirs = _timed(baseline)
+            before.append(wall)
+            before_cpu.append(used)
+        wall, used, document = _timed(ROOT)
+        timings.append(wall)
+        cpu.append(used)
+        if baseline is not None and theirs != document:
+            raise RuntimeError(f"the code at {OPTIONS.baseline} gives another quality document than this code")
+    return timings, cpu, document, before, before_cpu
 
 
 # ------------------------------------------------------------------------------------------------ C-SSRS
@@ -269,7 +302,8 @@ def main() -> None:
     manage("reference", "import", str(reference), "--name", "made-up-raters", "--domain-column", "domain",
            "--value-column", "label", "--rater-column", "rater", "--kind", "crowd")
     imported = time.perf_counter() - started
-    timings, cpu, document = timed_quality()
+    baseline = exported(OPTIONS.baseline) if OPTIONS.baseline else None
+    timings, cpu, document, before, before_cpu = timed_quality(baseline)
     domains = document["domains"]
     print(f"{total} posts x {Annotator.objects.count()} annotators x {Domain.objects.count()} domains: {stored} "
           f"outcomes; reference set: 3 raters x {len(domains)} coded domains "
@@ -278,6 +312,10 @@ def main() -> None:
     print(f"`manage.py quality --json` (1,000 bootstrap resamples, majority vote, Dawid-Skene, alt-test): median "
           f"{statistics.median(timings):.2f} s (runs {', '.join(f'{t:.2f}' for t in timings)}; CPU "
           f"{', '.join(f'{c:.2f}' for c in cpu)} s; load average {os.getloadavg()[0]:.1f}); goal <= 2 s")
+    if baseline is not None:
+        print(f"the same from {OPTIONS.baseline}, run alternately: median {statistics.median(before):.2f} s (runs "
+              f"{', '.join(f'{t:.2f}' for t in before)}; CPU {', '.join(f'{c:.2f}' for c in before_cpu)} s); the "
+              "same document")
     urgency = next((d for d in domains if d["domain"] == "urgency"), None)
     if urgency:
         tests = [a for a in urgency["alt_test"]]
@@ -286,8 +324,9 @@ def main() -> None:
                                            or "none"))
     for line in cssrs_table(results):
         print(line)
-    results.add("quality_command", timings)
-    results.add("quality_cpu", cpu)
+    against = {"baseline_note": f"git {OPTIONS.baseline}"} if baseline is not None else {}
+    results.add("quality_command", timings, baseline=before or None, **against)
+    results.add("quality_cpu", cpu, baseline=before_cpu or None, **against)
     results.write()
 
 

@@ -21,9 +21,13 @@ from statsmodels.stats.multitest import multipletests
 from stats.agreement import majority_label, masi_distance
 from stats.alt_test import alt_test, benjamini_yekutieli, masi_similarity, student_t_cdf
 from stats.quality import (
+    FEW_CATEGORIES,
     NOMINAL,
     ORDINAL,
     SET,
+    _by_item,
+    _category_sums,
+    _weights,
     dawid_skene,
     dawid_skene_labels,
     majority_labels,
@@ -179,6 +183,38 @@ def test_dawid_skene_labels_leave_unlabelled_items_empty_and_handle_code_sets():
     sets = dawid_skene_labels([[frozenset({"TA-1"})], [frozenset({"TA-1", "TA-2"})], [frozenset({"TA-1"})]],
                               kind=SET, categories=CODES)
     assert sets == [frozenset({"TA-1"})]
+
+
+code_sets = st.frozensets(st.sampled_from(CODES), max_size=3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.lists(
+    st.lists(st.one_of(st.none(), code_sets), min_size=n, max_size=n), min_size=1, max_size=4)))
+def test_dawid_skene_code_sets_ask_each_code_as_a_yes_no_question_of_its_own(labels):
+    """Each code's presence is a two-class Dawid-Skene of its own; the set holds the codes more likely present."""
+    per_code = {code: dawid_skene(np.array([[-1 if v is None else int(code in v) for v in row] for row in labels]),
+                                  2)[:, 1] for code in CODES}
+    expected = [None if any(np.isnan(per_code[c][i]) for c in CODES)
+                else frozenset(c for c in CODES if per_code[c][i] > 0.5) for i in range(len(labels[0]))]
+    assert dawid_skene_labels(labels, kind=SET, categories=CODES) == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 80), st.integers(FEW_CATEGORIES + 1, 3 * FEW_CATEGORIES), st.integers(0, 2**16),
+       st.booleans())
+def test_many_categories_are_counted_per_resample_as_the_matrix_product_counts_them(items, size, seed, times):
+    """The many-categories path (sorted runs of the items' weight rows) equals the weights times the items'
+    category counts, exactly (whole numbers)."""
+    rng = np.random.default_rng(seed)
+    weights, by_item = _weights(items, 20, seed), _by_item(items, 20, seed)
+    entries = rng.integers(0, items, 3 * items)
+    categories = rng.integers(0, size, len(entries))
+    repeated = rng.integers(1, 4, len(entries)).astype(np.float32) if times else None
+    counts = np.zeros((items, size))
+    np.add.at(counts, (entries, categories), 1.0 if repeated is None else repeated)
+    found = _category_sums(weights, by_item, entries, categories, size, repeated)
+    assert np.array_equal(found, weights.astype(float) @ counts)
 
 
 def test_benjamini_yekutieli_equals_statsmodels():

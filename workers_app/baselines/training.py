@@ -15,14 +15,14 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
 
 from stats.quality import SET, QualityResult, quality
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 SEED = 0
 MIN_ITEMS = 10
@@ -78,6 +78,12 @@ def too_few(targets: Sequence[str]) -> str | None:
 
 
 def classifier() -> Pipeline:
+    # scikit-learn is imported here, not with the module: the module comes with every process's start-up (the
+    # workers' backends), and the import costs over a second that only training pays for.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
     return make_pipeline(
         TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=MAX_FEATURES, strip_accents="unicode",
                         dtype=np.float32),
@@ -94,6 +100,8 @@ def cross_validated(data: DomainData, folds: int, *, bootstrap: int = 1000,
                     progress: Callable[[int], None] | None = None) -> QualityResult:
     """Each item predicted by the model trained on the other folds (stratified, seeded), then scored against all of
     its raters' labels."""
+    from sklearn.model_selection import StratifiedKFold
+
     predicted: list[object | None] = [None] * len(data.texts)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     texts = np.array(data.texts, dtype=object)

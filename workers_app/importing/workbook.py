@@ -7,12 +7,14 @@ import zipfile
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import openpyxl
 from django.conf import settings
-from openpyxl.workbook import Workbook
 
 from .rows import Columns, FileRejected, Problem, Row, column_indexes, header_text, rows_from_table
+
+if TYPE_CHECKING:
+    from openpyxl.workbook import Workbook
 
 # Excel and openpyxl both cut a longer text at this length without a word when they save a cell.
 XLSX_CELL_LIMIT = 32_767
@@ -41,6 +43,8 @@ def _refuse_zip_bomb(path: Path, name: str) -> None:
 
 @contextmanager
 def _workbook(path: Path, name: str) -> Iterator[Workbook]:
+    import openpyxl  # here, not with the module: every process's start-up imports the module, few read a workbook
+
     _refuse_zip_bomb(path, name)
     with path.open("rb") as handle:
         # Loading parses the workbook's XML and the start of every sheet's: damage fails in any of those steps.

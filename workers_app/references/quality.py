@@ -148,17 +148,18 @@ def _outcomes(run: Run, domain_id: int, kind: str, samples: dict[int, int], anno
     decoded: dict[str, object] = {}
     with connection.cursor() as cursor:
         cursor.execute(_OUTCOMES, [run.pk, domain_id])
-        for sample_id, annotator_id, status, given, reason, confidence in cursor:
-            index, number = samples.get(sample_id), annotators.get(annotator_id)
-            if index is None or number is None:
-                continue
-            stored.statuses[number][index] = REFUSAL if reason == REFUSAL else status
-            if status == Outcome.Status.OK:
-                key = given if isinstance(given, str) else json.dumps(given)
-                if key not in decoded:
-                    decoded[key] = _value(kind, json.loads(key))
-                stored.labels[number][index] = decoded[key]
-                stored.confidences[number][index] = confidence
+        rows = cursor.fetchall()  # at once: iterating Django's cursor wrapper costs a generator step per row
+    for sample_id, annotator_id, status, given, reason, confidence in rows:
+        index, number = samples.get(sample_id), annotators.get(annotator_id)
+        if index is None or number is None:
+            continue
+        stored.statuses[number][index] = REFUSAL if reason == REFUSAL else status
+        if status == Outcome.Status.OK:
+            key = given if isinstance(given, str) else json.dumps(given)
+            if key not in decoded:
+                decoded[key] = _value(kind, json.loads(key))
+            stored.labels[number][index] = decoded[key]
+            stored.confidences[number][index] = confidence
     return stored
 
 

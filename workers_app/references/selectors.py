@@ -84,11 +84,12 @@ def reference_labels(reference_set: ReferenceSet, domain_id: int) -> dict[int, l
     decoded: dict[str, list[str]] = {}
     with connection.cursor() as cursor:
         cursor.execute(_LABELS, [reference_set.pk, domain_id])
-        for sample_id, rater, stored in cursor:
-            key = stored if isinstance(stored, str) else json.dumps(stored)
-            if key not in decoded:
-                decoded[key] = json.loads(key)
-            found[sample_id].append((rater, decoded[key]))
+        rows = cursor.fetchall()  # at once: iterating Django's cursor wrapper costs a generator step per row
+    for sample_id, rater, stored in rows:
+        key = stored if isinstance(stored, str) else json.dumps(stored)
+        if key not in decoded:
+            decoded[key] = json.loads(key)
+        found[sample_id].append((rater, decoded[key]))
     return dict(found)
 
 

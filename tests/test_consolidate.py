@@ -114,3 +114,22 @@ def test_the_summary_sheet_gives_cost_cache_hits_and_money_saved(labelled, tmp_p
     summary = {(r[0], r[1]): r for r in rows[1:]}
     assert summary[("urgency", 1)][8:] == (pytest.approx(0.028), "EUR", 1, pytest.approx(0.014))
     assert summary[("urgency", 2)][8:] == (None, None, 0, None)  # no price: the cost is unknown, not zero
+
+
+def test_each_annotators_confidence_stands_beside_its_label_where_the_outcome_has_one(labelled, tmp_path):
+    calm, urgent, split = labelled
+    Outcome.objects.filter(sample_id=calm, annotator__number=2, domain__slug="urgency").update(confidence=0.87)
+    Outcome.objects.filter(sample_id=urgent, annotator__number=5, domain__slug="urgency").update(confidence=0.31)
+    book = openpyxl.load_workbook(consolidate(tmp_path / "all.xlsx", actor="test").path)
+    rows = list(book["urgency"].iter_rows(values_only=True))
+    assert rows[0][:7] == ("sample id", "annotator 1 label", "annotator 1 status", "annotator 1 confidence",
+                           "annotator 2 label", "annotator 2 status", "annotator 2 confidence")
+    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    ids = dict(Sample.objects.values_list("pk", "external_id"))
+    assert by_id[ids[calm]]["annotator 2 label"] == "LEVEL_1"
+    assert by_id[ids[calm]]["annotator 2 confidence"] == pytest.approx(0.87)
+    assert by_id[ids[urgent]]["annotator 5 confidence"] == pytest.approx(0.31)
+    assert by_id[ids[calm]]["annotator 1 confidence"] is None  # no confidence stored: the cell stays empty
+    assert by_id[ids[split]]["annotator 3 status"] == "malformed" and by_id[ids[split]]["annotator 3 confidence"] is None
+    # A domain whose labels have no confidence keeps its columns as they were.
+    assert "annotator 1 confidence" not in next(book["adjunct"].iter_rows(values_only=True))

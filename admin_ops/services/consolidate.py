@@ -12,14 +12,11 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zipfile import ZIP_DEFLATED, ZipFile
 
 from django.db import connection
 from django.utils import timezone
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.writer.excel import ExcelWriter
 
 from annotation_site.files import atomic_write
 from audit.actions import Action
@@ -59,6 +56,9 @@ from workers_app.runs.record import reproducibility_rows
 from .csv_safe import FORMULA_STARTS, csv_row
 from .progress import Progress, no_progress
 
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+
 MISSING = None
 
 
@@ -74,6 +74,13 @@ class Table:
     majority: list[tuple[object, bool]] = field(default_factory=list)
     adjudicated: list[object] = field(default_factory=list)  # the reviewer's label per sample, None if none
     gold: list[bool] = field(default_factory=list)  # per sample: a gold item of the run (empty: the run has none)
+    # confidences[annotator][sample index]: the stored label's probability (logprobs, the trained baseline), else None
+    confidences: dict[int, list[float | None]] = field(default_factory=dict)
+
+    @property
+    def has_confidence(self) -> bool:
+        """Whether any label of this domain has a confidence: only then does its sheet give them a column."""
+        return any(value is not None for given in self.confidences.values() for value in given)
 
     def settle(self) -> None:
         """The majority label and agreement flag of every sample, computed once for all the outputs."""
@@ -107,7 +114,7 @@ def _text(value: object) -> str:
 
 
 _OUTCOME_ROWS = (f"SELECT sample_id, annotator_id, domain_id, status, labels, reason, latency_ms, prompt_tokens, "
-                 f"completion_tokens FROM {Outcome._meta.db_table} WHERE run_id = %s")
+                 f"completion_tokens, confidence FROM {Outcome._meta.db_table} WHERE run_id = %s")
 
 
 def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
@@ -121,13 +128,15 @@ def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
     golden = set(RunSample.objects.filter(run=run, gold=True).values_list("sample_id", flat=True))
     gold = [pk in golden for pk, _ in samples] if golden else []
     tables = {d.pk: Table(d, annotators, external_ids, {a: [MISSING] * len(samples) for a in annotators},
-                          {a: [""] * len(samples) for a in annotators}, gold=gold) for d in run_domains(run)}
+                          {a: [""] * len(samples) for a in annotators}, gold=gold,
+                          confidences={a: [None] * len(samples) for a in annotators}) for d in run_domains(run)}
     summary: dict[tuple[str, int], dict] = defaultdict(lambda: {"ok": 0, "malformed": 0, "refusals": 0,
                                                                 "latency": 0, "tokens": 0})
     decoded: dict[tuple[int, str], object] = {}
     with connection.cursor() as cursor:
         cursor.execute(_OUTCOME_ROWS, [run.pk])
-        for sample_id, annotator_id, domain_id, status, labels, reason, latency, p_tokens, c_tokens in cursor:
+        for sample_id, annotator_id, domain_id, status, labels, reason, latency, p_tokens, c_tokens, confidence \
+                in cursor:
             table, index = tables.get(domain_id), where.get(sample_id)
             if index is None or table is None or annotator_id not in number_of:
                 continue  # imported after the samples were read, or a row the run does not cover (yet)
@@ -137,6 +146,7 @@ def load_tables(run: Run) -> tuple[list[Table], list[dict]]:
                 if (domain_id, labels) not in decoded:
                     decoded[(domain_id, labels)] = _value(table.domain, json.loads(labels))
                 table.labels[annotator][index] = decoded[(domain_id, labels)]
+                table.confidences[annotator][index] = confidence
             entry = summary[(table.domain.slug, annotator)]
             entry[status] += 1
             entry["refusals"] += reason == "refusal"
@@ -221,6 +231,9 @@ def _cell(sheet, value: object, bold: bool = False) -> object:
     risky = text and (value.startswith(FORMULA_STARTS) or safe_cell_text(value) != value)
     if not (bold or risky):
         return value
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
     cell = WriteOnlyCell(sheet, value=safe_cell_text(value) if text else value)
     if text:
         cell.data_type = "s"  # text that starts with '=' stays text, never a formula
@@ -234,12 +247,14 @@ def _append(sheet, values: list[object], bold: bool = False) -> None:
 
 
 def _domain_rows(table: Table, texts: dict[str, str]) -> list[list[object]]:
-    rows = []
+    rows, confident = [], table.has_confidence
     for index, external_id in enumerate(table.samples):
         majority, agreed = table.majority[index]
         cells = [external_id]
         for annotator in table.annotators:
             cells += [_text(table.labels[annotator][index]), table.statuses[annotator][index] or "missing"]
+            if confident:
+                cells.append(table.confidences[annotator][index])
         gold = ["yes" if table.gold[index] else "no"] if table.gold else []
         rows.append([*cells, _text(majority), "yes" if agreed else "no", _text(table.adjudicated[index]), *gold,
                      texts.get(external_id, "")])
@@ -321,6 +336,10 @@ def quality_sheet_rows(found: RunQuality) -> list[tuple[list[object], bool]]:
 def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table], summary: list[dict],
                     stats: dict, review: list, texts: dict[str, str],
                     quality_rows: list[tuple[list[object], bool]]) -> None:
+    # openpyxl is imported where a workbook is written, not with the module: the admin imports this module in every
+    # process's start-up (manage.py quality, the workers), which need no workbook.
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Run")
     sheet.column_dimensions["B"].width = 100
@@ -332,6 +351,8 @@ def _write_workbook(path: Path, run_rows: list[list[object]], tables: list[Table
         header = ["sample id"]
         for annotator in table.annotators:
             header += [f"annotator {annotator} label", f"annotator {annotator} status"]
+            if table.has_confidence:  # the label's probability, empty where the outcome has none
+                header.append(f"annotator {annotator} confidence")
         # Only a run with gold checks has the column: which items were gold is the run's to tell, not the worker's.
         gold = ["gold item"] if table.gold else []
         _append(sheet, [*header, "majority label", "all agree", "adjudicated label", *gold, "post text"], bold=True)
@@ -382,6 +403,8 @@ def _save(book: Workbook, path: Path) -> None:
     default level was the largest cost of a consolidation (0.7 s for 1,871 posts); the file is about a fifth
     larger."""
     with ZipFile(path, "w", ZIP_DEFLATED, allowZip64=True, compresslevel=1) as archive:
+        from openpyxl.writer.excel import ExcelWriter
+
         ExcelWriter(book, archive).save()
 
 

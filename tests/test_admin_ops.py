@@ -196,7 +196,7 @@ def test_a_state_export_round_trips_and_never_holds_a_key(catalogue, tmp_path, m
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(version=4), "this console reads versions 1, 2 and 3, the file is version 4"),
+    (lambda d: d.update(version=5), "this console reads versions 1, 2, 3 and 4, the file is version 5"),
     (lambda d: d.update(format="other"), "format: expected 'annotation-fleet-state'"),
     (lambda d: d["catalogue"]["annotators"][0].update(max_tokens="many"),
      "annotators[0].max_tokens: expected a whole number, got text"),

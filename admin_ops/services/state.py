@@ -11,8 +11,8 @@ other settings is refused); only its description and budget do. An import never 
 Reference sets (version 3) carry their provenance only, their labels travel in archives: an import updates the
 description, source, licence, citation and stated raters of a set the console has from the same file, and names
 the sets it lacks (import their files, or restore an archive). Older documents still import and leave what they lack
-as it is: version 1 (before budgets, prices and runs) and version 2 (before reference sets, structured outputs and
-prompt-cache prices).
+as it is: version 1 (before budgets, prices and runs), version 2 (before reference sets, structured outputs and
+prompt-cache prices) and version 3 (before each annotator's request_logprobs and each domain's review thresholds).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ..selectors import (
     ANNOTATOR_FIELDS,
     DOMAIN_FIELDS,
     FORMAT,
+    NULLABLE_NUMBER,
     PRICE_FIELDS,
     REFERENCE_STATE_FIELDS,
     VERSION,
@@ -54,7 +55,8 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_PROBLEMS_SHOWN = 50
 KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "an object",
-              NULLABLE_TEXT: "text or null", (int, type(None)): "a whole number or null"}
+              NULLABLE_TEXT: "text or null", (int, type(None)): "a whole number or null",
+              NULLABLE_NUMBER: "a number or null"}
 READABLE_VERSIONS = tuple(range(1, VERSION + 1))
 # What an import sets of a price version (a document before version 3 has no prompt-cache prices).
 PRICE_VALUES = ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency")
@@ -201,6 +203,7 @@ class _Checked:
 
     document: dict
     annotator_fields: dict
+    domain_fields: dict
     domains: list[Domain]
     annotators: list[Annotator]
     prices: list[dict]
@@ -333,8 +336,9 @@ def _check(document: object) -> tuple[_Checked | None, list[str]]:
         return None, problems
     catalogue = document["catalogue"]
     annotator_fields = fields_of_version(ANNOTATOR_FIELDS, document["version"])
+    domain_fields = fields_of_version(DOMAIN_FIELDS, document["version"])
     domains, domain_problems = _catalogue_rows(catalogue["domains"], "catalogue.domains", Domain, "slug",
-                                               DOMAIN_FIELDS, skip=("prompt_version",))
+                                               domain_fields, skip=("prompt_version",))
     annotators, annotator_problems = _catalogue_rows(catalogue["annotators"], "catalogue.annotators", Annotator,
                                                      "number", annotator_fields)
     if domain_problems or annotator_problems:
@@ -349,7 +353,7 @@ def _check(document: object) -> tuple[_Checked | None, list[str]]:
                 + reference_problems)
     if problems:
         return None, problems
-    return _Checked(document, annotator_fields, domains, annotators, prices, runs, references), []
+    return _Checked(document, annotator_fields, domain_fields, domains, annotators, prices, runs, references), []
 
 
 def _reference_problems(records: list) -> tuple[list[dict], list[str]]:
@@ -448,7 +452,8 @@ def _reference_changes(references: list[dict]) -> list[str]:
 def _plan(checked: _Checked) -> ImportPlan:
     catalogue = checked.document["catalogue"]
     plan = ImportPlan(
-        _catalogue_changes("domain", Domain, "slug", DOMAIN_FIELDS, catalogue["domains"], skip=("prompt_version",))
+        _catalogue_changes("domain", Domain, "slug", checked.domain_fields, catalogue["domains"],
+                           skip=("prompt_version",))
         + _catalogue_changes("annotator", Annotator, "number", checked.annotator_fields, catalogue["annotators"])
         + _price_changes(checked.prices) + _run_changes(checked.runs) + _reference_changes(checked.references)
         + [f"annotator {a.number}: stored API key removed (its base URL now points at another host)"

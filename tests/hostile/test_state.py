@@ -131,7 +131,7 @@ CASES = {
                                       "catalogue.annotators[0].number: Ensure this value is less than or equal to 99."),
     "a NUL character in a slug": (domain(0, slug="urgency\x00"), "catalogue.domains[0].slug: a NUL character"),
     "a version given as true": (lambda d: d.update(version=True),
-                                "version: this console reads versions 1, 2 and 3, the file is version True"),
+                                "version: this console reads versions 1, 2, 3 and 4, the file is version True"),
     "a list instead of the catalogue": (lambda d: d.update(catalogue=[]),
                                         "catalogue: expected an object with lists 'domains' and 'annotators'"),
     "a negative budget": (annotator(0, budget="-5"), "catalogue.annotators[0].budget: The budget cannot be negative."),
@@ -185,6 +185,30 @@ CASES = {
         run(0, all_samples=False), "runs[0]: the store has a run 'default' with other all_samples"),
     "a negative run budget": (run(0, budget="-1"), "runs[0].budget: The budget cannot be negative."),
     "a run without its members": (lambda d: d["runs"][0].pop("samples"), "runs[0]: missing field 'samples'"),
+    "a confidence threshold above 1": (domain(0, review_below_confidence=1.5),
+                                       ("catalogue.domains[0].review_below_confidence: Ensure this value is less than "
+                                        "or equal to 1.0.")),
+    "a negative agreement threshold": (domain(1, review_below_agreement=-0.1),
+                                       ("catalogue.domains[1].review_below_agreement: Ensure this value is greater "
+                                        "than or equal to 0.0.")),
+    "a threshold given as text": (domain(0, review_below_confidence="0.5"),
+                                  "catalogue.domains[0].review_below_confidence: expected a number or null, got text"),
+    "a threshold given as a boolean": (domain(2, review_below_agreement=True),
+                                       ("catalogue.domains[2].review_below_agreement: expected a number or null, got "
+                                        "true or false")),
+    "a NaN threshold": (domain(0, review_below_confidence=float("nan")),
+                        "catalogue.domains[0].review_below_confidence: NaN is not a number JSON allows"),
+    "a version 4 domain without its thresholds": (lambda d: d["catalogue"]["domains"][0].pop("review_below_agreement"),
+                                                  "catalogue.domains[0]: missing field 'review_below_agreement'"),
+    "request_logprobs given as text": (annotator(0, request_logprobs="yes"),
+                                       "catalogue.annotators[0].request_logprobs: expected true or false, got text"),
+    "request_logprobs given as null": (annotator(0, request_logprobs=None),
+                                       "catalogue.annotators[0].request_logprobs: expected true or false, got null"),
+    "a version 3 document with a version 4 field": (
+        lambda d: [d.update(version=3), [a.pop("request_logprobs") for a in d["catalogue"]["annotators"][1:]],
+                   [(x.pop("review_below_confidence"), x.pop("review_below_agreement"))
+                    for x in d["catalogue"]["domains"]]],
+        "catalogue.annotators[0]: unknown field 'request_logprobs'"),
 }
 
 

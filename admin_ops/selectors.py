@@ -16,7 +16,7 @@ FORMAT = "annotation-fleet-state"
 # 2: each annotator's budget and cache_responses, the price versions and the run definitions.
 # 3: the reference sets' provenance (their labels travel in archives); each annotator's structured-output mode and
 # fallback, the prices of prompt-cache tokens.
-# 4: each annotator's request_logprobs; each domain's review thresholds (review_below_confidence,
+# 4: each annotator's request_logprobs and answers_per_item (self-consistency); each domain's review thresholds (review_below_confidence,
 # review_below_agreement).
 VERSION = 4
 NULLABLE_NUMBER = (int, float, type(None))
@@ -28,7 +28,7 @@ ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "b
                     "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
                     "builtin_latency_ms": int, "builtin_malformed_rate": (int, float), "budget": NULLABLE_TEXT,
                     "cache_responses": bool, "structured": str, "structured_fallback": bool,
-                    "request_logprobs": bool}
+                    "request_logprobs": bool, "answers_per_item": int}
 # What version 1 documents lack: their import leaves these as the console has them.
 ADDED_IN_VERSION_2 = ("budget", "cache_responses")
 # A reference set as a state document holds it: provenance and how its file was read, without the labels.
@@ -41,7 +41,7 @@ PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "outpu
 # What older documents lack, by the version that added it: their import leaves these as the console has them.
 ADDED_IN_VERSION = {2: ("budget", "cache_responses"),
                     3: ("structured", "structured_fallback", "cache_read_per_1k", "cache_write_per_1k"),
-                    4: ("request_logprobs", "review_below_confidence", "review_below_agreement")}
+                    4: ("request_logprobs", "answers_per_item", "review_below_confidence", "review_below_agreement")}
 
 
 def fields_of_version(fields: dict, version: int) -> dict:

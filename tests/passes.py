@@ -113,6 +113,7 @@ ONCE = {
     "tests/test_parsing.py",
     "tests/test_quality.py",
     "tests/test_confidence.py",
+    "tests/test_self_consistency.py",
     "tests/test_calibration.py",
     "tests/test_confidence_workers.py",
     "tests/test_quality_metrics.py",

@@ -106,7 +106,7 @@ def test_a_viewer_sees_settings_but_no_form_and_cannot_post_one(client, roles):
 
 def settings_form(annotator: Annotator, **changes) -> dict:
     fields = ("backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
-              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget")
+              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item")
     data = {name: "" if getattr(annotator, name) is None else getattr(annotator, name) for name in fields}
     data.update({"enabled": "on", **changes})
     return {name: value for name, value in data.items() if value is not False}

@@ -111,7 +111,7 @@ def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(pr
     del document["prices"], document["runs"]
     for annotator in document["catalogue"]["annotators"]:
         del annotator["budget"], annotator["cache_responses"], annotator["structured"], annotator["structured_fallback"]
-        del annotator["request_logprobs"]
+        del annotator["request_logprobs"], annotator["answers_per_item"]
     _before_version_4(document)
     document["catalogue"]["annotators"][1]["model"] = "changed-by-an-old-file"
 
@@ -151,6 +151,7 @@ def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_ca
     document["version"] = 2
     for annotator in document["catalogue"]["annotators"]:
         del annotator["structured"], annotator["structured_fallback"], annotator["request_logprobs"]
+        del annotator["answers_per_item"]
     _before_version_4(document)
     for price in document["prices"]:
         del price["cache_read_per_1k"], price["cache_write_per_1k"]
@@ -199,7 +200,7 @@ def test_a_version_3_document_still_imports_and_keeps_request_logprobs_and_the_t
     document = json.loads(export_state(actor="test", target="memory"))
     document["version"] = 3
     for annotator in document["catalogue"]["annotators"]:
-        del annotator["request_logprobs"]
+        del annotator["request_logprobs"], annotator["answers_per_item"]
     _before_version_4(document)
     _set_confidence_routing(False, 0.2, None)  # what the console has when the old file comes in
     assert import_state(json.dumps(document), source="v3.json", actor="test").changes == []

@@ -204,8 +204,20 @@ CASES = {
                                        "catalogue.annotators[0].request_logprobs: expected true or false, got text"),
     "request_logprobs given as null": (annotator(0, request_logprobs=None),
                                        "catalogue.annotators[0].request_logprobs: expected true or false, got null"),
+    "no answers per item": (annotator(0, answers_per_item=0),
+                            ("catalogue.annotators[0].answers_per_item: Ensure this value is greater than or equal "
+                             "to 1.")),
+    "answers per item given as text": (annotator(0, answers_per_item="3"),
+                                       "catalogue.annotators[0].answers_per_item: expected a whole number, got text"),
+    "three answers per item at temperature 0": (
+        annotator(0, backend="openai_compatible", base_url="http://127.0.0.1:9/v1", answers_per_item=3),
+        "catalogue.annotators[0].answers_per_item: 3 answers per item need a temperature above 0"),
+    "three answers per item from the built-in baseline": (
+        annotator(1, temperature=0.7, answers_per_item=3),
+        "catalogue.annotators[1].answers_per_item: Several answers per item are for the OpenAI-compatible backend"),
     "a version 3 document with a version 4 field": (
-        lambda d: [d.update(version=3), [a.pop("request_logprobs") for a in d["catalogue"]["annotators"][1:]],
+        lambda d: [d.update(version=3), [a.pop("answers_per_item") for a in d["catalogue"]["annotators"]],
+                   [a.pop("request_logprobs") for a in d["catalogue"]["annotators"][1:]],
                    [(x.pop("review_below_confidence"), x.pop("review_below_agreement"))
                     for x in d["catalogue"]["domains"]]],
         "catalogue.annotators[0]: unknown field 'request_logprobs'"),

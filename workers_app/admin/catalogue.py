@@ -164,7 +164,7 @@ class AnnotatorAdmin(AuditedModelAdmin):
                            "backend error is cleared.",
         }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
-                               "max_retries", "max_input_chars")}),
+                               "max_retries", "max_input_chars", "answers_per_item")}),
         ("Cost and cache", {
             "fields": ("budget", "cache_responses"),
             "description": "Prices are below, one row per version: a call is charged at the price valid on its day. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -217,13 +218,54 @@ def _ask_with_fallback(job: _Job) -> tuple[Result, dict]:
     """Ask as the annotator says; a server that refuses structured output stops the annotator (a backend error)
     unless staff allowed the fallback: then it is recorded once and this and later requests go as free text."""
     try:
-        return _ask_until_answered(job)
+        return _ask_all(job)
     except StructuredOutputRefused as exc:
         if not job.annotator.structured_fallback:
             raise
         mark_structured_refused(job.annotator, str(exc), actor=WORKER_ACTOR)
         forget_cached_rows()  # this process's other threads read the refusal at once, the others within seconds
-        return _ask_until_answered(replace(job, free_text=True))
+        return _ask_all(replace(job, free_text=True))
+
+
+def _ask_all(job: _Job) -> tuple[Result, dict]:
+    """One answer, or with self-consistency (``answers_per_item`` k > 1) k answers, each asked as one is (its own
+    retries, rate-limit slot, budget check and cost), combined by ``_consensus``."""
+    asked = job.annotator.answers_per_item
+    if asked <= 1:
+        return _ask_until_answered(job)
+    return _consensus([_ask_until_answered(job) for _ in range(asked)])
+
+
+def _summed(answers: list[dict], name: str) -> int | None:
+    values = [fields[name] for fields in answers if fields[name] is not None]
+    return sum(values) if values else None
+
+
+def _consensus(answers: list[tuple[Result, dict]]) -> tuple[Result, dict]:
+    """The most common label among the well-formed answers (a tie: the one answered first), stored as the
+    outcome of the first answer that gave it, with every answer's calls, tokens, time and cost; its confidence
+    is that answer's label probability (logprobs) where the server sent one, else the share of the k answers
+    that gave the label (a malformed answer agrees with none). No well-formed answer: the last malformed one."""
+    votes = Counter(tuple(fields["labels"]) for result, fields in answers if result is Result.STORED)
+    every = [fields for _, fields in answers]
+    if votes:
+        chosen, count = votes.most_common(1)[0]
+        result, fields = next((r, f) for r, f in answers if r is Result.STORED and tuple(f["labels"]) == chosen)
+        share = count / len(answers)
+        confidence = fields["confidence"] if fields["confidence"] is not None else round(share, 6)
+    else:
+        (result, fields), share, confidence = answers[-1], 0.0, None
+    cost = None
+    for each in every:
+        cost = add_costs(cost, each["cost"])
+    return result, {
+        **fields, "cost": cost, "confidence": confidence, "attempts": sum(f["attempts"] for f in every),
+        **{name: _summed(every, name) for name in ("latency_ms", "prompt_tokens", "completion_tokens",
+                                                   "cache_read_tokens", "cache_write_tokens")},
+        "started_at": every[0]["started_at"],
+        "parameters": {**fields["parameters"], "answers_per_item": len(answers), "agreement": round(share, 6),
+                       "votes": [[list(labels), n] for labels, n in votes.most_common()]},
+    }
 
 
 def _ask_until_answered(job: _Job) -> tuple[Result, dict]:

@@ -21,6 +21,7 @@ MAX_FEW_SHOT = 20
 # What the model is shown of a domain besides the post: a change to any of them is a new prompt version.
 PROMPT_FIELDS = ("prompt_template", "codes", "few_shot")
 MAX_BUDGET = Decimal(1_000_000_000)
+MAX_ANSWERS_PER_ITEM = 9  # self-consistency: k answers per item cost k calls each
 # Which parse_rules keys each kind of domain reads (engine/parsing.py), with the range each value may take.
 PARSE_RULES = {
     "code_set": {"none_code": None},
@@ -232,6 +233,11 @@ class Annotator(models.Model):
     request_logprobs = models.BooleanField(
         default=False, help_text="HTTP backend: ask for token log-probabilities (logprobs) and store the chosen "
                                  "label's probability as the outcome's confidence, where the server sends them")
+    answers_per_item = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_ANSWERS_PER_ITEM)],
+        help_text="HTTP backend, self-consistency: ask this many answers per item (at a temperature above 0) and "
+                  "store the most common label, with the share of the answers that gave it as its confidence "
+                  "where the server sends no logprobs; 1: one answer")
     # Set once when the server refused structured output and the fallback is on: its workers then ask in free text.
     structured_refused = models.TextField(blank=True, editable=False)
     structured_refused_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -333,12 +339,26 @@ class Annotator(models.Model):
         if self.structured != self.Structured.NONE and self.backend != self.Backend.OPENAI_COMPATIBLE:
             problems["structured"] = ("Structured output is for the OpenAI-compatible backend; the built-in "
                                       "baseline answers in free text.")
+        problem = self._answers_problem()
+        if problem:
+            problems["answers_per_item"] = problem
         if self.cache_responses:
             problem = self._cache_problem()
             if problem:
                 problems["cache_responses"] = problem
         if problems:
             raise ValidationError(problems)
+
+    def _answers_problem(self) -> str | None:
+        if not isinstance(self.answers_per_item, int) or self.answers_per_item <= 1:
+            return None  # one answer (the field's own validators refuse what is not a whole number from 1)
+        if self.backend != self.Backend.OPENAI_COMPATIBLE:
+            return ("Several answers per item are for the OpenAI-compatible backend: the built-in and trained "
+                    "baselines give the same answer every time.")
+        if not self.temperature:
+            return (f"{self.answers_per_item} answers per item need a temperature above 0: at temperature 0 every "
+                    "answer is the same answer. Raise the temperature or ask for 1 answer.")
+        return None
 
     def _cache_problem(self) -> str | None:
         if self.backend != self.Backend.OPENAI_COMPATIBLE:

@@ -19,9 +19,11 @@ CACHE_SECONDS = 2.0
 PINNED_DOMAIN_FIELDS = ("title", "kind", "codes", "prompt_template", "prompt_version", "parse_rules", "few_shot",
                         "schema_version")
 PINNED_ANNOTATOR_FIELDS = ("name", "backend", "request_mode", "structured", "structured_fallback", "model",
-                           "temperature", "max_tokens", "max_input_chars", "builtin_profile", "baseline_version")
-# Pinned settings that runs made before they existed lack: such a run keeps asking as it did then (free text).
-PINNED_LATER = {"structured": Annotator.Structured.NONE, "structured_fallback": False}
+                           "temperature", "max_tokens", "max_input_chars", "builtin_profile", "baseline_version",
+                           "answers_per_item")
+# Pinned settings that runs made before they existed lack: such a run keeps asking as it did then (free text, one
+# answer per item).
+PINNED_LATER = {"structured": Annotator.Structured.NONE, "structured_fallback": False, "answers_per_item": 1}
 
 _runs: dict[int | None, tuple[float, Run | None]] = {}
 # (run, annotator, domain) ids -> the rows they were made from, and the pinned copies.

@@ -127,8 +127,11 @@ def _text(value: object) -> str:
     return ", ".join(sorted(value)) if isinstance(value, frozenset) else str(value)
 
 
-_OUTCOMES = (f"SELECT sample_id, annotator_id, status, labels, reason, confidence FROM {Outcome._meta.db_table} "
-             "WHERE run_id = %s AND domain_id = %s")
+def _outcomes_sql(annotators: int) -> str:
+    """The run's outcomes of one domain by its annotators: naming them lets the (run, annotator, domain) index
+    find the domain's rows, where (run, domain) alone reads every outcome of the run, each domain over again."""
+    return (f"SELECT sample_id, annotator_id, status, labels, reason, confidence FROM {Outcome._meta.db_table} "
+            f"WHERE run_id = %s AND annotator_id IN ({', '.join(['%s'] * annotators)}) AND domain_id = %s")
 
 
 @dataclass
@@ -146,8 +149,10 @@ def _outcomes(run: Run, domain_id: int, kind: str, samples: dict[int, int], anno
     stored = _Stored(*({number: [empty] * len(samples) for number in annotators.values()}
                        for empty in (None, "", None)))
     decoded: dict[str, object] = {}
+    if not annotators:
+        return stored
     with connection.cursor() as cursor:
-        cursor.execute(_OUTCOMES, [run.pk, domain_id])
+        cursor.execute(_outcomes_sql(len(annotators)), [run.pk, *annotators, domain_id])
         rows = cursor.fetchall()  # at once: iterating Django's cursor wrapper costs a generator step per row
     for sample_id, annotator_id, status, given, reason, confidence in rows:
         index, number = samples.get(sample_id), annotators.get(annotator_id)

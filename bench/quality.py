@@ -64,6 +64,7 @@ CITATION = ("Gaur et al., Knowledge-aware Assessment of Severity of Suicide Risk
             "doi:10.5281/zenodo.2667859")
 CODED = ("urgency", "therapeutic", "intensity", "adjunct", "modality")
 TRAINED = 6  # the trained baseline joins the five built-in annotators as a sixth
+LOAD: list[float] = []  # the load average before and after the timed commands
 FIGURES = {
     "quality_command": {"about": "`manage.py quality --json` for a completed run of the 1,871 real posts × 30 "
                                  "workers against a reference set of 3 raters over the 5 coded domains (1,000 "
@@ -173,6 +174,7 @@ def timed_quality(baseline: Path | None) -> tuple[list[float], list[float], dict
     command itself costs when the first is stretched by others' work. With ``baseline`` (the code before a change),
     its command runs before each of this code's, and must give the same document."""
     timings, cpu, document, before, before_cpu = [], [], {}, [], []
+    LOAD.append(os.getloadavg()[0])
     for _ in range(RUNS):
         if baseline is not None:
             wall, used, theirs = _timed(baseline)
@@ -183,7 +185,13 @@ def timed_quality(baseline: Path | None) -> tuple[list[float], list[float], dict
         cpu.append(used)
         if baseline is not None and theirs != document:
             raise RuntimeError(f"the code at {OPTIONS.baseline} gives another quality document than this code")
+    LOAD.append(os.getloadavg()[0])
     return timings, cpu, document, before, before_cpu
+
+
+def load_note() -> str:
+    """The machine's load while the command was timed: on a shared machine it stretches the wall time."""
+    return f"load average {min(LOAD):.1f}–{max(LOAD):.1f} on {os.cpu_count()} cores while timed"
 
 
 # ------------------------------------------------------------------------------------------------ C-SSRS
@@ -285,8 +293,9 @@ def cssrs_table(results: Results) -> list[str]:
         if trained[key]["value"] is not None:
             results.add(f"cssrs_trained_{name}", [trained[key]["value"]],
                         note=f"{interval(trained[key])}; {trained['n']} users")
-    results.add("baseline_train", [train_seconds])
-    results.add("baseline_answer", [per_answer])
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after"
+    results.add("baseline_train", [train_seconds], note=load)
+    results.add("baseline_answer", [per_answer], note=load)
     return lines
 
 
@@ -325,7 +334,7 @@ def main() -> None:
     for line in cssrs_table(results):
         print(line)
     against = {"baseline_note": f"git {OPTIONS.baseline}"} if baseline is not None else {}
-    results.add("quality_command", timings, baseline=before or None, **against)
+    results.add("quality_command", timings, baseline=before or None, note=load_note(), **against)
     results.add("quality_cpu", cpu, baseline=before_cpu or None, **against)
     results.write()
 

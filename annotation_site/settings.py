@@ -332,10 +332,11 @@ FLEET_STOP_GRACE_SECONDS = env_int("FLEET_STOP_GRACE_SECONDS", 60, minimum=1,
 FLEET_FORCE_GRACE_SECONDS = env_int("FLEET_FORCE_GRACE_SECONDS", 3, minimum=1,
                                     doc="how long a forced stop waits before SIGKILL")
 # Worker processes run at this lower CPU priority (nice), so that the web pages and the agent stay responsive
-# while thirty busy workers share a few cores; 0 keeps them at the agent's priority.
+# while thirty busy workers share a few cores; 0 keeps them at the agent's priority. They boot at the agent's
+# priority and lower themselves once ready, so a launch on a busy host is not slowed by it.
 FLEET_WORKER_NICE = env_int("FLEET_WORKER_NICE", 10, minimum=0, maximum=19,
-                            doc=("CPU priority (nice) of worker processes, so pages and the agent stay "
-                                "responsive; 0 keeps the agent's"))
+                            doc=("CPU priority (nice) of worker processes once they are ready (they boot at the "
+                                 "agent's), so pages and the agent stay responsive; 0 keeps the agent's"))
 # Each agent beats into its Host row; a host silent this long is lost (shown, alerted, its workers movable).
 FLEET_HOST_LOST_SECONDS = env_int("FLEET_HOST_LOST_SECONDS", 30, minimum=5,
                                   doc="a host whose agent is silent this long is lost")

@@ -13,10 +13,14 @@ trained backend learns the set with `manage.py baseline train --folds 5`, which 
 quality (every user predicted by a model that never saw that user's label). Nothing is tuned to these labels: the
 lexicon, the map and the baseline's settings were fixed before it was read, and it is only read to score.
 
-Run: .venv/bin/python bench/quality.py [--quick] [--baseline REV]   (--quick: 60 posts, 40 C-SSRS users, one
-timing; seconds). --baseline REV: the same command from the code at git revision REV (exported to a temporary
-folder, same store, same interpreter), run alternately with this code's, so both see the same machine; their JSON
-documents must be equal.
+Where the local model is installed (requirements-local-llm.txt), the product's local Gemma 3 270M (llama.cpp on
+loopback, the local profile: completion mode held to a grammar) answers the same users through the worker's path
+and is scored the same way; it is slow on a CPU (about 3 s an answer on 2 cores).
+
+Run: .venv/bin/python bench/quality.py [--quick] [--baseline REV]   (--quick: 60 posts, 40 C-SSRS users of which
+the local model answers 2, one timing; under a minute). --baseline REV: the same command from the code at git
+revision REV (exported to a temporary folder, same store, same interpreter), run alternately with this code's, so
+both see the same machine; their JSON documents must be equal.
 """
 
 from __future__ import annotations
@@ -42,14 +46,17 @@ _PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _PARSER.add_argument("--baseline", metavar="REV",
                      help="also time the command from the code at this git revision, alternating with this code's")
 OPTIONS = arguments(_PARSER)
-DATA_DIR = isolated_django()
+DATA_DIR = isolated_django(OUTBOUND_ALLOW="127.0.0.1")  # the local model's server listens on loopback
 
 from django.utils import timezone
 
+from annotation_site import local_llm
+from annotation_site.redis_service import free_port
 from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.builtin import builtin_answer
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.parsing import parse_answer
+from workers_app.local_profile import use_local_gemma
 from workers_app.models import Annotator, Domain, Outcome, Run, Sample
 from workers_app.runs.current import current_run
 from workers_app.runs.services import RunPlan, create_run
@@ -64,6 +71,8 @@ CITATION = ("Gaur et al., Knowledge-aware Assessment of Severity of Suicide Risk
             "doi:10.5281/zenodo.2667859")
 CODED = ("urgency", "therapeutic", "intensity", "adjunct", "modality")
 TRAINED = 6  # the trained baseline joins the five built-in annotators as a sixth
+LOCAL = 7  # and the local model, where installed, as a seventh
+LOCAL_USERS = 2 if OPTIONS.quick else None
 LOAD: list[float] = []  # the load average before and after the timed commands
 FIGURES = {
     "quality_command": {"about": "`manage.py quality --json` for a completed run of the 1,871 real posts × 30 "
@@ -87,6 +96,12 @@ FIGURES = {
                                         "cross-validated", "unit": ""},
     "cssrs_trained_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the trained baseline's quadratic-weighted "
                                      "kappa, 5-fold cross-validated", "unit": ""},
+    "cssrs_local_accuracy": {"about": "C-SSRS dev half (Gaur et al. 2019): the local Gemma 3 270M (llama.cpp, "
+                                      "grammar-constrained, temperature 0), accuracy", "unit": ""},
+    "cssrs_local_macro_f1": {"about": "C-SSRS dev half (Gaur et al. 2019): the local Gemma 3 270M's macro-F1",
+                             "unit": ""},
+    "cssrs_local_kappa": {"about": "C-SSRS dev half (Gaur et al. 2019): the local Gemma 3 270M's quadratic-weighted "
+                                   "kappa", "unit": ""},
     "baseline_train": {"about": "`manage.py baseline train --folds 5` on those 250 users (5 folds and the final "
                                 "model, 1,000 bootstrap resamples), Django's start-up included", "unit": "s"},
     "baseline_answer": {"about": "the trained baseline answering through the worker's path (`annotate_samples`, "
@@ -267,12 +282,33 @@ def trained_baseline(users: list[int]) -> tuple[dict, float, float]:
     return document["domains"]["urgency"], trained, per_answer
 
 
+def local_model_row(users: list[int]) -> dict | None:
+    """The local Gemma model answers the users through the worker's path (``annotate_samples``, outcomes stored), on
+    the product's local profile unchanged; ``manage.py quality`` scores it. None where the model is not installed."""
+    if not local_llm.installed():
+        return None
+    port = free_port()
+    server = local_llm.start_server(port, DATA_DIR / "local-llm.log")
+    try:
+        annotator = Annotator.objects.create(number=LOCAL, name="local Gemma 3 270M")
+        use_local_gemma(annotator, actor="bench")
+        Annotator.objects.filter(number=LOCAL).update(base_url=f"http://127.0.0.1:{port}/v1")
+        run = run_of("cssrs-local", [LOCAL], users)
+        annotate_samples(users[:LOCAL_USERS], WorkerKey(LOCAL, "urgency"), worker="bench", run_id=run.pk)
+    finally:
+        server.kill()
+        server.wait()
+    found = json.loads(manage("quality", "--run", run.name, "--reference", "cssrs", "--json").stdout)
+    return next(row for row in found["domains"][0]["rows"] if row["kind"] == "annotator")
+
+
 def cssrs_table(results: Results) -> list[str]:
     if not CSSRS.exists():
         return [f"C-SSRS table skipped: {CSSRS} is absent"]
     users = import_cssrs()
     rows = builtin_rows(users)
     trained, train_seconds, per_answer = trained_baseline(users)
+    local = local_model_row(users)
     lines = [(f"C-SSRS (dev half, {len(users)} users; {CITATION}), urgency against the psychiatrists' labels "
               "(95 % bootstrap intervals):"),
              f"  {'labeller':58} {'n':>4}  {'accuracy':22} {'macro-F1':22} {'quadratic kappa':22}"]
@@ -281,6 +317,11 @@ def cssrs_table(results: Results) -> list[str]:
                      f"{shown(row['macro_f1']):22} {shown(row['kappa']):22}")
     lines.append(f"  {'trained baseline, 5-fold cross-validated':58} {trained['n']:4}  "
                  f"{shown(trained['accuracy']):22} {shown(trained['macro_f1']):22} {shown(trained['kappa']):22}")
+    if local is None:
+        lines.append("  local Gemma 3 270M: not installed here (requirements-local-llm.txt)")
+    else:
+        lines.append(f"  {'local Gemma 3 270M (llama.cpp, grammar, temperature 0)':58} {local['n']:4}  "
+                     f"{shown(local['accuracy']):22} {shown(local['macro_f1']):22} {shown(local['kappa']):22}")
     lines.append(f"`manage.py baseline train --folds 5`: {train_seconds:.2f} s; the trained baseline answers in "
                  f"{per_answer:.2f} ms per stored outcome")
     annotators = [row for row in rows if row["kind"] == "annotator"]
@@ -293,6 +334,8 @@ def cssrs_table(results: Results) -> list[str]:
         if trained[key]["value"] is not None:
             results.add(f"cssrs_trained_{name}", [trained[key]["value"]],
                         note=f"{interval(trained[key])}; {trained['n']} users")
+        if local is not None and local[key]["value"] is not None:
+            results.add(f"cssrs_local_{name}", [local[key]["value"]], note=f"{interval(local[key])}; {local['n']} users")
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after"
     results.add("baseline_train", [train_seconds], note=load)
     results.add("baseline_answer", [per_answer], note=load)

@@ -35,3 +35,8 @@ from annotation_site.settings import *
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 # The fake LLM and webhook servers of the suite listen on loopback; the hostile tests override this to [].
 OUTBOUND_ALLOW = ["127.0.0.0/8"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A test database of this test process's own (pytest-xdist adds its _gwN to it), so that two runs against one
+    # server (a soak beside a suite, two checkouts) never create or drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}

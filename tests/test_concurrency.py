@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 
 from tests.fake_llm import Reply, max_in_window
-from tests.helpers import make_samples, run_check
+from tests.helpers import make_samples, run_check, wait_until
 from tests.worker_processes import assert_all_ok
 from workers_app.engine.concurrency import Gate, admit, process_gate
 from workers_app.engine.keys import WorkerKey
@@ -141,13 +141,6 @@ def test_good_inflight_settings_pass_the_check(tmp_path):
 
 
 # Real worker processes of a real agent against the fake LLM.
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
 
 def target_of(key: WorkerKey) -> str:
     return get_redis().hget(heartbeat_key(key), "inflight_target") or ""

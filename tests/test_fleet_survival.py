@@ -79,6 +79,25 @@ def test_ps_names_each_worker_and_the_agent(agent):
     assert " ".join(psutil.Process(agent.process.pid).cmdline()).startswith("annotation fleet agent ")
 
 
+def _thread_nices(pid: int) -> set[int]:
+    nices = set()
+    for thread in psutil.Process(pid).threads():
+        try:
+            nices.add(os.getpriority(os.PRIO_PROCESS, thread.id))
+        except ProcessLookupError:
+            continue  # ended meanwhile
+    return nices
+
+
+def test_every_thread_of_a_ready_worker_runs_at_the_workers_lower_priority(agent):
+    row = worker(1, "modality")
+    assert_all_ok([launch_worker(row, actor="test")], agent)
+    row.refresh_from_db()
+    wanted = min(19, psutil.Process(agent.process.pid).nice() + 10)  # FLEET_WORKER_NICE's default
+    wait_until(lambda: _thread_nices(row.pid) == {wanted}, what=f"every thread of the worker at nice {wanted}")
+    assert len(psutil.Process(row.pid).threads()) > 1
+
+
 def consuming(row: Worker) -> bool:
     """What the worker process itself says: observed ``running`` is recorded as its consumer is being added."""
     replies = app.control.inspect(destination=[row.node_name], timeout=1).active_queues() or {}

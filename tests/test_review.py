@@ -12,7 +12,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.helpers import make_samples
+from tests.helpers import make_samples, wait_until
+from tests.worker_processes import assert_all_ok
 from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.store import store_outcomes
@@ -474,15 +475,6 @@ def test_consolidation_first_derives_the_items_the_store_calls_for(samples, tmp_
 # ---------------------------------------------------------------------------------------------- a real worker
 
 
-def wait_until(condition, timeout: float = 60, what: str = "condition") -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_storing_level_4_makes_an_item_and_the_sweep_alerts_once(agent, mailed):
     from workers_app.engine.queues import populate_queues
@@ -493,12 +485,12 @@ def test_a_real_worker_storing_level_4_makes_an_item_and_the_sweep_alerts_once(a
     calm = make_samples(3, "Exams are stressing me out a little.", vary=True)
     [urgent] = make_samples(1, "I am suicidal and want to kill myself tonight.")
     [row_] = select_workers(1, "urgency")
-    assert launch_worker(row_, actor="test").ok
+    assert_all_ok([launch_worker(row_, actor="test")], agent)
     populate_queues(1, "urgency")
-    wait_until(lambda: Outcome.objects.filter(domain__slug="urgency").count() == 4, what="the worker's outcomes")
+    wait_until(lambda: Outcome.objects.filter(domain__slug="urgency").count() == 4, timeout=60, what="the worker's outcomes")
     assert Outcome.objects.get(sample_id=urgent).labels == ["LEVEL_4"]
     # the worker flags right after its INSERT commits: on a loaded machine the outcome shows a moment before the item
-    wait_until(lambda: item_of(urgent) is not None, what="the review item flagged after the store")
+    wait_until(lambda: item_of(urgent) is not None, timeout=60, what="the review item flagged after the store")
     item = item_of(urgent)
     assert item.reasons == [LEVEL_4]
     assert not ReviewItem.objects.filter(sample_id__in=calm).exists()

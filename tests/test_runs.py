@@ -51,6 +51,28 @@ def test_the_default_run_is_current_and_takes_every_sample(catalogue):
 
 
 @pytest.mark.django_db
+def test_a_default_run_another_process_makes_between_two_reads_is_found_not_reported_missing(catalogue):
+    """What a worker and the agent starting together on an empty store do: both read, one makes the default run."""
+    from django.db import connection
+
+    made = []
+
+    def another_process_makes_the_default_run(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "workers_app_run" in sql and not made:
+            made.append(sql)  # after the first read of the runs (none current): the other process commits its run
+            Run.objects.create(name=DEFAULT_RUN, is_current=True, all_samples=True, created_by="system")
+        return result
+
+    Run.objects.all().delete()  # an empty (new or flushed) store
+    forget_cached_runs()
+    with connection.execute_wrapper(another_process_makes_the_default_run):
+        run = current_run()
+    assert made and run.name == DEFAULT_RUN and run.is_current
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_a_new_run_pins_the_prompts_and_settings_of_the_moment_and_takes_a_seeded_share(catalogue):
     make_samples(50, vary=True)
     before = Domain.objects.get(slug="urgency")

@@ -12,6 +12,7 @@ from admin_ops.services.consolidate import consolidate
 from tests.browser.conftest import log_in, make_staff, screenshot, wait_for
 from tests.helpers import make_samples, wait_until
 from tests.test_review import row, store
+from tests.worker_processes import assert_all_ok
 from workers_app.engine.queues import populate_queues
 from workers_app.fleet.rows import select_workers
 from workers_app.fleet.services import launch_worker
@@ -25,7 +26,7 @@ def test_a_level_4_from_a_real_worker_is_claimed_adjudicated_and_consolidated(br
     make_samples(3, "Exams are stressing me out and I sleep badly this month.", vary=True)
     [urgent] = make_samples(1, URGENT)
     [worker] = select_workers(1, "urgency")
-    assert launch_worker(worker, actor="test").ok
+    assert_all_ok([launch_worker(worker, actor="test")], agent)
     populate_queues(1, "urgency")
     wait_until(lambda: ReviewItem.objects.filter(sample_id=urgent).exists(), timeout=90,
                what="the worker's LEVEL_4 item")

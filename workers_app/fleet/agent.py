@@ -42,7 +42,7 @@ from .install import CLAIM_SECONDS, InstallConflict, check_install, claim_namesp
 from .lost_work import LostWork
 from .rows import ensure_worker_rows, key_of
 from .transitions import force_observed, set_observed
-from .worker_side import ENV_NAME, START_GROUP_ENV, idle_queue
+from .worker_side import ENV_NAME, NICE_ENV, START_GROUP_ENV, idle_queue
 
 log = logging.getLogger(__name__)
 ACTOR = "system:agent"
@@ -82,7 +82,7 @@ def _child_main(worker: Worker, group: str, agent: int) -> int:
     os.dup2(out, 2)
     os.environ[ENV_NAME] = worker.name
     os.environ[START_GROUP_ENV] = group
-    os.nice(settings.FLEET_WORKER_NICE)
+    os.environ[NICE_ENV] = str(min(19, os.nice(0) + settings.FLEET_WORKER_NICE))  # taken once it is ready
     limit_pool(settings.WORKER_DB_POOL_SIZE)
     # Built directly rather than through Celery's command line, which imports every sub-command first.
     process = app.Worker(hostname=worker.node_name, queues=[idle_queue(key_of(worker))], pool_cls="threads",

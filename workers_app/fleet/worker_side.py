@@ -35,6 +35,8 @@ ENV_NAME = "FLEET_WORKER"
 # Set by the agent for processes it starts together (host:time:size); see _consume_with_group.
 START_GROUP_ENV = "FLEET_START_GROUP"
 START_GROUP_SECONDS = 10
+# The CPU priority (nice) the agent chose for this process: taken once the worker is ready (see _yield_the_cpu).
+NICE_ENV = "FLEET_WORKER_NICE_WHEN_READY"
 ACTOR = "system:worker"
 
 
@@ -100,6 +102,23 @@ def _ready(consumer, key: WorkerKey, worker: Worker) -> None:
     state = Worker.Observed.RUNNING if running else Worker.Observed.PAUSED
     force_observed(worker, state, reason="ready", actor=ACTOR, pid=os.getpid(), started_at=timezone.now(),
                    last_error="")
+    _yield_the_cpu()
+
+
+def _yield_the_cpu() -> None:
+    """Lower this process to its worker priority now that it is ready, not at fork: on a busy host a launch then
+    boots at the agent's priority and answers in seconds (at nice 10 beside busy nice-0 processes, thirty workers
+    took over a minute to boot), while the annotation work that follows yields to the pages and the agent.
+    Linux keeps a nice value per thread, so every thread is set; threads started later inherit it."""
+    wanted = os.environ.get(NICE_ENV)
+    if wanted is None:
+        return
+    for _ in range(2):  # a thread started during the first pass by a thread not yet lowered is caught by the second
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(tid), int(wanted))
+            except (ProcessLookupError, PermissionError):
+                pass  # the thread ended meanwhile; or a priority above ours, which we may not raise: keep it
 
 
 def _consume_with_group(consumer, key: WorkerKey, group: str) -> None:

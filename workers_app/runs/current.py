@@ -50,14 +50,18 @@ def _cached(run_id: int | None) -> Run | None:
 def _current_or_default() -> Run | None:
     """The current run; on a store with no run at all (a new or flushed database), the default run, made now."""
     run = Run.objects.filter(is_current=True).first()
-    if run is None and not Run.objects.exists():
+    if run is not None:
+        return run
+    if not Run.objects.exists():
         try:
-            run, _ = Run.objects.get_or_create(name=DEFAULT_RUN, defaults={
+            return Run.objects.get_or_create(name=DEFAULT_RUN, defaults={
                 "is_current": True, "all_samples": True, "created_by": "system",
-                "description": "Takes every sample and follows the live catalogue.", "started_at": timezone.now()})
-        except IntegrityError:  # made by another process between the two reads
-            run = Run.objects.filter(is_current=True).first()
-    return run
+                "description": "Takes every sample and follows the live catalogue.", "started_at": timezone.now()})[0]
+        except IntegrityError:  # made by another process since the read above
+            pass
+    # Read once more: another process (a worker, the agent) may have made the default run between the two reads
+    # above, and answering None then would fail a launch with "no run is current" for CACHE_SECONDS.
+    return Run.objects.filter(is_current=True).first()
 
 
 def current_run() -> Run:

@@ -159,9 +159,9 @@ def wait_for_pings(nodes: Sequence[str], timeout: float = 120,
 
 
 def start_celery_workers(queues: Sequence[str], *, threads: int = 4, prefix: str = "",
-                         env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+                         env: dict[str, str] | None = None, timeout: float = 120) -> list[subprocess.Popen]:
     """Plain `celery worker` processes, not the fleet's: one per queue, named ``<prefix><queue>@<host>``, each
-    with its log in DATA_DIR; returned once every one answers a ping."""
+    with its log in DATA_DIR; returned once every one answers a ping (within ``timeout`` seconds)."""
     host = socket.gethostname()
     started = []
     for queue in queues:
@@ -174,7 +174,7 @@ def start_celery_workers(queues: Sequence[str], *, threads: int = 4, prefix: str
                 stderr=subprocess.STDOUT), log))
     processes = [process for process, _ in started]
     try:
-        wait_for_pings([f"{prefix}{queue}@{host}" for queue in queues], processes=started)
+        wait_for_pings([f"{prefix}{queue}@{host}" for queue in queues], timeout, processes=started)
     except BaseException:
         stop_processes(processes)
         raise

@@ -5,7 +5,8 @@ Anthropic-style Message Batches (``/v1/messages/batches``, its ``/results``). A 
 ``complete_after`` seconds (``hold`` keeps them in progress until cleared), ``fail`` (custom_ids answered with an
 error), ``expire`` (the batch expires with only ``expire_answers`` answered), ``foreign`` (an extra result naming
 nothing that was asked), ``create_delay`` (the create call is recorded at once and answered this much later: a
-client killed meanwhile never learns the id), ``down`` (every POST fails with 503). ``creates`` counts create calls; ``requests`` every request.
+client killed meanwhile never learns the id), ``down`` (every POST fails with 503). It also answers live chat
+requests (``/v1/chat/completions``) the same way, so a benchmark compares both modes against one server. ``creates`` counts create calls; ``requests`` every request.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class FakeBatch:
 @dataclass
 class FakeBatchAPI:
     content_for: Callable[[str], str] = lambda prompt: "<<LEVEL_1>>"
-    usage: dict = field(default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 12})
+    usage: dict | None = None  # every answer's usage; None: a token per four characters of the prompt, and 12
     complete_after: float = 0.0
     hold: threading.Event = field(default_factory=threading.Event)  # set: batches stay in progress
     fail: Callable[[str], bool] = lambda custom_id: False
@@ -53,6 +54,8 @@ class FakeBatchAPI:
     foreign: bool = False
     create_delay: float = 0.0
     down: bool = False  # every POST answers 503
+    live_latency: float = 0.0  # the live chat route (/v1/chat/completions) answers after this
+    arrived_at: list[float] = field(default_factory=list)  # every request's arrival (time.monotonic())
     creates: int = 0
     batches: dict[str, FakeBatch] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -60,6 +63,11 @@ class FakeBatchAPI:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     url: str = ""
+
+    def usage_of(self, body: dict) -> dict:
+        if self.usage is not None:
+            return self.usage
+        return {"prompt_tokens": len(_first_user_text(body)) // 4 + 1, "completion_tokens": 12}
 
     def create(self, protocol: str, requests: list[dict], metadata: dict) -> FakeBatch:
         with self.lock:
@@ -102,7 +110,7 @@ class FakeBatchAPI:
                 "message": {"role": "assistant", "content": self.content_for(_first_user_text(body))}}
             lines.append({"id": f"req_{custom_id}", "custom_id": custom_id, "error": None, "response": {
                 "status_code": 200, "body": {"model": body.get("model", "fake"), "choices": [choice],
-                                             "usage": self.usage}}})
+                                             "usage": self.usage_of(body)}}})
         return "\n".join(json.dumps(line) for line in lines).encode()
 
     def anthropic_lines(self, batch: FakeBatch) -> bytes:
@@ -115,8 +123,8 @@ class FakeBatchAPI:
             lines.append({"custom_id": custom_id, "result": {"type": "succeeded", "message": {
                 "model": params["model"], "content": [{"type": "text", "text": self.content_for(
                     _first_user_text(params))}],
-                "usage": {"input_tokens": self.usage["prompt_tokens"],
-                          "output_tokens": self.usage["completion_tokens"]}}}})
+                "usage": {"input_tokens": self.usage_of(params)["prompt_tokens"],
+                          "output_tokens": self.usage_of(params)["completion_tokens"]}}}})
         return "\n".join(json.dumps(line) for line in lines).encode()
 
     def openai_document(self, batch: FakeBatch) -> dict:
@@ -167,6 +175,7 @@ def _handler(fake: FakeBatchAPI) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             with fake.lock:
                 fake.requests.append(("POST", path))
+                fake.arrived_at.append(time.monotonic())
             if fake.down:
                 self._json({"error": {"message": "scripted outage"}}, 503)
                 return
@@ -184,7 +193,11 @@ def _handler(fake: FakeBatchAPI) -> type[BaseHTTPRequestHandler]:
                 self._json({"id": file_id, "object": "file", "purpose": "batch"})
                 return
             body = json.loads(raw or b"{}")
-            if path == "/v1/batches":
+            if path == "/v1/chat/completions":
+                time.sleep(fake.live_latency)
+                self._json({"model": body.get("model", "fake"), "usage": fake.usage_of(body), "choices": [
+                    {"message": {"role": "assistant", "content": fake.content_for(_first_user_text(body))}}]})
+            elif path == "/v1/batches":
                 lines = [json.loads(line) for line in fake.files[body["input_file_id"]].splitlines() if line.strip()]
                 batch = fake.create("openai", [{"custom_id": line["custom_id"], "body": line["body"]}
                                                for line in lines], body.get("metadata") or {})
@@ -202,6 +215,7 @@ def _handler(fake: FakeBatchAPI) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             with fake.lock:
                 fake.requests.append(("GET", path))
+                fake.arrived_at.append(time.monotonic())
                 batches = [fake.advance(batch) for batch in fake.batches.values()]
             parts = path.strip("/").split("/")
             if path == "/v1/batches":

@@ -38,7 +38,7 @@ BATCH_PER_CALL = Decimal("0.008")
 
 @pytest.fixture
 def batch_api():
-    with serving_fake_batch_api() as fake:
+    with serving_fake_batch_api(usage={"prompt_tokens": 100, "completion_tokens": 12}) as fake:
         yield fake
 
 

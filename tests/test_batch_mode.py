@@ -227,3 +227,16 @@ def test_batch_mode_is_refused_for_an_in_process_backend(catalogue):
     annotator.mode = Annotator.Mode.BATCH
     with pytest.raises(Exception, match="Batch mode is for the OpenAI-compatible backend"):
         annotator.full_clean()
+
+
+@pytest.mark.django_db
+def test_metrics_show_the_batches_in_flight_their_requests_age_and_what_waits(catalogue, batch_api, client):
+    batch_annotator(batch_api.url, size=3)
+    take(5)
+    batch_api.hold.set()
+    submit_pending(URGENCY, worker="w")
+    metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert 'annotation_batches_in_flight{annotator="1",domain="urgency"} 1.0' in metrics
+    assert 'annotation_batch_requests_in_flight{annotator="1",domain="urgency"} 3.0' in metrics
+    assert 'annotation_batch_requests_pending{annotator="1",domain="urgency"} 2.0' in metrics
+    assert 'annotation_batch_oldest_age_seconds{annotator="1",domain="urgency"}' in metrics

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 
 from audit.admin_helpers import ReadOnlyAdmin
-from workers_app.models import Outcome, Run
+from workers_app.models import Batch, Outcome, Run
 from workers_app.runs.current import current_run
 
 # As in the workspace and the API: whoever may look at samples may look at their outcomes.
@@ -55,3 +55,14 @@ class OutcomeAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request) -> bool:
         return request.user.has_perm(PERMISSION)
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    """Provider batches of batch-mode annotators: in flight (with their age) and ended, with counts and cost."""
+
+    list_display = ("ref", "run", "annotator", "domain", "protocol", "state", "provider_status", "provider_id",
+                    "requests", "succeeded", "failed", "reserved", "cost", "created_at", "submitted_at", "ended_at")
+    list_filter = ("state", "protocol", "annotator", "domain")
+    list_select_related = ("run", "annotator", "domain")
+    search_fields = ("ref", "provider_id")

@@ -3,9 +3,13 @@ is acknowledged (see ``engine.batch`` for the rest)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 
-from workers_app.models import Annotator, BatchRequest, Domain, Run
+from django.db.models import Count, Min, QuerySet, Sum
+
+from workers_app.models import Annotator, Batch, BatchRequest, Domain, Run
 
 
 def custom_id(run_id: int, sample_id: int, domain: str) -> str:
@@ -27,3 +31,27 @@ def take_into_batch(sample_ids: list[int], run: Run, annotator: Annotator, domai
 
 def pending_requests(annotator: Annotator, domain: Domain) -> QuerySet:
     return BatchRequest.objects.filter(annotator=annotator, domain=domain, batch=None)
+
+
+@dataclass
+class BatchesInFlight:
+    """One worker's (annotator, domain) batch mode at a glance: provider batches not ended yet, the requests they
+    hold, the oldest one's creation, and the requests still waiting for a batch."""
+
+    batches: int = 0
+    requests: int = 0
+    oldest: datetime | None = None
+    pending: int = 0
+
+
+def batches_in_flight() -> dict[tuple[int, str], BatchesInFlight]:
+    """Per (annotator number, domain slug) with any: two grouped queries, whatever the number of batches."""
+    found: dict[tuple[int, str], BatchesInFlight] = defaultdict(BatchesInFlight)
+    for row in (Batch.objects.exclude(state=Batch.State.ENDED).values("annotator__number", "domain__slug")
+                .annotate(n=Count("id"), requests=Sum("requests"), oldest=Min("created_at")).order_by()):
+        entry = found[row["annotator__number"], row["domain__slug"]]
+        entry.batches, entry.requests, entry.oldest = row["n"], row["requests"] or 0, row["oldest"]
+    for row in (BatchRequest.objects.filter(batch=None).values("annotator__number", "domain__slug")
+                .annotate(n=Count("id")).order_by()):
+        found[row["annotator__number"], row["domain__slug"]].pending = row["n"]
+    return dict(found)

@@ -19,6 +19,7 @@ from workers_app.engine.batch import poll_in_flight, resume_submitting, submit_p
 from workers_app.engine.budget import spent
 from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey
+from workers_app.fleet.lost_work import LostWork
 from workers_app.models import (
     Annotator,
     AnnotatorPrice,
@@ -240,3 +241,18 @@ def test_metrics_show_the_batches_in_flight_their_requests_age_and_what_waits(ca
     assert 'annotation_batch_requests_in_flight{annotator="1",domain="urgency"} 3.0' in metrics
     assert 'annotation_batch_requests_pending{annotator="1",domain="urgency"} 2.0' in metrics
     assert 'annotation_batch_oldest_age_seconds{annotator="1",domain="urgency"}' in metrics
+
+
+@pytest.mark.django_db
+def test_samples_waiting_in_batches_are_not_mistaken_for_lost_work(catalogue, batch_api):
+    batch_annotator(batch_api.url, size=3)
+    take(5)
+    batch_api.hold.set()
+    submit_pending(URGENCY, worker="w")  # 3 in a batch in flight, 2 pending; the queue is empty
+    Worker.objects.filter(pk=worker(1, "urgency").pk).update(desired_state=Worker.Desired.RUNNING)
+    running = list(Worker.objects.select_related("annotator", "domain").filter(pk=worker(1, "urgency").pk))
+    looks = LostWork()
+    assert looks.hand_out_again(running) == {} and looks.hand_out_again(running) == {}
+    BatchRequest.objects.all().delete()  # as if the messages had been lost before their record
+    assert looks.hand_out_again(running) == {}  # a shortfall seen once
+    assert looks.hand_out_again(running) == {"annotator_1_urgency": 5}  # and twice: handed out again

@@ -1,18 +1,23 @@
 """A batch-mode worker (a real Celery process) killed with SIGKILL before, during and after it submits its batches
 to the loopback batch API: after a restart every (sample, annotator, domain) is stored exactly once and no batch was
-submitted twice (the fake counts its create calls)."""
+submitted twice (the fake counts its create calls); so is the fleet agent killed with its worker while batches are
+in flight."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import pytest
 from django.db.models import Count, Sum
 
 from tests.fake_batch import serving_fake_batch_api
-from tests.helpers import make_samples, wait_until
-from tests.worker_processes import WorkerProcess
+from tests.helpers import make_samples, wait_until, worker
+from tests.worker_processes import AgentProcess, WorkerProcess, assert_all_ok
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import populate_queues, requeue_unacked
-from workers_app.models import Annotator, Batch, BatchRequest, Outcome
+from workers_app.fleet.services import launch_worker
+from workers_app.models import Annotator, Batch, BatchRequest, Outcome, Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,3 +104,28 @@ def test_a_kill_with_batches_in_flight_polls_them_after_the_restart(batch_api):
         assert batch_api.creates == submitted
     finally:
         assert worker.stop() == 0
+
+
+def test_a_killed_agent_and_worker_with_batches_in_flight_lose_nothing_after_a_new_agent(batch_api):
+    batch_api.hold.set()
+    row = worker(1, "urgency")
+    first = AgentProcess(BATCH_POLL_SECONDS="1").wait_ready()
+    second = None
+    try:
+        assert_all_ok([launch_worker(row, actor="test")], first)
+        wait_until(lambda: Batch.objects.filter(state=Batch.State.IN_FLIGHT).aggregate(n=Sum("requests"))["n"]
+                   == SAMPLES, what="every sample in a batch in flight", explain=lambda: explain(batch_api))
+        submitted = batch_api.creates
+        pid = Worker.objects.get(pk=row.pk).pid
+        first.process.kill()
+        first.process.wait()
+        os.kill(pid, signal.SIGKILL)
+        batch_api.hold.clear()
+        second = AgentProcess(BATCH_POLL_SECONDS="1").wait_ready()  # it starts the worker that should run
+        assert_stored_once_and_submitted_once(batch_api)
+        assert batch_api.creates == submitted
+    finally:
+        Worker.objects.update(desired_state=Worker.Desired.STOPPED)
+        for agent in (first, second):
+            if agent is not None:
+                agent.stop()

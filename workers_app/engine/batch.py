@@ -226,8 +226,9 @@ def _answered(job: _Job, request: BatchRequest, result: BatchResult, latency: in
 
 
 class Batcher:
-    """Inside a worker process: every BATCH_POLL_SECONDS, for each batch-mode worker it serves, resolve batches
-    left submitting, poll those in flight and submit what is due."""
+    """Inside a worker process: every BATCH_POLL_SECONDS, for each worker it serves, resolve batches left
+    submitting, poll those in flight and, in batch mode, submit what is due. A stopped worker's batches wait at the
+    provider until its process runs again."""
 
     def __init__(self, every_seconds: float):
         self.every_seconds = every_seconds
@@ -251,11 +252,14 @@ class Batcher:
 
     def tick(self, key: WorkerKey, worker: str) -> None:
         try:
-            if not is_batch_mode(catalogue_rows(key)[0]):
+            annotator = catalogue_rows(key)[0]
+            if annotator.answers_in_process:
                 return
+            # Batches recorded or in flight are seen through even after a switch back to live mode: they are paid.
             resume_submitting(key, worker=worker)
             poll_in_flight(key, worker=worker)
-            while submit_pending(key, worker=worker) is not None and not self.stopping.is_set():
+            while is_batch_mode(annotator) and submit_pending(key, worker=worker) is not None \
+                    and not self.stopping.is_set():
                 pass
         except TransientBackendError as exc:
             log.warning("%s: batch API unavailable, trying again in %g s: %s", key, self.every_seconds, exc)

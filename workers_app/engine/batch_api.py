@@ -99,6 +99,17 @@ class _Client:
             raise TransientBackendError(f"batch API {method} {path}: answer larger than {MAX_CONTROL_BYTES} bytes")
         return self.live._document(reply.body)
 
+    def listed(self, path: str, cursor: str) -> Iterator[dict]:
+        """The provider's batches, newest first, page by page (at most LIST_PAGES pages of 100)."""
+        after = None
+        for _ in range(LIST_PAGES):
+            page = self.call("GET", path, params={"limit": 100, **({cursor: after} if after else {})})
+            data = page.get("data") or []
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            after = page.get("last_id") or data[-1]["id"]
+
     def lines(self, url: str) -> Iterator[dict]:
         """A JSONL document, a line at a time (a results file may be far larger than any one answer)."""
         try:
@@ -137,16 +148,8 @@ class OpenAIBatchClient(_Client):
         return str(created["id"])
 
     def find(self, ref: str, *, created_since: datetime, count: int, known: set[str]) -> str | None:
-        after = None
-        for _ in range(LIST_PAGES):
-            page = self.call("GET", "/batches", params={"limit": 100, **({"after": after} if after else {})})
-            for batch in page.get("data") or []:
-                if (batch.get("metadata") or {}).get("ref") == ref:
-                    return str(batch["id"])
-            if not page.get("has_more") or not page.get("data"):
-                return None
-            after = page["data"][-1]["id"]
-        return None
+        return next((str(batch["id"]) for batch in self.listed("/batches", "after")
+                     if (batch.get("metadata") or {}).get("ref") == ref), None)
 
     def status(self, provider_id: str) -> BatchStatus:
         batch = self.call("GET", f"/batches/{provider_id}")
@@ -189,17 +192,12 @@ class AnthropicBatchClient(_Client):
         return str(created["id"])
 
     def find(self, ref: str, *, created_since: datetime, count: int, known: set[str]) -> str | None:
-        after = None
-        for _ in range(LIST_PAGES):
-            page = self.call("GET", "/messages/batches", params={"limit": 100, **({"after_id": after} if after else {})})
-            for batch in page.get("data") or []:
-                created = datetime.fromisoformat(str(batch.get("created_at")))
-                total = sum(int(n or 0) for n in (batch.get("request_counts") or {}).values())
-                if created >= created_since and total == count and batch["id"] not in known:
-                    return str(batch["id"])
-            if not page.get("has_more") or not page.get("data"):
-                return None
-            after = page.get("last_id") or page["data"][-1]["id"]
+        """No metadata here: the batch created since our record with as many requests that no record names."""
+        for batch in self.listed("/messages/batches", "after_id"):
+            created = datetime.fromisoformat(str(batch.get("created_at")))
+            total = sum(int(n or 0) for n in (batch.get("request_counts") or {}).values())
+            if created >= created_since and total == count and batch["id"] not in known:
+                return str(batch["id"])
         return None
 
     def status(self, provider_id: str) -> BatchStatus:

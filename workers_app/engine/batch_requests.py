@@ -7,9 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
 
-from workers_app.models import Annotator, Batch, BatchRequest, Domain, Run
+from workers_app.models import Annotator, Batch, BatchRequest, Domain, Outcome, Run
+
+from .keys import WorkerKey
 
 
 def custom_id(run_id: int, sample_id: int, domain: str) -> str:
@@ -55,3 +57,14 @@ def batches_in_flight() -> dict[tuple[int, str], BatchesInFlight]:
                 .annotate(n=Count("id")).order_by()):
         found[row["annotator__number"], row["domain__slug"]].pending = row["n"]
     return dict(found)
+
+
+def waiting_in_batches(keys: list[WorkerKey], run: Run) -> dict[WorkerKey, int]:
+    """Per worker, the run's samples taken into batch mode that have no outcome yet (pending or in a batch in
+    flight): given out, not lost. One grouped query."""
+    stored = Outcome.objects.filter(run=OuterRef("run"), sample=OuterRef("sample"), annotator=OuterRef("annotator"),
+                                    domain=OuterRef("domain"))
+    rows = (BatchRequest.objects.filter(run=run).exclude(Exists(stored))
+            .values("annotator__number", "domain__slug").annotate(n=Count("id")).order_by())
+    counts = {WorkerKey(row["annotator__number"], row["domain__slug"]): row["n"] for row in rows}
+    return {key: counts.get(key, 0) for key in keys}

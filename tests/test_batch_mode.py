@@ -256,3 +256,26 @@ def test_samples_waiting_in_batches_are_not_mistaken_for_lost_work(catalogue, ba
     BatchRequest.objects.all().delete()  # as if the messages had been lost before their record
     assert looks.hand_out_again(running) == {}  # a shortfall seen once
     assert looks.hand_out_again(running) == {"annotator_1_urgency": 5}  # and twice: handed out again
+
+
+@pytest.mark.django_db
+def test_the_worker_page_shows_its_batches_in_flight_and_what_waits(catalogue, batch_api, admin_client):
+    batch_annotator(batch_api.url, size=3)
+    take(5)
+    batch_api.hold.set()
+    submit_pending(URGENCY, worker="w")
+    html = admin_client.get("/dashboard/workers/annotator_1_urgency/").content.decode()
+    assert "1 in flight (3 requests, the oldest submitted" in html and "2 waiting for a batch" in html
+    assert "Batches" not in admin_client.get("/dashboard/workers/annotator_2_urgency/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_worker_api_shows_its_batches(catalogue, batch_api, admin_client):
+    batch_annotator(batch_api.url, size=3)
+    take(5)
+    batch_api.hold.set()
+    submit_pending(URGENCY, worker="w")
+    batches = admin_client.get("/api/v1/workers/annotator_1_urgency").json()["batches"]
+    assert (batches["in_flight"], batches["requests"], batches["pending"]) == (1, 3, 2)
+    assert batches["oldest_age"] >= 0
+    assert admin_client.get("/api/v1/workers/annotator_2_urgency").json()["batches"] is None

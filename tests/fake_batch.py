@@ -5,8 +5,9 @@ Anthropic-style Message Batches (``/v1/messages/batches``, its ``/results``). A 
 ``complete_after`` seconds (``hold`` keeps them in progress until cleared), ``fail`` (custom_ids answered with an
 error), ``expire`` (the batch expires with only ``expire_answers`` answered), ``foreign`` (an extra result naming
 nothing that was asked), ``create_delay`` (the create call is recorded at once and answered this much later: a
-client killed meanwhile never learns the id), ``down`` (every POST fails with 503). It also answers live chat
-requests (``/v1/chat/completions``) the same way, so a benchmark compares both modes against one server. ``creates`` counts create calls; ``requests`` every request.
+client killed meanwhile never learns the id), ``down`` (every POST fails with 503). A cancel ends a batch with
+nothing answered. It also answers live chat requests (``/v1/chat/completions``) the same way, so a benchmark compares
+both modes against one server. ``creates`` counts create calls; ``requests`` every request.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class FakeBatchAPI:
     def answers(self, batch: FakeBatch) -> Iterator[tuple[str, dict | None, str]]:
         """(custom_id, request body, error) of each result; body None with an error."""
         for index, request in enumerate(batch.requests):
-            if self.expire and index >= self.expire_answers:
+            if batch.status == "cancelled":
+                yield request["custom_id"], None, "batch_cancelled"
+            elif self.expire and index >= self.expire_answers:
                 yield request["custom_id"], None, "batch_expired"
             elif self.fail(request["custom_id"]):
                 yield request["custom_id"], None, "server_error"
@@ -117,7 +120,7 @@ class FakeBatchAPI:
         lines = []
         for custom_id, params, error in self.answers(batch):
             if error:
-                kind = "expired" if error == "batch_expired" else "errored"
+                kind = {"batch_expired": "expired", "batch_cancelled": "canceled"}.get(error, "errored")
                 lines.append({"custom_id": custom_id, "result": {"type": kind}})
                 continue
             lines.append({"custom_id": custom_id, "result": {"type": "succeeded", "message": {
@@ -193,7 +196,14 @@ def _handler(fake: FakeBatchAPI) -> type[BaseHTTPRequestHandler]:
                 self._json({"id": file_id, "object": "file", "purpose": "batch"})
                 return
             body = json.loads(raw or b"{}")
-            if path == "/v1/chat/completions":
+            parts = path.strip("/").split("/")
+            if parts[-1] == "cancel" and parts[-2] in fake.batches:
+                batch = fake.batches[parts[-2]]
+                with fake.lock:
+                    batch.status, batch.ended_at = "cancelled", time.time()
+                self._json(fake.openai_document(batch) if batch.protocol == "openai" else
+                           fake.anthropic_document(batch))
+            elif path == "/v1/chat/completions":
                 time.sleep(fake.live_latency)
                 self._json({"model": body.get("model", "fake"), "usage": fake.usage_of(body), "choices": [
                     {"message": {"role": "assistant", "content": fake.content_for(_first_user_text(body))}}]})

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditLog
 from tests.fake_batch import serving_fake_batch_api
 from tests.helpers import make_samples, worker
 from workers_app.engine import batch as batch_mode
@@ -279,3 +280,32 @@ def test_the_worker_api_shows_its_batches(catalogue, batch_api, admin_client):
     assert (batches["in_flight"], batches["requests"], batches["pending"]) == (1, 3, 2)
     assert batches["oldest_age"] >= 0
     assert admin_client.get("/api/v1/workers/annotator_2_urgency").json()["batches"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("protocol", [Annotator.BatchProtocol.OPENAI, Annotator.BatchProtocol.ANTHROPIC])
+def test_staff_may_cancel_batches_in_flight_whose_requests_go_back_to_pending(catalogue, batch_api, protocol):
+    batch_annotator(batch_api.url, size=3, protocol=protocol)
+    take(3)
+    batch_api.hold.set()
+    batch = submit_pending(URGENCY, worker="w")
+    Worker.objects.filter(pk=worker(1, "urgency").pk).update(desired_state=Worker.Desired.PAUSED)
+    assert batch_mode.cancel_batches([Batch.objects.get(pk=batch.pk)], actor="staff") == 1
+    assert AuditLog.objects.get(action="cancel_batches").detail["cancelled"] == [batch.ref]
+    run_batches()
+    assert Batch.objects.get(pk=batch.pk).state == "ended" and not Outcome.objects.exists()
+    assert BatchRequest.objects.filter(batch=None).count() == 3  # back to pending; paused: not submitted again
+    assert batch_api.creates == 1
+    assert batch_mode.cancel_batches([Batch.objects.get(pk=batch.pk)], actor="staff") == 0  # ended already
+
+
+@pytest.mark.django_db
+def test_the_admin_cancels_selected_batches_through_the_service(catalogue, batch_api, admin_client):
+    batch_annotator(batch_api.url, size=3)
+    take(3)
+    batch_api.hold.set()
+    batch = submit_pending(URGENCY, worker="w")
+    page = admin_client.post("/admin/workers_app/batch/", {"action": "cancel_at_provider",
+                                                           "_selected_action": [batch.pk]}, follow=True)
+    assert "accepted 1 of 1 cancellation" in page.content.decode()
+    assert batch_api.batches[Batch.objects.get().provider_id].status == "cancelled"

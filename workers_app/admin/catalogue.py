@@ -164,6 +164,13 @@ class AnnotatorAdmin(AuditedModelAdmin):
                            "refusal is recorded once, with an alert, and the annotator asks in free text until the "
                            "backend error is cleared.",
         }),
+        ("Batch mode", {
+            "fields": ("mode", "batch_protocol", "batch_size"),
+            "description": "Batch mode sends the samples through the provider's batch API (OpenAI-style /files + "
+                           "/batches, or Anthropic's Message Batches): answers within the provider's 24-hour window "
+                           "at the batch price (each price version's batch percent). Batches are listed under "
+                           "Batches; see the guide Add a real model.",
+        }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
                                "max_retries", "max_input_chars")}),
         ("Cost and cache", {

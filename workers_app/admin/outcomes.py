@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 
 from audit.admin_helpers import ReadOnlyAdmin
+from workers_app.engine.batch import cancel_batches
 from workers_app.models import Batch, Outcome, Run
 from workers_app.runs.current import current_run
 
@@ -66,3 +67,14 @@ class BatchAdmin(ReadOnlyAdmin):
     list_filter = ("state", "protocol", "annotator", "domain")
     list_select_related = ("run", "annotator", "domain")
     search_fields = ("ref", "provider_id")
+    actions = ["cancel_at_provider"]
+
+    @admin.action(description="Cancel the selected batches at the provider", permissions=["cancel"])
+    def cancel_at_provider(self, request, queryset):
+        batches = list(queryset.select_related("annotator"))
+        cancelled = cancel_batches(batches, actor=request.user)
+        self.message_user(request, f"the provider accepted {cancelled} of {len(batches)} cancellation(s); the "
+                                   "audit log has the reasons of any refused", messages.SUCCESS)
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("workers_app.pause_worker")

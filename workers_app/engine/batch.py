@@ -31,6 +31,8 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.actions import Action
+from audit.services import audited
 from workers_app.models import Annotator, Batch, BatchRequest, Domain, Outcome, Run, Sample, Worker
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import run_by_id
@@ -165,6 +167,27 @@ def poll_in_flight(key: WorkerKey, *, worker: str) -> int:
             end_batch(key, batch, client, status.status, worker=worker)
             ended += 1
     return ended
+
+
+def cancel_batches(batches: list[Batch], *, actor) -> int:
+    """Ask the provider to cancel these batches in flight (staff's choice, with a pause or alone), with one audit
+    row; return how many it accepted. A cancelled batch ends as usual: what it answered is stored, the rest goes
+    back to pending once (a paused worker submits nothing until resumed)."""
+    with audited(Action.CANCEL_BATCHES, actor=actor, target=", ".join(b.ref for b in batches)[:200],
+                 parameters={"batches": [b.provider_id for b in batches]}) as entry:
+        cancelled, refused = [], {}
+        for batch in batches:
+            if batch.state != Batch.State.IN_FLIGHT:
+                refused[batch.ref] = f"not in flight ({batch.state})"
+                continue
+            try:
+                batch_client_for(batch.annotator).cancel(batch.provider_id)
+            except (TransientBackendError, PermanentBackendError) as exc:
+                refused[batch.ref] = str(exc)
+                continue
+            cancelled.append(batch.ref)
+        entry.detail = {"cancelled": cancelled, "refused": refused}
+    return len(cancelled)
 
 
 def _error_fields(job: _Job, request: BatchRequest, error: str, started_at) -> dict:

@@ -70,6 +70,8 @@ class BatchClient(Protocol):
 
     def results(self, provider_id: str) -> Iterator[BatchResult]: ...
 
+    def cancel(self, provider_id: str) -> None: ...
+
 
 class _Client:
     """What both protocols share: the live backend's settings, key and error handling."""
@@ -157,6 +159,9 @@ class OpenAIBatchClient(_Client):
         return BatchStatus(str(batch.get("status")), batch.get("status") in self.ENDED,
                            {name: int(counts.get(name) or 0) for name in ("total", "completed", "failed")})
 
+    def cancel(self, provider_id: str) -> None:
+        self.call("POST", f"/batches/{provider_id}/cancel")
+
     def results(self, provider_id: str) -> Iterator[BatchResult]:
         batch = self.call("GET", f"/batches/{provider_id}")
         for file_field in ("output_file_id", "error_file_id"):
@@ -204,6 +209,9 @@ class AnthropicBatchClient(_Client):
         batch = self.call("GET", f"/messages/batches/{provider_id}")
         counts = {name: int(n or 0) for name, n in (batch.get("request_counts") or {}).items()}
         return BatchStatus(str(batch.get("processing_status")), batch.get("processing_status") == "ended", counts)
+
+    def cancel(self, provider_id: str) -> None:
+        self.call("POST", f"/messages/batches/{provider_id}/cancel")
 
     def results(self, provider_id: str) -> Iterator[BatchResult]:
         batch = self.call("GET", f"/messages/batches/{provider_id}")

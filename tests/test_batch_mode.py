@@ -309,3 +309,15 @@ def test_the_admin_cancels_selected_batches_through_the_service(catalogue, batch
                                                            "_selected_action": [batch.pk]}, follow=True)
     assert "accepted 1 of 1 cancellation" in page.content.decode()
     assert batch_api.batches[Batch.objects.get().provider_id].status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_the_dashboard_cell_shows_the_batches_in_flight(catalogue, batch_api, admin_client):
+    batch_annotator(batch_api.url, size=3)
+    take(5)
+    batch_api.hold.set()
+    submit_pending(URGENCY, worker="w")
+    cells = admin_client.get("/dashboard/live").json()["cells"]
+    assert cells["annotator_1_urgency"]["display"]["batches"].startswith("1 batch in flight (3 requests, oldest 0 min)")
+    assert cells["annotator_1_urgency"]["display"]["batches"].endswith(", 2 waiting")
+    assert cells["annotator_2_urgency"]["display"]["batches"] == ""

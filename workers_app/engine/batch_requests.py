@@ -3,11 +3,10 @@ is acknowledged (see ``engine.batch`` for the rest)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
 from workers_app.models import Annotator, Batch, BatchRequest, Domain, Outcome, Run
 
@@ -47,16 +46,15 @@ class BatchesInFlight:
 
 
 def batches_in_flight() -> dict[tuple[int, str], BatchesInFlight]:
-    """Per (annotator number, domain slug) with any: two grouped queries, whatever the number of batches."""
-    found: dict[tuple[int, str], BatchesInFlight] = defaultdict(BatchesInFlight)
-    for row in (Batch.objects.exclude(state=Batch.State.ENDED).values("annotator__number", "domain__slug")
-                .annotate(n=Count("id"), requests=Sum("requests"), oldest=Min("created_at")).order_by()):
-        entry = found[row["annotator__number"], row["domain__slug"]]
-        entry.batches, entry.requests, entry.oldest = row["n"], row["requests"] or 0, row["oldest"]
-    for row in (BatchRequest.objects.filter(batch=None).values("annotator__number", "domain__slug")
-                .annotate(n=Count("id")).order_by()):
-        found[row["annotator__number"], row["domain__slug"]].pending = row["n"]
-    return dict(found)
+    """Per (annotator number, domain slug) with any: one grouped query over the requests that wait or are in a batch
+    not ended, whatever the number of batches."""
+    open_batch = Q(batch__state__in=[Batch.State.SUBMITTING, Batch.State.IN_FLIGHT])
+    rows = (BatchRequest.objects.filter(Q(batch=None) | open_batch).values("annotator__number", "domain__slug")
+            .annotate(batches=Count("batch", distinct=True, filter=open_batch),
+                      requests=Count("id", filter=open_batch), oldest=Min("batch__created_at", filter=open_batch),
+                      pending=Count("id", filter=Q(batch=None))).order_by())
+    return {(row["annotator__number"], row["domain__slug"]): BatchesInFlight(
+        row["batches"], row["requests"], row["oldest"], row["pending"]) for row in rows}
 
 
 def waiting_in_batches(keys: list[WorkerKey], run: Run) -> dict[WorkerKey, int]:

@@ -71,6 +71,14 @@ def take(count: int) -> list[int]:
     return samples
 
 
+def one_batch_in_flight(fake, taken: int = 5, protocol: str = Annotator.BatchProtocol.OPENAI) -> Batch:
+    """``taken`` samples taken, a batch of 3 submitted and held in flight, the rest waiting for a batch."""
+    batch_annotator(fake.url, size=3, protocol=protocol)
+    take(taken)
+    fake.hold.set()
+    return submit_pending(URGENCY, worker="w")
+
+
 def run_batches() -> None:
     """What the batcher does in one pass."""
     resume_submitting(URGENCY, worker="w")
@@ -179,10 +187,7 @@ def test_a_batch_whose_create_call_failed_is_submitted_later_once(catalogue, bat
 @pytest.mark.parametrize("protocol", [Annotator.BatchProtocol.OPENAI, Annotator.BatchProtocol.ANTHROPIC])
 def test_a_batch_created_but_not_recorded_is_found_at_the_provider(catalogue, batch_api, protocol):
     """A kill between the provider's create and our record of its id: the restart adopts the provider's batch."""
-    batch_annotator(batch_api.url, size=3, protocol=protocol)
-    take(3)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")
+    one_batch_in_flight(batch_api, 3, protocol)
     Batch.objects.update(state=Batch.State.SUBMITTING, provider_id="", submitted_at=None)  # the record never made
     batch_api.hold.clear()
     run_batches()
@@ -233,10 +238,7 @@ def test_batch_mode_is_refused_for_an_in_process_backend(catalogue):
 
 @pytest.mark.django_db
 def test_metrics_show_the_batches_in_flight_their_requests_age_and_what_waits(catalogue, batch_api, client):
-    batch_annotator(batch_api.url, size=3)
-    take(5)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")
+    one_batch_in_flight(batch_api)
     metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'annotation_batches_in_flight{annotator="1",domain="urgency"} 1.0' in metrics
     assert 'annotation_batch_requests_in_flight{annotator="1",domain="urgency"} 3.0' in metrics
@@ -246,10 +248,7 @@ def test_metrics_show_the_batches_in_flight_their_requests_age_and_what_waits(ca
 
 @pytest.mark.django_db
 def test_samples_waiting_in_batches_are_not_mistaken_for_lost_work(catalogue, batch_api):
-    batch_annotator(batch_api.url, size=3)
-    take(5)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")  # 3 in a batch in flight, 2 pending; the queue is empty
+    one_batch_in_flight(batch_api)  # 3 in a batch in flight, 2 pending; the queue is empty
     Worker.objects.filter(pk=worker(1, "urgency").pk).update(desired_state=Worker.Desired.RUNNING)
     running = list(Worker.objects.select_related("annotator", "domain").filter(pk=worker(1, "urgency").pk))
     looks = LostWork()
@@ -261,10 +260,7 @@ def test_samples_waiting_in_batches_are_not_mistaken_for_lost_work(catalogue, ba
 
 @pytest.mark.django_db
 def test_the_worker_page_shows_its_batches_in_flight_and_what_waits(catalogue, batch_api, admin_client):
-    batch_annotator(batch_api.url, size=3)
-    take(5)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")
+    one_batch_in_flight(batch_api)
     html = admin_client.get("/dashboard/workers/annotator_1_urgency/").content.decode()
     assert "1 in flight (3 requests, the oldest submitted" in html and "2 waiting for a batch" in html
     assert "Batches" not in admin_client.get("/dashboard/workers/annotator_2_urgency/").content.decode()
@@ -272,10 +268,7 @@ def test_the_worker_page_shows_its_batches_in_flight_and_what_waits(catalogue, b
 
 @pytest.mark.django_db
 def test_the_worker_api_shows_its_batches(catalogue, batch_api, admin_client):
-    batch_annotator(batch_api.url, size=3)
-    take(5)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")
+    one_batch_in_flight(batch_api)
     batches = admin_client.get("/api/v1/workers/annotator_1_urgency").json()["batches"]
     assert (batches["in_flight"], batches["requests"], batches["pending"]) == (1, 3, 2)
     assert batches["oldest_age"] >= 0
@@ -285,10 +278,7 @@ def test_the_worker_api_shows_its_batches(catalogue, batch_api, admin_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize("protocol", [Annotator.BatchProtocol.OPENAI, Annotator.BatchProtocol.ANTHROPIC])
 def test_staff_may_cancel_batches_in_flight_whose_requests_go_back_to_pending(catalogue, batch_api, protocol):
-    batch_annotator(batch_api.url, size=3, protocol=protocol)
-    take(3)
-    batch_api.hold.set()
-    batch = submit_pending(URGENCY, worker="w")
+    batch = one_batch_in_flight(batch_api, 3, protocol)
     Worker.objects.filter(pk=worker(1, "urgency").pk).update(desired_state=Worker.Desired.PAUSED)
     assert batch_mode.cancel_batches([Batch.objects.get(pk=batch.pk)], actor="staff") == 1
     assert AuditLog.objects.get(action="cancel_batches").detail["cancelled"] == [batch.ref]
@@ -301,10 +291,7 @@ def test_staff_may_cancel_batches_in_flight_whose_requests_go_back_to_pending(ca
 
 @pytest.mark.django_db
 def test_the_admin_cancels_selected_batches_through_the_service(catalogue, batch_api, admin_client):
-    batch_annotator(batch_api.url, size=3)
-    take(3)
-    batch_api.hold.set()
-    batch = submit_pending(URGENCY, worker="w")
+    batch = one_batch_in_flight(batch_api, 3)
     page = admin_client.post("/admin/workers_app/batch/", {"action": "cancel_at_provider",
                                                            "_selected_action": [batch.pk]}, follow=True)
     assert "accepted 1 of 1 cancellation" in page.content.decode()
@@ -313,10 +300,7 @@ def test_the_admin_cancels_selected_batches_through_the_service(catalogue, batch
 
 @pytest.mark.django_db
 def test_the_dashboard_cell_shows_the_batches_in_flight(catalogue, batch_api, admin_client):
-    batch_annotator(batch_api.url, size=3)
-    take(5)
-    batch_api.hold.set()
-    submit_pending(URGENCY, worker="w")
+    one_batch_in_flight(batch_api)
     cells = admin_client.get("/dashboard/live").json()["cells"]
     assert cells["annotator_1_urgency"]["display"]["batches"].startswith("1 batch in flight (3 requests, oldest 0 min)")
     assert cells["annotator_1_urgency"]["display"]["batches"].endswith(", 2 waiting")

@@ -20,6 +20,7 @@ from workers_app.engine.batch import poll_in_flight, resume_submitting, submit_p
 from workers_app.engine.budget import spent
 from workers_app.engine.cost import forget_cached_prices
 from workers_app.engine.keys import WorkerKey
+from workers_app.engine.ratelimit import counters_key
 from workers_app.fleet.lost_work import LostWork
 from workers_app.models import (
     Annotator,
@@ -30,6 +31,7 @@ from workers_app.models import (
     Outcome,
     Worker,
 )
+from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
 
 URGENCY = WorkerKey(1, "urgency")
@@ -101,6 +103,8 @@ def test_a_batch_is_answered_through_the_live_path_at_the_batch_price(catalogue,
     batch = Batch.objects.get()
     assert (batch.state, batch.requests, batch.succeeded, batch.cost) == ("ended", 4, 4, 4 * BATCH_PER_CALL)
     assert batch_api.creates == 1
+    counted = get_redis().hgetall(counters_key(1))
+    assert (counted["requests:batch"], counted["tokens_in"], counted["tokens_out"]) == ("4", "400", "48")
     if protocol == Annotator.BatchProtocol.OPENAI:
         [upload] = [data for name, data in batch_api.files.items() if name.startswith("file_")]
         lines = [json.loads(line) for line in upload.splitlines()]

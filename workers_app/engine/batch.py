@@ -38,7 +38,7 @@ from workers_app.redis_client import get_redis
 from workers_app.runs.current import run_by_id
 
 from .annotate import WORKER_ACTOR, _answer, _Job, _log_malformed, _rows
-from .backends import Completion, PermanentBackendError, TransientBackendError
+from .backends import Completion, PermanentBackendError, TransientBackendError, count_call
 from .batch_api import BatchClient, BatchResult, batch_client_for
 from .batch_requests import is_batch_mode, pending_requests
 from .budget import BudgetReached, reserve, settle
@@ -218,6 +218,8 @@ def end_batch(key: WorkerKey, batch: Batch, client: BatchClient, provider_status
         seen.add(result.custom_id)
         if job.sample.pk in stored:
             continue
+        # /metrics counts a batch's answers with the live requests: status "batch" (or "batch_error"), and tokens.
+        count_call(batch.annotator.number, "batch" if result.completion else "batch_error", 1, result.completion)
         if result.completion is None:
             failed[result.custom_id] = result.error or "failed"
             continue

@@ -221,6 +221,18 @@ def test_a_budget_that_allows_two_of_three_batches_submits_two(catalogue, batch_
 
 
 @pytest.mark.django_db
+def test_a_budget_spent_already_pauses_the_workers_as_in_live_mode(catalogue, batch_api):
+    annotator = batch_annotator(batch_api.url, size=2)
+    Annotator.objects.filter(pk=annotator.pk).update(budget=0)
+    Worker.objects.filter(pk=worker(1, "urgency").pk).update(desired_state=Worker.Desired.RUNNING)
+    take(2)
+    run_batches()
+    assert batch_api.creates == 0
+    assert worker(1, "urgency").desired_state == Worker.Desired.PAUSED
+    assert worker(1, "urgency").events.get().reason.startswith("budget: annotator 1")
+
+
+@pytest.mark.django_db
 def test_pausing_the_worker_stops_new_submissions(catalogue, batch_api):
     batch_annotator(batch_api.url, size=2)
     take(2)

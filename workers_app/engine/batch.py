@@ -41,7 +41,7 @@ from .annotate import WORKER_ACTOR, _answer, _Job, _log_malformed, _rows
 from .backends import Completion, PermanentBackendError, TransientBackendError, count_call
 from .batch_api import BatchClient, BatchResult, batch_client_for
 from .batch_requests import is_batch_mode, pending_requests
-from .budget import BudgetReached, reserve, settle
+from .budget import BudgetReached, check_budget, reserve, settle
 from .catalogue_cache import catalogue_rows, forget_cached_rows
 from .cost import call_cost, cost_of, price_on
 from .flusher import process_flusher
@@ -109,6 +109,7 @@ def submit_pending(key: WorkerKey, *, worker: str) -> Batch | None:
     jobs = _jobs(key, run, requests, worker)
     reserved = worst_case(annotator, list(jobs.values()))
     try:
+        check_budget(annotator, run, actor=WORKER_ACTOR)  # spent already: the workers pause, as in live mode
         reserve(annotator, run, reserved)
     except BudgetReached as exc:
         log.warning("%s: batch of %d not submitted: %s", key, len(requests), exc)

@@ -305,6 +305,9 @@ FLUSH_EVERY_ROWS = env_int("FLUSH_EVERY_ROWS", 200, minimum=1,
                            doc="a worker flushes its workbook after this many new outcomes")
 FLUSH_EVERY_SECONDS = env_int("FLUSH_EVERY_SECONDS", 10, minimum=1,
                               doc="... or after this many seconds, whichever comes first (FLUSH_EVERY_ROWS)")
+BATCH_POLL_SECONDS = env_int("BATCH_POLL_SECONDS", 30, minimum=1,
+                             doc="a batch-mode worker submits its pending samples and polls its provider batches "
+                                 "this often")
 WORKER_THREADS = env_int("WORKER_THREADS", 4, minimum=1, maximum=64,
                          doc="threads per built-in-baseline worker process")
 # An LLM worker's requests in flight follow its annotator's rate limit and latency between these bounds (its thread

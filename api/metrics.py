@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db.models import Count, IntegerField, Q, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from workers_app.engine.batch_requests import batches_in_flight
 from workers_app.engine.gold import gold_scores
 from workers_app.engine.live import Live, read_live
 from workers_app.engine.ratelimit import counters_key
@@ -46,6 +48,7 @@ class FleetCollector:
         yield from self._annotator_counters(workers, live, numbers, counters)
         yield self._latency(numbers, run)
         yield from self._gold(run)
+        yield from self._batches()
         yield self._alerts()
 
     @staticmethod
@@ -153,6 +156,29 @@ class FleetCollector:
             if score.accuracy is not None:
                 accuracy.add_metric([str(number)], score.accuracy)
         yield from (accuracy, answers)
+
+    @staticmethod
+    def _batches() -> Iterator[Metric]:
+        """Batch mode: per worker with any, its provider batches not ended, their requests, the oldest one's age,
+        and the requests waiting for a batch."""
+        labels = ["annotator", "domain"]
+        batches = GaugeMetricFamily("annotation_batches_in_flight", "provider batches submitted (or being "
+                                    "submitted) and not ended", labels=labels)
+        requests = GaugeMetricFamily("annotation_batch_requests_in_flight", "requests in those batches",
+                                     labels=labels)
+        age = GaugeMetricFamily("annotation_batch_oldest_age_seconds", "age of the oldest batch not ended",
+                                labels=labels)
+        pending = GaugeMetricFamily("annotation_batch_requests_pending", "samples taken from the queue that wait "
+                                    "for a batch", labels=labels)
+        now = timezone.now()
+        for (number, slug), entry in sorted(batches_in_flight().items()):
+            key = [str(number), slug]
+            batches.add_metric(key, entry.batches)
+            requests.add_metric(key, entry.requests)
+            pending.add_metric(key, entry.pending)
+            if entry.oldest is not None:
+                age.add_metric(key, round((now - entry.oldest).total_seconds(), 3))
+        yield from (batches, requests, age, pending)
 
     @staticmethod
     def _alerts() -> Metric:

@@ -9,6 +9,7 @@ import time
 
 from django.db.models import Count, Q
 
+from workers_app.engine.batch_requests import batches_in_flight
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.live import Live, read_live
 from workers_app.engine.queues import UnknownWorker
@@ -60,8 +61,17 @@ def fleet_status(workers: list[Worker], *, with_checks: bool = False) -> list[di
         row = _status(worker, run, report, now)
         if with_checks:
             row["checks"] = report.as_dict()["checks"]
+            row["batches"] = _batches(worker, now)
         rows.append(row)
     return rows
+
+
+def _batches(worker: Worker, now: float) -> dict | None:
+    found = batches_in_flight().get((worker.annotator.number, worker.domain.slug))
+    if found is None:
+        return None
+    return {"in_flight": found.batches, "requests": found.requests, "pending": found.pending,
+            "oldest_age": round(now - found.oldest.timestamp(), 1) if found.oldest else None}
 
 
 def fleet_health(workers: list[Worker]) -> dict:

@@ -159,8 +159,17 @@ class WorkerStatusSerializer(serializers.Serializer):
     queue = serializers.IntegerField(help_text="messages waiting in its queue")
 
 
+class BatchesSerializer(serializers.Serializer):
+    in_flight = serializers.IntegerField(help_text="provider batches submitted (or being submitted), not ended")
+    requests = serializers.IntegerField(help_text="requests in those batches")
+    oldest_age = serializers.FloatField(allow_null=True, help_text="seconds since the oldest of them was recorded")
+    pending = serializers.IntegerField(help_text="samples taken from its queue that wait for a batch")
+
+
 class WorkerDetailSerializer(WorkerStatusSerializer):
     checks = CheckSerializer(many=True)
+    batches = BatchesSerializer(allow_null=True, help_text="batch mode: its batches; null for a live annotator "
+                                                           "without any")
 
 
 class WorkerHealthSerializer(serializers.Serializer):

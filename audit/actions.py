@@ -23,6 +23,7 @@ class Action(models.TextChoices):
     CHANGE_DOMAIN = "change_domain"
     # cost and the response cache
     BUDGET_REACHED = "budget_reached"
+    CANCEL_BATCHES = "cancel_batches"
     GOLD_CHECK_FAILED = "gold_check_failed"
     CLEAR_RESPONSE_CACHE = "clear_response_cache"
     # runs

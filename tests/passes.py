@@ -34,6 +34,8 @@ POSTGRES = {
     "tests/test_confidence_review.py",
     "tests/test_runs.py",
     "tests/test_cost_budget.py",
+    "tests/test_batch_mode.py",
+    "tests/test_batch_survival.py",
     "tests/test_gold_checks.py",
     "tests/test_gold_fleet.py",
     "tests/test_response_cache.py",
@@ -143,6 +145,7 @@ ONCE = {
 }
 
 SLOW = {
+    "tests/test_batch_survival.py",
     "tests/test_installs.py",
     "tests/test_benchmarks.py",
     "tests/test_fleet.py",

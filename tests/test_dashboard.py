@@ -93,8 +93,8 @@ def test_live_costs_a_fixed_number_of_queries_whatever_the_fleet(client, viewer,
     client.force_login(viewer)
     client.get("/dashboard/live")  # the first look creates the worker rows
     get_redis().delete(SHARED_KEY)
-    # session, user, the user's and the groups' permissions, then workers, samples and open alerts
-    with django_assert_max_num_queries(7):
+    # session, user, the user's and the groups' permissions, then workers, samples, open alerts and batches
+    with django_assert_max_num_queries(8):
         assert client.get("/dashboard/live").status_code == 200
 
 

@@ -106,7 +106,8 @@ def test_a_viewer_sees_settings_but_no_form_and_cannot_post_one(client, roles):
 
 def settings_form(annotator: Annotator, **changes) -> dict:
     fields = ("backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
-              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item")
+              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item", "mode",
+              "batch_protocol", "batch_size")
     data = {name: "" if getattr(annotator, name) is None else getattr(annotator, name) for name in fields}
     data.update({"enabled": "on", **changes})
     return {name: value for name, value in data.items() if value is not False}
@@ -129,6 +130,17 @@ def test_settings_are_saved_through_the_service_with_a_key_and_a_price(client, h
     row = AuditLog.objects.get(action="change_annotator")
     assert row.parameters["fields"] == ["cache_responses", "model", "request_logprobs"]
     assert row.parameters["key"] == "replaced"
+
+
+def test_batch_mode_is_set_in_the_workspace_like_any_setting(client, http_annotator):
+    logged_in(client, "olga", "workers_app.view_annotator", "workers_app.change_annotator")
+    response = client.post("/setup/annotators/1/", settings_form(
+        http_annotator, mode="batch", batch_protocol="anthropic", batch_size="250"))
+    assert response.status_code == 302, text(response)
+    saved = Annotator.objects.get(number=1)
+    assert (saved.mode, saved.batch_protocol, saved.batch_size) == ("batch", "anthropic", 250)
+    assert AuditLog.objects.get(action="change_annotator").parameters["fields"] == [
+        "batch_protocol", "batch_size", "mode"]
 
 
 def test_the_list_shows_each_annotators_key_state_and_price(client, http_annotator):

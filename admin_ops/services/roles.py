@@ -13,7 +13,7 @@ from audit.actors import Actor
 from audit.services import audited
 
 VIEWER = [f"workers_app.view_{model}" for model in ("worker", "workerevent", "annotator", "domain", "corpus",
-                                                     "sample", "alert", "workermetric", "host")] + [
+                                                     "sample", "alert", "workermetric", "host", "batch")] + [
     "admin_ops.view_archive",
     # Reference sets and the quality of runs against them.
     "workers_app.view_referenceset", "workers_app.view_quality",

@@ -58,7 +58,8 @@ class PriceInline(admin.TabularInline):
 
     model = AnnotatorPrice
     extra = 0
-    fields = ("valid_from", "input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency")
+    fields = ("valid_from", "input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency",
+              "batch_percent")
 
 
 @admin.register(Annotator)
@@ -69,9 +70,9 @@ class AnnotatorAdmin(AuditedModelAdmin):
     form = AnnotatorKeyForm
     inlines = [PriceInline]
 
-    list_display = ("number", "name", "backend", "request_mode", "structured", "model", "enabled", "calls", "tokens",
+    list_display = ("number", "name", "backend", "request_mode", "structured", "mode", "model", "enabled", "calls", "tokens",
                     "mean_latency", "malformed_rate", "cost", "budget", "cache_hits", "backend_error")
-    list_filter = ("backend", "structured", "enabled")
+    list_filter = ("backend", "structured", "mode", "enabled")
     readonly_fields = ("backend_error", "backend_error_at", "stored_key", "structured_refused",
                        "structured_refused_at", "baseline_version")
     actions = ["switch_to_local_gemma", "clear_error", "clear_response_cache"]
@@ -162,6 +163,13 @@ class AnnotatorAdmin(AuditedModelAdmin):
                            "annotator with a backend error, unless the fallback to free text is allowed: then the "
                            "refusal is recorded once, with an alert, and the annotator asks in free text until the "
                            "backend error is cleared.",
+        }),
+        ("Batch mode", {
+            "fields": ("mode", "batch_protocol", "batch_size"),
+            "description": "Batch mode sends the samples through the provider's batch API (OpenAI-style /files + "
+                           "/batches, or Anthropic's Message Batches): answers within the provider's 24-hour window "
+                           "at the batch price (each price version's batch percent). Batches are listed under "
+                           "Batches; see the guide Add a real model.",
         }),
         ("Limits", {"fields": ("requests_per_minute", "temperature", "max_tokens", "timeout_seconds",
                                "max_retries", "max_input_chars", "answers_per_item")}),

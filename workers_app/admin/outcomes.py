@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 
 from audit.admin_helpers import ReadOnlyAdmin
-from workers_app.models import Outcome, Run
+from workers_app.engine.batch import cancel_batches
+from workers_app.models import Batch, Outcome, Run
 from workers_app.runs.current import current_run
 
 # As in the workspace and the API: whoever may look at samples may look at their outcomes.
@@ -55,3 +56,25 @@ class OutcomeAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request) -> bool:
         return request.user.has_perm(PERMISSION)
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    """Provider batches of batch-mode annotators: in flight (with their age) and ended, with counts and cost."""
+
+    list_display = ("ref", "run", "annotator", "domain", "protocol", "state", "provider_status", "provider_id",
+                    "requests", "succeeded", "failed", "reserved", "cost", "created_at", "submitted_at", "ended_at")
+    list_filter = ("state", "protocol", "annotator", "domain")
+    list_select_related = ("run", "annotator", "domain")
+    search_fields = ("ref", "provider_id")
+    actions = ["cancel_at_provider"]
+
+    @admin.action(description="Cancel the selected batches at the provider", permissions=["cancel"])
+    def cancel_at_provider(self, request, queryset):
+        batches = list(queryset.select_related("annotator"))
+        cancelled = cancel_batches(batches, actor=request.user)
+        self.message_user(request, f"the provider accepted {cancelled} of {len(batches)} cancellation(s); the "
+                                   "audit log has the reasons of any refused", messages.SUCCESS)
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("workers_app.pause_worker")

@@ -30,6 +30,7 @@ from .backends import (
     TransientBackendError,
     backend_for,
 )
+from .batch_requests import is_batch_mode, take_into_batch
 from .budget import BudgetReached, charge, check_budget
 from .catalogue_cache import catalogue_rows, forget_cached_rows
 from .concurrency import admit
@@ -176,7 +177,12 @@ def annotate_samples(sample_ids: list[int], key: WorkerKey, *, worker: str,
     run = _message_run(run_id)
     if run is None:  # the run was deleted while its message waited
         return [], 0.0
-    found = _samples_to_annotate(sample_ids, run, *_rows(key, run))
+    annotator, domain = _rows(key, run)
+    found = _samples_to_annotate(sample_ids, run, annotator, domain)
+    if is_batch_mode(annotator):  # answered by the worker's batcher; recorded before this message is acknowledged
+        take_into_batch([sample_id for sample_id in sample_ids if found.get(sample_id, ("", True))[1] is False],
+                        run, annotator, domain)
+        return [], 0.0
     answered: list[dict] = []
     later: list[int] = []
     delay = 0.0

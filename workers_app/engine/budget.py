@@ -6,6 +6,10 @@ call the moment its answer arrives, so every thread of every worker sees it befo
 overspent by at most the requests in flight when it was reached. The counter caches the store (the cost of the
 payer's stored outcomes, plus the calls whose outcomes are on their way): it is rebuilt from the store when
 missing, and a reset drops it with the outcomes it deletes.
+
+A provider batch (batch mode) reserves its worst case before it is submitted (``reserve``): the spend counts it
+until the batch ends and settles on its actual cost, and a batch that would take a payer past its budget is not
+submitted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from django.db.models import QuerySet, Sum
 from redis.exceptions import RedisError
 
 from audit.actions import Action
-from workers_app.models import Annotator, Outcome, Run, Worker
+from workers_app.models import Annotator, Batch, Outcome, Run, Worker
 from workers_app.models.pricing import COST_PLACES
 from workers_app.redis_client import get_redis
 
@@ -45,17 +49,20 @@ class Payer:
     budget: Decimal | None
     outcomes: QuerySet
     workers: QuerySet
+    batches: QuerySet  # its provider batches, whose reservations count until they end
 
     @classmethod
     def of_annotator(cls, annotator: Annotator) -> Payer:
         return cls(str(annotator), spent_key(annotator.number), annotator.budget,
-                   Outcome.objects.filter(annotator=annotator), Worker.objects.filter(annotator=annotator))
+                   Outcome.objects.filter(annotator=annotator), Worker.objects.filter(annotator=annotator),
+                   Batch.objects.filter(annotator=annotator))
 
     @classmethod
     def of_run(cls, run: Run) -> Payer:
         workers = Worker.objects.all() if run.all_samples else Worker.objects.filter(
             annotator__number__in=run.annotators, domain__slug__in=run.domains)
-        return cls(f"run {run.name}", run_spent_key(run.pk), run.budget, Outcome.objects.filter(run=run), workers)
+        return cls(f"run {run.name}", run_spent_key(run.pk), run.budget, Outcome.objects.filter(run=run), workers,
+                   Batch.objects.filter(run=run))
 
 
 def spent_key(annotator_number: int) -> str:
@@ -75,7 +82,8 @@ def _amount(units: int) -> Decimal:
 
 
 def _stored(payer: Payer) -> Decimal:
-    return payer.outcomes.aggregate(total=Sum("cost"))["total"] or Decimal(0)
+    reserved = payer.batches.exclude(state=Batch.State.ENDED).aggregate(total=Sum("reserved"))["total"]
+    return (payer.outcomes.aggregate(total=Sum("cost"))["total"] or Decimal(0)) + (reserved or Decimal(0))
 
 
 def spent_by(payer: Payer) -> Decimal:
@@ -112,6 +120,26 @@ def charge(annotator: Annotator, run: Run, cost: Decimal | None) -> None:
             get_redis().eval(_RAISE_IF_KEPT, 1, key, _units(cost))
     except RedisError as exc:
         log.warning("%s: call not charged in Redis (%s); the next rebuild counts it", annotator, exc)
+
+
+def reserve(annotator: Annotator, run: Run, amount: Decimal) -> None:
+    """Before a provider batch is submitted: raise BudgetReached if its worst case ``amount`` would take the
+    annotator or the run past its budget (nothing is reserved then); else count it as spent until it settles."""
+    for row, payer_of in ((annotator, Payer.of_annotator), (run, Payer.of_run)):
+        payer = payer_of(type(row).objects.get(pk=row.pk))
+        if payer.budget is None:
+            continue
+        used = spent_by(payer)
+        if used + amount > payer.budget:
+            raise BudgetReached(f"{payer.label} spent {used.normalize():f} of its budget of "
+                                f"{payer.budget.normalize():f}: a batch whose worst case costs "
+                                f"{amount.normalize():f} would exceed it")
+    charge(annotator, run, amount)
+
+
+def settle(annotator: Annotator, run: Run, reserved: Decimal, actual: Decimal) -> None:
+    """A provider batch ended: its spend becomes its actual cost instead of its reservation."""
+    charge(annotator, run, actual - reserved)
 
 
 def over_budget(payer: Payer) -> Decimal | None:

@@ -48,12 +48,14 @@ def price_on(annotator_id: int, day: date) -> AnnotatorPrice | None:
 
 
 def cost_of(price: AnnotatorPrice | None, prompt_tokens: int | None, completion_tokens: int | None,
-            cache_read_tokens: int | None = None, cache_write_tokens: int | None = None) -> Decimal | None:
+            cache_read_tokens: int | None = None, cache_write_tokens: int | None = None, *,
+            batch: bool = False) -> Decimal | None:
     """tokens / 1000 x price, exact; None without a price or without both token counts (the built-in backend).
 
     Prompt-cache tokens are part of the prompt tokens (OpenAI's convention, which LiteLLM and vLLM follow) and are
     charged at their own prices, or at the input price where the price version has none: never at 0 unless staff
     set 0. A provider that reports them apart from the prompt tokens (their sum exceeds it) has them added on top.
+    A ``batch`` call costs the price version's batch percentage of that.
     """
     if price is None or prompt_tokens is None or completion_tokens is None:
         return None
@@ -63,13 +65,16 @@ def cost_of(price: AnnotatorPrice | None, prompt_tokens: int | None, completion_
     write_price = price.input_per_1k if price.cache_write_per_1k is None else price.cache_write_per_1k
     total = (plain * price.input_per_1k + read * read_price + write * write_price
              + completion_tokens * price.output_per_1k)
+    if batch:
+        total = total * price.batch_percent / 100
     return (total / 1000).quantize(QUANTUM)
 
 
-def call_cost(annotator_id: int, completion: Completion, at: datetime | None = None) -> Decimal | None:
+def call_cost(annotator_id: int, completion: Completion, at: datetime | None = None, *,
+              batch: bool = False) -> Decimal | None:
     day = timezone.localdate(at or timezone.now())
     return cost_of(price_on(annotator_id, day), completion.prompt_tokens, completion.completion_tokens,
-                   completion.cache_read_tokens, completion.cache_write_tokens)
+                   completion.cache_read_tokens, completion.cache_write_tokens, batch=batch)
 
 
 def add_costs(total: Decimal | None, cost: Decimal | None) -> Decimal | None:

@@ -9,6 +9,7 @@ and the store keeps one outcome.
 
 from __future__ import annotations
 
+from workers_app.engine.batch_requests import waiting_in_batches
 from workers_app.engine.keys import WorkerKey
 from workers_app.engine.queues import counts_from_store, populate_keys, queue_length, queues_holding, sync_keys
 from workers_app.models import Worker
@@ -32,7 +33,9 @@ class LostWork:
                 and takes_part(run, w.annotator.number, w.domain.slug)
                 and key_of(w).queue not in holding and queue_length(key_of(w)) == 0]
         wanted = run_samples(run).count() if idle else 0
-        stored = {key: sum(counts.values()) for key, counts in counts_from_store(idle, run).items()}
+        # A batch-mode worker's samples wait in its batches with an empty queue: given out, not lost.
+        in_batches = waiting_in_batches(idle, run)
+        stored = {key: sum(counts.values()) + in_batches[key] for key, counts in counts_from_store(idle, run).items()}
         short = {key: n for key, n in stored.items() if n < wanted}
         lost = [key for key, n in short.items() if self.short.get(key) == n]
         self.short = {key: n for key, n in short.items() if key not in lost}

@@ -20,6 +20,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from workers_app.engine.annotate import current_samples
+from workers_app.engine.batch import process_batcher
 from workers_app.engine.concurrency import process_gate
 from workers_app.engine.flusher import process_flusher
 from workers_app.engine.keys import WorkerKey, redis_key
@@ -71,6 +72,7 @@ def on_worker_ready(consumer) -> None:
     its desired state and starts beating."""
     try:
         process_flusher().start(_served_keys(consumer))
+        process_batcher().start(_served_keys(consumer), worker=consumer.hostname or "")
         managed = managed_key()
         if managed is not None:
             _apply_desired_state(consumer, managed)
@@ -79,6 +81,7 @@ def on_worker_ready(consumer) -> None:
 
 
 def on_worker_shutdown() -> None:
+    process_batcher().stop()
     process_flusher().stop()
 
 

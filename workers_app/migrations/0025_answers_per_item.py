@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workers_app', '0023_gold_checks'),
+        ('workers_app', '0024_batch_mode'),
     ]
 
     operations = [

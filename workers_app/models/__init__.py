@@ -1,4 +1,5 @@
 from .baseline import TrainedBaseline
+from .batches import Batch, BatchRequest
 from .catalogue import Annotator, Domain
 from .corpus import Corpus, Sample
 from .fleet import Host, Installation, Worker, WorkerEvent
@@ -9,5 +10,5 @@ from .reference import ADJUDICATED_SET, ReferenceLabel, ReferenceSet
 from .review import ReviewItem
 from .runs import DEFAULT_RUN, Run, RunSample
 
-__all__ = ["ADJUDICATED_SET", "DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
+__all__ = ["ADJUDICATED_SET", "DEFAULT_RUN", "Alert", "AlertChannel", "Annotator", "AnnotatorPrice", "Batch", "BatchRequest", "CachedResponse", "Corpus", "Domain", "Host", "Installation",
            "MalformedAttempt", "Outcome", "ReferenceLabel", "ReferenceSet", "ReviewItem", "Run", "RunSample", "Sample", "TrainedBaseline", "Worker", "WorkerEvent", "WorkerMetric"]

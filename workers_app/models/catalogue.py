@@ -210,6 +210,14 @@ class Annotator(models.Model):
         CHAT = "chat", "chat"
         COMPLETION = "completion", "completion"
 
+    class Mode(models.TextChoices):
+        LIVE = "live", "live: one request per sample, answered at once"
+        BATCH = "batch", "batch: many samples per provider batch, answered within 24 hours at the batch price"
+
+    class BatchProtocol(models.TextChoices):
+        OPENAI = "openai", "OpenAI-style: /files + /batches (OpenAI, Azure OpenAI, Groq, Together)"
+        ANTHROPIC = "anthropic", "Anthropic-style: /messages/batches (Message Batches)"
+
     class Structured(models.TextChoices):
         NONE = "none", "none: free text ending in <<…>>"
         JSON_SCHEMA = "json_schema", "json_schema: response_format with the JSON schema (OpenAI, vLLM, llama.cpp)"
@@ -223,6 +231,15 @@ class Annotator(models.Model):
         max_length=12, choices=RequestMode.choices, default=RequestMode.CHAT,
         help_text="HTTP backend: chat (messages) for instruction-tuned models; completion (a few-shot prompt) "
                   "for base models such as the local Gemma 3 270M")
+    mode = models.CharField(
+        max_length=8, choices=Mode.choices, default=Mode.LIVE,
+        help_text="HTTP backend: live requests, or the provider's batch API (cheaper, slower; see batch protocol)")
+    batch_protocol = models.CharField(
+        max_length=12, choices=BatchProtocol.choices, default=BatchProtocol.OPENAI,
+        help_text="batch mode: which batch API the base URL speaks")
+    batch_size = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(1), MaxValueValidator(50_000)],
+        help_text="batch mode: at most this many samples per provider batch")
     structured = models.CharField(
         max_length=12, choices=Structured.choices, default=Structured.NONE,
         help_text="HTTP backend: ask the server to constrain the answer to the domain's JSON schema (its answer is "
@@ -342,6 +359,10 @@ class Annotator(models.Model):
         problem = self._answers_problem()
         if problem:
             problems["answers_per_item"] = problem
+        if self.mode == self.Mode.BATCH and self.backend != self.Backend.OPENAI_COMPATIBLE:
+            problems["mode"] = "Batch mode is for the OpenAI-compatible backend (an HTTP provider's batch API)."
+        if self.mode == self.Mode.BATCH and self.answers_per_item > 1:
+            problems["answers_per_item"] = "Batch mode asks one answer per item: set answers per item to 1."
         if self.cache_responses:
             problem = self._cache_problem()
             if problem:

@@ -50,6 +50,11 @@ class AnnotatorPrice(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(MAX_PRICE)],
         help_text="price of 1,000 prompt tokens written to the provider's prompt cache; empty: the input price")
     currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
+    batch_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal(50),
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="batch mode: what batch tokens cost, in percent of these prices (OpenAI's and Anthropic's batch "
+                  "APIs charge half at the time of writing; check the provider's price page)")
 
     class Meta:
         ordering = ["annotator", "-valid_from"]

@@ -8,6 +8,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
+from workers_app.engine.batch_requests import BatchesInFlight, batches_in_flight
 from workers_app.engine.gold import GoldScore, gold_scores
 from workers_app.engine.keys import redis_key
 from workers_app.fleet.rows import ensure_worker_rows
@@ -47,6 +48,7 @@ class Cell:
     in_run: bool = True  # the current run takes this worker's annotator and domain
     gold: str = ""  # its annotator's rolling gold accuracy when the run has gold checks, e.g. "0.83 over 12"
     gold_failing: bool = False  # judged and below the run's threshold
+    batches: str = ""  # batch mode: its provider batches in flight, e.g. "2 batches in flight (1,000 requests, 3 min)"
 
     @property
     def display(self) -> dict[str, str]:
@@ -64,12 +66,13 @@ class Cell:
                  "checks": f"{len(self.failed)} check{'s' if len(self.failed) != 1 else ''} fail" if self.failed
                  else "checks pass",
                  "alerts": f"{self.alerts} alert{'s' if self.alerts != 1 else ''}" if self.alerts else "",
-                 "gold": f"gold {self.gold}" if self.gold else ""}
+                 "gold": f"gold {self.gold}" if self.gold else "", "batches": self.batches}
         texts["summary"] = "\n".join([
             f"{self.name} on {self.host or 'no host yet'}: {texts['state']}", f"progress {texts['progress']}",
             f"{texts['per_minute']}, malformed {texts['malformed']}", f"heartbeat {beat}",
             f"{texts['queue']} {texts['inflight']}".strip(), texts["failed"],
             *([f"{texts['gold']}{' (below the threshold)' if self.gold_failing else ''}"] if self.gold else []),
+            *([self.batches] if self.batches else []),
             *([f"{self.alerts} new alert{'s' if self.alerts != 1 else ''}"] if self.alerts else [])])
         return texts
 
@@ -113,7 +116,16 @@ def _workers() -> list[Worker]:
     return rows
 
 
-def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int, gold: dict[int, GoldScore]) -> Cell:
+def _batches_text(found: BatchesInFlight | None, now: float) -> str:
+    if found is None or not (found.batches or found.pending):
+        return ""
+    age = f", oldest {(now - found.oldest.timestamp()) / 60:.0f} min" if found.oldest else ""
+    return (f"{found.batches} batch{'es' if found.batches != 1 else ''} in flight ({found.requests:,} requests{age})"
+            + (f", {found.pending:,} waiting" if found.pending else ""))
+
+
+def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int, gold: dict[int, GoldScore],
+          batches: str = "") -> Cell:
     worker = health.worker
     in_run = takes_part(run, worker.annotator.number, worker.domain.slug)
     score = gold.get(worker.annotator.number, GoldScore(0, 0)) if in_run and run.checks_gold else None
@@ -124,7 +136,7 @@ def _cell(health: WorkerHealth, run: Run, samples: int, alerts: int, gold: dict[
                 heartbeat_age=health.heartbeat_age if worker.observed_state != Worker.Observed.STOPPED else None,
                 queue=health.queue, failed=[f"{c.name}: {c.reason}" for c in health.checks if not c.ok],
                 alerts=alerts, inflight=health.inflight_target, in_run=in_run,
-                gold=score.text() if score else "", gold_failing=bool(score and score.failing(run)))
+                gold=score.text() if score else "", gold_failing=bool(score and score.failing(run)), batches=batches)
 
 
 def live_json() -> bytes:
@@ -146,7 +158,9 @@ def fleet_snapshot() -> Snapshot:
     per_worker = new_alerts_per_worker(groups)
     names = {w.pk: w.name for w in workers}
     gold = gold_scores(run)
-    cells = {h.worker.name: _cell(h, run, samples, per_worker.get(h.worker.pk, 0), gold)
+    in_batches = batches_in_flight()
+    cells = {h.worker.name: _cell(h, run, samples, per_worker.get(h.worker.pk, 0), gold, _batches_text(
+                 in_batches.get((h.worker.annotator.number, h.worker.domain.slug)), now))
              for h in evaluate(workers, read_files=False)}
     annotators = sorted({w.annotator.number for w in workers})
     domains = [slug for _, slug in sorted({(w.domain.position, w.domain.slug) for w in workers})]

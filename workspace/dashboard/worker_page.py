@@ -8,8 +8,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from workers_app.engine.batch_requests import BatchesInFlight, batches_in_flight
 from workers_app.engine.gold import GoldScore, gold_scores
-from workers_app.models import Run, Sample, Worker, WorkerEvent
+from workers_app.models import Annotator, Run, Sample, Worker, WorkerEvent
 from workers_app.monitoring.checks import WorkerHealth, evaluate
 from workers_app.monitoring.sweep import auto_restarts_in_last_hour
 from workers_app.runs.current import current_run, run_samples, takes_part
@@ -33,6 +34,7 @@ class WorkerPage:
     samples: int  # the current run's samples this worker annotates; 0 when the run does not take it
     gold: GoldScore | None = None  # its annotator's gold answers, when the run in which it works checks gold
     gold_failing: bool = False
+    batches: BatchesInFlight | None = None  # batch mode: its provider batches not ended, and what waits for one
 
 
 def log_path(worker: Worker) -> Path:
@@ -74,4 +76,11 @@ def worker_page(worker: Worker) -> WorkerPage:
                       current=_current_samples(health.live.current), log_lines=lines, log_note=note,
                       auto_restarts=auto_restarts_in_last_hour(worker), run=run, in_run=in_run,
                       samples=run_samples(run).count() if in_run else 0, gold=gold,
-                      gold_failing=bool(gold and gold.failing(run)))
+                      gold_failing=bool(gold and gold.failing(run)), batches=_batches(worker))
+
+
+def _batches(worker: Worker) -> BatchesInFlight | None:
+    found = batches_in_flight().get((worker.annotator.number, worker.domain.slug))
+    if found is None and worker.annotator.mode == Annotator.Mode.BATCH:
+        return BatchesInFlight()
+    return found

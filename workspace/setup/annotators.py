@@ -23,7 +23,7 @@ from workspace.access import requires
 CHANGE = "workers_app.change_annotator"
 SETTINGS = ["backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
             "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "cache_responses",
-            "request_logprobs", "answers_per_item", "enabled"]
+            "request_logprobs", "answers_per_item", "mode", "batch_protocol", "batch_size", "enabled"]
 POST_IDS = re.compile(r"[\s,]+")
 
 
@@ -34,7 +34,8 @@ class SettingsForm(AnnotatorKeyForm):
                   "requests_per_minute": "Requests per minute", "max_input_chars": "Cut posts longer than",
                   "cache_responses": "Answer repeated requests from the response cache",
                   "request_logprobs": "Ask for logprobs and store each label's probability",
-                  "answers_per_item": "Answers per item (self-consistency)"}
+                  "answers_per_item": "Answers per item (self-consistency)",
+                  "mode": "Mode (live or the provider's batch API)"}
 
     field_order = [*SETTINGS[:4], "api_key", "clear_api_key", *SETTINGS[4:]]
 

@@ -26,6 +26,7 @@
     bar.value = cell.done;
     element.querySelector('[data-field="alerts"]').hidden = !cell.alerts;
     element.querySelector('[data-field="checks"]').classList.toggle("failing", cell.failed.length > 0);
+    element.querySelector('[data-field="batches"]').hidden = !cell.batches;
     const gold = element.querySelector('[data-field="gold"]');
     gold.hidden = !cell.gold;
     gold.classList.toggle("failing", cell.gold_failing);

@@ -16,8 +16,9 @@ FORMAT = "annotation-fleet-state"
 # 2: each annotator's budget and cache_responses, the price versions and the run definitions.
 # 3: the reference sets' provenance (their labels travel in archives); each annotator's structured-output mode and
 # fallback, the prices of prompt-cache tokens.
-# 4: each annotator's request_logprobs and answers_per_item (self-consistency); each domain's review thresholds (review_below_confidence,
-# review_below_agreement).
+# 4: each annotator's request_logprobs and answers_per_item (self-consistency) and its batch mode (mode,
+# batch_protocol, batch_size); each domain's review thresholds (review_below_confidence, review_below_agreement);
+# the batch discount of each price version (batch_percent).
 VERSION = 4
 NULLABLE_NUMBER = (int, float, type(None))
 DOMAIN_FIELDS = {"slug": str, "title": str, "kind": str, "codes": list, "prompt_template": str,
@@ -28,7 +29,8 @@ ANNOTATOR_FIELDS = {"number": int, "name": str, "backend": str, "model": str, "b
                     "timeout_seconds": (int, float), "max_retries": int, "enabled": bool,
                     "builtin_latency_ms": int, "builtin_malformed_rate": (int, float), "budget": NULLABLE_TEXT,
                     "cache_responses": bool, "structured": str, "structured_fallback": bool,
-                    "request_logprobs": bool, "answers_per_item": int}
+                    "request_logprobs": bool, "answers_per_item": int, "mode": str, "batch_protocol": str,
+                    "batch_size": int}
 # What version 1 documents lack: their import leaves these as the console has them.
 ADDED_IN_VERSION_2 = ("budget", "cache_responses")
 # A reference set as a state document holds it: provenance and how its file was read, without the labels.
@@ -37,11 +39,13 @@ REFERENCE_STATE_FIELDS = {"name": str, "kind": str, "description": str, "source"
                           "sha256": str, "labels": int}
 # Decimals as text: exact, where a JSON number would pass through a float.
 PRICE_FIELDS = {"annotator": int, "valid_from": str, "input_per_1k": str, "output_per_1k": str,
-                "cache_read_per_1k": NULLABLE_TEXT, "cache_write_per_1k": NULLABLE_TEXT, "currency": str}
+                "cache_read_per_1k": NULLABLE_TEXT, "cache_write_per_1k": NULLABLE_TEXT, "currency": str,
+                "batch_percent": str}
 # What older documents lack, by the version that added it: their import leaves these as the console has them.
 ADDED_IN_VERSION = {2: ("budget", "cache_responses"),
                     3: ("structured", "structured_fallback", "cache_read_per_1k", "cache_write_per_1k"),
-                    4: ("request_logprobs", "answers_per_item", "review_below_confidence", "review_below_agreement")}
+                    4: ("request_logprobs", "answers_per_item", "review_below_confidence", "review_below_agreement",
+                        "mode", "batch_protocol", "batch_size", "batch_percent")}
 
 
 def fields_of_version(fields: dict, version: int) -> dict:
@@ -58,7 +62,7 @@ def _price_record(price: AnnotatorPrice) -> dict:
     return {"annotator": price.annotator.number, "valid_from": price.valid_from.isoformat(),
             **{name: _text_or_none(getattr(price, name))
                for name in ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k")},
-            "currency": price.currency}
+            "currency": price.currency, "batch_percent": str(price.batch_percent)}
 
 
 def _text_or_none(value: Decimal | None) -> str | None:

@@ -49,9 +49,11 @@ def test_a_state_export_carries_budgets_the_cache_prices_and_runs_and_never_a_ke
     assert (first["budget"], first["cache_responses"]) == ("12.5000", True)
     assert document["prices"] == [
         {"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001000", "output_per_1k": "0.002000",
-         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR"},
+         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR",
+         "batch_percent": "50.00"},
         {"annotator": 1, "valid_from": "2026-03-01", "input_per_1k": "0.001500", "output_per_1k": "0.002000",
-         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR"}]
+         "cache_read_per_1k": None, "cache_write_per_1k": None, "currency": "EUR",
+         "batch_percent": "50.00"}]
     pilot = next(run for run in document["runs"] if run["name"] == "pilot")
     assert (pilot["description"], pilot["budget"], pilot["annotators"], len(pilot["samples"])) == (
         "a trial", "3.0000", [1], 2)
@@ -111,7 +113,6 @@ def test_a_version_1_document_still_imports_and_keeps_budgets_prices_and_runs(pr
     del document["prices"], document["runs"]
     for annotator in document["catalogue"]["annotators"]:
         del annotator["budget"], annotator["cache_responses"], annotator["structured"], annotator["structured_fallback"]
-        del annotator["request_logprobs"], annotator["answers_per_item"]
     _before_version_4(document)
     document["catalogue"]["annotators"][1]["model"] = "changed-by-an-old-file"
 
@@ -144,14 +145,31 @@ def test_a_state_document_carries_the_structured_mode_and_the_prompt_cache_price
         import_state(json.dumps(document), source="state.json", actor="test")
 
 
+def test_a_state_document_carries_batch_mode_and_each_prices_batch_discount(priced):
+    Annotator.objects.filter(number=1).update(mode="batch", batch_protocol="anthropic", batch_size=200)
+    AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).update(batch_percent=Decimal("40"))
+    document = json.loads(export_state(actor="test", target="memory"))
+    first = document["catalogue"]["annotators"][0]
+    assert (first["mode"], first["batch_protocol"], first["batch_size"]) == ("batch", "anthropic", 200)
+    assert [p["batch_percent"] for p in document["prices"]] == ["50.00", "40.00"]
+    Annotator.objects.filter(number=1).update(mode="live", batch_protocol="openai", batch_size=500)
+    AnnotatorPrice.objects.update(batch_percent=Decimal("50"))
+
+    plan = import_state(json.dumps(document), source="state.json", actor="test")
+
+    assert "annotator 1.mode: 'live' -> 'batch'" in plan.changes
+    annotator = Annotator.objects.get(number=1)
+    assert (annotator.mode, annotator.batch_protocol, annotator.batch_size) == ("batch", "anthropic", 200)
+    assert AnnotatorPrice.objects.get(valid_from=date(2026, 3, 1)).batch_percent == Decimal("40")
+
+
 def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_cache_prices(priced):
     Annotator.objects.filter(number=1).update(structured="grammar")
     AnnotatorPrice.objects.update(cache_write_per_1k=Decimal("0.00125"))
     document = json.loads(export_state(actor="test", target="memory"))
     document["version"] = 2
     for annotator in document["catalogue"]["annotators"]:
-        del annotator["structured"], annotator["structured_fallback"], annotator["request_logprobs"]
-        del annotator["answers_per_item"]
+        del annotator["structured"], annotator["structured_fallback"]
     _before_version_4(document)
     for price in document["prices"]:
         del price["cache_read_per_1k"], price["cache_write_per_1k"]
@@ -161,8 +179,14 @@ def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_ca
 
 
 def _before_version_4(document: dict) -> None:
+    """Takes out what version 4 added (an earlier deletion of some of it is fine)."""
+    for annotator in document["catalogue"]["annotators"]:
+        for name in ("request_logprobs", "answers_per_item", "mode", "batch_protocol", "batch_size"):
+            annotator.pop(name, None)
     for domain in document["catalogue"]["domains"]:
         del domain["review_below_confidence"], domain["review_below_agreement"]
+    for price in document.get("prices", []):
+        del price["batch_percent"]
 
 
 def _set_confidence_routing(logprobs: bool, confidence: float | None, agreement: float | None) -> None:
@@ -199,8 +223,6 @@ def test_a_version_3_document_still_imports_and_keeps_request_logprobs_and_the_t
     _set_confidence_routing(True, 0.4, 0.8)
     document = json.loads(export_state(actor="test", target="memory"))
     document["version"] = 3
-    for annotator in document["catalogue"]["annotators"]:
-        del annotator["request_logprobs"], annotator["answers_per_item"]
     _before_version_4(document)
     _set_confidence_routing(False, 0.2, None)  # what the console has when the old file comes in
     assert import_state(json.dumps(document), source="v3.json", actor="test").changes == []

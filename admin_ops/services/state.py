@@ -12,7 +12,8 @@ Reference sets (version 3) carry their provenance only, their labels travel in a
 description, source, licence, citation and stated raters of a set the console has from the same file, and names
 the sets it lacks (import their files, or restore an archive). Older documents still import and leave what they lack
 as it is: version 1 (before budgets, prices and runs), version 2 (before reference sets, structured outputs and
-prompt-cache prices) and version 3 (before each annotator's request_logprobs and each domain's review thresholds).
+prompt-cache prices) and version 3 (before each annotator's request_logprobs, self-consistency and batch mode, each
+domain's review thresholds and each price's batch discount).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "
               NULLABLE_NUMBER: "a number or null"}
 READABLE_VERSIONS = tuple(range(1, VERSION + 1))
 # What an import sets of a price version (a document before version 3 has no prompt-cache prices).
-PRICE_VALUES = ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency")
+PRICE_VALUES = ("input_per_1k", "output_per_1k", "cache_read_per_1k", "cache_write_per_1k", "currency",
+                "batch_percent")
 # What an import may change of a run the console has.
 RUN_EDITABLE = ("description", "budget")
 # What an import may change of a reference set the console has from the same file.

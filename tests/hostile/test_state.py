@@ -30,7 +30,7 @@ def price(**values):
     """A price of annotator 1 from 2026-01-01, changed by ``values``."""
     return lambda d: d["prices"].append({"annotator": 1, "valid_from": "2026-01-01", "input_per_1k": "0.001",
                                          "output_per_1k": "0.002", "cache_read_per_1k": None,
-                                         "cache_write_per_1k": None, "currency": "USD", **values})
+                                         "cache_write_per_1k": None, "currency": "USD", "batch_percent": "50", **values})
 
 
 def run(index: int, **values):
@@ -200,6 +200,14 @@ CASES = {
                         "catalogue.domains[0].review_below_confidence: NaN is not a number JSON allows"),
     "a version 4 domain without its thresholds": (lambda d: d["catalogue"]["domains"][0].pop("review_below_agreement"),
                                                   "catalogue.domains[0]: missing field 'review_below_agreement'"),
+    "an unknown batch mode": (annotator(0, mode="overnight"),
+                              "catalogue.annotators[0].mode: Value 'overnight' is not a valid choice."),
+    "batch mode for the built-in baseline": (annotator(1, mode="batch"),
+                                             "catalogue.annotators[1].mode: Batch mode is for the OpenAI-compatible"),
+    "a batch size given as text": (annotator(0, batch_size="100"),
+                                   "catalogue.annotators[0].batch_size: expected a whole number, got text"),
+    "a batch discount above 100 %": (price(batch_percent="150"),
+                                     "prices[0].batch_percent: Ensure this value is less than or equal to 100."),
     "request_logprobs given as text": (annotator(0, request_logprobs="yes"),
                                        "catalogue.annotators[0].request_logprobs: expected true or false, got text"),
     "request_logprobs given as null": (annotator(0, request_logprobs=None),
@@ -216,7 +224,8 @@ CASES = {
         annotator(1, temperature=0.7, answers_per_item=3),
         "catalogue.annotators[1].answers_per_item: Several answers per item are for the OpenAI-compatible backend"),
     "a version 3 document with a version 4 field": (
-        lambda d: [d.update(version=3), [a.pop("answers_per_item") for a in d["catalogue"]["annotators"]],
+        lambda d: [d.update(version=3), [[a.pop(name) for name in ("answers_per_item", "mode", "batch_protocol",
+                                                                   "batch_size")] for a in d["catalogue"]["annotators"]],
                    [a.pop("request_logprobs") for a in d["catalogue"]["annotators"][1:]],
                    [(x.pop("review_below_confidence"), x.pop("review_below_agreement"))
                     for x in d["catalogue"]["domains"]]],

@@ -147,20 +147,20 @@ def test_a_state_document_carries_the_structured_mode_and_the_prompt_cache_price
 
 def test_a_state_document_carries_batch_mode_and_each_prices_batch_discount(priced):
     Annotator.objects.filter(number=1).update(mode="batch", batch_protocol="anthropic", batch_size=200)
-    AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).update(batch_percent=Decimal("40"))
+    AnnotatorPrice.objects.filter(valid_from=date(2026, 3, 1)).update(batch_percent=Decimal(40))
     document = json.loads(export_state(actor="test", target="memory"))
     first = document["catalogue"]["annotators"][0]
     assert (first["mode"], first["batch_protocol"], first["batch_size"]) == ("batch", "anthropic", 200)
     assert [p["batch_percent"] for p in document["prices"]] == ["50.00", "40.00"]
     Annotator.objects.filter(number=1).update(mode="live", batch_protocol="openai", batch_size=500)
-    AnnotatorPrice.objects.update(batch_percent=Decimal("50"))
+    AnnotatorPrice.objects.update(batch_percent=Decimal(50))
 
     plan = import_state(json.dumps(document), source="state.json", actor="test")
 
     assert "annotator 1.mode: 'live' -> 'batch'" in plan.changes
     annotator = Annotator.objects.get(number=1)
     assert (annotator.mode, annotator.batch_protocol, annotator.batch_size) == ("batch", "anthropic", 200)
-    assert AnnotatorPrice.objects.get(valid_from=date(2026, 3, 1)).batch_percent == Decimal("40")
+    assert AnnotatorPrice.objects.get(valid_from=date(2026, 3, 1)).batch_percent == Decimal(40)
 
 
 def test_a_version_2_document_still_imports_and_keeps_the_structured_mode_and_cache_prices(priced):

@@ -122,6 +122,7 @@ ONCE = {
     "tests/test_quality_pages.py",
     "tests/test_passes.py",
     "tests/test_rate_limit.py",
+    "tests/test_redis_client.py",
     "tests/test_reference_docs.py",
     "tests/test_request_limits.py",
     "tests/test_review_pages.py",

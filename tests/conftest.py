@@ -40,11 +40,15 @@ def clean_annotations_dir():
 
 @pytest.fixture(autouse=True)
 def fresh_catalogue_cache():
+    """The caches of rows a test's rolled-back database may give again under the same ids (runs, catalogue rows,
+    price versions), each kept for a second or two per process: a test must not read the one before it's."""
     from workers_app.engine.catalogue_cache import forget_cached_rows
+    from workers_app.engine.cost import forget_cached_prices
     from workers_app.runs.current import forget_cached_runs
 
     forget_cached_runs()
     forget_cached_rows()
+    forget_cached_prices()
 
 
 @pytest.fixture

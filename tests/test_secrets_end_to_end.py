@@ -135,7 +135,8 @@ def _form_values(annotator: Annotator) -> dict:
     """The annotator's change form as the browser would post it back unchanged."""
     fields = ("number", "name", "backend", "request_mode", "structured", "model", "base_url", "api_key_env",
               "requests_per_minute", "temperature", "max_tokens", "timeout_seconds", "max_retries", "max_input_chars",
-              "builtin_latency_ms", "builtin_malformed_rate", "builtin_profile", "answers_per_item")
+              "builtin_latency_ms", "builtin_malformed_rate", "builtin_profile", "answers_per_item", "mode",
+              "batch_protocol", "batch_size")
     values = {name: getattr(annotator, name) for name in fields}
     values.update({"budget": "" if annotator.budget is None else annotator.budget, "prices-TOTAL_FORMS": "0",
                    "prices-INITIAL_FORMS": "0"})  # no budget, no price versions: the inline posted back empty

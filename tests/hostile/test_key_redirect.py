@@ -55,7 +55,7 @@ def operator(django_user_model) -> Client:
 def change_form(annotator: Annotator, **changes) -> dict:
     fields = ("number", "name", "backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute",
               "temperature", "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "builtin_latency_ms",
-              "builtin_malformed_rate", "builtin_profile", "structured", "answers_per_item")
+              "builtin_malformed_rate", "builtin_profile", "structured", "answers_per_item", "mode", "batch_protocol", "batch_size")
     values = {name: getattr(annotator, name) for name in fields}
     values.update({"budget": "", "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "api_key": "",
                    **({"enabled": "on"} if annotator.enabled else {}), **changes})

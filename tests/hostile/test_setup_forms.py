@@ -143,7 +143,8 @@ def operator(client, catalogue) -> Client:
 
 def annotator_form(annotator: Annotator, **changes) -> dict:
     fields = ("backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
-              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item")
+              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item", "mode",
+              "batch_protocol", "batch_size")
     data = {name: "" if getattr(annotator, name) is None else getattr(annotator, name) for name in fields}
     return {**data, "enabled": "on", **changes}
 

@@ -220,6 +220,42 @@ def test_a_budget_that_allows_two_of_three_batches_submits_two(catalogue, batch_
     assert spent(Annotator.objects.get(pk=annotator.pk)) == 6 * BATCH_PER_CALL
 
 
+class Killed(BaseException):
+    """The process dies here: nothing after this line runs."""
+
+
+def kill_at(monkeypatch, where: str) -> None:
+    """Die at ``where``: the batch's record (``create``), the reservation's charge, or the create call."""
+    def die(*args, **kwargs):
+        raise Killed(where)
+    if where == "create":
+        monkeypatch.setattr(Batch.objects, "create", die)
+    else:
+        monkeypatch.setattr(batch_mode, where, die)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("killed_at", ["create", "charge", "_send"])
+def test_a_kill_around_the_reservation_counts_the_batch_once_after_the_restart(catalogue, batch_api, monkeypatch,
+                                                                                killed_at):
+    """Killed before the batch's row is recorded, or after it but before or after its reservation reached the
+    spend counter: after the restart the reservation is counted exactly once, and settles on the actual cost."""
+    annotator = batch_annotator(batch_api.url, size=2)
+    Annotator.objects.filter(pk=annotator.pk).update(budget=100)
+    take(2)
+    assert spent(annotator) == 0  # the counter exists from here on
+    batch_api.hold.set()
+    with monkeypatch.context() as patched:
+        kill_at(patched, killed_at)
+        with pytest.raises(Killed):
+            submit_pending(URGENCY, worker="w")
+    run_batches()  # the restart: the batch is submitted once, its reservation counted once
+    assert batch_api.creates == 1 and spent(annotator) == Batch.objects.get().reserved
+    batch_api.hold.clear()
+    run_batches()
+    assert Outcome.objects.count() == 2 and spent(annotator) == 2 * BATCH_PER_CALL
+
+
 @pytest.mark.django_db
 def test_a_budget_spent_already_pauses_the_workers_as_in_live_mode(catalogue, batch_api):
     annotator = batch_annotator(batch_api.url, size=2)

@@ -5,8 +5,9 @@ nothing twice:
 
 1. its message is taken like any other, and ``take_into_batch`` records a pending ``BatchRequest`` before the
    message is acknowledged (a kill before that redelivers the message; a redelivered copy finds the request);
-2. the worker's batcher thread gathers up to ``batch_size`` pending requests, reserves the batch's worst case
-   against the budgets, and records a ``Batch`` (state ``submitting``, its requests named) *before* the create call;
+2. the worker's batcher thread gathers up to ``batch_size`` pending requests, checks the batch's worst case
+   against the budgets, records a ``Batch`` (state ``submitting``, its requests and reservation named) and counts
+   the reservation as spent, all *before* the create call;
    then records the provider's id (``in_flight``). A restart that finds a ``submitting`` batch looks for it at the
    provider by its ref and adopts it, or submits it if the provider never got it;
 3. the batcher polls the batch; once ended, its answers are stored through the live path (parsed and validated,
@@ -41,7 +42,7 @@ from .annotate import WORKER_ACTOR, _answer, _Job, _log_malformed, _rows
 from .backends import Completion, PermanentBackendError, TransientBackendError, count_call
 from .batch_api import BatchClient, BatchResult, batch_client_for
 from .batch_requests import is_batch_mode, pending_requests
-from .budget import BudgetReached, check_budget, reserve, settle
+from .budget import BudgetReached, charge, check_budget, forget_spend, refuse_past_budget, settle
 from .catalogue_cache import catalogue_rows, forget_cached_rows
 from .cost import call_cost, cost_of, price_on
 from .flusher import process_flusher
@@ -110,7 +111,7 @@ def submit_pending(key: WorkerKey, *, worker: str) -> Batch | None:
     reserved = worst_case(annotator, list(jobs.values()))
     try:
         check_budget(annotator, run, actor=WORKER_ACTOR)  # spent already: the workers pause, as in live mode
-        reserve(annotator, run, reserved)
+        refuse_past_budget(annotator, run, reserved)
     except BudgetReached as exc:
         log.warning("%s: batch of %d not submitted: %s", key, len(requests), exc)
         return None
@@ -120,6 +121,9 @@ def submit_pending(key: WorkerKey, *, worker: str) -> Batch | None:
                                      requests=len(jobs), reserved=reserved)
         BatchRequest.objects.filter(pk__in=[r.pk for r in requests if r.custom_id in jobs]).update(
             batch=batch, attempts=F("attempts") + 1)
+    # Counted only once its row records it: a kill before this line leaves the batch submitting, and its
+    # resumption rebuilds the spend from the store (which counts the reservation), so none is lost or leaked.
+    charge(annotator, run, reserved)
     _send(batch, batch_client_for(annotator), jobs)
     return batch
 
@@ -140,7 +144,11 @@ def resume_submitting(key: WorkerKey, *, worker: str) -> int:
     the provider's batch if it has one under our ref, else submit it now. Return how many were resolved."""
     annotator, _ = catalogue_rows(key)
     resolved = 0
-    for batch in Batch.objects.filter(annotator=annotator, domain__slug=key.domain, state=Batch.State.SUBMITTING):
+    submitting = list(Batch.objects.select_related("run").filter(annotator=annotator, domain__slug=key.domain,
+                                                                 state=Batch.State.SUBMITTING))
+    for run in {batch.run for batch in submitting}:
+        forget_spend({annotator.number}, run)  # the reservation may or may not have been charged before a kill
+    for batch in submitting:
         client = batch_client_for(annotator)
         known = set(Batch.objects.exclude(provider_id="").values_list("provider_id", flat=True))
         found = client.find(batch.ref, created_since=batch.created_at - timedelta(seconds=5),

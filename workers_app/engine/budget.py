@@ -7,9 +7,9 @@ overspent by at most the requests in flight when it was reached. The counter cac
 payer's stored outcomes, plus the calls whose outcomes are on their way): it is rebuilt from the store when
 missing, and a reset drops it with the outcomes it deletes.
 
-A provider batch (batch mode) reserves its worst case before it is submitted (``reserve``): the spend counts it
-until the batch ends and settles on its actual cost, and a batch that would take a payer past its budget is not
-submitted.
+A provider batch (batch mode) reserves its worst case before it is submitted: a batch that would take a payer past
+its budget is not submitted (``refuse_past_budget``); else the batch's row records the reservation, which the spend
+counts until the batch ends and settles on its actual cost.
 """
 
 from __future__ import annotations
@@ -122,9 +122,10 @@ def charge(annotator: Annotator, run: Run, cost: Decimal | None) -> None:
         log.warning("%s: call not charged in Redis (%s); the next rebuild counts it", annotator, exc)
 
 
-def reserve(annotator: Annotator, run: Run, amount: Decimal) -> None:
-    """Before a provider batch is submitted: raise BudgetReached if its worst case ``amount`` would take the
-    annotator or the run past its budget (nothing is reserved then); else count it as spent until it settles."""
+def refuse_past_budget(annotator: Annotator, run: Run, amount: Decimal) -> None:
+    """Before a provider batch is recorded: raise BudgetReached if its worst case ``amount`` would take the
+    annotator or the run past its budget. The caller records the batch with its reservation, then ``charge``s it:
+    a kill between the two leaves a batch still submitting, whose resumption rebuilds the spend from the store."""
     for row, payer_of in ((annotator, Payer.of_annotator), (run, Payer.of_run)):
         payer = payer_of(type(row).objects.get(pk=row.pk))
         if payer.budget is None:
@@ -134,7 +135,6 @@ def reserve(annotator: Annotator, run: Run, amount: Decimal) -> None:
             raise BudgetReached(f"{payer.label} spent {used.normalize():f} of its budget of "
                                 f"{payer.budget.normalize():f}: a batch whose worst case costs "
                                 f"{amount.normalize():f} would exceed it")
-    charge(annotator, run, amount)
 
 
 def settle(annotator: Annotator, run: Run, reserved: Decimal, actual: Decimal) -> None:

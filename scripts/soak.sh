@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-10}
 shift || true
 SOAK_DIR=${SOAK_DIR:-$(mktemp -d -t soak-XXXXXX)}
+mkdir -p "$SOAK_DIR"
 PG_URL=${CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 EXTRA_REQUIREMENTS=requirements-local-llm.txt source scripts/bootstrap.sh
 

@@ -1,7 +1,9 @@
-"""Helpers that tests share: waiting for a condition, making samples and outcomes, workbooks, `manage.py check`."""
+"""Helpers that tests share: waiting for a condition, making samples and outcomes, workbooks, a change form as a
+browser posts it, `manage.py check`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +11,8 @@ import time
 from pathlib import Path
 
 import openpyxl
+from django.db import models
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from workers_app.catalogue_defaults import DOMAINS
@@ -97,3 +101,20 @@ def default_domain_specs() -> dict[str, tuple[str, list[str], dict]]:
     """Each default domain's kind, codes and parse rules by slug, without a database."""
     return {spec["slug"]: (spec["kind"], [entry["code"] for entry in spec["codes"]], spec.get("parse_rules", {}))
             for spec in DOMAINS}
+
+
+def form_data(obj: models.Model, **changes: object) -> dict:
+    """A change form of ``obj`` as a browser posts it back: every field's value (a checkbox only when ticked,
+    JSON as text, nothing for None), with ``changes`` over it. Fields the form does not show are ignored by it."""
+    data = {}
+    for name, value in model_to_dict(obj).items():
+        field = obj._meta.get_field(name)
+        if isinstance(field, models.JSONField):
+            data[name] = json.dumps(value)
+        elif isinstance(field, models.BooleanField):
+            if value:
+                data[name] = "on"
+        elif value is not None:
+            data[name] = value
+    data.update(changes)
+    return data

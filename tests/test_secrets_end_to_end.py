@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from audit.models import AuditLog
-from tests.helpers import make_samples
+from tests.helpers import form_data, make_samples
 from tests.worker_processes import WorkerProcess
 from workers_app.engine.queues import populate_queues
 from workers_app.models import Annotator, Outcome
@@ -132,14 +132,5 @@ def test_each_annotator_sends_only_its_own_key_and_no_other_secret_leaves(catalo
 
 
 def _form_values(annotator: Annotator) -> dict:
-    """The annotator's change form as the browser would post it back unchanged."""
-    fields = ("number", "name", "backend", "request_mode", "structured", "model", "base_url", "api_key_env",
-              "requests_per_minute", "temperature", "max_tokens", "timeout_seconds", "max_retries", "max_input_chars",
-              "builtin_latency_ms", "builtin_malformed_rate", "builtin_profile", "answers_per_item", "mode",
-              "batch_protocol", "batch_size")
-    values = {name: getattr(annotator, name) for name in fields}
-    values.update({"budget": "" if annotator.budget is None else annotator.budget, "prices-TOTAL_FORMS": "0",
-                   "prices-INITIAL_FORMS": "0"})  # no budget, no price versions: the inline posted back empty
-    if annotator.enabled:
-        values["enabled"] = "on"
-    return values
+    """The annotator's admin change form as the browser posts it back unchanged (no price versions inline)."""
+    return {**form_data(annotator), "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0"}

@@ -21,7 +21,7 @@ from api.models import ApiToken
 from api.tokens import authenticate_secret, create_token
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
-from tests.helpers import make_samples
+from tests.helpers import form_data, make_samples
 from workers_app.engine.api_keys import api_key_for, set_api_key
 from workers_app.models import Annotator, AnnotatorPrice, Corpus, Domain, Outcome, Sample
 from workers_app.redis_client import get_redis
@@ -104,18 +104,9 @@ def test_a_viewer_sees_settings_but_no_form_and_cannot_post_one(client, roles):
 # ------------------------------------------------------------------------------------------------ annotators
 
 
-def settings_form(annotator: Annotator, **changes) -> dict:
-    fields = ("backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
-              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item", "mode",
-              "batch_protocol", "batch_size")
-    data = {name: "" if getattr(annotator, name) is None else getattr(annotator, name) for name in fields}
-    data.update({"enabled": "on", **changes})
-    return {name: value for name, value in data.items() if value is not False}
-
-
 def test_settings_are_saved_through_the_service_with_a_key_and_a_price(client, http_annotator):
     logged_in(client, "olga", "workers_app.view_annotator", "workers_app.change_annotator")
-    response = client.post("/setup/annotators/1/", settings_form(
+    response = client.post("/setup/annotators/1/", form_data(
         http_annotator, model="gpt-4o-mini", temperature="0", cache_responses="on", request_logprobs="on", api_key=KEY,
         **{"price-valid_from": "2026-02-01", "price-input_per_1k": "0.15", "price-output_per_1k": "0.6",
            "price-currency": "USD"}))
@@ -134,7 +125,7 @@ def test_settings_are_saved_through_the_service_with_a_key_and_a_price(client, h
 
 def test_batch_mode_is_set_in_the_workspace_like_any_setting(client, http_annotator):
     logged_in(client, "olga", "workers_app.view_annotator", "workers_app.change_annotator")
-    response = client.post("/setup/annotators/1/", settings_form(
+    response = client.post("/setup/annotators/1/", form_data(
         http_annotator, mode="batch", batch_protocol="anthropic", batch_size="250"))
     assert response.status_code == 302, text(response)
     saved = Annotator.objects.get(number=1)

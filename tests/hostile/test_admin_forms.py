@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import override_settings
 
-from tests.hostile.admin_forms import form_data
+from tests.helpers import form_data
 from workers_app.models import AlertChannel, Annotator, Domain
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from audit.actions import Action
 from audit.models import AppendOnlyError, AuditLog
 from audit.services import audited
-from tests.hostile.admin_forms import form_data
+from tests.helpers import form_data
 from tests.hostile.conftest import assert_failed_audit
 from workers_app.beat_schedules import seed_schedules
 from workers_app.catalogue_defaults import seed_defaults

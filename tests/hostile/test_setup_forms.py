@@ -22,7 +22,7 @@ from api.models import ApiToken
 from api.tokens import create_token
 from audit.models import AuditLog
 from tests.browser.conftest import make_staff
-from tests.helpers import make_samples
+from tests.helpers import form_data, make_samples
 from tests.hostile.conftest import assert_failed_audit
 from workers_app.engine.api_keys import api_key_for, set_api_key
 from workers_app.local_profile import use_local_gemma
@@ -141,14 +141,6 @@ def operator(client, catalogue) -> Client:
     return logged_in(client, "workers_app.view_annotator", "workers_app.change_annotator")
 
 
-def annotator_form(annotator: Annotator, **changes) -> dict:
-    fields = ("backend", "request_mode", "model", "base_url", "api_key_env", "requests_per_minute", "temperature",
-              "max_tokens", "timeout_seconds", "max_retries", "max_input_chars", "budget", "answers_per_item", "mode",
-              "batch_protocol", "batch_size")
-    data = {name: "" if getattr(annotator, name) is None else getattr(annotator, name) for name in fields}
-    return {**data, "enabled": "on", **changes}
-
-
 def field_errors(response, field: str) -> str:
     assert response.status_code == 400, "the form was accepted"
     form = response.context["form"]
@@ -172,7 +164,7 @@ def field_errors(response, field: str) -> str:
 @override_settings(OUTBOUND_ALLOW=[])
 def test_a_base_url_the_outbound_policy_refuses_is_named_and_not_saved(operator, unchanged, url, reason):
     annotator = Annotator.objects.get(number=1)
-    response = operator.post("/setup/annotators/1/", annotator_form(annotator, backend="openai_compatible",
+    response = operator.post("/setup/annotators/1/", form_data(annotator, backend="openai_compatible",
                                                                      base_url=url))
     assert reason in field_errors(response, "base_url")
     assert "hunter2" not in text(response).split('id="settings-form"')[0]
@@ -195,7 +187,7 @@ def test_a_base_url_the_outbound_policy_refuses_is_named_and_not_saved(operator,
 ])
 def test_a_bad_setting_is_named_and_nothing_is_saved(operator, unchanged, changes, field, reason):
     annotator = Annotator.objects.get(number=1)
-    response = operator.post("/setup/annotators/1/", annotator_form(annotator, **changes))
+    response = operator.post("/setup/annotators/1/", form_data(annotator, **changes))
     assert reason in field_errors(response, field)
     assert KEY not in text(response).split('<form')[0]
     unchanged()
@@ -208,7 +200,7 @@ def keyed(http_annotator, operator) -> Annotator:
 
 
 def test_a_stored_key_is_not_moved_to_another_server_by_a_base_url_change(keyed, operator, unchanged):
-    response = operator.post("/setup/annotators/1/", annotator_form(keyed, base_url="https://attacker.example/v1"))
+    response = operator.post("/setup/annotators/1/", form_data(keyed, base_url="https://attacker.example/v1"))
     assert "not sent to https://attacker.example unless you type the key again" in field_errors(response, "base_url")
     assert KEY not in text(response)
     unchanged()
@@ -233,7 +225,7 @@ def test_switching_to_the_local_model_leaves_the_stored_key_behind(keyed):
 
 
 def test_a_stored_key_moves_only_when_typed_again(keyed, operator):
-    response = operator.post("/setup/annotators/1/", annotator_form(
+    response = operator.post("/setup/annotators/1/", form_data(
         keyed, base_url="https://api.new.example/v1", api_key="sk-the-new-one-0123456789abcdef"))
     assert response.status_code == 302
     assert Annotator.objects.get(pk=keyed.pk).base_url == "https://api.new.example/v1"
@@ -249,7 +241,7 @@ def test_a_stored_key_moves_only_when_typed_again(keyed, operator):
                   "price-currency": "USD"}, "valid_from", "Enter a valid date", id="date"),
 ])
 def test_a_bad_price_is_named_and_nothing_is_saved(operator, unchanged, prices, field, reason):
-    response = operator.post("/setup/annotators/1/", annotator_form(Annotator.objects.get(number=1), **prices))
+    response = operator.post("/setup/annotators/1/", form_data(Annotator.objects.get(number=1), **prices))
     assert response.status_code == 400
     assert reason in " ".join(response.context["price"].errors.get(field, []))
     unchanged()

@@ -70,6 +70,7 @@ class RefusalTally(models.Model):
     requests = models.JSONField(default=list)
 
     class Meta:
+        verbose_name_plural = "refusal tallies"
         constraints = [models.UniqueConstraint(fields=["actor", "client", "period_start"],
                                                name="one_tally_per_actor_client_period")]
 

@@ -9,22 +9,19 @@ import logging
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from audit.models import AuditLog
+from tests.batches import BATCH_PER_CALL, URGENCY, batch_annotator, one_batch_in_flight, take
 from tests.fake_batch import serving_fake_batch_api
-from tests.helpers import make_samples, worker
+from tests.helpers import worker
 from workers_app.engine import batch as batch_mode
 from workers_app.engine.annotate import annotate_samples
 from workers_app.engine.batch import poll_in_flight, resume_submitting, submit_pending
 from workers_app.engine.budget import spent
-from workers_app.engine.cost import forget_cached_prices
-from workers_app.engine.keys import WorkerKey
 from workers_app.engine.ratelimit import counters_key
 from workers_app.fleet.lost_work import LostWork
 from workers_app.models import (
     Annotator,
-    AnnotatorPrice,
     Batch,
     BatchRequest,
     MalformedAttempt,
@@ -33,11 +30,6 @@ from workers_app.models import (
 )
 from workers_app.redis_client import get_redis
 from workers_app.runs.current import current_run
-
-URGENCY = WorkerKey(1, "urgency")
-# 100 prompt and 12 completion tokens per answer: 0.016 live, 0.008 at the default batch price (50 %).
-INPUT, OUTPUT = Decimal("0.1"), Decimal("0.5")
-BATCH_PER_CALL = Decimal("0.008")
 
 
 @pytest.fixture
@@ -49,36 +41,6 @@ def batch_api():
 @pytest.fixture(autouse=True)
 def no_settling_wait(monkeypatch):
     monkeypatch.setattr(batch_mode, "SETTLE_SECONDS", 0)
-
-
-def batch_annotator(url: str, *, size: int = 4, protocol: str = Annotator.BatchProtocol.OPENAI) -> Annotator:
-    annotator = Annotator.objects.get(number=1)
-    annotator.backend = Annotator.Backend.OPENAI_COMPATIBLE
-    annotator.base_url = url
-    annotator.model = "fake-model"
-    annotator.mode = Annotator.Mode.BATCH
-    annotator.batch_protocol = protocol
-    annotator.batch_size = size
-    annotator.save()
-    forget_cached_prices()
-    AnnotatorPrice.objects.create(annotator=annotator, valid_from=timezone.localdate(), input_per_1k=INPUT,
-                                  output_per_1k=OUTPUT)
-    return annotator
-
-
-def take(count: int) -> list[int]:
-    """``count`` samples whose messages the worker took (recorded as pending batch requests)."""
-    samples = make_samples(count, vary=True)
-    annotate_samples(samples, URGENCY, worker="w", run_id=current_run().pk)
-    return samples
-
-
-def one_batch_in_flight(fake, taken: int = 5, protocol: str = Annotator.BatchProtocol.OPENAI) -> Batch:
-    """``taken`` samples taken, a batch of 3 submitted and held in flight, the rest waiting for a batch."""
-    batch_annotator(fake.url, size=3, protocol=protocol)
-    take(taken)
-    fake.hold.set()
-    return submit_pending(URGENCY, worker="w")
 
 
 def run_batches() -> None:

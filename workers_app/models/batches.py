@@ -42,6 +42,7 @@ class Batch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "batches"
         indexes = [models.Index(fields=["annotator", "domain", "state"], name="batch_by_worker_state")]
 
     def __str__(self) -> str:

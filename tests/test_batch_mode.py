@@ -75,15 +75,47 @@ def test_a_batch_is_answered_through_the_live_path_at_the_batch_price(catalogue,
 
 
 @pytest.mark.django_db
-def test_a_malformed_batch_answer_is_logged_and_flagged_like_a_live_one(catalogue, batch_api):
+def test_a_malformed_batch_answer_is_asked_once_more_and_the_outcome_carries_both_costs(catalogue, batch_api):
+    batch_api.content_for = lambda prompt: "I cannot tell."
+    annotator = batch_annotator(batch_api.url, size=2)
+    take(2)
+    run_batches()
+    poll_in_flight(URGENCY, worker="w")  # ended: both malformed, logged, back to pending with their cost
+    assert not Outcome.objects.exists() and MalformedAttempt.objects.count() == 2
+    assert set(BatchRequest.objects.values_list("batch", "spent", "last_error")) == {
+        (None, BATCH_PER_CALL, "malformed answer")}
+    batch_api.content_for = lambda prompt: "<<LEVEL_2>>"
+    run_batches()
+    run_batches()
+    assert batch_api.creates == 2
+    assert {(o.status, tuple(o.labels), o.attempts, o.cost) for o in Outcome.objects.all()} == {
+        ("ok", ("LEVEL_2",), 2, 2 * BATCH_PER_CALL)}
+    assert list(Batch.objects.values_list("cost", flat=True)) == [2 * BATCH_PER_CALL] * 2  # each paid its own
+    assert spent(annotator) == 4 * BATCH_PER_CALL
+
+
+@pytest.mark.django_db
+def test_a_batch_answer_malformed_twice_is_logged_and_flagged_like_a_live_one(catalogue, batch_api):
     batch_api.content_for = lambda prompt: "I cannot tell."
     batch_annotator(batch_api.url, size=2)
     take(2)
+    for _ in range(4):
+        run_batches()
+    assert batch_api.creates == 2
+    assert {(o.status, o.attempts, o.cost) for o in Outcome.objects.all()} == {("malformed", 2, 2 * BATCH_PER_CALL)}
+    assert MalformedAttempt.objects.count() == 4 and MalformedAttempt.objects.first().cost == BATCH_PER_CALL
+
+
+@pytest.mark.django_db
+def test_a_malformed_batch_answer_is_not_asked_again_when_the_annotator_allows_no_retry(catalogue, batch_api):
+    batch_api.content_for = lambda prompt: "I cannot tell."
+    annotator = batch_annotator(batch_api.url, size=2)
+    Annotator.objects.filter(pk=annotator.pk).update(max_retries=0)
+    take(2)
     run_batches()
     run_batches()
-    assert set(Outcome.objects.values_list("status", flat=True)) == {"malformed"}
-    assert MalformedAttempt.objects.count() == 2
-    assert MalformedAttempt.objects.first().cost == BATCH_PER_CALL
+    assert batch_api.creates == 1
+    assert {(o.status, o.attempts) for o in Outcome.objects.all()} == {("malformed", 1)}
 
 
 @pytest.mark.django_db

@@ -13,7 +13,8 @@ nothing twice:
 3. the batcher polls the batch; once ended, its answers are stored through the live path (parsed and validated,
    malformed attempts logged, flags, cost at the batch price, review items) and the batch settles its reservation.
    A request that failed, expired or was cancelled goes back to pending once, then is stored as an error
-   (malformed, reason ``batch_error``); a result naming a request the batch did not ask is ignored and logged.
+   (malformed, reason ``batch_error``); a malformed answer goes back once too when the annotator allows retries (the
+   outcome then carries both answers' cost); a result naming a request the batch did not ask is ignored and logged.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .batch_api import BatchClient, BatchResult, batch_client_for
 from .batch_requests import is_batch_mode, pending_requests
 from .budget import BudgetReached, charge, check_budget, forget_spend, refuse_past_budget, settle
 from .catalogue_cache import catalogue_rows, forget_cached_rows
-from .cost import call_cost, cost_of, price_on
+from .cost import add_costs, call_cost, cost_of, price_on
 from .flusher import process_flusher
 from .keys import WorkerKey
 from .parsing import ParseResult
@@ -52,7 +53,9 @@ from .store import mark_backend_error, store_outcomes
 
 log = logging.getLogger(__name__)
 
-BATCH_ATTEMPTS = 2  # a failed, expired or cancelled request goes back once, then counts as an error
+# A failed, expired or cancelled request goes back once, then counts as an error; a malformed answer is asked once
+# more (as a live call is retried) when the annotator allows retries.
+BATCH_ATTEMPTS = 2
 ERROR_REASON = "batch_error"
 SETTLE_SECONDS = 1.0  # a partial batch waits this long after the last sample was taken, with the queue empty
 BYTES_PER_TOKEN = 3  # the worst-case estimate of a prompt's tokens (English averages about four)
@@ -217,6 +220,8 @@ def end_batch(key: WorkerKey, batch: Batch, client: BatchClient, provider_status
     latency = min(MAX_LATENCY_MS, int((timezone.now() - started_at).total_seconds() * 1000))
     answered: list[dict] = []
     failed: dict[str, str] = {}
+    malformed: dict[str, Decimal | None] = {}  # asked again in a later batch, with what this answer cost
+    paid: Decimal | None = None
     seen: set[str] = set()
     for result in client.results(batch.provider_id):
         job = jobs.get(result.custom_id)
@@ -232,7 +237,12 @@ def end_batch(key: WorkerKey, batch: Batch, client: BatchClient, provider_status
         if result.completion is None:
             failed[result.custom_id] = result.error or "failed"
             continue
-        answered.append(_answered(job, requests[result.custom_id], result, latency, started_at))
+        fields, cost = _answered(job, requests[result.custom_id], result, latency, started_at)
+        paid = add_costs(paid, cost)
+        if fields is None:
+            malformed[result.custom_id] = cost
+        else:
+            answered.append(fields)
     failed.update({cid: f"no result; the batch ended {provider_status}" for cid, job in jobs.items()
                    if cid not in seen and job.sample.pk not in stored})
     again = [requests[cid].pk for cid in failed if requests[cid].attempts < BATCH_ATTEMPTS]
@@ -240,23 +250,32 @@ def end_batch(key: WorkerKey, batch: Batch, client: BatchClient, provider_status
               if requests[cid].attempts >= BATCH_ATTEMPTS]
     process_flusher().note_stored(key, batch.run, store_outcomes(key, answered + errors))
     BatchRequest.objects.filter(pk__in=again, batch=batch).update(batch=None, last_error=provider_status)
-    actual = sum((fields["cost"] for fields in answered if fields["cost"] is not None), Decimal(0))
+    for cid, cost in malformed.items():
+        BatchRequest.objects.filter(pk=requests[cid].pk, batch=batch).update(
+            batch=None, last_error="malformed answer", spent=add_costs(requests[cid].spent, cost))
+    actual = paid or Decimal(0)
     if Batch.objects.filter(pk=batch.pk, state=Batch.State.IN_FLIGHT).update(
             state=Batch.State.ENDED, ended_at=timezone.now(), cost=actual, succeeded=len(answered),
             failed=len(failed), provider_status=provider_status[:40]):
         settle(batch.annotator, batch.run, batch.reserved, actual)
-    log.info("batch %s ended %s: %d answered, %d back to pending, %d errors", batch.ref, provider_status,
-             len(answered), len(again), len(errors))
+    log.info("batch %s ended %s: %d answered, %d back to pending (%d malformed), %d errors", batch.ref,
+             provider_status, len(answered), len(again) + len(malformed), len(malformed), len(errors))
 
 
-def _answered(job: _Job, request: BatchRequest, result: BatchResult, latency: int, started_at) -> dict:
-    """The outcome's fields, as a live answer's: parsed, validated, malformed logged, at the batch price."""
+def _answered(job: _Job, request: BatchRequest, result: BatchResult, latency: int,
+              started_at) -> tuple[dict | None, Decimal | None]:
+    """The outcome's fields, as a live answer's (parsed, validated, malformed logged, at the batch price, with what
+    its earlier answers cost), and what this answer cost. No fields for a malformed answer that is to be asked
+    again: once, when the annotator allows retries, as a live call would be."""
     completion = replace(result.completion, latency_ms=latency)
     cost = call_cost(job.annotator.pk, completion, batch=True)
     parsed = job.parse(completion)
     if not parsed.ok:
         _log_malformed(job, completion, parsed, request.attempts, cost=cost)
-    return _answer(job, completion, parsed, request.attempts, started_at, cost=cost)[1]
+        if request.attempts < BATCH_ATTEMPTS and job.annotator.max_retries > 0 and not completion.final:
+            return None, cost
+    return _answer(job, completion, parsed, request.attempts, started_at,
+                   cost=add_costs(request.spent, cost))[1], cost
 
 
 class Batcher:

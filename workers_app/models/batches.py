@@ -60,6 +60,7 @@ class BatchRequest(models.Model):
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     custom_id = models.CharField(max_length=64)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="batches that took it so far")
+    spent = cost_field(null=True, blank=True, help_text="what its earlier, malformed answers cost")
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
